@@ -1,0 +1,58 @@
+# Berth — build, run, test.
+#   make run    the server on its embedded defaults (creates the first admin)
+#   make test   everything: vet, gofmt, unit, conformance, brokers, e2e
+#   make bench  Store/Secrets benchmarks side by side, and the deploy engine's
+
+GO        ?= go
+BIN       := bin/berth
+DATA      ?= ./data
+export BERTH_CACHE ?= $(HOME)/.cache/berth
+ADMIN     ?= admin@berth.local
+
+.PHONY: all build run test unit e2e agents services vet fmt-check bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/berth
+
+run: build
+	@mkdir -p $(DATA)
+	@$(BIN) admin create-user -config config.hcl -data-dir $(DATA) -email $(ADMIN) -admin -if-missing -password-out $(DATA)/admin-password
+	@echo ""
+	@echo "Berth API:    http://127.0.0.1:8080   (router for apps: http://<app>.apps.localhost:8081)"
+	@echo "Log in as $(ADMIN); the password is in $(DATA)/admin-password (made on first run):"
+	@echo "  curl -s -X POST http://127.0.0.1:8080/users/$(ADMIN)/tokens -d \"{\\\"password\\\":\\\"\$$(cat $(DATA)/admin-password)\\\"}\""
+	@echo "then send the token as: -H 'Authorization: bearer <token>'"
+	@echo ""
+	$(BIN) server -config config.hcl -data-dir $(DATA)
+
+# Real servers and agents the tests use: MariaDB/Redis (started if down),
+# Consul, Vault and FerretDB (built once into $(BERTH_CACHE)/bin).
+services:
+	@bash tools/services-up.sh
+
+agents:
+	bash tools/agents/build.sh all
+	bash tools/ferretdb/build.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test: services agents fmt-check vet build unit
+
+bench: services agents
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./backends/bolt/ ./backends/consul/ ./backends/sealed/ ./backends/vault/ | tee bench.out
+	@echo ""; echo "== Store and Secrets, side by side (ns/op) =="
+	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./backends/local/ ./backends/nomad/
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,726 @@
+// Package local is Berth's embedded Scheduler: it runs every proc instance of
+// every app as a child process of the berth server on this machine, and
+// serves a small HTTP router that sends <route host> requests to the app's
+// web instances, round robin.
+//
+// Each instance runs `/bin/sh -c <Cmd>` in its own process group, with the
+// environment PATH, HOME (from berth's own), the proc's Env, the app's Env and
+// PrivateEnv, PORT (a free loopback port, for web procs and procs with a
+// Port), BERTH_APP, BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are
+// appended to DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log.
+//
+// A crashed instance is restarted with exponential backoff (0.5s doubling up
+// to 30s; the backoff resets once an instance has stayed up for a minute).
+// Stopping sends SIGTERM to the process group and SIGKILL after StopTimeout.
+//
+// Rolling: when a submit changes a proc's command, environment, port,
+// health check or the app's MetaVersion, each instance is replaced by a new
+// one; the old instance keeps running (and keeps receiving routed requests)
+// until its replacement is ready, then it is stopped. An instance is ready
+// when its port accepts TCP connections (and its HealthCheck path answers
+// 2xx or 3xx, if set); an instance without a port is ready once it has stayed
+// up for a second.
+//
+// Oneshot procs run once per distinct spec: a submit that changes a oneshot
+// proc (or the MetaVersion) runs it again; re-submitting the same spec does
+// not. A oneshot that exits non-zero is retried up to three times.
+//
+// Orphan safety: every shell is started with Pdeathsig SIGKILL (it dies with
+// the berth thread that forked it), and every instance has a pid file under
+// DataDir/run/; New kills the process groups a previous, abruptly ended
+// scheduler on the same DataDir left behind (checking each process's
+// environment for the run token written in the pid file, so that a recycled
+// process id is never killed).
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berthpaas/berth/backends"
+)
+
+// Config configures the local scheduler.
+type Config struct {
+	// DataDir holds logs (DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log),
+	// pid files (DataDir/run/) and the apps' working directories
+	// (DataDir/apps/<app>/, the cwd of their processes).
+	DataDir string
+	// RouterAddr is where the built-in HTTP router listens, e.g.
+	// "127.0.0.1:8081"; "" runs no router.
+	RouterAddr string
+	// AppsDomain is the domain apps are served under, e.g. "apps.localhost".
+	// The router routes by AppSpec.Routes; an app submitted without Routes
+	// is served at <app>.<AppsDomain>.
+	AppsDomain string
+	// StopTimeout is how long a stopping instance gets between SIGTERM and
+	// SIGKILL; 0 means 10s.
+	StopTimeout time.Duration
+	Logger      hclog.Logger
+}
+
+// Tunables (variables so tests of this package may shorten them).
+var (
+	backoffBase     = 500 * time.Millisecond
+	backoffCap      = 30 * time.Second
+	backoffResetAge = time.Minute // an instance up this long has its backoff reset
+	portlessReady   = time.Second // an instance without a port is ready after this uptime
+	probeInterval   = 100 * time.Millisecond
+	crashLoopFailed = 3               // crashes before ready that make the deployment failed
+	oneshotAttempts = 3               // runs of a failing oneshot before it is failed
+	probeTimeout    = 2 * time.Second // one readiness probe
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Scheduler is the local backends.Scheduler.
+type Scheduler struct {
+	cfg Config
+	log hclog.Logger
+
+	mu     sync.Mutex
+	apps   map[string]*app
+	routes map[string]string // host -> app
+	closed bool
+	serial uint64 // instance serial numbers
+	// live holds every instance whose supervisor has not exited yet,
+	// including retired ones still stopping.
+	live map[*instance]struct{}
+
+	spawnCh chan spawnReq
+	router  *router
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// spawner starts processes from one goroutine locked to its OS thread for
+// the life of the scheduler: Pdeathsig fires when the forking thread ends,
+// and this thread ends only with the process.
+func (s *Scheduler) spawner() {
+	runtime.LockOSThread()
+	// Never unlocked: the thread must outlive every child it forked.
+	for req := range s.spawnCh {
+		req.done <- req.cmd.Start()
+	}
+}
+
+func (s *Scheduler) spawn(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	s.spawnCh <- spawnReq{cmd: cmd, done: done}
+	return <-done
+}
+
+// exited is called by an instance's supervisor when it ends.
+func (s *Scheduler) exited(in *instance) {
+	s.mu.Lock()
+	delete(s.live, in)
+	s.mu.Unlock()
+	close(in.done)
+}
+
+var _ backends.Scheduler = (*Scheduler)(nil)
+
+type app struct {
+	name    string
+	spec    *backends.AppSpec
+	gen     uint64 // bumped by every submit that changes the desired state
+	reached bool   // the current generation has been fully ready once
+	procs   map[string]*proc
+}
+
+type proc struct {
+	spec backends.ProcSpec
+	hash string
+	// cur holds the desired instances by index; an entry's prev is the older
+	// instance it replaces (still running until cur is ready).
+	cur []*instance
+	// oneshot bookkeeping: the hash last run to completion (or started).
+	ranHash string
+}
+
+// New starts a local scheduler: it creates DataDir's folders, kills process
+// groups a previous scheduler on the same DataDir left behind, and starts the
+// router if RouterAddr is set.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("local scheduler: DataDir is required")
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	dd, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("local scheduler: data dir: %w", err)
+	}
+	cfg.DataDir = dd
+	for _, d := range []string{"logs", "run", "apps"} {
+		if err := os.MkdirAll(filepath.Join(dd, d), 0o750); err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+	}
+	s := &Scheduler{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("local-scheduler"),
+		apps:    map[string]*app{},
+		routes:  map[string]string{},
+		live:    map[*instance]struct{}{},
+		spawnCh: make(chan spawnReq),
+	}
+	go s.spawner()
+	s.reapLeftovers()
+	if cfg.RouterAddr != "" {
+		ln, err := net.Listen("tcp", cfg.RouterAddr)
+		if err != nil {
+			return nil, fmt.Errorf("local scheduler: router: %w", err)
+		}
+		s.router = newRouter(s, ln)
+		s.log.Info("router listening", "addr", ln.Addr().String(), "apps_domain", cfg.AppsDomain)
+	}
+	return s, nil
+}
+
+// RouterURL is the router's base URL ("http://127.0.0.1:8081"), or "" when
+// the scheduler runs no router.
+func (s *Scheduler) RouterURL() string {
+	if s.router == nil {
+		return ""
+	}
+	return "http://" + s.router.ln.Addr().String()
+}
+
+func validate(spec *backends.AppSpec) error {
+	if spec == nil {
+		return errors.New("local scheduler: nil spec")
+	}
+	if !dnsLabel.MatchString(spec.App) {
+		return fmt.Errorf("local scheduler: invalid app name %q", spec.App)
+	}
+	seen := map[string]bool{}
+	for _, p := range spec.Procs {
+		if !dnsLabel.MatchString(p.Name) {
+			return fmt.Errorf("local scheduler: app %s: invalid proc name %q", spec.App, p.Name)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("local scheduler: app %s: duplicate proc %q", spec.App, p.Name)
+		}
+		seen[p.Name] = true
+		switch p.Type {
+		case backends.ProcWeb, backends.ProcWorker, backends.ProcPortal, backends.ProcOneshot:
+		default:
+			return fmt.Errorf("local scheduler: app %s proc %s: unknown type %q", spec.App, p.Name, p.Type)
+		}
+		if p.Instances < 0 {
+			return fmt.Errorf("local scheduler: app %s proc %s: negative instances", spec.App, p.Name)
+		}
+		if strings.TrimSpace(p.Cmd) == "" {
+			if p.Image != "" {
+				return fmt.Errorf("local scheduler: app %s proc %s: image procs (%s) cannot run here: the local scheduler has no container engine; give the proc a cmd or use the nomad scheduler", spec.App, p.Name, p.Image)
+			}
+			return fmt.Errorf("local scheduler: app %s proc %s: no cmd", spec.App, p.Name)
+		}
+	}
+	for _, h := range spec.Routes {
+		if h == "" || strings.ContainsAny(h, "/ :") {
+			return fmt.Errorf("local scheduler: app %s: invalid route %q", spec.App, h)
+		}
+	}
+	return nil
+}
+
+func cloneSpec(spec *backends.AppSpec) *backends.AppSpec {
+	c := *spec
+	c.Procs = make([]backends.ProcSpec, len(spec.Procs))
+	for i, p := range spec.Procs {
+		p.Env = cloneMap(p.Env)
+		c.Procs[i] = p
+	}
+	c.Env = cloneMap(spec.Env)
+	c.PrivateEnv = cloneMap(spec.PrivateEnv)
+	c.Routes = append([]string(nil), spec.Routes...)
+	return &c
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Submit makes the app's running state converge to spec: it starts, rolls,
+// scales and stops instances as needed and returns at once (it does not wait
+// for instances to become ready; Status reports the deployment).
+func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validate(spec); err != nil {
+		return err
+	}
+	spec = cloneSpec(spec)
+	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "apps", spec.App), 0o750); err != nil {
+		return fmt.Errorf("local scheduler: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "logs", spec.App), 0o750); err != nil {
+		return fmt.Errorf("local scheduler: %w", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("local scheduler: closed")
+	}
+	a := s.apps[spec.App]
+	if a == nil {
+		a = &app{name: spec.App, procs: map[string]*proc{}}
+		s.apps[spec.App] = a
+	}
+	changed := a.spec == nil || a.spec.MetaVersion != spec.MetaVersion
+	a.spec = spec
+
+	// Routes: this app takes every host it names and drops the others.
+	for h, owner := range s.routes {
+		if owner == spec.App {
+			delete(s.routes, h)
+		}
+	}
+	for _, h := range spec.Routes {
+		s.routes[strings.ToLower(h)] = spec.App
+	}
+
+	want := map[string]bool{}
+	for _, ps := range spec.Procs {
+		want[ps.Name] = true
+		h := procHash(spec, ps)
+		p := a.procs[ps.Name]
+		if p == nil {
+			p = &proc{}
+			a.procs[ps.Name] = p
+			changed = true
+		}
+		if p.hash != h || p.spec.Instances != ps.Instances {
+			changed = true
+		}
+		roll := p.hash != h
+		p.spec = ps
+		p.hash = h
+		s.reconcileProc(a, p, roll)
+	}
+	for name, p := range a.procs {
+		if !want[name] {
+			for _, in := range p.cur {
+				s.retire(in)
+			}
+			delete(a.procs, name)
+			changed = true
+		}
+	}
+	if changed {
+		a.gen++
+		a.reached = false
+	}
+	s.log.Info("submitted", "app", spec.App, "meta_version", spec.MetaVersion, "procs", len(spec.Procs), "changed", changed)
+	return nil
+}
+
+// procHash fingerprints what makes an instance different from another: a
+// change rolls the proc's instances.
+func procHash(spec *backends.AppSpec, ps backends.ProcSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=%q cmd=%q type=%q port=%d hc=%q\n", spec.MetaVersion, ps.Cmd, ps.Type, ps.Port, ps.HealthCheck)
+	for _, kv := range envList(ps, spec) {
+		fmt.Fprintf(&b, "%q\n", kv)
+	}
+	return b.String()
+}
+
+// reconcileProc brings p.cur to p.spec.Instances instances of p.hash. Called
+// with s.mu held.
+func (s *Scheduler) reconcileProc(a *app, p *proc, roll bool) {
+	n := p.spec.Instances
+	if p.spec.Type == backends.ProcOneshot {
+		if p.ranHash == p.hash && !roll {
+			// Already run for this spec: only stop extra instances.
+			for i := n; i < len(p.cur); i++ {
+				s.retire(p.cur[i])
+			}
+			if len(p.cur) > n {
+				p.cur = p.cur[:n]
+			}
+			return
+		}
+		for _, in := range p.cur {
+			s.retire(in)
+		}
+		p.cur = nil
+		p.ranHash = p.hash
+		for i := 0; i < n; i++ {
+			p.cur = append(p.cur, s.startInstance(a, p, i, nil))
+		}
+		return
+	}
+	for i := n; i < len(p.cur); i++ {
+		s.retire(p.cur[i])
+	}
+	if len(p.cur) > n {
+		p.cur = p.cur[:n]
+	}
+	for i := range p.cur {
+		old := p.cur[i]
+		if old.hash == p.hash {
+			continue
+		}
+		p.cur[i] = s.startInstance(a, p, i, old)
+	}
+	for i := len(p.cur); i < n; i++ {
+		p.cur = append(p.cur, s.startInstance(a, p, i, nil))
+	}
+}
+
+// startInstance creates and starts instance i of p, replacing old (which
+// may be nil). Called with s.mu held.
+func (s *Scheduler) startInstance(a *app, p *proc, i int, old *instance) *instance {
+	s.serial++
+	in := &instance{
+		s:      s,
+		app:    a.name,
+		proc:   p.spec.Name,
+		index:  i,
+		serial: s.serial,
+		hash:   p.hash,
+		spec:   p.spec,
+		env:    envList(p.spec, a.spec),
+		dir:    filepath.Join(s.cfg.DataDir, "apps", a.name),
+		state:  backends.StatePending,
+		since:  time.Now(),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if old != nil {
+		// Of old and the instance old itself replaces, keep the ready one
+		// (preferring old) serving until in is ready; stop the other now.
+		var keep *instance
+		if old.isReady() {
+			keep = old
+		} else if old.prev != nil && old.prev.isReady() {
+			keep = old.prev
+		}
+		for _, c := range []*instance{old.prev, old} {
+			if c != nil && c != keep {
+				s.stopInstance(c)
+			}
+		}
+		old.prev = nil
+		in.prev = keep
+	}
+	s.live[in] = struct{}{}
+	go in.supervise()
+	return in
+}
+
+// retire stops in and the instance it replaces. Called with s.mu held.
+func (s *Scheduler) retire(in *instance) {
+	if in.prev != nil {
+		s.stopInstance(in.prev)
+		in.prev = nil
+	}
+	s.stopInstance(in)
+}
+
+// stopInstance asks in to stop (asynchronously). Called with s.mu held.
+func (s *Scheduler) stopInstance(in *instance) {
+	in.requestStop()
+}
+
+// onReady is called by an instance when it becomes ready: the instance it
+// replaces is stopped.
+func (s *Scheduler) onReady(in *instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in.prev != nil {
+		s.log.Info("replacement ready, stopping old instance", "app", in.app, "proc", in.proc, "index", in.index)
+		s.stopInstance(in.prev)
+		in.prev = nil
+	}
+}
+
+// Status reports the app's deployment and instances.
+func (s *Scheduler) Status(ctx context.Context, appName string) (*backends.AppStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.apps[appName]
+	if a == nil {
+		return nil, fmt.Errorf("local scheduler: app %q: %w", appName, backends.ErrNotFound)
+	}
+	st := &backends.AppStatus{App: a.name, MetaVersion: a.spec.MetaVersion}
+	names := make([]string, 0, len(a.procs))
+	for n := range a.procs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	allReady := true
+	oldLeft := 0
+	var failMsg string
+	for _, n := range names {
+		p := a.procs[n]
+		for _, in := range p.cur {
+			v := in.view()
+			st.Instances = append(st.Instances, v)
+			if in.prev != nil {
+				oldLeft++
+			}
+			if p.spec.Type == backends.ProcOneshot {
+				switch v.State {
+				case backends.StateComplete:
+				case backends.StateFailed:
+					if in.finished() && failMsg == "" {
+						failMsg = fmt.Sprintf("oneshot %s.%d failed: %s", n, in.index, v.Message)
+					}
+					allReady = false
+				default:
+					allReady = false
+				}
+				continue
+			}
+			if !in.isReady() {
+				allReady = false
+				if c := in.crashesBeforeReady(); c >= crashLoopFailed && failMsg == "" {
+					failMsg = fmt.Sprintf("proc %s instance %d keeps crashing (%d times): %s", n, in.index, c, v.Message)
+				}
+			}
+		}
+	}
+	switch {
+	case a.reached || (allReady && oldLeft == 0):
+		a.reached = true
+		st.Deployment = backends.StateRunning
+	case failMsg != "":
+		st.Deployment = backends.StateFailed
+		st.Message = failMsg
+		if oldLeft > 0 {
+			st.Message += fmt.Sprintf("; %d previous instance(s) still serving", oldLeft)
+		}
+	default:
+		st.Deployment = "deploying"
+		if oldLeft > 0 {
+			st.Message = fmt.Sprintf("%d instance(s) of the previous version still running until their replacements are ready", oldLeft)
+		}
+	}
+	return st, nil
+}
+
+// Restart replaces every instance of proc ("" = all procs) with a new one,
+// rolling: each old instance is stopped once its replacement is ready.
+func (s *Scheduler) Restart(ctx context.Context, appName, procName string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.apps[appName]
+	if a == nil {
+		return fmt.Errorf("local scheduler: app %q: %w", appName, backends.ErrNotFound)
+	}
+	if procName != "" && a.procs[procName] == nil {
+		return fmt.Errorf("local scheduler: app %q proc %q: %w", appName, procName, backends.ErrNotFound)
+	}
+	for name, p := range a.procs {
+		if procName != "" && name != procName {
+			continue
+		}
+		if p.spec.Type == backends.ProcOneshot {
+			s.reconcileProc(a, p, true)
+			continue
+		}
+		for i, old := range p.cur {
+			p.cur[i] = s.startInstance(a, p, i, old)
+		}
+	}
+	a.gen++
+	a.reached = false
+	s.log.Info("restarting", "app", appName, "proc", procName)
+	return nil
+}
+
+// Stop stops every instance of the app (SIGTERM, then SIGKILL after
+// StopTimeout), waits for them to exit (within ctx) and forgets the app.
+func (s *Scheduler) Stop(ctx context.Context, appName string) error {
+	s.mu.Lock()
+	a := s.apps[appName]
+	if a == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.apps, appName)
+	for h, owner := range s.routes {
+		if owner == appName {
+			delete(s.routes, h)
+		}
+	}
+	for _, p := range a.procs {
+		for _, in := range p.cur {
+			s.retire(in)
+		}
+	}
+	// Wait for every instance of the app, including those retired earlier
+	// (scaled down, replaced) that may still be stopping.
+	var all []*instance
+	for in := range s.live {
+		if in.app == appName {
+			in.requestStop()
+			all = append(all, in)
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("stopping app", "app", appName, "instances", len(all))
+	return waitDone(ctx, all)
+}
+
+func waitDone(ctx context.Context, all []*instance) error {
+	for _, in := range all {
+		select {
+		case <-in.done:
+		case <-ctx.Done():
+			return fmt.Errorf("local scheduler: waiting for instances to stop: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Apps lists the apps this scheduler runs, sorted.
+func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.apps))
+	for n := range s.apps {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Health reports whether the scheduler is open (and its router serving).
+func (s *Scheduler) Health(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errors.New("local scheduler: closed")
+	}
+	return nil
+}
+
+// Close stops every app gracefully (waiting up to StopTimeout plus a margin)
+// and shuts the router down.
+func (s *Scheduler) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	names := make([]string, 0, len(s.apps))
+	for n := range s.apps {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopTimeout+10*time.Second)
+	defer cancel()
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Stop(ctx, n); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if s.router != nil {
+		if err := s.router.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// routeTargets returns the addresses of the ready web instances of the app
+// that owns host (ok false when no app owns it).
+func (s *Scheduler) routeTargets(host string) (appName string, addrs []string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	appName, ok = s.routes[host]
+	if !ok {
+		// An app submitted without Routes is still reachable at
+		// <app>.<AppsDomain>.
+		d := strings.ToLower(s.cfg.AppsDomain)
+		name, found := strings.CutSuffix(host, "."+d)
+		if d == "" || !found {
+			return "", nil, false
+		}
+		if a := s.apps[name]; a == nil || len(a.spec.Routes) > 0 {
+			return "", nil, false
+		}
+		appName = name
+	}
+	a := s.apps[appName]
+	if a == nil {
+		return appName, nil, true
+	}
+	names := make([]string, 0, len(a.procs))
+	for n, p := range a.procs {
+		if p.spec.Type == backends.ProcWeb {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, in := range a.procs[n].cur {
+			for _, c := range []*instance{in.prev, in} {
+				if c != nil && c.isReady() {
+					if addr := c.address(); addr != "" {
+						addrs = append(addrs, addr)
+					}
+				}
+			}
+		}
+	}
+	return appName, addrs, true
+}

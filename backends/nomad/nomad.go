@@ -1,0 +1,679 @@
+// Package nomad is Berth's Scheduler on HashiCorp Nomad: one service job per
+// app (job ID = app name), one task group per proc, rendered by Render; one
+// batch job per oneshot proc (RenderOneshots).
+//
+// Submit registers the rendered job with check-and-set on the job's modify
+// index (EnforceIndex), retrying a few times when another writer got there
+// first, and follows the resulting deployment with blocking queries in the
+// background; Status reports it.
+//
+// Counts. A group's bookkeeping meta (its service's meta, which Nomad
+// updates in place) carries berth_release_count, the count the spec
+// asked for when the job was last registered. The rule on Submit: for a
+// group that exists in the running job, if the spec's count equals that
+// release count, the spec did not ask for a new count and the group keeps
+// the count it runs now (which `nomad job scale`, an autoscaler or Berth's
+// own scaling may have changed); otherwise the spec's count wins. So a new
+// version keeps scaled counts, and a scale through Berth takes effect.
+// When a submit changes nothing but counts, Submit
+// scales the changed groups with Jobs().Scale instead of registering a new
+// job version. (Scale does not update berth_release_count; the rule still
+// holds since the count then runs as asked.) "Nothing but counts" is judged
+// by the berth_group_hash meta of every group (see Render).
+//
+// Restart rolls a group by bumping its berth_restart meta, which Nomad
+// treats as a destructive update: new allocations, one at a time, under the
+// group's update strategy. Stop deregisters the app's jobs with purge.
+package nomad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/berthpaas/berth/backends"
+)
+
+// Config configures the Nomad scheduler.
+type Config struct {
+	Address     string // Nomad HTTP API, e.g. "http://127.0.0.1:4646"; "" = NOMAD_ADDR or the default
+	Token       string // ACL token (never logged)
+	Region      string
+	Namespace   string
+	Datacenters []string // default ["*"]
+	// RawExec runs cmd procs with the raw_exec driver instead of exec.
+	RawExec bool
+	// VaultRole is the Vault role tasks with private env use ("" = the
+	// Nomad cluster's default).
+	VaultRole string
+	// ConsulTagsPrefix prefixes the routing tag of web services, one per
+	// route: <prefix><host>/ (default "urlprefix-", as fabio reads them).
+	ConsulTagsPrefix string
+	Logger           hclog.Logger
+}
+
+// Scheduler is the Nomad backends.Scheduler.
+type Scheduler struct {
+	cfg    Config
+	client *api.Client
+	log    hclog.Logger
+
+	ctx    context.Context // cancelled by Close: ends the watchers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	watches map[string]*watch
+}
+
+var _ backends.Scheduler = (*Scheduler)(nil)
+
+type watch struct {
+	version uint64
+	cancel  context.CancelFunc
+	result  deployResult
+}
+
+// casRetries is how often Submit and Restart retry a registration that lost
+// a check-and-set race.
+const casRetries = 5
+
+// New connects to Nomad (lazily: no request is made until used).
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	ac := api.DefaultConfig()
+	if cfg.Address != "" {
+		ac.Address = cfg.Address
+	}
+	if cfg.Token != "" {
+		ac.SecretID = cfg.Token
+	}
+	if cfg.Region != "" {
+		ac.Region = cfg.Region
+	}
+	if cfg.Namespace != "" {
+		ac.Namespace = cfg.Namespace
+	}
+	client, err := api.NewClient(ac)
+	if err != nil {
+		return nil, fmt.Errorf("nomad: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Scheduler{
+		cfg:     cfg,
+		client:  client,
+		log:     cfg.Logger.Named("nomad-scheduler"),
+		ctx:     ctx,
+		cancel:  cancel,
+		watches: map[string]*watch{},
+	}, nil
+}
+
+// Client is the Nomad API client the scheduler uses.
+func (s *Scheduler) Client() *api.Client { return s.client }
+
+func (s *Scheduler) q(ctx context.Context) *api.QueryOptions {
+	return (&api.QueryOptions{Region: s.cfg.Region, Namespace: s.cfg.Namespace}).WithContext(ctx)
+}
+
+func (s *Scheduler) w(ctx context.Context) *api.WriteOptions {
+	return (&api.WriteOptions{Region: s.cfg.Region, Namespace: s.cfg.Namespace}).WithContext(ctx)
+}
+
+func isNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ure api.UnexpectedResponseError
+	if errors.As(err, &ure) {
+		return ure.StatusCode() == 404
+	}
+	var pure *api.UnexpectedResponseError
+	if errors.As(err, &pure) {
+		return pure.StatusCode() == 404
+	}
+	return strings.Contains(err.Error(), "404")
+}
+
+func isCASConflict(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "modify index")
+}
+
+func isActiveDeployment(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "active deployment")
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("nomad: %s: %w: %w", op, backends.ErrUnavailable, err)
+}
+
+// info reads a job; a missing (or stopped) job is (nil, nil).
+func (s *Scheduler) info(ctx context.Context, id string) (*api.Job, error) {
+	job, _, err := s.client.Jobs().Info(id, s.q(ctx))
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("read job "+id, err)
+	}
+	return job, nil
+}
+
+// applyCountRule sets each group of job present in cur to cur's count when
+// the spec's count equals cur's release count (see the package doc), and
+// carries cur's restart marks over.
+func applyCountRule(job, cur *api.Job) {
+	if cur == nil {
+		return
+	}
+	groups := map[string]*api.TaskGroup{}
+	for _, g := range cur.TaskGroups {
+		if g.Name != nil {
+			groups[*g.Name] = g
+		}
+	}
+	for _, g := range job.TaskGroups {
+		c := groups[*g.Name]
+		if c == nil {
+			continue
+		}
+		if r, ok := bookkeeping(c)[MetaReleaseCount]; ok && r == bookkeeping(g)[MetaReleaseCount] && c.Count != nil {
+			g.Count = new(*c.Count)
+		}
+		if r, ok := c.Meta[MetaRestart]; ok {
+			g.Meta[MetaRestart] = r
+		}
+	}
+}
+
+// resetCounts undoes applyCountRule on a rendered job (before a retry).
+func resetCounts(job *api.Job) {
+	for _, g := range job.TaskGroups {
+		if n, err := strconv.Atoi(bookkeeping(g)[MetaReleaseCount]); err == nil {
+			g.Count = new(n)
+		}
+		delete(g.Meta, MetaRestart)
+	}
+}
+
+func countOf(job *api.Job, group string) (int, bool) {
+	for _, g := range job.TaskGroups {
+		if g.Name != nil && *g.Name == group && g.Count != nil {
+			return *g.Count, true
+		}
+	}
+	return 0, false
+}
+
+// Submit registers the app's job (and its oneshot jobs) so Nomad runs
+// exactly spec, and starts following the deployment.
+func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
+	job, err := Render(spec, s.cfg)
+	if err != nil {
+		return err
+	}
+	if len(job.TaskGroups) == 0 {
+		return fmt.Errorf("nomad: app %s: needs at least one proc that is not a oneshot", spec.App)
+	}
+	oneshots, err := RenderOneshots(spec, s.cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.register(ctx, job, true); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, oj := range oneshots {
+		want[*oj.ID] = true
+		if err := s.register(ctx, oj, false); err != nil {
+			return err
+		}
+	}
+	// Oneshot jobs of procs no longer in the spec go away.
+	old, err := s.appJobs(ctx, spec.App)
+	if err != nil {
+		return err
+	}
+	for _, id := range old {
+		if id != spec.App && !want[id] {
+			if _, _, err := s.client.Jobs().Deregister(id, true, s.w(ctx)); err != nil && !isNotFound(err) {
+				return unavailable("deregister "+id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// register writes job with check-and-set, retrying lost races; watch
+// starts a deployment watcher for a service job.
+func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) error {
+	id := *job.ID
+	for attempt := 0; ; attempt++ {
+		cur, err := s.info(ctx, id)
+		if err != nil {
+			return err
+		}
+		var modifyIndex uint64
+		if cur != nil {
+			modifyIndex = deref(cur.JobModifyIndex)
+		}
+		if cur != nil && deref(cur.Stop) {
+			cur = nil // a stopped, not yet purged job: register it afresh
+		}
+		resetCounts(job)
+		applyCountRule(job, cur)
+		if cur != nil && sameSpec(job, cur) {
+			// Same spec: at most counts differ.
+			scaled, err := s.scaleGroups(ctx, job, cur)
+			switch {
+			case isActiveDeployment(err):
+				// Nomad refuses to scale during a deployment: register the
+				// job with the new counts instead (a new version, whose
+				// deployment replaces the active one).
+				s.log.Info("scaling blocked by an active deployment, registering instead", "job", id)
+			case err != nil:
+				return err
+			default:
+				if scaled && watch {
+					s.watchLatest(id)
+				}
+				return nil
+			}
+		}
+		start := time.Now()
+		resp, _, err := s.client.Jobs().RegisterOpts(job, &api.RegisterOptions{
+			EnforceIndex: true,
+			ModifyIndex:  modifyIndex,
+		}, s.w(ctx))
+		if isCASConflict(err) && attempt < casRetries {
+			s.log.Info("job changed while registering, retrying", "job", id, "attempt", attempt+1)
+			continue
+		}
+		if isCASConflict(err) {
+			return fmt.Errorf("nomad: register %s: %w: %v", id, backends.ErrCASConflict, err)
+		}
+		if err != nil {
+			return unavailable("register "+id, err)
+		}
+		s.log.Info("job registered", "job", id, "meta_version", job.Meta[MetaVersion], "eval", resp.EvalID,
+			"job_modify_index", resp.JobModifyIndex, "took", time.Since(start))
+		if watch {
+			s.watchLatest(id)
+		}
+		return nil
+	}
+}
+
+// scaleGroups scales the groups whose count differs between job and cur.
+func (s *Scheduler) scaleGroups(ctx context.Context, job, cur *api.Job) (bool, error) {
+	scaled := false
+	for _, g := range job.TaskGroups {
+		want := deref(g.Count)
+		have, ok := countOf(cur, *g.Name)
+		if !ok || have == want {
+			continue
+		}
+		_, _, err := s.client.Jobs().Scale(*job.ID, *g.Name, &want, fmt.Sprintf("berth: scale %s from %d to %d", *g.Name, have, want), false, nil, s.w(ctx))
+		if err != nil {
+			return scaled, unavailable("scale "+*job.ID+"/"+*g.Name, err)
+		}
+		s.log.Info("group scaled", "job", *job.ID, "group", *g.Name, "from", have, "to", want)
+		scaled = true
+	}
+	return scaled, nil
+}
+
+// watchLatest starts following the deployment of the job's current
+// version (replacing an older watcher of the app).
+func (s *Scheduler) watchLatest(id string) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	job, err := s.info(ctx, id)
+	cancel()
+	if err != nil || job == nil || job.Version == nil {
+		return
+	}
+	version := *job.Version
+	s.mu.Lock()
+	if w := s.watches[id]; w != nil {
+		if w.version == version {
+			s.mu.Unlock()
+			return
+		}
+		w.cancel()
+	}
+	wctx, wcancel := context.WithTimeout(s.ctx, updateProgressDeadline+5*time.Minute)
+	w := &watch{version: version, cancel: wcancel}
+	s.watches[id] = w
+	s.mu.Unlock()
+
+	src := apiDeployments{client: s.client, q: s.q, waitTime: 5 * time.Minute}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer wcancel()
+		watchDeployment(wctx, src, id, version, func(r deployResult) {
+			s.mu.Lock()
+			if s.watches[id] == w {
+				w.result = r
+			}
+			s.mu.Unlock()
+			s.log.Info("deployment", "job", id, "version", version, "state", r.State, "message", r.Message, "deployment", r.DeploymentID)
+		})
+	}()
+}
+
+// appJobs lists the IDs of the jobs that carry berth_app = app.
+func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
+	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
+	if err != nil {
+		return nil, unavailable("list jobs", err)
+	}
+	var ids []string
+	for _, j := range stubs {
+		if j.Meta[MetaApp] == app && (j.ID == app || strings.HasPrefix(j.ID, app+".")) {
+			ids = append(ids, j.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Status reports the app: version and deployment of its job, and its
+// allocations as instances.
+func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus, error) {
+	job, err := s.info(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if job == nil || deref(job.Stop) {
+		return nil, fmt.Errorf("nomad: app %q: %w", app, backends.ErrNotFound)
+	}
+	st := &backends.AppStatus{App: app, MetaVersion: job.Meta[MetaVersion]}
+	version := deref(job.Version)
+
+	ids, err := s.appJobs(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(ids, app) {
+		ids = append(ids, app)
+	}
+	var allocs []*api.AllocationListStub
+	for _, id := range ids {
+		more, err := s.allocations(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		allocs = append(allocs, more...)
+	}
+	st.Instances = instancesOf(allocs)
+
+	// Deployment: the watcher's final word on this version, else Nomad's
+	// deployment of this version, else (none was made, e.g. for a scale
+	// down) what the allocations say.
+	s.mu.Lock()
+	var res deployResult
+	if w := s.watches[app]; w != nil && w.version == version && w.result.Terminal {
+		res = w.result
+	}
+	s.mu.Unlock()
+	if res.State == "" {
+		d, _, err := s.client.Jobs().LatestDeployment(app, s.q(ctx))
+		if err != nil {
+			return nil, unavailable("deployment of "+app, err)
+		}
+		if d != nil && d.JobVersion == version {
+			res = mapDeployment(d)
+		} else {
+			res = deploymentFromAllocs(job, allocs)
+		}
+	}
+	st.Deployment, st.Message = res.State, res.Message
+	return st, nil
+}
+
+// allocations lists the allocations of job id with their allocated
+// resources (for the instances' addresses).
+func (s *Scheduler) allocations(ctx context.Context, id string) ([]*api.AllocationListStub, error) {
+	q := s.q(ctx)
+	q.Filter = "JobID == " + strconv.Quote(id)
+	q.Params = map[string]string{"resources": "true", "task_states": "true"}
+	allocs, _, err := s.client.Allocations().List(q)
+	if err != nil {
+		return nil, unavailable("allocations of "+id, err)
+	}
+	return allocs, nil
+}
+
+// deploymentFromAllocs judges a job version without a deployment: running
+// when every group runs its count of healthy allocations of this version.
+func deploymentFromAllocs(job *api.Job, allocs []*api.AllocationListStub) deployResult {
+	version := deref(job.Version)
+	running := map[string]int{}
+	for _, a := range allocs {
+		if a.JobID == deref(job.ID) && a.JobVersion == version && a.DesiredStatus == "run" && a.ClientStatus == "running" {
+			running[a.TaskGroup]++
+		}
+	}
+	for _, g := range job.TaskGroups {
+		if running[deref(g.Name)] < deref(g.Count) {
+			return deployResult{State: "deploying", Message: fmt.Sprintf("%s: %d of %d running", deref(g.Name), running[deref(g.Name)], deref(g.Count))}
+		}
+	}
+	return deployResult{State: backends.StateRunning}
+}
+
+// instancesOf maps allocations that should run (and finished oneshot
+// ones) to instances, sorted by proc and index (and age).
+func instancesOf(allocs []*api.AllocationListStub) []backends.Instance {
+	var out []backends.Instance
+	created := map[string]uint64{}
+	for _, a := range allocs {
+		if a.DesiredStatus != "run" && !(a.JobType == "batch" && a.ClientStatus == "complete") {
+			continue
+		}
+		in := backends.Instance{
+			Proc:  a.TaskGroup,
+			Index: allocIndex(a.Name),
+			ID:    a.ID,
+			Since: time.Unix(0, a.ModifyTime),
+		}
+		switch a.ClientStatus {
+		case "pending":
+			in.State = backends.StateStarting
+		case "running":
+			in.State = backends.StateRunning
+			// Under a deployment, an allocation is running once healthy.
+			if ds := a.DeploymentStatus; ds != nil && ds.Healthy == nil {
+				in.State = backends.StateStarting
+			} else if ds != nil && !*ds.Healthy {
+				in.State = backends.StateFailed
+			}
+		case "complete":
+			in.State = backends.StateComplete
+			if a.JobType != "batch" {
+				in.State = backends.StateStopped
+			}
+		case "failed", "lost":
+			in.State = backends.StateFailed
+		default:
+			in.State = backends.StatePending
+		}
+		in.Message = a.ClientDescription
+		for _, ts := range a.TaskStates {
+			in.Restarts += int(ts.Restarts)
+			if n := len(ts.Events); n > 0 && ts.Events[n-1].DisplayMessage != "" {
+				in.Message = ts.Events[n-1].DisplayMessage
+			}
+		}
+		if ar := a.AllocatedResources; ar != nil {
+			for _, p := range ar.Shared.Ports {
+				if p.Label == PortLabel {
+					in.Address = net.JoinHostPort(p.HostIP, strconv.Itoa(p.Value))
+				}
+			}
+			if in.Address == "" {
+				for _, n := range ar.Shared.Networks {
+					for _, p := range n.DynamicPorts {
+						if p.Label == PortLabel {
+							in.Address = net.JoinHostPort(n.IP, strconv.Itoa(p.Value))
+						}
+					}
+				}
+			}
+		}
+		created[a.ID] = a.CreateIndex
+		out = append(out, in)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Proc != out[j].Proc {
+			return out[i].Proc < out[j].Proc
+		}
+		if out[i].Index != out[j].Index {
+			return out[i].Index < out[j].Index
+		}
+		return created[out[i].ID] < created[out[j].ID]
+	})
+	return out
+}
+
+// allocIndex reads the index from an allocation name "job.group[3]".
+func allocIndex(name string) int {
+	i := strings.LastIndexByte(name, '[')
+	if i < 0 || !strings.HasSuffix(name, "]") {
+		return 0
+	}
+	n, err := strconv.Atoi(name[i+1 : len(name)-1])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// Restart rolls every group of the app ("" proc) or one group: it bumps the
+// groups' berth_restart meta and registers the job with check-and-set, so
+// Nomad replaces the allocations under the update strategy.
+func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
+	for attempt := 0; ; attempt++ {
+		job, err := s.info(ctx, app)
+		if err != nil {
+			return err
+		}
+		if job == nil || deref(job.Stop) {
+			return fmt.Errorf("nomad: app %q: %w", app, backends.ErrNotFound)
+		}
+		mark := time.Now().UTC().Format(time.RFC3339Nano)
+		found := false
+		for _, g := range job.TaskGroups {
+			if proc != "" && deref(g.Name) != proc {
+				continue
+			}
+			found = true
+			if g.Meta == nil {
+				g.Meta = map[string]string{}
+			}
+			g.Meta[MetaRestart] = mark
+		}
+		if !found {
+			return fmt.Errorf("nomad: app %q proc %q: %w", app, proc, backends.ErrNotFound)
+		}
+		_, _, err = s.client.Jobs().RegisterOpts(job, &api.RegisterOptions{
+			EnforceIndex: true,
+			ModifyIndex:  deref(job.JobModifyIndex),
+		}, s.w(ctx))
+		if isCASConflict(err) && attempt < casRetries {
+			continue
+		}
+		if err != nil {
+			return unavailable("restart "+app, err)
+		}
+		s.log.Info("restarting", "app", app, "proc", proc)
+		s.watchLatest(app)
+		return nil
+	}
+}
+
+// Stop deregisters and purges the app's job and its oneshot jobs. An
+// unknown app succeeds.
+func (s *Scheduler) Stop(ctx context.Context, app string) error {
+	s.mu.Lock()
+	if w := s.watches[app]; w != nil {
+		w.cancel()
+		delete(s.watches, app)
+	}
+	s.mu.Unlock()
+	ids, err := s.appJobs(ctx, app)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 || ids[0] != app {
+		ids = append([]string{app}, ids...)
+	}
+	for _, id := range ids {
+		_, _, err := s.client.Jobs().DeregisterOpts(id, &api.DeregisterOptions{Purge: true}, s.w(ctx))
+		if err != nil && !isNotFound(err) {
+			return unavailable("deregister "+id, err)
+		}
+	}
+	s.log.Info("app stopped", "app", app, "jobs", len(ids))
+	return nil
+}
+
+// Apps lists the apps whose jobs carry berth_app, sorted.
+func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
+	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
+	if err != nil {
+		return nil, unavailable("list jobs", err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, j := range stubs {
+		app := j.Meta[MetaApp]
+		if app == "" || j.ID != app || j.Stop || seen[app] {
+			continue
+		}
+		seen[app] = true
+		out = append(out, app)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Health checks that the Nomad cluster has a leader.
+func (s *Scheduler) Health(ctx context.Context) error {
+	var leader string
+	if _, err := s.client.Raw().Query("/v1/status/leader", &leader, s.q(ctx)); err != nil {
+		return unavailable("leader", err)
+	}
+	if leader == "" {
+		return fmt.Errorf("nomad: %w: no cluster leader", backends.ErrUnavailable)
+	}
+	return nil
+}
+
+// Close stops the deployment watchers.
+func (s *Scheduler) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,354 @@
+package nomad
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/berthpaas/berth/backends"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// releases are representative specs, rendered and compared with
+// testdata/<name>.golden.json.
+func releases() map[string]struct {
+	spec *backends.AppSpec
+	cfg  Config
+} {
+	return map[string]struct {
+		spec *backends.AppSpec
+		cfg  Config
+	}{
+		// A LAIN-style release: a web proc and a worker, both commands.
+		"cmd-web-worker": {
+			spec: &backends.AppSpec{
+				App:         "hello",
+				MetaVersion: "1700000000-abcdef0",
+				Procs: []backends.ProcSpec{
+					{Name: "web", Type: backends.ProcWeb, Cmd: "./hello -port $PORT", Port: 8080, Instances: 2,
+						CPU: 0.5, MemoryMB: 64, Env: map[string]string{"GREETING": "hi"}, HealthCheck: "/ping"},
+					{Name: "mailer", Type: backends.ProcWorker, Cmd: "./mailer", Instances: 1, CPU: 0.05, MemoryMB: 32},
+				},
+				Env:    map[string]string{"DATABASE_HOST": "db.internal", "GREETING": "hello"},
+				Routes: []string{"hello.apps.example.com"},
+			},
+			cfg: Config{Datacenters: []string{"dc1"}},
+		},
+		// Docker images, a private env read from Vault, raw_exec for cmds,
+		// a region and a namespace.
+		"image-private-env": {
+			spec: &backends.AppSpec{
+				App:         "shop",
+				MetaVersion: "1700000500-1234567",
+				Procs: []backends.ProcSpec{
+					{Name: "web", Type: backends.ProcWeb, Image: "registry.example.com/shop:1.2", Port: 3000,
+						Instances: 3, CPU: 2, MemoryMB: 512, HealthCheck: "healthz"},
+					{Name: "admin", Type: backends.ProcPortal, Image: "registry.example.com/shop:1.2",
+						Cmd: "bin/admin --listen :$PORT", Port: 9000, Instances: 1, CPU: 0.25, MemoryMB: 128},
+					{Name: "jobs", Type: backends.ProcWorker, Cmd: "bin/jobs", Instances: 2, CPU: 1, MemoryMB: 256},
+				},
+				Env:        map[string]string{"RAILS_ENV": "production", "MYSQL_PASSWORD": "overridden-by-vault"},
+				PrivateEnv: map[string]string{"MYSQL_PASSWORD": "hunter2-do-not-leak", "API_KEY": "sk-live-do-not-leak"},
+				SecretPath: "secret/berth/apps/shop/env",
+				Routes:     []string{"shop.apps.example.com", "www.shop.example"},
+			},
+			cfg: Config{Region: "eu", Namespace: "apps", Datacenters: []string{"eu-1a", "eu-1b"}, RawExec: true,
+				VaultRole: "berth-apps", ConsulTagsPrefix: "traefik.http.routers.shop.rule=Host:"},
+		},
+	}
+}
+
+func golden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name+".golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./backends/nomad/ -run TestRender -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("rendered %s differs from %s (rerun with -update if the change is intended):\n%s", name, path, lineDiff(string(want), string(got)))
+	}
+}
+
+func lineDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g + "\n")
+			if b.Len() > 2000 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestRenderGolden(t *testing.T) {
+	for name, r := range releases() {
+		t.Run(name, func(t *testing.T) {
+			job, err := Render(r.spec, r.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name, job)
+			again, _ := Render(r.spec, r.cfg)
+			if SpecHash(again) != SpecHash(job) || !sameSpec(again, job) {
+				t.Error("rendering twice gives different hashes")
+			}
+		})
+	}
+}
+
+func TestRenderOneshotGolden(t *testing.T) {
+	spec := &backends.AppSpec{
+		App: "hello", MetaVersion: "1700000000-abcdef0",
+		Procs: []backends.ProcSpec{
+			{Name: "web", Type: backends.ProcWeb, Cmd: "./hello", Instances: 1, CPU: 0.1, MemoryMB: 64},
+			{Name: "migrate", Type: backends.ProcOneshot, Cmd: "./migrate up", Instances: 1, CPU: 0.1, MemoryMB: 64},
+		},
+	}
+	jobs, err := RenderOneshots(spec, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || *jobs[0].ID != "hello.migrate" || *jobs[0].Type != "batch" {
+		t.Fatalf("oneshot jobs: %+v", jobs)
+	}
+	golden(t, "oneshot", jobs[0])
+	job, _ := Render(spec, Config{})
+	if len(job.TaskGroups) != 1 || *job.TaskGroups[0].Name != "web" {
+		t.Fatalf("service job groups: %d (oneshot procs belong in their batch job)", len(job.TaskGroups))
+	}
+}
+
+// TestRenderShape checks the properties the issue asks for on the real
+// api types, so that a golden file rewritten carelessly cannot hide them.
+func TestRenderShape(t *testing.T) {
+	r := releases()["image-private-env"]
+	job, err := Render(r.spec, r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(job)
+	for _, secret := range r.spec.PrivateEnv {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Fatalf("private value %q is written into the job", secret)
+		}
+	}
+	if bytes.Contains(b, []byte("overridden-by-vault")) {
+		t.Fatal("a public env value for a private key is written into the job")
+	}
+	if *job.ID != "shop" || *job.Type != "service" || job.Meta[MetaApp] != "shop" || job.Meta[MetaVersion] != "1700000500-1234567" {
+		t.Fatalf("job identity/meta: %s %s %v", *job.ID, *job.Type, job.Meta)
+	}
+	if *job.Region != "eu" || *job.Namespace != "apps" {
+		t.Fatal("region/namespace not set")
+	}
+	groups := map[string]*api.TaskGroup{}
+	for _, g := range job.TaskGroups {
+		groups[*g.Name] = g
+	}
+	web := groups["web"]
+	if web == nil || *web.Count != 3 {
+		t.Fatal("web group missing or wrong count")
+	}
+	if web.Tasks[0].Driver != "docker" || web.Tasks[0].Config["image"] != "registry.example.com/shop:1.2" {
+		t.Fatalf("web task: %s %v", web.Tasks[0].Driver, web.Tasks[0].Config)
+	}
+	if *web.Tasks[0].Resources.CPU != 2000 || *web.Tasks[0].Resources.MemoryMB != 512 {
+		t.Fatal("web resources")
+	}
+	if p := web.Networks[0].DynamicPorts[0]; p.Label != "http" || p.To != 3000 || p.Value != 0 {
+		t.Fatalf("web port %+v, want dynamic http -> 3000", p)
+	}
+	svc := web.Services[0]
+	if svc.Name != "shop-web" || svc.PortLabel != "http" || len(svc.Checks) != 1 || svc.Checks[0].Type != "http" || svc.Checks[0].Path != "/healthz" {
+		t.Fatalf("web service %+v", svc)
+	}
+	tags := strings.Join(svc.Tags, " ")
+	if !strings.Contains(tags, "traefik.http.routers.shop.rule=Host:shop.apps.example.com/") || !strings.Contains(tags, "www.shop.example/") {
+		t.Fatalf("routing tags %v", svc.Tags)
+	}
+	u := web.Update
+	if *u.MaxParallel != 1 || *u.HealthCheck != "checks" || !*u.AutoRevert {
+		t.Fatalf("update %+v", u)
+	}
+	task := web.Tasks[0]
+	if task.Vault == nil || task.Vault.Role != "berth-apps" || len(task.Templates) != 1 || !*task.Templates[0].Envvars {
+		t.Fatalf("vault/template missing: %+v %+v", task.Vault, task.Templates)
+	}
+	if tmpl := *task.Templates[0].EmbeddedTmpl; !strings.Contains(tmpl, `secret "secret/data/berth/apps/shop/env"`) {
+		t.Fatalf("template does not read the KV v2 path: %s", tmpl)
+	}
+	if _, ok := task.Env["MYSQL_PASSWORD"]; ok {
+		t.Fatal("private key in the env block")
+	}
+	if task.Env["PORT"] != "3000" || task.Env["RAILS_ENV"] != "production" {
+		t.Fatalf("env %v", task.Env)
+	}
+	jobs := groups["jobs"]
+	if jobs.Tasks[0].Driver != "raw_exec" || jobs.Networks != nil || len(jobs.Services[0].Checks) != 0 || *jobs.Update.HealthCheck != "task_states" {
+		t.Fatalf("worker group: driver %s networks %v", jobs.Tasks[0].Driver, jobs.Networks)
+	}
+	admin := groups["admin"]
+	if admin.Tasks[0].Config["command"] != "/bin/sh" || admin.Services[0].Checks[0].Type != "tcp" {
+		t.Fatalf("admin: %v", admin.Tasks[0].Config)
+	}
+	// cmd procs on exec by default, PORT from Nomad's dynamic port.
+	c := releases()["cmd-web-worker"]
+	job, _ = Render(c.spec, c.cfg)
+	if d := job.TaskGroups[1].Tasks[0]; d.Driver != "exec" || d.Env["PORT"] != "${NOMAD_PORT_http}" || d.Env["GREETING"] != "hello" {
+		t.Fatalf("cmd web task: %s %v", d.Driver, d.Env)
+	}
+}
+
+func TestRenderRejects(t *testing.T) {
+	for name, spec := range map[string]*backends.AppSpec{
+		"bad app name":            {App: "../etc", Procs: []backends.ProcSpec{{Name: "web", Type: "web", Cmd: "x"}}},
+		"bad proc name":           {App: "a", Procs: []backends.ProcSpec{{Name: "We b", Type: "web", Cmd: "x"}}},
+		"no cmd nor image":        {App: "a", Procs: []backends.ProcSpec{{Name: "web", Type: "web"}}},
+		"private env, no path":    {App: "a", Procs: []backends.ProcSpec{{Name: "web", Type: "web", Cmd: "x"}}, PrivateEnv: map[string]string{"K": "v"}},
+		"unknown proc type":       {App: "a", Procs: []backends.ProcSpec{{Name: "web", Type: "daemon", Cmd: "x"}}},
+		"duplicate proc":          {App: "a", Procs: []backends.ProcSpec{{Name: "w", Type: "web", Cmd: "x"}, {Name: "w", Type: "worker", Cmd: "y"}}},
+		"negative instance count": {App: "a", Procs: []backends.ProcSpec{{Name: "web", Type: "web", Cmd: "x", Instances: -1}}},
+	} {
+		if _, err := Render(spec, Config{}); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+}
+
+// TestCountRule: counts scaled outside the release survive a new version;
+// a count the release changes wins.
+func TestCountRule(t *testing.T) {
+	c := releases()["cmd-web-worker"]
+	v1, _ := Render(c.spec, c.cfg)
+	// Nomad runs v1; the web group was scaled from 2 to 5 since.
+	running, _ := Render(c.spec, c.cfg)
+	running.TaskGroups[1].Count = new(5)
+
+	spec2 := *c.spec
+	spec2.MetaVersion = "1700000100-bbbbbbb"
+	v2, _ := Render(&spec2, c.cfg)
+	applyCountRule(v2, running)
+	if n, _ := countOf(v2, "web"); n != 5 {
+		t.Fatalf("new version, same release count: web count %d, want the scaled 5", n)
+	}
+	if n, _ := countOf(v2, "mailer"); n != 1 {
+		t.Fatalf("mailer count %d", n)
+	}
+
+	spec3 := spec2
+	spec3.Procs = append([]backends.ProcSpec(nil), c.spec.Procs...)
+	spec3.Procs[0].Instances = 3
+	v3, _ := Render(&spec3, c.cfg)
+	applyCountRule(v3, running)
+	if n, _ := countOf(v3, "web"); n != 3 {
+		t.Fatalf("release asks 3: web count %d, want 3", n)
+	}
+	if SpecHash(v1) == SpecHash(v2) {
+		t.Fatal("a new meta_version has the same spec hash")
+	}
+	if SpecHash(v2) != SpecHash(v3) {
+		t.Fatal("a count change alone changed the spec hash (it must scale, not re-register)")
+	}
+	// A change to one proc changes that group's hash only (so Nomad leaves
+	// the other groups' allocations alone), and the job is not the same spec.
+	spec5 := *c.spec
+	spec5.Procs = append([]backends.ProcSpec(nil), c.spec.Procs...)
+	spec5.Procs[1].Cmd = "./mailer --fast"
+	v5, _ := Render(&spec5, c.cfg)
+	if bookkeeping(v5.TaskGroups[1])[MetaGroupHash] != bookkeeping(v1.TaskGroups[1])[MetaGroupHash] {
+		t.Error("changing the mailer changed the web group's hash")
+	}
+	if bookkeeping(v5.TaskGroups[0])[MetaGroupHash] == bookkeeping(v1.TaskGroups[0])[MetaGroupHash] || sameSpec(v5, v1) {
+		t.Error("changing the mailer's command went unnoticed")
+	}
+	// Bookkeeping lives in service meta (updated in place by Nomad), not in
+	// group/job meta (whose change replaces every allocation).
+	for _, g := range v1.TaskGroups {
+		if _, ok := g.Meta[MetaReleaseCount]; ok {
+			t.Error("release count in group meta: a scale would replace allocations")
+		}
+		if _, ok := g.Meta[MetaGroupHash]; ok {
+			t.Error("group hash in group meta: a route change would replace allocations")
+		}
+	}
+	// A restart mark is carried over, and does not change the hash.
+	running.TaskGroups[1].Meta[MetaRestart] = "2026-01-01T00:00:00Z"
+	v4, _ := Render(&spec2, c.cfg)
+	applyCountRule(v4, running)
+	if v4.TaskGroups[1].Meta[MetaRestart] == "" || SpecHash(v4) != SpecHash(v2) {
+		t.Fatal("restart mark not carried over, or it changed the hash")
+	}
+}
+
+func TestKVv2ReadPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"secret/berth/apps/x":      "secret/data/berth/apps/x",
+		"/secret/berth/apps/x/":    "secret/data/berth/apps/x",
+		"secret/data/berth/apps/x": "secret/data/berth/apps/x",
+		"kv/x":                     "kv/data/x",
+	} {
+		if got := KVv2ReadPath(in); got != want {
+			t.Errorf("KVv2ReadPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAllocIndexAndInstances(t *testing.T) {
+	healthy := true
+	allocs := []*api.AllocationListStub{
+		{ID: "b", Name: "hello.web[1]", JobID: "hello", JobType: "service", TaskGroup: "web", DesiredStatus: "run", ClientStatus: "running",
+			DeploymentStatus: &api.AllocDeploymentStatus{Healthy: &healthy},
+			AllocatedResources: &api.AllocatedResources{Shared: api.AllocatedSharedResources{
+				Ports: []api.PortMapping{{Label: "http", Value: 25123, HostIP: "10.0.0.7"}}}},
+			TaskStates: map[string]*api.TaskState{"web": {Restarts: 2}}},
+		{ID: "a", Name: "hello.web[0]", JobID: "hello", JobType: "service", TaskGroup: "web", DesiredStatus: "run", ClientStatus: "pending"},
+		{ID: "z", Name: "hello.web[0]", JobID: "hello", JobType: "service", TaskGroup: "web", DesiredStatus: "stop", ClientStatus: "complete"},
+		{ID: "m", Name: "hello.migrate.migrate[0]", JobID: "hello.migrate", JobType: "batch", TaskGroup: "migrate", DesiredStatus: "run", ClientStatus: "complete"},
+	}
+	got := instancesOf(allocs)
+	if len(got) != 3 {
+		t.Fatalf("instances %+v", got)
+	}
+	if got[0].Proc != "migrate" || got[0].State != backends.StateComplete {
+		t.Errorf("oneshot %+v", got[0])
+	}
+	if got[1].ID != "a" || got[1].Index != 0 || got[1].State != backends.StateStarting {
+		t.Errorf("pending %+v", got[1])
+	}
+	if got[2].ID != "b" || got[2].Index != 1 || got[2].State != backends.StateRunning || got[2].Address != "10.0.0.7:25123" || got[2].Restarts != 2 {
+		t.Errorf("running %+v", got[2])
+	}
+}

@@ -1,0 +1,94 @@
+package backends
+
+import (
+	"context"
+	"time"
+)
+
+// Proc types of a release (LAIN's proc keys: <type>[.<name>]).
+const (
+	ProcWeb     = "web"
+	ProcWorker  = "worker"
+	ProcPortal  = "portal"
+	ProcOneshot = "oneshot"
+)
+
+// ProcSpec is one process type of an app as the scheduler should run it.
+type ProcSpec struct {
+	Name        string            // proc name (DNS label), unique within the app
+	Type        string            // web, worker, portal or oneshot
+	Cmd         string            // shell command, run with /bin/sh -c (cmd procs)
+	Image       string            // Docker image (image procs; Nomad docker driver)
+	Port        int               // port the proc listens on inside; 0 = none. Local: PORT is assigned dynamically
+	Instances   int               // desired count (>= 0)
+	CPU         float64           // cores, may be fractional (> 0)
+	MemoryMB    int               // memory limit in MiB (> 0)
+	Env         map[string]string // proc-level env (from the release)
+	HealthCheck string            // HTTP path checked on web procs; "" = none
+}
+
+// AppSpec is the whole desired state of one app handed to a Scheduler.
+type AppSpec struct {
+	App         string            // app name (DNS label)
+	MetaVersion string            // release name, carried as job meta
+	Procs       []ProcSpec        // sorted by Name
+	Env         map[string]string // public app env plus bound-service env, merged over each proc's Env
+	// PrivateEnv holds values that must not be written into a job
+	// definition in clear. The local scheduler passes them to the process;
+	// the Nomad scheduler renders them from Vault at SecretPath instead.
+	PrivateEnv map[string]string
+	SecretPath string
+	// Routes are the host names the router sends to this app's web proc.
+	Routes []string
+}
+
+// Instance states.
+const (
+	StatePending  = "pending"
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateFailed   = "failed"
+	StateStopped  = "stopped"
+	StateComplete = "complete" // a oneshot that exited 0
+)
+
+// Instance is one running (or trying to run) copy of a proc.
+type Instance struct {
+	Proc     string
+	Index    int
+	ID       string // scheduler's id (allocation id, or app/proc/index locally)
+	State    string
+	Address  string // host:port where it listens, if any
+	PID      int    // local scheduler only
+	Restarts int
+	Message  string // last event, e.g. exit status or failure reason
+	Since    time.Time
+}
+
+// AppStatus is what a scheduler reports about one app.
+type AppStatus struct {
+	App         string
+	MetaVersion string // the version the scheduler is running
+	// Deployment is the state of the latest submit: pending, deploying,
+	// running, or failed (with Message saying why).
+	Deployment string
+	Message    string
+	Instances  []Instance // sorted by Proc, then Index
+}
+
+// Scheduler runs procs. Submit is declarative and idempotent: after it
+// returns, the scheduler works towards exactly the given spec (procs not in
+// the spec are stopped). Implementations must be safe for concurrent use.
+type Scheduler interface {
+	Submit(ctx context.Context, spec *AppSpec) error
+	// Status reports the app; an app the scheduler does not run is ErrNotFound.
+	Status(ctx context.Context, app string) (*AppStatus, error)
+	// Restart restarts every instance of proc ("" = all procs), rolling.
+	Restart(ctx context.Context, app, proc string) error
+	// Stop stops and forgets the app (undeploy); an unknown app succeeds.
+	Stop(ctx context.Context, app string) error
+	// Apps lists the apps the scheduler runs, sorted.
+	Apps(ctx context.Context) ([]string, error)
+	Health(ctx context.Context) error
+	Close() error
+}

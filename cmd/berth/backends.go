@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/backends/bolt"
+	"github.com/berthpaas/berth/backends/consul"
+	"github.com/berthpaas/berth/backends/local"
+	"github.com/berthpaas/berth/backends/nomad"
+	"github.com/berthpaas/berth/backends/sealed"
+	"github.com/berthpaas/berth/backends/vault"
+	"github.com/berthpaas/berth/server/config"
+)
+
+// stack is the set of backends built from config.
+type stack struct {
+	store       backends.Store
+	storeName   string
+	secrets     backends.Secrets
+	secretsName string
+	sched       backends.Scheduler
+	schedName   string
+	closers     []func() error
+}
+
+func (s *stack) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+func tlsOf(t *config.TLS) consul.TLSConfig {
+	if t == nil {
+		return consul.TLSConfig{}
+	}
+	return consul.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
+// openStore opens the Store the config selects.
+func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, error) {
+	if c := cfg.Consul; c != nil {
+		st, err := consul.New(consul.Config{Address: c.Address, Token: c.Token, Prefix: c.Prefix, Datacenter: c.Datacenter, TLS: tlsOf(c.TLS)}, log)
+		return st, "consul", err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(cfg.DataDir, "berth.db")
+	st, err := bolt.Open(path, bolt.Options{Logger: log.Named("bolt"), Timeout: 3 * time.Second})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the store %s (is another berth using this data_dir?): %w", path, err)
+	}
+	return st, "bolt", nil
+}
+
+// openSecrets opens the Secrets the config selects.
+func openSecrets(cfg *config.Config, log hclog.Logger) (backends.Secrets, string, error) {
+	if v := cfg.Vault; v != nil {
+		var tls vault.TLSConfig
+		if v.TLS != nil {
+			tls = vault.TLSConfig{CAFile: v.TLS.CAFile, CertFile: v.TLS.CertFile, KeyFile: v.TLS.KeyFile, ServerName: v.TLS.ServerName, InsecureSkipVerify: v.TLS.InsecureSkipVerify}
+		}
+		sec, err := vault.New(vault.Config{
+			Address: v.Address, Token: v.Token, RoleID: v.RoleID, SecretID: v.SecretID, AppRoleMount: v.AppRoleMount,
+			Mount: v.Mount, Prefix: v.Prefix, Namespace: v.Namespace, TLS: tls,
+		}, log)
+		return sec, "vault", err
+	}
+	dir := filepath.Join(cfg.DataDir, "secrets")
+	sec, err := sealed.Open(dir, sealed.Options{Logger: log.Named("sealed"), Timeout: 3 * time.Second})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the sealed secrets in %s: %w", dir, err)
+	}
+	return sec, "sealed", nil
+}
+
+// openScheduler opens the Scheduler the config selects.
+func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, string, error) {
+	if n := cfg.Nomad; n != nil {
+		sch, err := nomad.New(nomad.Config{
+			Address: n.Address, Token: n.Token, Region: n.Region, Namespace: n.Namespace, Datacenters: n.Datacenters,
+			RawExec: n.RawExec, VaultRole: n.VaultRole, ConsulTagsPrefix: n.ConsulTagsPrefix, Logger: log.Named("nomad"),
+		})
+		return sch, "nomad", err
+	}
+	sch, err := local.New(local.Config{
+		DataDir: filepath.Join(cfg.DataDir, "local"), RouterAddr: cfg.Local.RouterAddr, AppsDomain: cfg.Apps.Domain,
+		StopTimeout: cfg.Local.StopTimeoutDur, Logger: log.Named("local"),
+	})
+	return sch, "local", err
+}
+
+// openStack opens every backend, closing what was opened on failure.
+func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack, error) {
+	s := &stack{}
+	var err error
+	if s.store, s.storeName, err = openStore(cfg, log); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.store.Close)
+	if s.secrets, s.secretsName, err = openSecrets(cfg, log); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.closers = append(s.closers, s.secrets.Close)
+	if withScheduler {
+		if s.sched, s.schedName, err = openScheduler(cfg, log); err != nil {
+			s.close()
+			return nil, fmt.Errorf("starting the %s scheduler: %w", map[bool]string{true: "nomad", false: "local"}[cfg.Nomad != nil], err)
+		}
+		s.closers = append(s.closers, s.sched.Close)
+	}
+	return s, nil
+}

@@ -1,0 +1,120 @@
+# Berth operator configuration.
+#
+# As committed, this file runs Berth on its embedded defaults: a bbolt Store,
+# a sealed (AES-256-GCM) Secrets file and the local process Scheduler with its
+# built-in router, all under data_dir. Every setting is shown with its default.
+# Uncomment the consul, vault and nomad blocks to run on the HashiCorp stack.
+# An unknown key is an error that names the key, the file and the line.
+
+# Where the embedded backends keep their files (store, secrets key, logs, outbox).
+data_dir = "./data"
+
+# The API listens here. Keep it on loopback unless a proxy with TLS is in front.
+bind_addr = "127.0.0.1:8080"
+
+# trace, debug, info, warn or error; log_json = true for JSON log lines.
+log_level = "info"
+log_json  = false
+
+# Request bodies larger than this are refused with 413.
+max_body_bytes = 1048576
+
+# Emails of site admins: they may do everything. Create the first one with
+#   berth admin create-user -config config.hcl -email admin@berth.local
+admins = ["admin@berth.local"]
+
+# Platforms listed by GET /platforms.
+platforms = ["go", "python", "nodejs", "static", "docker"]
+
+users {
+  # Anyone may create an account with POST /users (they own nothing until they create apps).
+  open_registration = true
+  # Lifetime of login tokens, app tokens and password-reset tokens.
+  token_ttl       = "168h"
+  app_token_ttl   = "720h"
+  reset_token_ttl = "1h"
+  # How many apps a user may own unless changed.
+  default_quota = 10
+}
+
+apps {
+  # The router sends <app>.<domain> to the app's web proc.
+  domain = "apps.localhost"
+  # What POST /apps answers as repository_url; {app} is replaced by the app name.
+  git_url_template = "git@git.berth.local:{app}.git"
+}
+
+# The embedded scheduler: procs run as child processes; its router listens here.
+local {
+  router_addr  = "127.0.0.1:8081"
+  stop_timeout = "10s"
+}
+
+# Outgoing mail (password resets). Without smtp_addr each message is written
+# as a file under <data_dir>/outbox/.
+mailer {
+  from = "berth@localhost"
+  # smtp_addr = "127.0.0.1:25"
+  # username  = ""
+  # password  = ""
+}
+
+# Webhook notifiers (imagepush): each delivery is signed with HMAC-SHA256 over
+# the body in the X-Berth-Signature header. Without a secret one is generated
+# and kept in Secrets.
+notify {
+  # secret     = "change-me"
+  max_attempts = 5
+  backoff      = "1s"
+  timeout      = "10s"
+}
+
+# Service-broker plugins: built-ins (mysql, redis, mongodb) run from this binary;
+# others are executables named berth-broker-<name> in dir.
+plugins {
+  # dir        = "/opt/berth/plugins"
+  call_timeout = "30s"
+}
+
+reconciler {
+  interval = "30s"
+  lock_ttl = "2m"
+}
+
+# --- The HashiCorp stack ---------------------------------------------------
+#
+# consul {                      # Store: Consul KV
+#   address    = "127.0.0.1:8500"
+#   token      = ""
+#   prefix     = "berth/"
+#   datacenter = ""
+#   tls {
+#     ca_file   = ""
+#     cert_file = ""
+#     key_file  = ""
+#     server_name = ""
+#     insecure_skip_verify = false
+#   }
+# }
+#
+# vault {                       # Secrets: Vault KV v2
+#   address  = "https://127.0.0.1:8200"
+#   token    = ""               # or AppRole:
+#   role_id  = ""
+#   secret_id = ""
+#   approle_mount = "approle"
+#   mount    = "secret"
+#   prefix   = "berth/"
+#   namespace = ""
+# }
+#
+# nomad {                       # Scheduler: one Nomad job per app
+#   address     = "http://127.0.0.1:4646"
+#   token       = ""
+#   region      = ""
+#   namespace   = ""
+#   datacenters = ["dc1"]
+#   raw_exec    = false         # raw_exec instead of exec for cmd procs
+#   vault_role  = ""
+#   consul_tags_prefix = "urlprefix-"
+# }

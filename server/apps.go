@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// appParam validates the app name in the path and loads the app, checking
+// that the caller may do act on it. Unknown apps are 404.
+func (s *Server) appParam(c *call, param string, act Action) (*state.App, error) {
+	name := c.param(param)
+	if err := names.App(name); err != nil {
+		return nil, err
+	}
+	c.target = name
+	return s.loadApp(c, name, act)
+}
+
+func (s *Server) loadApp(c *call, name string, act Action) (*state.App, error) {
+	a, err := state.GetApp(c.ctx(), s.store, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("app %q not found", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.may(c, act, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+type newApp struct {
+	Name      string
+	Platform  string
+	TeamOwner string
+	AppType   string
+	Resource  string
+	Client    string
+}
+
+// registerApp creates an app owned by the caller, counting it against the
+// caller's quota in the same transaction, so concurrent creates can never
+// exceed it.
+func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*state.App, error) {
+	if id.AppToken {
+		return nil, forbidden("an app token cannot create apps")
+	}
+	if err := names.App(in.Name); err != nil {
+		return nil, err
+	}
+	if in.AppType == "" {
+		in.AppType = state.AppTypeApp
+	}
+	switch in.AppType {
+	case state.AppTypeApp, state.AppTypeService, state.AppTypeResource, state.AppTypeResourceInstance:
+	default:
+		return nil, badRequest("apptype must be one of app, service, resource, not %q", in.AppType)
+	}
+	if in.Platform != "" && !contains(s.cfg.Platforms, in.Platform) {
+		return nil, badRequest("unknown platform %q; see GET /platforms", in.Platform)
+	}
+	if in.TeamOwner != "" {
+		if err := names.Team(in.TeamOwner); err != nil {
+			return nil, err
+		}
+		t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(in.TeamOwner))
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, notFound("team %q not found", in.TeamOwner)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !id.Admin && !contains(t.Users, id.Email) {
+			return nil, forbidden("you are not a member of team %q", in.TeamOwner)
+		}
+	}
+	app := &state.App{
+		Name: in.Name, Owner: id.Email, TeamOwner: in.TeamOwner, Platform: in.Platform, AppType: in.AppType,
+		Resource: in.Resource, Client: in.Client,
+		Maintainers: map[string]string{id.Email: state.RoleOwner},
+		GitURL:      strings.ReplaceAll(s.cfg.Apps.GitURLTemplate, "{app}", in.Name),
+		Created:     time.Now().UTC(),
+		Routes:      []string{in.Name + "." + s.cfg.Apps.Domain},
+	}
+	if in.TeamOwner != "" {
+		app.Teams = []string{in.TeamOwner}
+	}
+	appJSON, err := jsonBytes(app)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; attempt < 32; attempt++ {
+		u, uidx, err := state.Get[state.User](ctx, s.store, state.UserKey(id.Email))
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, unauthorized("your user no longer exists")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if limit := s.quotaOf(u); u.Owned >= limit {
+			return nil, forbidden("quota exceeded: you own %d of %d apps allowed; remove one or ask an admin to raise your quota", u.Owned, limit)
+		}
+		u.Owned++
+		userJSON, err := jsonBytes(u)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.store.Txn(ctx, []backends.TxnOp{
+			{Verb: backends.TxnCAS, Key: state.AppKey(in.Name), Value: appJSON, Index: 0},
+			{Verb: backends.TxnCAS, Key: state.UserKey(id.Email), Value: userJSON, Index: uidx},
+		})
+		if err == nil {
+			return app, nil
+		}
+		if !errors.Is(err, backends.ErrCASConflict) {
+			return nil, err
+		}
+		var te *backends.TxnError
+		if errors.As(err, &te) && te.OpIndex == 0 {
+			return nil, conflict("app %q already exists", in.Name)
+		}
+		if p, _, gerr := s.store.Get(ctx, state.AppKey(in.Name), nil); gerr == nil && p != nil {
+			return nil, conflict("app %q already exists", in.Name)
+		}
+	}
+	return nil, conflict("too many concurrent changes; try again")
+}
+
+// unregisterApp removes an app's record, gives its owner the quota back,
+// and removes its releases and private env. The caller has undeployed it.
+func (s *Server) unregisterApp(ctx context.Context, app *state.App) error {
+	for attempt := 0; attempt < 32; attempt++ {
+		cur, err := state.GetApp(ctx, s.store, app.Name)
+		if errors.Is(err, state.ErrNotFound) {
+			return notFound("app %q not found", app.Name)
+		}
+		if err != nil {
+			return err
+		}
+		ops := []backends.TxnOp{{Verb: backends.TxnDeleteCAS, Key: state.AppKey(app.Name), Index: cur.ModifyIndex}}
+		u, uidx, err := state.Get[state.User](ctx, s.store, state.UserKey(cur.Owner))
+		if cur.AppType == state.AppTypeResourceInstance {
+			err = state.ErrNotFound // instances do not count against quotas
+		}
+		if err == nil {
+			if u.Owned > 0 {
+				u.Owned--
+			}
+			b, err := jsonBytes(u)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, backends.TxnOp{Verb: backends.TxnCAS, Key: state.UserKey(cur.Owner), Value: b, Index: uidx})
+		} else if !errors.Is(err, state.ErrNotFound) {
+			return err
+		}
+		_, err = s.store.Txn(ctx, ops)
+		if errors.Is(err, backends.ErrCASConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.store.DeleteTree(ctx, state.ReleasePrefix(app.Name)); err != nil {
+			s.log.Warn("could not delete releases", "app", app.Name, "error", err)
+		}
+		if err := s.secrets.Delete(ctx, envSecretPath(app.Name)); err != nil {
+			s.log.Warn("could not delete private env", "app", app.Name, "error", err)
+		}
+		return nil
+	}
+	return conflict("too many concurrent changes; try again")
+}
+
+func envSecretPath(app string) string { return "apps/" + app + "/env" }
+
+// visibleApps lists the apps the caller may read.
+func (s *Server) visibleApps(c *call) ([]*state.App, error) {
+	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if c.id.Admin {
+		return apps, nil
+	}
+	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	tm := map[string]*state.Team{}
+	for _, t := range teams {
+		tm[t.Name] = t
+	}
+	out := apps[:0]
+	for _, a := range apps {
+		if c.id.AppToken {
+			if a.Name == c.id.App {
+				out = append(out, a)
+			}
+			continue
+		}
+		if s.roleOn(c.id, a, tm) != "" {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// latestRelease returns the newest pushed release of an app, or nil.
+func (s *Server) latestRelease(ctx context.Context, app string) (*state.Release, error) {
+	rs, err := state.List[state.Release](ctx, s.store, state.ReleasePrefix(app))
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if !rs[i].Pushed.Equal(rs[j].Pushed) {
+			return rs[i].Pushed.Before(rs[j].Pushed)
+		}
+		return rs[i].MetaVersion < rs[j].MetaVersion
+	})
+	return rs[len(rs)-1], nil
+}
+
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"sort"
+	"time"
+
+	"github.com/berthpaas/berth/server/state"
+)
+
+// tsuru-style app views.
+
+type unitView struct {
+	Name  string `json:"Name"`
+	Ip    string `json:"Ip"`
+	State string `json:"State"`
+}
+
+type appView struct {
+	Name       string     `json:"Name"`
+	Platform   string     `json:"Platform"`
+	Framework  string     `json:"Framework"`
+	Repository string     `json:"Repository"`
+	Ip         string     `json:"Ip"`
+	State      string     `json:"State"`
+	Owner      string     `json:"Owner"`
+	TeamOwner  string     `json:"TeamOwner"`
+	Teams      []string   `json:"Teams"`
+	Units      []unitView `json:"Units"`
+	AppType    string     `json:"AppType"`
+	Version    string     `json:"MetaVersion"`
+	Created    time.Time  `json:"Created"`
+}
+
+func (s *Server) appOut(c *call, a *state.App) appView {
+	teams := appTeams(a)
+	sort.Strings(teams)
+	units, st := s.units(c, a)
+	v := appView{
+		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,
+		State: st, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: teams, Units: units,
+		AppType: a.AppType, Version: a.MetaVersion, Created: a.Created,
+	}
+	if len(a.Routes) > 0 {
+		v.Ip = a.Routes[0]
+	}
+	if v.Teams == nil {
+		v.Teams = []string{}
+	}
+	return v
+}
+
+// GET /apps
+func (s *Server) listApps(c *call) (any, error) {
+	apps, err := s.visibleApps(c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]appView, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.appOut(c, a))
+	}
+	return out, nil
+}
+
+// GET /apps/:app
+func (s *Server) getApp(c *call) (any, error) {
+	a, err := s.appParam(c, "app", ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	return s.appOut(c, a), nil
+}
+
+// POST /apps {"name","platform","teamOwner"} -> {"status":"success","repository_url":...}
+func (s *Server) createAppTsuru(c *call) (any, error) {
+	var in struct {
+		Name      string `json:"name"`
+		Platform  string `json:"platform"`
+		TeamOwner string `json:"teamOwner"`
+		Plan      string `json:"plan"`
+		Pool      string `json:"pool"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	c.target = in.Name
+	a, err := s.registerApp(c.ctx(), c.id, newApp{Name: in.Name, Platform: in.Platform, TeamOwner: in.TeamOwner})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"status": "success", "repository_url": a.GitURL}, nil
+}
+
+// DELETE /apps/:app
+func (s *Server) removeApp(c *call) (any, error) {
+	a, err := s.appParam(c, "app", ActAppDelete)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.beforeRemoveApp(c, a); err != nil {
+		return nil, err
+	}
+	if err := s.unregisterApp(c.ctx(), a); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// POST /tokens {"appname"|"app", "expires": seconds} -> an app token.
+func (s *Server) createAppToken(c *call) (any, error) {
+	var in struct {
+		AppName string `json:"appname"`
+		App     string `json:"app"`
+		Expires int64  `json:"expires"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	name := in.AppName
+	if name == "" {
+		name = in.App
+	}
+	if name == "" {
+		return nil, badRequest("appname is required")
+	}
+	c.target = name
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot create tokens")
+	}
+	a, err := s.loadApp(c, name, ActAppToken)
+	if err != nil {
+		return nil, err
+	}
+	ttl := s.cfg.Users.AppTokenTTLDur
+	if in.Expires < 0 {
+		return nil, badRequest("expires must be a number of seconds, more than 0")
+	}
+	if in.Expires > 0 {
+		if d := time.Duration(in.Expires) * time.Second; d < ttl {
+			ttl = d
+		}
+	}
+	tok, exp, err := s.issueToken(c.ctx(), c.id.Email, tokenApp, a.Name, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"Token":    tok,
+		"Creation": time.Now().UTC().Format(time.RFC3339),
+		"Expires":  int64(time.Until(exp).Round(time.Second) / time.Second),
+		"AppName":  a.Name,
+	}, nil
+}
+
+// GET /platforms
+func (s *Server) listPlatforms(c *call) (any, error) {
+	out := make([]map[string]string, 0, len(s.cfg.Platforms))
+	for _, p := range s.cfg.Platforms {
+		out = append(out, map[string]string{"Name": p})
+	}
+	return out, nil
+}

@@ -1,0 +1,349 @@
+// Package config reads Berth's operator configuration (config.hcl).
+//
+// With no backend blocks (consul, vault, nomad) the server runs on its
+// embedded defaults: a bbolt Store, a sealed (AES-GCM) Secrets file and the
+// local process Scheduler, all under data_dir. Unknown keys are errors that
+// name the key, the file and the line.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Config is the whole operator configuration.
+type Config struct {
+	DataDir      string   `hcl:"data_dir,optional"`
+	BindAddr     string   `hcl:"bind_addr,optional"`
+	LogLevel     string   `hcl:"log_level,optional"`
+	LogJSON      bool     `hcl:"log_json,optional"`
+	MaxBodyBytes int64    `hcl:"max_body_bytes,optional"`
+	Admins       []string `hcl:"admins,optional"`
+	Platforms    []string `hcl:"platforms,optional"`
+
+	Users     *Users     `hcl:"users,block"`
+	Apps      *Apps      `hcl:"apps,block"`
+	Local     *Local     `hcl:"local,block"`
+	Consul    *Consul    `hcl:"consul,block"`
+	Vault     *Vault     `hcl:"vault,block"`
+	Nomad     *Nomad     `hcl:"nomad,block"`
+	Mailer    *Mailer    `hcl:"mailer,block"`
+	Notify    *Notify    `hcl:"notify,block"`
+	Plugins   *Plugins   `hcl:"plugins,block"`
+	Reconcile *Reconcile `hcl:"reconciler,block"`
+
+	// Source is the file the config was read from ("" for the embedded defaults).
+	Source string
+}
+
+// Users configures accounts and tokens.
+type Users struct {
+	OpenRegistration *bool  `hcl:"open_registration,optional"`
+	TokenTTL         string `hcl:"token_ttl,optional"`
+	AppTokenTTL      string `hcl:"app_token_ttl,optional"`
+	DefaultQuota     *int   `hcl:"default_quota,optional"`
+	ResetTokenTTL    string `hcl:"reset_token_ttl,optional"`
+
+	TokenTTLDur      time.Duration
+	AppTokenTTLDur   time.Duration
+	ResetTokenTTLDur time.Duration
+}
+
+// Apps configures app naming and routing.
+type Apps struct {
+	Domain         string `hcl:"domain,optional"`
+	GitURLTemplate string `hcl:"git_url_template,optional"`
+}
+
+// Local configures the embedded scheduler and its router.
+type Local struct {
+	RouterAddr  string `hcl:"router_addr,optional"`
+	StopTimeout string `hcl:"stop_timeout,optional"`
+
+	StopTimeoutDur time.Duration
+}
+
+// TLS is the client TLS configuration for a HashiCorp backend.
+type TLS struct {
+	CAFile             string `hcl:"ca_file,optional"`
+	CertFile           string `hcl:"cert_file,optional"`
+	KeyFile            string `hcl:"key_file,optional"`
+	ServerName         string `hcl:"server_name,optional"`
+	InsecureSkipVerify bool   `hcl:"insecure_skip_verify,optional"`
+}
+
+// Consul selects Consul KV as the Store.
+type Consul struct {
+	Address    string `hcl:"address,optional"`
+	Token      string `hcl:"token,optional"`
+	Prefix     string `hcl:"prefix,optional"`
+	Datacenter string `hcl:"datacenter,optional"`
+	TLS        *TLS   `hcl:"tls,block"`
+}
+
+// Vault selects Vault KV v2 as Secrets.
+type Vault struct {
+	Address      string `hcl:"address,optional"`
+	Token        string `hcl:"token,optional"`
+	RoleID       string `hcl:"role_id,optional"`
+	SecretID     string `hcl:"secret_id,optional"`
+	AppRoleMount string `hcl:"approle_mount,optional"`
+	Mount        string `hcl:"mount,optional"`
+	Prefix       string `hcl:"prefix,optional"`
+	Namespace    string `hcl:"namespace,optional"`
+	TLS          *TLS   `hcl:"tls,block"`
+}
+
+// Nomad selects Nomad as the Scheduler.
+type Nomad struct {
+	Address          string   `hcl:"address,optional"`
+	Token            string   `hcl:"token,optional"`
+	Region           string   `hcl:"region,optional"`
+	Namespace        string   `hcl:"namespace,optional"`
+	Datacenters      []string `hcl:"datacenters,optional"`
+	RawExec          bool     `hcl:"raw_exec,optional"`
+	VaultRole        string   `hcl:"vault_role,optional"`
+	ConsulTagsPrefix string   `hcl:"consul_tags_prefix,optional"`
+}
+
+// Mailer configures outgoing mail; without smtp_addr messages are written
+// as files under <data_dir>/outbox.
+type Mailer struct {
+	SMTPAddr string `hcl:"smtp_addr,optional"`
+	From     string `hcl:"from,optional"`
+	Username string `hcl:"username,optional"`
+	Password string `hcl:"password,optional"`
+}
+
+// Notify configures webhook delivery.
+type Notify struct {
+	Secret      string `hcl:"secret,optional"`
+	MaxAttempts int    `hcl:"max_attempts,optional"`
+	Backoff     string `hcl:"backoff,optional"`
+	Timeout     string `hcl:"timeout,optional"`
+
+	BackoffDur time.Duration
+	TimeoutDur time.Duration
+}
+
+// Plugins configures service-broker plugins.
+type Plugins struct {
+	Dir         string `hcl:"dir,optional"`
+	CallTimeout string `hcl:"call_timeout,optional"`
+
+	CallTimeoutDur time.Duration
+}
+
+// Reconcile configures the reconciler.
+type Reconcile struct {
+	Interval string `hcl:"interval,optional"`
+	LockTTL  string `hcl:"lock_ttl,optional"`
+
+	IntervalDur time.Duration
+	LockTTLDur  time.Duration
+}
+
+// Error is a configuration problem with its place in the file.
+type Error struct {
+	Diags hcl.Diagnostics
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, d := range e.Diags {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if d.Subject != nil {
+			fmt.Fprintf(&b, "%s:%d,%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		b.WriteString(d.Summary)
+		if d.Detail != "" {
+			b.WriteString(": ")
+			b.WriteString(d.Detail)
+		}
+	}
+	return b.String()
+}
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	c := &Config{}
+	if err := c.finish(); err != nil {
+		panic(err) // the defaults are valid by construction
+	}
+	return c
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(src, path)
+}
+
+// Parse parses config text; filename is used in error messages.
+func Parse(src []byte, filename string) (*Config, error) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, &Error{Diags: diags}
+	}
+	c := &Config{}
+	if diags := gohcl.DecodeBody(f.Body, nil, c); diags.HasErrors() {
+		return nil, &Error{Diags: diags}
+	}
+	c.Source = filename
+	if err := c.finish(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filename, err)
+	}
+	return c, nil
+}
+
+func dur(name, s string, def time.Duration, out *time.Duration) error {
+	if s == "" {
+		*out = def
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s: %q is not a positive duration (e.g. \"30s\", \"12h\")", name, s)
+	}
+	*out = d
+	return nil
+}
+
+// finish fills defaults and validates values.
+func (c *Config) finish() error {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "127.0.0.1:8080"
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		return fmt.Errorf("bind_addr: %q is not host:port", c.BindAddr)
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max_body_bytes: must be positive")
+	}
+	if len(c.Platforms) == 0 {
+		c.Platforms = []string{"go", "python", "nodejs", "static", "docker"}
+	}
+	if c.Users == nil {
+		c.Users = &Users{}
+	}
+	u := c.Users
+	if u.OpenRegistration == nil {
+		t := true
+		u.OpenRegistration = &t
+	}
+	if u.DefaultQuota == nil {
+		q := 10
+		u.DefaultQuota = &q
+	}
+	if *u.DefaultQuota < 0 {
+		return fmt.Errorf("users.default_quota: must be 0 or more")
+	}
+	if err := dur("users.token_ttl", u.TokenTTL, 7*24*time.Hour, &u.TokenTTLDur); err != nil {
+		return err
+	}
+	if err := dur("users.app_token_ttl", u.AppTokenTTL, 30*24*time.Hour, &u.AppTokenTTLDur); err != nil {
+		return err
+	}
+	if err := dur("users.reset_token_ttl", u.ResetTokenTTL, time.Hour, &u.ResetTokenTTLDur); err != nil {
+		return err
+	}
+	if c.Apps == nil {
+		c.Apps = &Apps{}
+	}
+	if c.Apps.Domain == "" {
+		c.Apps.Domain = "apps.localhost"
+	}
+	if c.Apps.GitURLTemplate == "" {
+		c.Apps.GitURLTemplate = "git@git.berth.local:{app}.git"
+	}
+	if c.Local == nil {
+		c.Local = &Local{}
+	}
+	if c.Local.RouterAddr == "" {
+		c.Local.RouterAddr = "127.0.0.1:8081"
+	}
+	if err := dur("local.stop_timeout", c.Local.StopTimeout, 10*time.Second, &c.Local.StopTimeoutDur); err != nil {
+		return err
+	}
+	if c.Notify == nil {
+		c.Notify = &Notify{}
+	}
+	if c.Notify.MaxAttempts == 0 {
+		c.Notify.MaxAttempts = 5
+	}
+	if c.Notify.MaxAttempts < 0 {
+		return fmt.Errorf("notify.max_attempts: must be positive")
+	}
+	if err := dur("notify.backoff", c.Notify.Backoff, time.Second, &c.Notify.BackoffDur); err != nil {
+		return err
+	}
+	if err := dur("notify.timeout", c.Notify.Timeout, 10*time.Second, &c.Notify.TimeoutDur); err != nil {
+		return err
+	}
+	if c.Plugins == nil {
+		c.Plugins = &Plugins{}
+	}
+	if err := dur("plugins.call_timeout", c.Plugins.CallTimeout, 30*time.Second, &c.Plugins.CallTimeoutDur); err != nil {
+		return err
+	}
+	if c.Reconcile == nil {
+		c.Reconcile = &Reconcile{}
+	}
+	if err := dur("reconciler.interval", c.Reconcile.Interval, 30*time.Second, &c.Reconcile.IntervalDur); err != nil {
+		return err
+	}
+	if err := dur("reconciler.lock_ttl", c.Reconcile.LockTTL, 2*time.Minute, &c.Reconcile.LockTTLDur); err != nil {
+		return err
+	}
+	if c.Mailer == nil {
+		c.Mailer = &Mailer{}
+	}
+	if c.Mailer.From == "" {
+		c.Mailer.From = "berth@localhost"
+	}
+	for _, a := range c.Admins {
+		if !strings.Contains(a, "@") {
+			return fmt.Errorf("admins: %q is not an email address", a)
+		}
+	}
+	c.DataDir = filepath.Clean(c.DataDir)
+	return nil
+}
+
+// IsAdmin reports whether email is a configured admin.
+func (c *Config) IsAdmin(email string) bool {
+	for _, a := range c.Admins {
+		if strings.EqualFold(a, email) {
+			return true
+		}
+	}
+	return false
+}

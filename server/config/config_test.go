@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	if c.BindAddr != "127.0.0.1:8080" || c.DataDir != "data" || c.MaxBodyBytes != 1<<20 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if c.Consul != nil || c.Vault != nil || c.Nomad != nil {
+		t.Fatal("defaults must select the embedded backends")
+	}
+	if *c.Users.DefaultQuota != 10 || c.Users.TokenTTLDur != 7*24*time.Hour {
+		t.Fatalf("user defaults: %+v", c.Users)
+	}
+}
+
+func TestCommittedConfigParses(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "config.hcl"))
+	if err != nil {
+		t.Fatalf("committed config.hcl: %v", err)
+	}
+	if c.Consul != nil || c.Vault != nil || c.Nomad != nil {
+		t.Fatal("committed config.hcl must run the embedded defaults")
+	}
+}
+
+func TestUnknownKeyNamesKeyFileAndLine(t *testing.T) {
+	_, err := Parse([]byte("bind_addr = \"127.0.0.1:1\"\n\nbogus_key = 3\n"), "my.hcl")
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"my.hcl:3", "bogus_key"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+}
+
+func TestUnknownKeyInBlock(t *testing.T) {
+	_, err := Parse([]byte("consul {\n  adress = \"x\"\n}\n"), "c.hcl")
+	if err == nil || !strings.Contains(err.Error(), "c.hcl:2") || !strings.Contains(err.Error(), "adress") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	_, err := Parse([]byte("bind_addr = \n"), "s.hcl")
+	if err == nil || !strings.Contains(err.Error(), "s.hcl:") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	for _, src := range []string{
+		`bind_addr = "nohostport"`,
+		`log_level = "loud"`,
+		"users {\n token_ttl = \"forever\"\n}",
+		`admins = ["notanemail"]`,
+	} {
+		if _, err := Parse([]byte(src), "v.hcl"); err == nil {
+			t.Errorf("accepted %q", src)
+		}
+	}
+}
+
+func TestBackendsSelected(t *testing.T) {
+	src := `
+consul {
+  address = "127.0.0.1:8500"
+  prefix  = "berth/"
+}
+vault {
+  address = "http://127.0.0.1:8200"
+  token   = "t"
+}
+nomad {
+  address = "http://127.0.0.1:4646"
+  datacenters = ["dc1"]
+}
+`
+	c, err := Parse([]byte(src), "b.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consul == nil || c.Consul.Prefix != "berth/" || c.Vault == nil || c.Nomad == nil || c.Nomad.Datacenters[0] != "dc1" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.hcl")); err == nil || !os.IsNotExist(unwrap(err)) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func unwrap(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}

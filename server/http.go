@@ -1,0 +1,338 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/release"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// Error is an error with its HTTP meaning. Handlers return it (or a
+// sentinel mapped in errorStatus); the wrapper writes it as JSON.
+type Error struct {
+	Status int
+	Msg    string
+	Extra  map[string]any
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func errStatus(status int, format string, a ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, a...)}
+}
+func badRequest(format string, a ...any) *Error {
+	return errStatus(http.StatusBadRequest, format, a...)
+}
+func notFound(format string, a ...any) *Error  { return errStatus(http.StatusNotFound, format, a...) }
+func forbidden(format string, a ...any) *Error { return errStatus(http.StatusForbidden, format, a...) }
+func conflict(format string, a ...any) *Error  { return errStatus(http.StatusConflict, format, a...) }
+func unauthorized(format string, a ...any) *Error {
+	return errStatus(http.StatusUnauthorized, format, a...)
+}
+
+// errorStatus is the one place errors get their HTTP status and the
+// message shown to the caller. Unknown errors are 500 with no detail.
+func errorStatus(err error) (int, string) {
+	var he *Error
+	var ne *names.Error
+	var re *release.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.Status, he.Msg
+	case errors.As(err, &ne):
+		return http.StatusBadRequest, ne.Error()
+	case errors.As(err, &re):
+		return http.StatusBadRequest, re.Error()
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, state.ErrNotFound), errors.Is(err, backends.ErrNotFound):
+		return http.StatusNotFound, "not found"
+	case errors.Is(err, state.ErrExists):
+		return http.StatusConflict, "already exists"
+	case errors.Is(err, state.ErrConflict), errors.Is(err, backends.ErrCASConflict):
+		return http.StatusConflict, "a concurrent change got there first; try again"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "a backend did not answer in time"
+	case errors.Is(err, backends.ErrUnavailable):
+		return http.StatusServiceUnavailable, "a backend is unavailable"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+// reply lets a handler choose the status code (default 200) and body.
+type reply struct {
+	Status int
+	Body   any
+}
+
+// textReply is written as text/plain.
+type textReply string
+
+// call is one request as handlers see it.
+type call struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	ps     httprouter.Params
+	id     *Identity // nil when anonymous
+	log    hclog.Logger
+	reqID  string
+	action string
+	target string
+}
+
+func (c *call) param(name string) string { return c.ps.ByName(name) }
+func (c *call) ctx() context.Context     { return c.r.Context() }
+
+// handlerFunc is the shape of every endpoint: it returns a value to be
+// written as JSON, or an error.
+type handlerFunc func(c *call) (any, error)
+
+// route options.
+type routeOpts struct {
+	public bool   // no authentication needed
+	action string // audit action name for state changes
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	reg      *prometheus.Registry
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency)
+	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// handle registers h for method and pattern, with and without a trailing
+// slash, both answered directly (no redirect).
+func (s *Server) handle(method, pattern string, opts routeOpts, h handlerFunc) {
+	base := strings.TrimSuffix(pattern, "/")
+	if base == "" {
+		base = "/"
+	}
+	wrapped := s.wrap(method, base, opts, h)
+	s.router.Handle(method, base, wrapped)
+	if base != "/" {
+		s.router.Handle(method, base+"/", wrapped)
+	}
+}
+
+func newRequestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isToken(id) {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// wrap is the one wrapper: request id, body limit, authentication, panic
+// recovery, JSON encoding of the value or the error, logging, metrics and
+// the audit record of state changes.
+func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		start := time.Now()
+		reqID := newRequestID(r)
+		w.Header().Set("X-Request-Id", reqID)
+		sw := &statusWriter{ResponseWriter: w}
+		log := s.log.With("request_id", reqID)
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+		c := &call{w: sw, r: r, ps: ps, log: log, reqID: reqID, action: opts.action}
+		var val any
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					log.Error("panic in handler", "route", route, "panic", fmt.Sprint(p))
+					err = errors.New("panic")
+				}
+			}()
+			c.id, err = s.authenticate(r)
+			if err == nil && c.id == nil && !opts.public {
+				err = unauthorized("authentication required: send a token as 'Authorization: bearer <token>' or in the 'access-token' header")
+			}
+			if err == nil {
+				val, err = h(c)
+			}
+		}()
+		if err != nil {
+			status, msg := errorStatus(err)
+			if status >= 500 {
+				log.Error("request failed", "method", method, "route", route, "status", status, "error", err.Error())
+			}
+			body := map[string]any{"error": msg, "status": status, "request_id": reqID}
+			var he *Error
+			if errors.As(err, &he) {
+				for k, v := range he.Extra {
+					body[k] = v
+				}
+			}
+			writeJSON(sw, status, body)
+		} else {
+			switch v := val.(type) {
+			case streamed:
+			case *reply:
+				if v.Status == http.StatusNoContent || v.Body == nil {
+					sw.WriteHeader(v.Status)
+				} else {
+					writeJSON(sw, v.Status, v.Body)
+				}
+			case textReply:
+				sw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				sw.WriteHeader(http.StatusOK)
+				_, _ = io.WriteString(sw, string(v))
+			case nil:
+				writeJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
+			default:
+				writeJSON(sw, http.StatusOK, v)
+			}
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
+		log.Debug("request", "method", method, "path", r.URL.Path, "status", status, "duration", elapsed)
+		if opts.action != "" {
+			actor := "anonymous"
+			if c.id != nil {
+				actor = c.id.Name()
+			}
+			target := c.target
+			if target == "" {
+				target = paramsTarget(ps)
+			}
+			s.audit(actor, opts.action, target, status, reqID)
+		}
+	}
+}
+
+// streamed marks a handler that wrote its own response.
+type streamed struct{}
+
+func paramsTarget(ps httprouter.Params) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		parts = append(parts, p.Value)
+	}
+	return strings.Join(parts, "/")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body into v strictly: one object, no unknown fields,
+// fields of the right types. Errors are 400 (413 for an oversized body) with
+// a message that says what was wrong.
+func decode(c *call, v any) error {
+	body, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("could not read the request body")
+	}
+	return decodeBytes(body, v)
+}
+
+func decodeBytes(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return badRequest("request body is empty: a JSON object is expected")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return badRequest("invalid JSON at byte %d: %v", se.Offset, se)
+		case errors.As(err, &te):
+			return badRequest("invalid JSON: field %q must be %s, not %s", te.Field, te.Type.String(), te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return badRequest("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return badRequest("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("invalid JSON: more than one value in the body")
+	}
+	return nil
+}
+
+// notFoundHandler and methodNotAllowed answer in JSON.
+func jsonStatusHandler(status int, msg string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, status, map[string]any{"error": msg, "status": status})
+	})
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/berthpaas/berth/server/state"
+)
+
+// Action is something a caller may be allowed to do.
+type Action string
+
+// Actions on apps.
+const (
+	ActAppRead         Action = "app.read"
+	ActAppPush         Action = "app.push"
+	ActAppDeploy       Action = "app.deploy"
+	ActAppScale        Action = "app.scale"
+	ActAppRestart      Action = "app.restart"
+	ActAppEnvRead      Action = "app.env.read"
+	ActAppEnvWrite     Action = "app.env.write"
+	ActAppUndeploy     Action = "app.undeploy"
+	ActAppMaintRead    Action = "app.maintainers.read"
+	ActAppMaintWrite   Action = "app.maintainers.write"
+	ActAppDelete       Action = "app.delete"
+	ActAppToken        Action = "app.token.create"
+	ActAppSwap         Action = "app.swap"
+	ActAppBind         Action = "app.bind"
+	ActEventsRead      Action = "events.read"
+	ActNotifyWrite     Action = "notify.write"
+	ActHealerRun       Action = "healer.run"
+	ActServiceManage   Action = "service.manage"
+	ActUserQuotaOthers Action = "quota.read.others"
+)
+
+// rule says who may do an action.
+type rule struct {
+	// MinRole is the weakest app role that may act ("" = not an app action).
+	MinRole string
+	// AppToken: an app token for the same app may act.
+	AppToken bool
+	// AdminOnly: only site admins.
+	AdminOnly bool
+}
+
+// policy is the whole permission table. Site admins may do everything;
+// team members of an app's teams act as developers on it.
+var policy = map[Action]rule{
+	ActAppRead:         {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppPush:         {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppDeploy:       {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppScale:        {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppRestart:      {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppEnvRead:      {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppEnvWrite:     {MinRole: state.RoleDeveloper, AppToken: true},
+	ActAppBind:         {MinRole: state.RoleDeveloper},
+	ActAppMaintRead:    {MinRole: state.RoleDeveloper},
+	ActAppUndeploy:     {MinRole: state.RoleAdmin},
+	ActAppMaintWrite:   {MinRole: state.RoleAdmin},
+	ActAppToken:        {MinRole: state.RoleAdmin},
+	ActAppSwap:         {MinRole: state.RoleAdmin},
+	ActAppDelete:       {MinRole: state.RoleOwner},
+	ActEventsRead:      {AdminOnly: true},
+	ActNotifyWrite:     {AdminOnly: true},
+	ActHealerRun:       {AdminOnly: true},
+	ActUserQuotaOthers: {AdminOnly: true},
+}
+
+// roleOn is the caller's effective role on an app: the maintainer role, or
+// developer through membership of one of the app's teams.
+func (s *Server) roleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
+	if id == nil || id.AppToken {
+		return ""
+	}
+	role := app.Maintainers[id.Email]
+	if role == "" {
+		for _, t := range appTeams(app) {
+			if tm := teams[t]; tm != nil && contains(tm.Users, id.Email) {
+				return state.RoleDeveloper
+			}
+		}
+	}
+	return role
+}
+
+func appTeams(app *state.App) []string {
+	ts := append([]string(nil), app.Teams...)
+	if app.TeamOwner != "" && !contains(ts, app.TeamOwner) {
+		ts = append(ts, app.TeamOwner)
+	}
+	return ts
+}
+
+// may reports whether id may do act on app (app may be nil for actions
+// that are not about an app). It returns nil or a 403 saying why.
+func (s *Server) may(c *call, act Action, app *state.App) error {
+	id := c.id
+	r, ok := policy[act]
+	if !ok {
+		return forbidden("action %s is not allowed", act)
+	}
+	if id == nil {
+		return unauthorized("authentication required")
+	}
+	if id.Admin {
+		return nil
+	}
+	if r.AdminOnly {
+		return forbidden("only site admins may do %s", act)
+	}
+	if app == nil {
+		return nil
+	}
+	if id.AppToken {
+		if r.AppToken && id.App == app.Name {
+			return nil
+		}
+		return forbidden("this app token may not do %s on app %q", act, app.Name)
+	}
+	teams, err := s.teamsOf(c.ctx(), app)
+	if err != nil {
+		return err
+	}
+	role := s.roleOn(id, app, teams)
+	if state.RoleRank(role) >= state.RoleRank(r.MinRole) && role != "" {
+		return nil
+	}
+	if role == "" {
+		return forbidden("you (%s) have no role on app %q", id.Email, app.Name)
+	}
+	return forbidden("you (%s) are %s on app %q; %s needs %s", id.Email, role, app.Name, act, r.MinRole)
+}
+
+func (s *Server) teamsOf(ctx context.Context, app *state.App) (map[string]*state.Team, error) {
+	out := map[string]*state.Team{}
+	for _, name := range appTeams(app) {
+		t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

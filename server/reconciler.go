@@ -1,0 +1,383 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// reconciler converges the Scheduler to the desired state in the Store.
+// It is idempotent, driven by Store watches on apps/ and a periodic sweep,
+// and keeps no state that matters across restarts: a restarted server
+// resubmits every deployed app (Submit is declarative) and converges.
+// With several servers on one Store, only the holder of the reconciler
+// lease (locks/reconciler) runs it.
+type reconciler struct {
+	s        *Server
+	mu       sync.Mutex
+	applied  map[string]string // app -> hash of the last spec submitted
+	restarts map[string]int64  // app -> restart generation applied
+	kickc    chan struct{}
+	id       string
+}
+
+func newReconciler(s *Server) *reconciler {
+	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, kickc: make(chan struct{}, 1), id: newSecret(8)}
+}
+
+// kick asks for a pass soon.
+func (r *reconciler) kick() {
+	select {
+	case r.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reconciler) forget(app string) {
+	r.mu.Lock()
+	delete(r.applied, app)
+	delete(r.restarts, app)
+	r.mu.Unlock()
+}
+
+// run loops until ctx ends: a pass whenever apps/ changes, a kick comes,
+// or the interval passes; and a progress check of deploying apps.
+func (r *reconciler) run(ctx context.Context) {
+	if r.s.sched == nil {
+		return
+	}
+	log := r.s.log.Named("reconciler")
+	var index uint64
+	changes := make(chan struct{}, 1)
+	go func() {
+		backoff := time.Second
+		for ctx.Err() == nil {
+			_, meta, err := r.s.store.List(ctx, state.AppsPrefix, &backends.QueryOptions{WaitIndex: index, WaitTime: r.s.cfg.Reconcile.IntervalDur})
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("watching apps failed; retrying", "in", backoff, "error", err)
+				sleep(ctx, backoff)
+				if backoff *= 2; backoff > time.Minute {
+					backoff = time.Minute
+				}
+				continue
+			}
+			backoff = time.Second
+			if meta.LastIndex < index {
+				index = 0
+			} else {
+				index = meta.LastIndex
+			}
+			select {
+			case changes <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	sweep := time.NewTicker(r.s.cfg.Reconcile.IntervalDur)
+	defer sweep.Stop()
+	progress := time.NewTicker(500 * time.Millisecond)
+	defer progress.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-r.kickc:
+		case <-sweep.C:
+			if r.leader(ctx) {
+				for _, msg := range r.s.serviceSweep(ctx) {
+					log.Info("service sweep", "repaired", msg)
+				}
+			}
+		case <-progress.C:
+			if r.leader(ctx) {
+				r.progress(ctx)
+			}
+			continue
+		}
+		if r.leader(ctx) {
+			if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("reconcile pass failed", "error", err)
+			}
+			r.progress(ctx)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+const reconcilerLockKey = "locks/reconciler"
+
+// leader takes or renews the reconciler lease; only the holder reconciles.
+func (r *reconciler) leader(ctx context.Context) bool {
+	ttl := 3 * r.s.cfg.Reconcile.IntervalDur
+	if ttl < 15*time.Second {
+		ttl = 15 * time.Second
+	}
+	cur, idx, err := state.Get[state.Lock](ctx, r.s.store, reconcilerLockKey)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return false
+	}
+	if err == nil && cur.Holder != r.id && time.Now().Before(cur.Expires) {
+		return false
+	}
+	if err == nil && cur.Holder == r.id && time.Until(cur.Expires) > ttl/2 {
+		return true
+	}
+	l := &state.Lock{Holder: r.id, Operation: "reconciler", Expires: time.Now().Add(ttl).UTC()}
+	_, err = state.Put(ctx, r.s.store, reconcilerLockKey, l, idx)
+	return err == nil
+}
+
+// PassResult says what one pass did.
+type PassResult struct {
+	Checked   int      `json:"checked"`
+	Submitted []string `json:"submitted"`
+	Stopped   []string `json:"stopped"`
+	Failed    []string `json:"failed"`
+}
+
+// Pass reconciles every app once.
+func (r *reconciler) Pass(ctx context.Context) (*PassResult, error) {
+	apps, err := state.List[state.App](ctx, r.s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	res := &PassResult{Submitted: []string{}, Stopped: []string{}, Failed: []string{}}
+	known := map[string]bool{}
+	for _, a := range apps {
+		known[a.Name] = true
+		res.Checked++
+		did, err := r.reconcileApp(ctx, a)
+		switch {
+		case err != nil:
+			res.Failed = append(res.Failed, a.Name)
+		case did == "submitted":
+			res.Submitted = append(res.Submitted, a.Name)
+		case did == "stopped":
+			res.Stopped = append(res.Stopped, a.Name)
+		}
+	}
+	// Apps the scheduler runs that Berth no longer knows are stopped.
+	running, err := r.s.sched.Apps(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, name := range running {
+		if !known[name] {
+			if err := r.s.sched.Stop(ctx, name); err == nil {
+				res.Stopped = append(res.Stopped, name)
+				r.forget(name)
+			}
+		}
+	}
+	return res, nil
+}
+
+// reconcileApp brings one app's scheduler state to its desired state.
+func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
+	s := r.s
+	if !a.Deployed {
+		r.mu.Lock()
+		_, had := r.applied[a.Name]
+		r.mu.Unlock()
+		st, err := s.sched.Status(ctx, a.Name)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return "", err
+		}
+		if st != nil || had {
+			if err := s.sched.Stop(ctx, a.Name); err != nil {
+				return "", err
+			}
+			r.forget(a.Name)
+			r.finish(ctx, a, state.DeployUndeployed, "")
+			return "stopped", nil
+		}
+		r.finish(ctx, a, state.DeployUndeployed, "")
+		return "", nil
+	}
+	rel, _, err := state.Get[state.Release](ctx, s.store, state.ReleaseKey(a.Name, a.MetaVersion))
+	if errors.Is(err, state.ErrNotFound) {
+		r.finish(ctx, a, state.DeployFailed, fmt.Sprintf("release %s of app %s is missing", a.MetaVersion, a.Name))
+		return "", err
+	}
+	if err != nil {
+		return "", err
+	}
+	spec, err := s.renderSpec(ctx, a, rel)
+	if err != nil {
+		return "", err
+	}
+	h := specHash(spec, 0)
+	r.mu.Lock()
+	same := r.applied[a.Name] == h
+	restartDone := r.restarts[a.Name] >= a.RestartGen
+	r.mu.Unlock()
+	if same {
+		// Heal an app the scheduler lost (a restarted host, a purged job).
+		if _, err := s.sched.Status(ctx, a.Name); errors.Is(err, backends.ErrNotFound) {
+			same = false
+		}
+	}
+	if !same {
+		if err := r.syncRuntimeEnv(ctx, a, spec.PrivateEnv); err != nil {
+			return "", err
+		}
+		if err := s.sched.Submit(ctx, spec); err != nil {
+			r.finish(ctx, a, state.DeployFailed, err.Error())
+			r.mu.Lock()
+			r.applied[a.Name] = h // do not resubmit a spec the scheduler refused until it changes
+			r.mu.Unlock()
+			return "", err
+		}
+		r.mu.Lock()
+		r.applied[a.Name] = h
+		r.restarts[a.Name] = a.RestartGen
+		r.mu.Unlock()
+		r.mark(ctx, a, state.DeployDeploying)
+		return "submitted", nil
+	}
+	if !restartDone {
+		if err := s.sched.Restart(ctx, a.Name, ""); err != nil {
+			return "", err
+		}
+		r.mu.Lock()
+		r.restarts[a.Name] = a.RestartGen
+		r.mu.Unlock()
+		r.mark(ctx, a, state.DeployDeploying)
+		return "submitted", nil
+	}
+	return "", nil
+}
+
+// syncRuntimeEnv keeps the merged private env in Secrets for schedulers
+// that read it there (Nomad's Vault template); it writes only on change.
+func (r *reconciler) syncRuntimeEnv(ctx context.Context, a *state.App, priv map[string]string) error {
+	cur, err := r.s.secrets.Get(ctx, runtimeEnvPath(a.Name), 0)
+	if err != nil && !errors.Is(err, backends.ErrNotFound) {
+		return err
+	}
+	if err == nil && equalMaps(cur.Data, priv) {
+		return nil
+	}
+	if len(priv) == 0 {
+		if err == nil {
+			return r.s.secrets.Delete(ctx, runtimeEnvPath(a.Name))
+		}
+		return nil
+	}
+	_, err = r.s.secrets.Put(ctx, runtimeEnvPath(a.Name), priv)
+	return err
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// mark moves the app's current deploy record to state (same generation).
+func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
+	d, err := r.s.getDeploy(ctx, a.Name)
+	if err != nil {
+		return
+	}
+	if d == nil || d.Generation < a.Generation {
+		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
+	}
+	if d.State == st {
+		return
+	}
+	if d.State == state.DeployRunning && st == state.DeployDeploying && d.Generation == a.Generation {
+		// A heal of a running app is a new deploy of the same generation.
+		d.Operation = "heal"
+	}
+	d.State, d.Message, d.Updated = st, "", time.Now().UTC()
+	_ = r.s.putDeploy(ctx, d)
+}
+
+// finish ends the current operation with a final state and releases the
+// app's lease.
+func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
+	d, err := r.s.getDeploy(ctx, a.Name)
+	if err != nil {
+		return
+	}
+	if d == nil {
+		if st == state.DeployUndeployed {
+			return
+		}
+		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
+	}
+	if d.State != st || d.Message != msg || d.Generation != a.Generation {
+		d.State, d.Message, d.Generation, d.Updated = st, msg, a.Generation, time.Now().UTC()
+		if a.Deployed {
+			d.MetaVersion = a.MetaVersion
+		}
+		_ = r.s.putDeploy(ctx, d)
+	}
+	r.s.unlockApp(ctx, a.Name, a.Generation)
+}
+
+// progress follows apps whose operation is under way and records when it
+// reaches running or failed.
+func (r *reconciler) progress(ctx context.Context) {
+	pairs, _, err := r.s.store.List(ctx, state.DeploysPrefix, nil)
+	if err != nil {
+		return
+	}
+	names := []string{}
+	for _, p := range pairs {
+		name := p.Key[len(state.DeploysPrefix):]
+		d, _, err := state.Get[state.Deploy](ctx, r.s.store, p.Key)
+		if err != nil || (d.State != state.DeployPending && d.State != state.DeployDeploying) {
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a, err := state.GetApp(ctx, r.s.store, name)
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		_, submitted := r.applied[name]
+		r.mu.Unlock()
+		if !a.Deployed || !submitted {
+			continue // the next pass handles it
+		}
+		st, err := r.s.sched.Status(ctx, name)
+		if err != nil || st.MetaVersion != a.MetaVersion {
+			continue
+		}
+		switch st.Deployment {
+		case state.DeployRunning:
+			r.finish(ctx, a, state.DeployRunning, "")
+		case state.DeployFailed:
+			r.finish(ctx, a, state.DeployFailed, st.Message)
+		}
+	}
+}

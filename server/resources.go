@@ -1,0 +1,107 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// resourceInstanceName names the instance of resource serving client.
+func resourceInstanceName(resource, client string) string { return resource + "-" + client }
+
+// ensureResourceInstances creates (or moves to the resource's latest
+// release) one resource-instance app per resource the release uses. They
+// are owned by the resource's owner and do not count against quotas.
+func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.Release) ([]string, error) {
+	ctx := c.ctx()
+	var out []string
+	for _, resName := range rel.Spec.Resources {
+		res, err := state.GetApp(ctx, s.store, resName)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, badRequest("release %s uses resource %q, which is not registered", rel.MetaVersion, resName)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.AppType != state.AppTypeResource {
+			return nil, badRequest("release %s uses %q as a resource, but it is an %s", rel.MetaVersion, resName, res.AppType)
+		}
+		resRel, err := s.latestRelease(ctx, resName)
+		if err != nil {
+			return nil, err
+		}
+		if resRel == nil {
+			return nil, badRequest("resource %q has no pushed release", resName)
+		}
+		name := resourceInstanceName(resName, client.Name)
+		if err := names.App(name); err != nil {
+			return nil, badRequest("the resource instance name %q (resource-client) is not a valid app name: %v", name, err)
+		}
+		instRel := *resRel
+		instRel.App = name
+		if _, err := state.Create(ctx, s.store, state.ReleaseKey(name, resRel.MetaVersion), &instRel); err != nil && !errors.Is(err, state.ErrExists) {
+			return nil, err
+		}
+		maint := map[string]string{}
+		for u, r := range res.Maintainers {
+			maint[u] = r
+		}
+		inst := &state.App{
+			Name: name, Owner: res.Owner, AppType: state.AppTypeResourceInstance, Resource: resName, Client: client.Name,
+			Maintainers: maint, GitURL: res.GitURL, Created: time.Now().UTC(), Teams: res.Teams, TeamOwner: res.TeamOwner,
+			Deployed: true, MetaVersion: resRel.MetaVersion, Generation: 1,
+			Routes: []string{name + "." + s.cfg.Apps.Domain},
+		}
+		if _, err := state.Create(ctx, s.store, state.AppKey(name), inst); errors.Is(err, state.ErrExists) {
+			cur, err := state.GetApp(ctx, s.store, name)
+			if err != nil {
+				return nil, err
+			}
+			if cur.AppType != state.AppTypeResourceInstance || cur.Resource != resName || cur.Client != client.Name {
+				return nil, conflict("app %q exists and is not the instance of resource %q for %q", name, resName, client.Name)
+			}
+			if !cur.Deployed || cur.MetaVersion != resRel.MetaVersion {
+				if _, _, err := state.Update(ctx, s.store, state.AppKey(name), func(a *state.App) error {
+					a.Deployed, a.MetaVersion = true, resRel.MetaVersion
+					a.Generation++
+					return nil
+				}); err != nil {
+					return nil, err
+				}
+			}
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// GET /api/v1/resources/:resource/instances/
+func (s *Server) listResourceInstances(c *call) (any, error) {
+	res, err := s.appParam(c, "resource", ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	if res.AppType != state.AppTypeResource {
+		return nil, notFound("app %q is not a resource", res.Name)
+	}
+	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := []*deployedView{}
+	for _, a := range apps {
+		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name {
+			continue
+		}
+		v, err := s.deployedOut(c, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

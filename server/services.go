@@ -1,0 +1,374 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/plugins/broker"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// Brokers starts and reaches service-broker plugins (plugins.Manager).
+type Brokers interface {
+	// Check reports whether a plugin of that name can be started.
+	Check(pluginName string) error
+	// Broker returns a client of the plugin process for key (one per
+	// service), configured with settings.
+	Broker(ctx context.Context, key, pluginName string, settings map[string]string) (broker.Broker, error)
+	// Stop ends the plugin process of key.
+	Stop(key string)
+}
+
+func serviceSettingsPath(service string) string { return "services/" + service + "/settings" }
+func bindingPath(app, instance string) string   { return bindingPrefix(app) + instance }
+
+// bindingID is the broker's id of the binding of instance to app.
+func bindingID(instance, app string) string {
+	sum := sha256.Sum256([]byte(instance + "/" + app))
+	return "b-" + hex.EncodeToString(sum[:12])
+}
+
+// brokerErr maps a broker's answer to the API's.
+func brokerErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, broker.ErrBadRequest):
+		return badRequest("%s: the broker refused: %v", what, err)
+	case errors.Is(err, broker.ErrConflict):
+		return conflict("%s: the broker has it with different parameters: %v", what, err)
+	case errors.Is(err, broker.ErrNotFound):
+		return notFound("%s: the broker does not know it: %v", what, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return errStatus(504, "%s: the broker did not answer in time: %v", what, err)
+	case errors.Is(err, broker.ErrUnavailable):
+		return errStatus(502, "%s: the broker or its backing server is unavailable: %v", what, err)
+	}
+	return errStatus(502, "%s: the broker failed: %v", what, err)
+}
+
+// brokerFor returns the broker of a service, started with its settings.
+func (s *Server) brokerFor(ctx context.Context, svc *state.Service) (broker.Broker, error) {
+	if s.brokers == nil {
+		return nil, errStatus(503, "no broker manager is configured")
+	}
+	settings := map[string]string{}
+	sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
+	if err == nil {
+		settings = sec.Data
+	} else if !errors.Is(err, backends.ErrNotFound) {
+		return nil, err
+	}
+	b, err := s.brokers.Broker(ctx, svc.Name, svc.Broker, settings)
+	if err != nil {
+		return nil, brokerErr("starting broker "+svc.Broker, err)
+	}
+	return b, nil
+}
+
+// brokerCtx bounds one saga's broker calls.
+func (s *Server) brokerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Plugins.CallTimeoutDur+5*time.Second)
+}
+
+// waitOperation polls an asynchronous broker operation until it ends.
+func waitOperation(ctx context.Context, b broker.Broker, instance, op string) error {
+	for {
+		lo, err := b.LastOperation(ctx, broker.LastOperationRequest{InstanceID: instance, Operation: op})
+		if err != nil {
+			return err
+		}
+		switch lo.State {
+		case broker.StateSucceeded:
+			return nil
+		case broker.StateFailed:
+			return fmt.Errorf("operation failed: %s", lo.Description)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// provision is the provision saga: the instance is recorded first (so a
+// crash leaves a record the sweep cleans up), then provisioned; on failure
+// the broker is asked to deprovision (OSB orphan mitigation) and the record
+// is removed.
+func (s *Server) provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
+	if _, err := state.Create(ctx, s.store, state.InstanceKey(inst.Name), inst); errors.Is(err, state.ErrExists) {
+		return conflict("service instance %q already exists", inst.Name)
+	} else if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		s.cleanupInstance(inst.Name, svc)
+		return err
+	}
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return fail(err)
+	}
+	planID := svc.Plan
+	serviceID := svc.Broker
+	if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
+		serviceID = cat.Services[0].ID
+		if planID == "" && len(cat.Services[0].Plans) > 0 {
+			planID = cat.Services[0].Plans[0].ID
+		}
+	}
+	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID})
+	if err == nil && resp.Async {
+		err = waitOperation(bctx, b, inst.Name, resp.Operation)
+	}
+	if err != nil {
+		return fail(brokerErr("provisioning "+inst.Name, err))
+	}
+	_, _, err = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+		i.State = state.InstanceReady
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	inst.State = state.InstanceReady
+	return nil
+}
+
+// cleanupInstance deprovisions (gone is fine) and removes the record; used
+// to undo a failed provision and by the sweep for orphans.
+func (s *Server) cleanupInstance(name string, svc *state.Service) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Plugins.CallTimeoutDur+5*time.Second)
+	defer cancel()
+	if svc != nil {
+		if b, err := s.brokerFor(ctx, svc); err == nil {
+			_, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
+			if err != nil && !errors.Is(err, broker.ErrGone) {
+				s.log.Warn("orphan cleanup: deprovision failed; the sweep retries", "instance", name, "error", err)
+				_, _, _ = state.Update(ctx, s.store, state.InstanceKey(name), func(i *state.ServiceInstance) error {
+					i.State, i.Message = state.InstanceDeprovisioning, "deprovision failed: "+err.Error()
+					return nil
+				})
+				return
+			}
+		}
+	}
+	_, _ = s.store.Delete(ctx, state.InstanceKey(name))
+}
+
+// bind is the bind saga; each step has an undo.
+//  1. broker Bind (undo: Unbind)
+//  2. credentials into Secrets (undo: delete)
+//  3. app.Bindings and instance.Apps in one transaction
+//
+// The caller holds the app's lease and redeploys afterwards.
+func (s *Server) bind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app *state.App) (map[string]string, error) {
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	bid := bindingID(inst.Name, app.Name)
+	resp, err := b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bid, AppName: app.Name})
+	if err != nil {
+		return nil, brokerErr("binding "+inst.Name, err)
+	}
+	undoBroker := func() {
+		if err := b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bid}); err != nil && !errors.Is(err, broker.ErrGone) {
+			s.log.Warn("bind undo: unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
+		}
+	}
+	if _, err := s.secrets.Put(ctx, bindingPath(app.Name, inst.Name), resp.Credentials); err != nil {
+		undoBroker()
+		return nil, err
+	}
+	undoSecret := func() { _ = s.secrets.Delete(ctx, bindingPath(app.Name, inst.Name)) }
+	if err := s.linkBinding(ctx, inst.Name, app.Name, true); err != nil {
+		undoSecret()
+		undoBroker()
+		return nil, err
+	}
+	return resp.Credentials, nil
+}
+
+// linkBinding adds (or removes) the binding in both records atomically.
+func (s *Server) linkBinding(ctx context.Context, instance, app string, add bool) error {
+	for attempt := 0; attempt < 32; attempt++ {
+		a, err := state.GetApp(ctx, s.store, app)
+		if err != nil {
+			return err
+		}
+		inst, iidx, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey(instance))
+		if err != nil {
+			return err
+		}
+		if add {
+			if contains(a.Bindings, instance) {
+				return conflict("service instance %q is already bound to app %q", instance, app)
+			}
+			a.Bindings = append(a.Bindings, instance)
+			if !contains(inst.Apps, app) {
+				inst.Apps = append(inst.Apps, app)
+			}
+		} else {
+			a.Bindings = remove(a.Bindings, instance)
+			inst.Apps = remove(inst.Apps, app)
+		}
+		ab, err := jsonBytes(a)
+		if err != nil {
+			return err
+		}
+		ib, err := jsonBytes(inst)
+		if err != nil {
+			return err
+		}
+		_, err = s.store.Txn(ctx, []backends.TxnOp{
+			{Verb: backends.TxnCAS, Key: state.AppKey(app), Value: ab, Index: a.ModifyIndex},
+			{Verb: backends.TxnCAS, Key: state.InstanceKey(instance), Value: ib, Index: iidx},
+		})
+		if errors.Is(err, backends.ErrCASConflict) {
+			continue
+		}
+		return err
+	}
+	return conflict("too many concurrent changes; try again")
+}
+
+// unbind revokes the credentials first (so they stop working even if a
+// later step fails), then removes the secret and the records.
+func (s *Server) unbind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app string) error {
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return err
+	}
+	err = b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app)})
+	if err != nil && !errors.Is(err, broker.ErrGone) {
+		return brokerErr("unbinding "+inst.Name, err)
+	}
+	if err := s.secrets.Delete(ctx, bindingPath(app, inst.Name)); err != nil {
+		return err
+	}
+	return s.linkBinding(ctx, inst.Name, app, false)
+}
+
+// unbindAll removes an app's service bindings before the app goes away.
+func (s *Server) unbindAll(c *call, a *state.App) error {
+	for _, name := range a.Bindings {
+		inst, _, err := state.Get[state.ServiceInstance](c.ctx(), s.store, state.InstanceKey(name))
+		if errors.Is(err, state.ErrNotFound) {
+			_ = s.secrets.Delete(c.ctx(), bindingPath(a.Name, name))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		svc, _, err := state.Get[state.Service](c.ctx(), s.store, state.ServiceKey(inst.ServiceName))
+		if err != nil {
+			return err
+		}
+		if err := s.unbind(c.ctx(), svc, inst, a.Name); err != nil {
+			return fmt.Errorf("unbinding %s before removing app %s: %w", name, a.Name, err)
+		}
+	}
+	return nil
+}
+
+// serviceSweep repairs drift between Berth's records and the brokers:
+// instances stuck provisioning (a crash mid-saga) or deprovisioning are
+// cleaned up, and bindings whose credentials are missing from Secrets are
+// bound again (Bind is idempotent by binding id).
+func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
+	if s.brokers == nil {
+		return nil
+	}
+	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
+	if err != nil {
+		return nil
+	}
+	for _, inst := range insts {
+		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
+		if err != nil {
+			continue
+		}
+		stale := time.Since(inst.Created) > 2*s.cfg.Plugins.CallTimeoutDur
+		if (inst.State == state.InstanceProvisioning && stale) || inst.State == state.InstanceDeprovisioning {
+			s.cleanupInstance(inst.Name, svc)
+			repaired = append(repaired, "cleaned up instance "+inst.Name)
+			continue
+		}
+		for _, app := range inst.Apps {
+			if _, err := s.secrets.Get(ctx, bindingPath(app, inst.Name), 0); !errors.Is(err, backends.ErrNotFound) {
+				continue
+			}
+			bctx, cancel := s.brokerCtx(ctx)
+			b, err := s.brokerFor(bctx, svc)
+			if err == nil {
+				var resp *broker.BindResponse
+				resp, err = b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app), AppName: app})
+				if err == nil {
+					_, err = s.secrets.Put(ctx, bindingPath(app, inst.Name), resp.Credentials)
+				}
+			}
+			cancel()
+			if err == nil {
+				repaired = append(repaired, "restored binding "+inst.Name+" -> "+app)
+			} else {
+				s.log.Warn("service sweep: could not restore binding", "instance", inst.Name, "app", app, "error", err)
+			}
+		}
+	}
+	return repaired
+}
+
+// canUseService: admins, and members of a team the service is granted to.
+func (s *Server) serviceAccess(c *call, svc *state.Service, manage bool) error {
+	if c.id.Admin {
+		return nil
+	}
+	if c.id.AppToken {
+		return forbidden("an app token cannot use services")
+	}
+	teams := svc.Teams
+	if manage {
+		teams = svc.OwnerTeams
+	}
+	for _, t := range teams {
+		tm, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t))
+		if err == nil && contains(tm.Users, c.id.Email) {
+			return nil
+		}
+	}
+	if manage {
+		return forbidden("you are not in a team that owns service %q", svc.Name)
+	}
+	return forbidden("service %q is not granted to any of your teams", svc.Name)
+}
+
+// userTeams lists the teams the caller belongs to.
+func (s *Server) userTeams(c *call) ([]string, error) {
+	ts, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		if contains(t.Users, c.id.Email) {
+			out = append(out, t.Name)
+		}
+	}
+	return out, nil
+}
+
+func joinOr(list []string) string { return strings.Join(list, ", ") }

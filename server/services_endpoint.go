@@ -1,0 +1,669 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/berthpaas/berth/plugins/broker"
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/state"
+)
+
+// serviceYAML is a service definition as POST/PUT /services take it:
+//
+//	id: mysql
+//	broker: mysql            # plugin: mysql, redis, mongodb, or berth-broker-<name> in plugin_dir
+//	endpoint:
+//	  production: 127.0.0.1:3306
+//	settings:                # handed to the broker; kept in Secrets only
+//	  host: 127.0.0.1
+//	  port: "3306"
+//	  user: root
+//	team: myteam             # owner team (default: all of the creator's teams)
+//	plan: ""                 # broker plan id (default: the broker's first)
+//	doc: "..."
+type serviceYAML struct {
+	ID       string            `yaml:"id"`
+	Broker   string            `yaml:"broker"`
+	Endpoint map[string]string `yaml:"endpoint"`
+	Settings map[string]string `yaml:"settings"`
+	Team     string            `yaml:"team"`
+	Plan     string            `yaml:"plan"`
+	Doc      string            `yaml:"doc"`
+}
+
+// parseServiceYAML reads a service definition. The seed answers 500 for
+// invalid YAML; Berth answers 400, because the fault is in the request and
+// a 500 would tell the client to retry the same body.
+func parseServiceYAML(c *call) (*serviceYAML, error) {
+	body, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badRequest("could not read the request body")
+	}
+	var in serviceYAML
+	dec := yaml.NewDecoder(strings.NewReader(string(body)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		if err == io.EOF {
+			return nil, badRequest("the body must be a YAML service definition (id, broker, endpoint, settings)")
+		}
+		return nil, badRequest("invalid service YAML: %v", err)
+	}
+	if err := names.Service(in.ID); err != nil {
+		return nil, err
+	}
+	if in.Broker == "" {
+		return nil, badRequest("broker is required: mysql, redis, mongodb, or an external broker's name")
+	}
+	for k := range in.Settings {
+		if k == "" || len(k) > 64 || strings.ContainsAny(k, " /\n") {
+			return nil, badRequest("invalid settings key %q", k)
+		}
+	}
+	return &in, nil
+}
+
+type serviceListItem struct {
+	Service   string   `json:"service"`
+	Instances []string `json:"instances"`
+}
+
+// visibleServices: services granted to the caller's teams (all, for admins).
+func (s *Server) visibleServices(c *call) ([]*state.Service, error) {
+	svcs, err := state.List[state.Service](c.ctx(), s.store, state.ServicesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := svcs[:0]
+	for _, svc := range svcs {
+		if s.serviceAccess(c, svc, false) == nil {
+			out = append(out, svc)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) instancesByService(c *call) (map[string][]*state.ServiceInstance, error) {
+	insts, err := state.List[state.ServiceInstance](c.ctx(), s.store, state.InstancesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]*state.ServiceInstance{}
+	for _, i := range insts {
+		m[i.ServiceName] = append(m[i.ServiceName], i)
+	}
+	return m, nil
+}
+
+// GET /services and GET /services/instances
+func (s *Server) listServices(c *call) (any, error) {
+	svcs, err := s.visibleServices(c)
+	if err != nil {
+		return nil, err
+	}
+	by, err := s.instancesByService(c)
+	if err != nil {
+		return nil, err
+	}
+	out := []serviceListItem{}
+	for _, svc := range svcs {
+		item := serviceListItem{Service: svc.Name, Instances: []string{}}
+		for _, i := range by[svc.Name] {
+			item.Instances = append(item.Instances, i.Name)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// POST /services (YAML)
+func (s *Server) createService(c *call) (any, error) {
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot create services")
+	}
+	in, err := parseServiceYAML(c)
+	if err != nil {
+		return nil, err
+	}
+	c.target = in.ID
+	owners, err := s.ownerTeams(c, in.Team)
+	if err != nil {
+		return nil, err
+	}
+	if s.brokers == nil {
+		return nil, errStatus(503, "no broker manager is configured")
+	}
+	if err := s.brokers.Check(in.Broker); err != nil {
+		return nil, badRequest("unknown broker %q: %v", in.Broker, err)
+	}
+	svc := &state.Service{Name: in.ID, Broker: in.Broker, Endpoint: in.Endpoint, Plan: in.Plan, OwnerTeams: owners, Teams: append([]string{}, owners...), Doc: in.Doc, Created: time.Now().UTC()}
+	for k := range in.Settings {
+		svc.SettingKeys = append(svc.SettingKeys, k)
+	}
+	sort.Strings(svc.SettingKeys)
+	if _, err := state.Create(c.ctx(), s.store, state.ServiceKey(in.ID), svc); errors.Is(err, state.ErrExists) {
+		return nil, conflict("service %q already exists", in.ID)
+	} else if err != nil {
+		return nil, err
+	}
+	if len(in.Settings) > 0 {
+		if _, err := s.secrets.Put(c.ctx(), serviceSettingsPath(in.ID), in.Settings); err != nil {
+			_, _ = s.store.Delete(c.ctx(), state.ServiceKey(in.ID))
+			return nil, err
+		}
+	}
+	return serviceOut(svc), nil
+}
+
+// ownerTeams picks the owner teams of a new service.
+func (s *Server) ownerTeams(c *call, team string) ([]string, error) {
+	mine, err := s.userTeams(c)
+	if err != nil {
+		return nil, err
+	}
+	if team != "" {
+		if err := names.Team(team); err != nil {
+			return nil, err
+		}
+		if !c.id.Admin && !contains(mine, team) {
+			return nil, forbidden("you are not a member of team %q", team)
+		}
+		if _, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(team)); errors.Is(err, state.ErrNotFound) {
+			return nil, notFound("team %q not found", team)
+		}
+		return []string{team}, nil
+	}
+	if len(mine) == 0 && !c.id.Admin {
+		return nil, forbidden("you must be a member of a team to create a service")
+	}
+	if mine == nil {
+		mine = []string{}
+	}
+	return mine, nil
+}
+
+func serviceOut(svc *state.Service) map[string]any {
+	return map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": svc.Endpoint, "owner_teams": svc.OwnerTeams, "teams": svc.Teams, "plan": svc.Plan, "setting_keys": svc.SettingKeys}
+}
+
+// PUT /services (YAML) — update an existing service.
+func (s *Server) updateService(c *call) (any, error) {
+	in, err := parseServiceYAML(c)
+	if err != nil {
+		return nil, err
+	}
+	c.target = in.ID
+	svc, err := s.serviceByName(c, in.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	if in.Broker != svc.Broker {
+		by, err := s.instancesByService(c)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(by[svc.Name]); n > 0 {
+			return nil, conflict("service %q has %d instance(s) made by broker %q: its broker cannot change until they are removed", svc.Name, n, svc.Broker)
+		}
+		if err := s.brokers.Check(in.Broker); err != nil {
+			return nil, badRequest("unknown broker %q: %v", in.Broker, err)
+		}
+	}
+	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(in.ID), func(x *state.Service) error {
+		x.Broker, x.Endpoint, x.Plan = in.Broker, in.Endpoint, in.Plan
+		if in.Doc != "" {
+			x.Doc = in.Doc
+		}
+		x.SettingKeys = nil
+		for k := range in.Settings {
+			x.SettingKeys = append(x.SettingKeys, k)
+		}
+		sort.Strings(x.SettingKeys)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Settings) > 0 {
+		if _, err := s.secrets.Put(c.ctx(), serviceSettingsPath(in.ID), in.Settings); err != nil {
+			return nil, err
+		}
+	} else if err := s.secrets.Delete(c.ctx(), serviceSettingsPath(in.ID)); err != nil {
+		return nil, err
+	}
+	s.brokers.Stop(in.ID) // restarted with the new settings on next use
+	return nil, nil
+}
+
+// serviceByName loads a service and checks access (manage: owner teams).
+func (s *Server) serviceByName(c *call, name string, manage bool) (*state.Service, error) {
+	if err := names.Service(name); err != nil {
+		return nil, err
+	}
+	svc, _, err := state.Get[state.Service](c.ctx(), s.store, state.ServiceKey(name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("service %q not found", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.serviceAccess(c, svc, manage); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// DELETE /services/:name — 204; 403 while it has instances.
+func (s *Server) removeService(c *call) (any, error) {
+	svc, err := s.serviceByName(c, c.param("name"), true)
+	if err != nil {
+		return nil, err
+	}
+	by, err := s.instancesByService(c)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(by[svc.Name]); n > 0 {
+		return nil, forbidden("service %q has %d instance(s): remove them first", svc.Name, n)
+	}
+	if err := state.Delete(c.ctx(), s.store, state.ServiceKey(svc.Name)); err != nil {
+		return nil, err
+	}
+	_ = s.secrets.Delete(c.ctx(), serviceSettingsPath(svc.Name))
+	s.brokers.Stop(svc.Name)
+	return &reply{Status: http.StatusNoContent}, nil
+}
+
+type instanceOutView struct {
+	Name        string   `json:"name"`
+	ServiceName string   `json:"servicename"`
+	Teams       []string `json:"teams"`
+	Apps        []string `json:"apps"`
+	State       string   `json:"state"`
+	Message     string   `json:"message,omitempty"`
+}
+
+func instanceOut(i *state.ServiceInstance) instanceOutView {
+	v := instanceOutView{Name: i.Name, ServiceName: i.ServiceName, Teams: i.Teams, Apps: i.Apps, State: i.State, Message: i.Message}
+	if v.Teams == nil {
+		v.Teams = []string{}
+	}
+	if v.Apps == nil {
+		v.Apps = []string{}
+	}
+	return v
+}
+
+// GET /services/:name — the service's instances.
+func (s *Server) getService(c *call) (any, error) {
+	svc, err := s.serviceByName(c, c.param("name"), false)
+	if err != nil {
+		return nil, err
+	}
+	by, err := s.instancesByService(c)
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for _, i := range by[svc.Name] {
+		out = append(out, map[string]any{"Name": i.Name, "Teams": nonNil(i.Teams), "Apps": nonNil(i.Apps), "ServiceName": i.ServiceName})
+	}
+	return out, nil
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// GET /services/:name/doc
+func (s *Server) getServiceDoc(c *call) (any, error) {
+	svc, err := s.serviceByName(c, c.param("name"), false)
+	if err != nil {
+		return nil, err
+	}
+	return textReply(svc.Doc), nil
+}
+
+// PUT /services/:name/doc (text)
+func (s *Server) putServiceDoc(c *call) (any, error) {
+	svc, err := s.serviceByName(c, c.param("name"), true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		return nil, err
+	}
+	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
+		x.Doc = string(b)
+		return nil
+	})
+	return nil, err
+}
+
+// PUT /services/:name/:team — grant.
+func (s *Server) grantService(c *call) (any, error) {
+	return s.grant(c, true)
+}
+
+// DELETE /services/:name/:team — revoke.
+func (s *Server) revokeService(c *call) (any, error) {
+	return s.grant(c, false)
+}
+
+func (s *Server) grant(c *call, add bool) (any, error) {
+	svc, err := s.serviceByName(c, c.param("name"), true)
+	if err != nil {
+		return nil, err
+	}
+	team := c.param("team")
+	if err := names.Team(team); err != nil {
+		return nil, err
+	}
+	if _, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(team)); errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("team %q not found", team)
+	}
+	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
+		has := contains(x.Teams, team)
+		switch {
+		case add && has:
+			return conflict("team %q already has access to service %q", team, x.Name)
+		case add:
+			x.Teams = append(x.Teams, team)
+		case !has:
+			return notFound("team %q has no access to service %q", team, x.Name)
+		case len(x.Teams) == 1:
+			return forbidden("team %q is the last with access to service %q", team, x.Name)
+		default:
+			x.Teams = remove(x.Teams, team)
+		}
+		return nil
+	})
+	return nil, err
+}
+
+// instanceByName loads an instance; the caller must be able to use its service.
+func (s *Server) instanceByName(c *call, name string) (*state.ServiceInstance, *state.Service, error) {
+	if err := names.Instance(name); err != nil {
+		return nil, nil, err
+	}
+	inst, _, err := state.Get[state.ServiceInstance](c.ctx(), s.store, state.InstanceKey(name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil, notFound("service instance %q not found", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, _, err := state.Get[state.Service](c.ctx(), s.store, state.ServiceKey(inst.ServiceName))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil, notFound("service %q of instance %q not found", inst.ServiceName, name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !c.id.Admin && !c.id.AppToken {
+		mine, err := s.userTeams(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		ok := inst.Owner == c.id.Email
+		for _, t := range inst.Teams {
+			ok = ok || contains(mine, t)
+		}
+		if !ok {
+			return nil, nil, forbidden("you have no access to service instance %q", name)
+		}
+	} else if c.id.AppToken {
+		return nil, nil, forbidden("an app token cannot manage service instances")
+	}
+	return inst, svc, nil
+}
+
+// POST /services/instances {"name","service_name"}
+func (s *Server) createInstance(c *call) (any, error) {
+	var in struct {
+		Name        string `json:"name"`
+		ServiceName string `json:"service_name"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	if err := names.Instance(in.Name); err != nil {
+		return nil, err
+	}
+	c.target = in.Name
+	svc, err := s.serviceByName(c, in.ServiceName, false)
+	if err != nil {
+		return nil, err
+	}
+	teams, err := s.userTeams(c)
+	if err != nil {
+		return nil, err
+	}
+	inst := &state.ServiceInstance{Name: in.Name, ServiceName: svc.Name, Teams: nonNil(teams), Owner: c.id.Email, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
+	if err := s.provision(c.ctx(), svc, inst); err != nil {
+		return nil, err
+	}
+	return instanceOut(inst), nil
+}
+
+// DELETE /services/instances/:name — refused while bound.
+func (s *Server) removeInstance(c *call, name string) (any, error) {
+	inst, svc, err := s.instanceByName(c, name)
+	if err != nil {
+		return nil, err
+	}
+	c.target = name
+	if len(inst.Apps) > 0 {
+		return nil, forbidden("service instance %q is bound to %s: unbind first", name, joinOr(inst.Apps))
+	}
+	bctx, cancel := s.brokerCtx(c.ctx())
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.Deprovision(bctx, broker.DeprovisionRequest{InstanceID: name})
+	if err == nil && resp.Async {
+		err = waitOperation(bctx, b, name, resp.Operation)
+		if errors.Is(err, broker.ErrGone) {
+			err = nil
+		}
+	}
+	if err != nil && !errors.Is(err, broker.ErrGone) {
+		return nil, brokerErr("deprovisioning "+name, err)
+	}
+	if err := state.Delete(c.ctx(), s.store, state.InstanceKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// GET /services/instances/:name
+func (s *Server) getInstance(c *call, name string) (any, error) {
+	inst, _, err := s.instanceByName(c, name)
+	if err != nil {
+		return nil, err
+	}
+	return instanceOut(inst), nil
+}
+
+// GET /services/instances/:name/status
+func (s *Server) instanceStatus(c *call, name string) (any, error) {
+	inst, svc, err := s.instanceByName(c, name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"name": inst.Name, "state": inst.State}
+	bctx, cancel := s.brokerCtx(c.ctx())
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		out["broker"] = "unreachable: " + err.Error()
+		return out, nil
+	}
+	lo, err := b.LastOperation(bctx, broker.LastOperationRequest{InstanceID: name})
+	switch {
+	case errors.Is(err, broker.ErrGone):
+		out["broker"] = "gone: the broker no longer has this instance"
+	case err != nil:
+		out["broker"] = "error: " + err.Error()
+	default:
+		out["broker"] = lo.State
+		if lo.Description != "" {
+			out["description"] = lo.Description
+		}
+	}
+	return out, nil
+}
+
+// PUT /services/instances/:name/:app — bind; answers the env the app gets.
+func (s *Server) bindInstance(c *call, name, appName string) (any, error) {
+	if err := names.App(appName); err != nil {
+		return nil, err
+	}
+	a, err := s.loadApp(c, appName, ActAppBind)
+	if err != nil {
+		return nil, err
+	}
+	inst, svc, err := s.instanceByName(c, name)
+	if err != nil {
+		return nil, err
+	}
+	c.target = name + "->" + appName
+	if inst.State != state.InstanceReady {
+		return nil, conflict("service instance %q is %s, not ready", name, inst.State)
+	}
+	if contains(a.Bindings, name) {
+		return nil, conflict("service instance %q is already bound to app %q", name, appName)
+	}
+	gen := a.Generation + 1
+	if err := s.lockApp(c.ctx(), appName, c.id.Name(), "bind "+name, gen); err != nil {
+		return nil, err
+	}
+	creds, err := s.bind(c.ctx(), svc, inst, a)
+	if err != nil {
+		s.unlockApp(c.ctx(), appName, -1)
+		return nil, err
+	}
+	s.redeployAfter(c, appName, "bind "+name)
+	return creds, nil
+}
+
+// DELETE /services/instances/:name/:app — unbind.
+func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
+	if err := names.App(appName); err != nil {
+		return nil, err
+	}
+	a, err := s.loadApp(c, appName, ActAppBind)
+	if err != nil {
+		return nil, err
+	}
+	inst, svc, err := s.instanceByName(c, name)
+	if err != nil {
+		return nil, err
+	}
+	c.target = name + "->" + appName
+	if !contains(a.Bindings, name) {
+		return nil, notFound("service instance %q is not bound to app %q", name, appName)
+	}
+	if err := s.lockApp(c.ctx(), appName, c.id.Name(), "unbind "+name, a.Generation+1); err != nil {
+		return nil, err
+	}
+	if err := s.unbind(c.ctx(), svc, inst, appName); err != nil {
+		s.unlockApp(c.ctx(), appName, -1)
+		return nil, err
+	}
+	s.redeployAfter(c, appName, "unbind "+name)
+	return nil, nil
+}
+
+// redeployAfter bumps a deployed app's generation after a binding change
+// (the caller holds the lease; the reconciler releases it), or releases
+// the lease of an app that is not deployed.
+func (s *Server) redeployAfter(c *call, app, op string) {
+	a, _, err := state.Update(c.ctx(), s.store, state.AppKey(app), func(x *state.App) error {
+		if x.Deployed {
+			x.Generation++
+		}
+		return nil
+	})
+	if err != nil || !a.Deployed {
+		s.unlockApp(c.ctx(), app, -1)
+		return
+	}
+	if l, idx, err := state.Get[state.Lock](c.ctx(), s.store, state.LockKey(app)); err == nil {
+		l.Generation = a.Generation
+		_, _ = state.Put(c.ctx(), s.store, state.LockKey(app), l, idx)
+	}
+	_ = s.putDeploy(c.ctx(), &state.Deploy{App: app, Generation: a.Generation, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: c.id.Name(), Updated: time.Now().UTC()})
+	s.rec.kick()
+}
+
+// serviceRoutes registers the services API (tsuru 1.2 and 1.3). The
+// instances routes share the :name parameter with the service routes,
+// dispatched by handleSwitch (httprouter cannot hold both).
+func (s *Server) serviceRoutes() {
+	g, p, u, d := "GET", "POST", "PUT", "DELETE"
+	s.handle(g, "/services", authed, s.listServices)
+	s.handle(p, "/services", act("service.create"), s.createService)
+	s.handle(u, "/services", act("service.update"), s.updateService)
+	s.handle(p, "/services/instances", act("service.instance.create"), s.createInstance)
+	s.handleSwitch(g, "/services/:name", "name", map[string]sub{
+		"instances": {authed, s.listServices},
+		"":          {authed, s.getService},
+	})
+	s.handle(d, "/services/:name", act("service.remove"), s.removeService)
+	s.handleSwitch(g, "/services/:name/:x", "name", map[string]sub{
+		"instances": {authed, func(c *call) (any, error) { return s.getInstance(c, c.param("x")) }},
+		"": {authed, func(c *call) (any, error) {
+			if c.param("x") != "doc" {
+				return nil, notFound("no such endpoint")
+			}
+			return s.getServiceDoc(c)
+		}},
+	})
+	s.handleSwitch(u, "/services/:name/:x", "name", map[string]sub{
+		"": {act("service.grant"), func(c *call) (any, error) {
+			if c.param("x") == "doc" {
+				return s.putServiceDoc(c)
+			}
+			c.ps = renameParam(c.ps, "x", "team")
+			return s.grantService(c)
+		}},
+	})
+	s.handleSwitch(d, "/services/:name/:x", "name", map[string]sub{
+		"instances": {act("service.instance.remove"), func(c *call) (any, error) { return s.removeInstance(c, c.param("x")) }},
+		"": {act("service.revoke"), func(c *call) (any, error) {
+			c.ps = renameParam(c.ps, "x", "team")
+			return s.revokeService(c)
+		}},
+	})
+	s.handleSwitch(g, "/services/:name/:x/:y", "name", map[string]sub{
+		"instances": {authed, func(c *call) (any, error) {
+			if c.param("y") != "status" {
+				return nil, notFound("no such endpoint")
+			}
+			return s.instanceStatus(c, c.param("x"))
+		}},
+	})
+	s.handleSwitch(u, "/services/:name/:x/:y", "name", map[string]sub{
+		"instances": {act("service.bind"), func(c *call) (any, error) { return s.bindInstance(c, c.param("x"), c.param("y")) }},
+	})
+	s.handleSwitch(d, "/services/:name/:x/:y", "name", map[string]sub{
+		"instances": {act("service.unbind"), func(c *call) (any, error) { return s.unbindInstance(c, c.param("x"), c.param("y")) }},
+	})
+}

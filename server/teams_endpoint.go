@@ -1,0 +1,164 @@
+package server
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/state"
+)
+
+type teamView struct {
+	Name  string   `json:"name"`
+	Users []string `json:"users"`
+}
+
+func teamOut(t *state.Team) teamView {
+	us := append([]string{}, t.Users...)
+	sort.Strings(us)
+	return teamView{Name: t.Name, Users: us}
+}
+
+// GET /teams — the caller's teams (every team for admins).
+func (s *Server) listTeams(c *call) (any, error) {
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot list teams")
+	}
+	ts, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := []teamView{}
+	for _, t := range ts {
+		if c.id.Admin || contains(t.Users, c.id.Email) {
+			out = append(out, teamOut(t))
+		}
+	}
+	return out, nil
+}
+
+// POST /teams {"name"} — the creator becomes the first member.
+func (s *Server) createTeam(c *call) (any, error) {
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot create teams")
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	if err := names.Team(in.Name); err != nil {
+		return nil, err
+	}
+	c.target = in.Name
+	t := &state.Team{Name: in.Name, Users: []string{c.id.Email}, Created: time.Now().UTC()}
+	if _, err := state.Create(c.ctx(), s.store, state.TeamKey(in.Name), t); err != nil {
+		if errors.Is(err, state.ErrExists) {
+			return nil, conflict("team %q already exists", in.Name)
+		}
+		return nil, err
+	}
+	return teamOut(t), nil
+}
+
+// teamForMember loads a team the caller belongs to (or any, for admins).
+func (s *Server) teamForMember(c *call) (*state.Team, error) {
+	name := c.param("team")
+	if err := names.Team(name); err != nil {
+		return nil, err
+	}
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot manage teams")
+	}
+	t, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("team %q not found", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.id.Admin && !contains(t.Users, c.id.Email) {
+		return nil, forbidden("you are not a member of team %q", name)
+	}
+	return t, nil
+}
+
+// GET /teams/:team
+func (s *Server) getTeam(c *call) (any, error) {
+	t, err := s.teamForMember(c)
+	if err != nil {
+		return nil, err
+	}
+	return teamOut(t), nil
+}
+
+// DELETE /teams/:team — refused while it owns apps.
+func (s *Server) removeTeam(c *call) (any, error) {
+	t, err := s.teamForMember(c)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		if contains(appTeams(a), t.Name) {
+			return nil, forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
+		}
+	}
+	if err := state.Delete(c.ctx(), s.store, state.TeamKey(t.Name)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// PUT /teams/:team/:user
+func (s *Server) addTeamUser(c *call) (any, error) {
+	t, err := s.teamForMember(c)
+	if err != nil {
+		return nil, err
+	}
+	email, err := names.Email(c.param("user"))
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("user %s not found", email)
+	} else if err != nil {
+		return nil, err
+	}
+	_, _, err = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+		if contains(t.Users, email) {
+			return conflict("%s is already in team %q", email, t.Name)
+		}
+		t.Users = append(t.Users, email)
+		return nil
+	})
+	return nil, err
+}
+
+// DELETE /teams/:team/:user — the last member cannot leave.
+func (s *Server) removeTeamUser(c *call) (any, error) {
+	t, err := s.teamForMember(c)
+	if err != nil {
+		return nil, err
+	}
+	email, err := names.Email(c.param("user"))
+	if err != nil {
+		return nil, err
+	}
+	_, _, err = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+		if !contains(t.Users, email) {
+			return notFound("%s is not in team %q", email, t.Name)
+		}
+		if len(t.Users) == 1 {
+			return forbidden("%s is the last member of team %q; remove the team instead", email, t.Name)
+		}
+		t.Users = remove(t.Users, email)
+		return nil
+	})
+	return nil, err
+}

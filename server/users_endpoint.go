@@ -1,0 +1,386 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/state"
+)
+
+func checkPasswordLength(field, pw string) error {
+	if n := len([]rune(pw)); n < 6 || n > 50 {
+		return badRequest("%s must be between 6 and 50 characters", field)
+	}
+	return nil
+}
+
+// CreateUser makes an account. It is used by POST /users and by the
+// operator command `berth admin create-user` (which opens the Store itself).
+func CreateUser(ctx context.Context, st backends.Store, email, password string, admin bool) (*state.User, error) {
+	email, err := names.Email(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPasswordLength("password", password); err != nil {
+		return nil, err
+	}
+	h, err := hashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	u := &state.User{Email: email, PasswordHash: h, Admin: admin, Created: time.Now().UTC()}
+	if _, err := state.Create(ctx, st, state.UserKey(email), u); err != nil {
+		if errors.Is(err, state.ErrExists) {
+			return nil, conflict("a user with email %s already exists", email)
+		}
+		return nil, err
+	}
+	return u, nil
+}
+
+// POST /users {"email","password"}
+func (s *Server) createUser(c *call) (any, error) {
+	if !*s.cfg.Users.OpenRegistration && (c.id == nil || !c.id.Admin) {
+		return nil, forbidden("registration is closed: ask an admin to create your account")
+	}
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	u, err := CreateUser(c.ctx(), s.store, in.Email, in.Password, false)
+	if err != nil {
+		return nil, err
+	}
+	c.target = u.Email
+	return map[string]any{"email": u.Email, "created": u.Created}, nil
+}
+
+// emailParam validates the :email path parameter.
+func emailParam(c *call) (string, error) {
+	return names.Email(c.param("email"))
+}
+
+// POST /users/:email/tokens {"password"} -> {"token"}
+func (s *Server) login(c *call) (any, error) {
+	var in struct {
+		Password *string `json:"password"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	if in.Password == nil || *in.Password == "" {
+		return nil, badRequest("password is required")
+	}
+	email, err := emailParam(c)
+	if err != nil {
+		return nil, err
+	}
+	u, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("user %s not found", email)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !checkPassword(u.PasswordHash, *in.Password) {
+		return nil, unauthorized("wrong password for %s", email)
+	}
+	tok, exp, err := s.issueToken(c.ctx(), email, tokenUser, "", s.cfg.Users.TokenTTLDur)
+	if err != nil {
+		return nil, err
+	}
+	c.target = email
+	return map[string]any{"token": tok, "expires": exp, "is_admin": u.Admin || s.cfg.IsAdmin(email)}, nil
+}
+
+// DELETE /users/tokens — logout: the token used stops working at once.
+func (s *Server) logout(c *call) (any, error) {
+	if c.id.AppToken {
+		return nil, forbidden("an app token cannot log out; it expires by itself")
+	}
+	if err := s.revokeToken(c.ctx(), c.id.Email, c.id.TokenHash); err != nil {
+		return nil, err
+	}
+	c.target = c.id.Email
+	return nil, nil
+}
+
+// currentUser loads the caller's user record (not for app tokens).
+func (s *Server) currentUser(c *call) (*state.User, uint64, error) {
+	if c.id.AppToken {
+		return nil, 0, forbidden("an app token cannot manage a user account")
+	}
+	u, idx, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(c.id.Email))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, 0, unauthorized("your user no longer exists")
+	}
+	return u, idx, err
+}
+
+// PUT /users/password {"old","new"}
+func (s *Server) changePassword(c *call) (any, error) {
+	var in struct {
+		Old *string `json:"old"`
+		New *string `json:"new"`
+	}
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	if in.Old == nil || *in.Old == "" || in.New == nil || *in.New == "" {
+		return nil, badRequest("both old and new passwords are required")
+	}
+	if err := checkPasswordLength("new password", *in.New); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.currentUser(c); err != nil {
+		return nil, err
+	}
+	h, err := hashPassword(*in.New)
+	if err != nil {
+		return nil, err
+	}
+	c.target = c.id.Email
+	_, _, err = state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
+		if !checkPassword(u.PasswordHash, *in.Old) {
+			return forbidden("the old password does not match")
+		}
+		u.PasswordHash = h
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// POST /users/:email/password[?token=] — without a token, mail a one-time
+// reset token; with a valid one, set a new random password and mail it.
+func (s *Server) resetPassword(c *call) (any, error) {
+	email, err := emailParam(c)
+	if err != nil {
+		return nil, err
+	}
+	c.target = email
+	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("user %s not found", email)
+	} else if err != nil {
+		return nil, err
+	}
+	tok := c.r.URL.Query().Get("token")
+	if tok == "" {
+		reset := newSecret(20)
+		exp := time.Now().Add(s.cfg.Users.ResetTokenTTLDur).UTC()
+		if _, err := s.secrets.Put(c.ctx(), resetPath(tokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
+			return nil, err
+		}
+		body := fmt.Sprintf("Someone asked to reset the Berth password of %s.\n\nTo get a new password, call:\n\n  POST /users/%s/password?token=%s\n\nThis token works once and expires at %s. If you did not ask for this, ignore this message.\n",
+			email, email, reset, exp.Format(time.RFC3339))
+		if err := s.mailer.Send(c.ctx(), email, "Berth password reset", body); err != nil {
+			return nil, fmt.Errorf("sending the reset mail: %w", err)
+		}
+		return map[string]string{"status": "a reset token was sent to " + email}, nil
+	}
+	path := resetPath(tokenHash(tok))
+	sec, err := s.secrets.Get(c.ctx(), path, 0)
+	if errors.Is(err, backends.ErrNotFound) {
+		return nil, forbidden("invalid or used reset token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	exp, perr := time.Parse(time.RFC3339, sec.Data["expires"])
+	if sec.Data["email"] != email || perr != nil || time.Now().After(exp) {
+		if perr != nil || time.Now().After(exp) {
+			_ = s.secrets.Delete(c.ctx(), path)
+		}
+		return nil, forbidden("invalid or expired reset token")
+	}
+	if err := s.secrets.Delete(c.ctx(), path); err != nil {
+		return nil, err
+	}
+	newPw := newSecret(8)
+	h, err := hashPassword(newPw)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := state.Update(c.ctx(), s.store, state.UserKey(email), func(u *state.User) error {
+		u.PasswordHash = h
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.revokeUserTokens(c.ctx(), email, tokenUser); err != nil {
+		return nil, err
+	}
+	body := fmt.Sprintf("Your Berth password was reset. Your new password is:\n\n  %s\n\nLog in and change it with PUT /users/password.\n", newPw)
+	if err := s.mailer.Send(c.ctx(), email, "Your new Berth password", body); err != nil {
+		return nil, fmt.Errorf("sending the new password: %w", err)
+	}
+	return map[string]string{"status": "a new password was sent to " + email}, nil
+}
+
+// DELETE /users — remove the caller's account. Refused while the user
+// still owns apps (they would be orphaned).
+func (s *Server) removeUser(c *call) (any, error) {
+	u, idx, err := s.currentUser(c)
+	if err != nil {
+		return nil, err
+	}
+	if u.Owned > 0 {
+		return nil, forbidden("you still own %d app(s): remove them or hand them over first", u.Owned)
+	}
+	c.target = u.Email
+	ok, _, err := s.store.DeleteCAS(c.ctx(), state.UserKey(u.Email), idx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, conflict("your account changed meanwhile; try again")
+	}
+	if err := s.revokeUserTokens(c.ctx(), u.Email, ""); err != nil {
+		return nil, err
+	}
+	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range teams {
+		if contains(t.Users, u.Email) {
+			_, _, _ = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+				t.Users = remove(t.Users, u.Email)
+				return nil
+			})
+		}
+	}
+	return nil, nil
+}
+
+func remove(list []string, s string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// parseKey parses an SSH public key in authorized_keys form.
+func parseKey(text string) (ssh.PublicKey, string, error) {
+	if len(text) > 16<<10 {
+		return nil, "", badRequest("key is too large")
+	}
+	pk, comment, _, rest, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(text)))
+	if err != nil || len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, "", badRequest("key is not an SSH public key in authorized_keys form (e.g. 'ssh-ed25519 AAAA... me@host')")
+	}
+	return pk, comment, nil
+}
+
+func fingerprint(pk ssh.PublicKey) string {
+	sum := sha256.Sum256(pk.Marshal())
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+type keyBody struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+}
+
+// POST /users/keys {"key"[, "name"]}
+func (s *Server) addKey(c *call) (any, error) {
+	var in keyBody
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	pk, comment, err := parseKey(in.Key)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.currentUser(c); err != nil {
+		return nil, err
+	}
+	name := in.Name
+	if name == "" {
+		name = comment
+	}
+	fp := fingerprint(pk)
+	c.target = c.id.Email
+	_, _, err = state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
+		for _, k := range u.Keys {
+			if k.Fingerprint == fp {
+				return conflict("this key is already added (%s)", fp)
+			}
+			if name != "" && k.Name == name {
+				return conflict("a key named %q already exists", name)
+			}
+		}
+		u.Keys = append(u.Keys, state.SSHKey{Name: name, Fingerprint: fp, Key: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"fingerprint": fp, "name": name}, nil
+}
+
+// DELETE /users/keys {"key"} (or {"name"})
+func (s *Server) removeKey(c *call) (any, error) {
+	var in keyBody
+	if err := decode(c, &in); err != nil {
+		return nil, err
+	}
+	fp := ""
+	if in.Key != "" {
+		pk, _, err := parseKey(in.Key)
+		if err != nil {
+			return nil, err
+		}
+		fp = fingerprint(pk)
+	} else if in.Name == "" {
+		return nil, badRequest("key (or name) is required")
+	}
+	if _, _, err := s.currentUser(c); err != nil {
+		return nil, err
+	}
+	c.target = c.id.Email
+	_, _, err := state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
+		for i, k := range u.Keys {
+			if (fp != "" && k.Fingerprint == fp) || (fp == "" && k.Name == in.Name) {
+				u.Keys = append(u.Keys[:i], u.Keys[i+1:]...)
+				return nil
+			}
+		}
+		return notFound("no such key")
+	})
+	return nil, err
+}
+
+// GET /users/keys — the caller's keys.
+func (s *Server) listKeys(c *call) (any, error) {
+	u, _, err := s.currentUser(c)
+	if err != nil {
+		return nil, err
+	}
+	if u.Keys == nil {
+		return []state.SSHKey{}, nil
+	}
+	return u.Keys, nil
+}
+
+// GET /users/info — who the caller is.
+func (s *Server) whoami(c *call) (any, error) {
+	return map[string]any{"email": c.id.Email, "is_admin": c.id.Admin, "app_token": c.id.AppToken, "app": c.id.App}, nil
+}
