@@ -67,37 +67,57 @@ func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error
 	if err != nil {
 		return nil, nil, err
 	}
-	gen := cur.Generation + 1
 	holder := c.id.Name()
-	if err := s.lockApp(ctx, name, holder, op, gen); err != nil {
+	if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 		return nil, nil, err
 	}
-	a, _, err := state.Update(ctx, s.store, state.AppKey(name), func(a *state.App) error {
-		if err := fn(a); err != nil {
-			return err
-		}
-		a.Generation++
-		gen = a.Generation
-		return nil
-	})
+	a, d, err := s.commitChange(ctx, name, holder, op, fn)
 	if err != nil {
 		s.unlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
-	// The lease names the generation that releases it.
-	if l, idx, err := state.Get[state.Lock](ctx, s.store, state.LockKey(name)); err == nil && l.Holder == holder {
-		l.Generation = gen
-		_, _ = state.Put(ctx, s.store, state.LockKey(name), l, idx)
-	}
-	d := &state.Deploy{App: name, Generation: gen, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: holder, Updated: time.Now().UTC()}
-	if !a.Deployed {
-		d.MetaVersion = ""
-	}
-	if err := s.putDeploy(ctx, d); err != nil {
-		return nil, nil, err
-	}
 	s.rec.kick()
 	return a, d, nil
+}
+
+// commitChange applies fn to the app record and bumps its generation.
+// The app record, the pending deploy record and the lease (naming the
+// generation that releases it) are written in one transaction: the
+// reconciler, woken by the app's change, always finds the deploy record of
+// that generation, with its operation and author. The caller holds the
+// lease.
+func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	for attempt := 0; ; attempt++ {
+		a, idx, err := state.Get[state.App](ctx, s.store, state.AppKey(name))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := fn(a); err != nil {
+			return nil, nil, err
+		}
+		a.Generation++
+		d := &state.Deploy{App: name, Generation: a.Generation, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: holder, Updated: time.Now().UTC()}
+		if !a.Deployed {
+			d.MetaVersion = ""
+		}
+		l := &state.Lock{Holder: holder, Operation: op, Generation: a.Generation, Expires: time.Now().Add(s.cfg.Reconcile.LockTTLDur).UTC()}
+		ab, _ := json.Marshal(a)
+		db, _ := json.Marshal(d)
+		lb, _ := json.Marshal(l)
+		_, err = s.store.Txn(ctx, []backends.TxnOp{
+			{Verb: backends.TxnCAS, Key: state.AppKey(name), Value: ab, Index: idx},
+			{Verb: backends.TxnSet, Key: state.DeployKey(name), Value: db},
+			{Verb: backends.TxnSet, Key: state.LockKey(name), Value: lb},
+		})
+		if errors.Is(err, backends.ErrCASConflict) && attempt < 64 {
+			time.Sleep(time.Duration(attempt) * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, d, nil
+	}
 }
 
 func (s *Server) putDeploy(ctx context.Context, d *state.Deploy) error {
@@ -110,11 +130,18 @@ func (s *Server) putDeploy(ctx context.Context, d *state.Deploy) error {
 }
 
 func (s *Server) getDeploy(ctx context.Context, app string) (*state.Deploy, error) {
-	d, _, err := state.Get[state.Deploy](ctx, s.store, state.DeployKey(app))
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, nil
-	}
+	d, _, err := s.getDeployIndex(ctx, app)
 	return d, err
+}
+
+// getDeployIndex reads the deploy record and its modify index (nil, 0 if
+// there is none).
+func (s *Server) getDeployIndex(ctx context.Context, app string) (*state.Deploy, uint64, error) {
+	d, idx, err := state.Get[state.Deploy](ctx, s.store, state.DeployKey(app))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, 0, nil
+	}
+	return d, idx, err
 }
 
 // accepted is the 202 answer of an operation.

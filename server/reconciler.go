@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/state"
@@ -28,7 +33,42 @@ type reconciler struct {
 }
 
 func newReconciler(s *Server) *reconciler {
-	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, kickc: make(chan struct{}, 1), id: newSecret(8)}
+	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, kickc: make(chan struct{}, 1), id: serverID(s.cfg.DataDir, s.log)}
+}
+
+// serverID is this server's identity as a lease holder. It is kept in the
+// data dir, so a server restarted on its data dir (after a crash, too)
+// takes its own reconciler lease back at once instead of waiting it out;
+// servers sharing one Store have their own data dirs, hence their own ids.
+func serverID(dataDir string, log hclog.Logger) string {
+	if dataDir == "" {
+		return "server-" + newSecret(8)
+	}
+	path := filepath.Join(dataDir, "server-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id
+		}
+	}
+	id := "server-" + newSecret(8)
+	if err := os.MkdirAll(dataDir, 0o700); err == nil {
+		err = os.WriteFile(path, []byte(id+"\n"), 0o600)
+		if err == nil {
+			return id
+		}
+		log.Warn("could not keep the server id in the data dir; a restart will wait out this server's reconciler lease", "path", path, "error", err)
+	}
+	return id
+}
+
+// release gives up the reconciler lease if this server holds it, so that
+// a successor need not wait for it to expire.
+func (r *reconciler) release(ctx context.Context) {
+	cur, idx, err := state.Get[state.Lock](ctx, r.s.store, reconcilerLockKey)
+	if err != nil || cur.Holder != r.id {
+		return
+	}
+	_, _, _ = r.s.store.DeleteCAS(ctx, reconcilerLockKey, idx)
 }
 
 // kick asks for a pass soon.
@@ -299,9 +339,14 @@ func equalMaps(a, b map[string]string) bool {
 }
 
 // mark moves the app's current deploy record to state (same generation).
+// It writes with check-and-set: a record a new operation wrote meanwhile
+// is left alone.
 func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
-	d, err := r.s.getDeploy(ctx, a.Name)
+	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
 	if err != nil {
+		return
+	}
+	if d != nil && d.Generation > a.Generation {
 		return
 	}
 	if d == nil || d.Generation < a.Generation {
@@ -315,14 +360,20 @@ func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
 		d.Operation = "heal"
 	}
 	d.State, d.Message, d.Updated = st, "", time.Now().UTC()
-	_ = r.s.putDeploy(ctx, d)
+	_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
 }
 
-// finish ends the current operation with a final state and releases the
-// app's lease.
+// finish ends the current operation with a final state: it releases the
+// app's lease first, so that a client that sees the final state may start
+// the next operation at once, then records the state (check-and-set, so a
+// new operation's pending record is never overwritten).
 func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
-	d, err := r.s.getDeploy(ctx, a.Name)
+	r.s.unlockApp(ctx, a.Name, a.Generation)
+	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
 	if err != nil {
+		return
+	}
+	if d != nil && d.Generation > a.Generation {
 		return
 	}
 	if d == nil {
@@ -336,9 +387,8 @@ func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
 		if a.Deployed {
 			d.MetaVersion = a.MetaVersion
 		}
-		_ = r.s.putDeploy(ctx, d)
+		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
 	}
-	r.s.unlockApp(ctx, a.Name, a.Generation)
 }
 
 // progress follows apps whose operation is under way and records when it

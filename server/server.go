@@ -111,6 +111,9 @@ func (s *Server) Close() {
 	s.bgCancel()
 	s.notifier.stop()
 	s.bg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.rec.release(ctx)
 }
 
 // audit records one state change. Failures to record are logged, not fatal.

@@ -595,21 +595,16 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 // (the caller holds the lease; the reconciler releases it), or releases
 // the lease of an app that is not deployed.
 func (s *Server) redeployAfter(c *call, app, op string) {
-	a, _, err := state.Update(c.ctx(), s.store, state.AppKey(app), func(x *state.App) error {
-		if x.Deployed {
-			x.Generation++
-		}
-		return nil
-	})
+	a, err := state.GetApp(c.ctx(), s.store, app)
 	if err != nil || !a.Deployed {
 		s.unlockApp(c.ctx(), app, -1)
 		return
 	}
-	if l, idx, err := state.Get[state.Lock](c.ctx(), s.store, state.LockKey(app)); err == nil {
-		l.Generation = a.Generation
-		_, _ = state.Put(c.ctx(), s.store, state.LockKey(app), l, idx)
+	if _, _, err := s.commitChange(c.ctx(), app, c.id.Name(), op, func(*state.App) error { return nil }); err != nil {
+		s.log.Warn("could not redeploy app after a binding change", "app", app, "error", err)
+		s.unlockApp(c.ctx(), app, -1)
+		return
 	}
-	_ = s.putDeploy(c.ctx(), &state.Deploy{App: app, Generation: a.Generation, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: c.id.Name(), Updated: time.Now().UTC()})
 	s.rec.kick()
 }
 
