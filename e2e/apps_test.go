@@ -163,9 +163,9 @@ func testAppTokens(t *testing.T, b *Berth) {
 	eventually(t, 5*time.Second, "a 1s app token to expire", func() bool {
 		return b.do(t, "GET", "/apps/tok-app", short, nil).Code == http.StatusUnauthorized
 	})
-	// Removing the app leaves its tokens nothing to act on.
+	// Removing the app revokes its tokens.
 	b.do(t, "DELETE", "/apps/tok-app", owner, nil).want(t, http.StatusOK)
-	b.do(t, "GET", "/apps/tok-app", app, nil).want(t, http.StatusNotFound)
+	b.do(t, "GET", "/apps/tok-app", app, nil).check(t, http.StatusUnauthorized)
 }
 
 func testApps(t *testing.T, b *Berth) {

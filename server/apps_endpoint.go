@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/berthpaas/berth/server/names"
 	"github.com/berthpaas/berth/server/state"
 )
 
@@ -103,6 +104,12 @@ func (s *Server) removeApp(c *call) (any, error) {
 	if err := s.unregisterApp(c.ctx(), a); err != nil {
 		return nil, err
 	}
+	// Its app tokens die with it. (Should this fail, they are refused all
+	// the same: a token is bound to the app it was issued for, not to an
+	// app that later gets the same name; see checkAppToken.)
+	if err := s.revokeAppTokens(c.ctx(), a.Name); err != nil {
+		c.log.Warn("could not revoke the app tokens of a removed app", "app", a.Name, "error", err)
+	}
 	return nil, nil
 }
 
@@ -123,6 +130,9 @@ func (s *Server) createAppToken(c *call) (any, error) {
 	if name == "" {
 		return nil, badRequest("appname is required")
 	}
+	if err := names.App(name); err != nil {
+		return nil, err
+	}
 	c.target = name
 	if c.id.AppToken {
 		return nil, forbidden("an app token cannot create tokens")
@@ -140,7 +150,7 @@ func (s *Server) createAppToken(c *call) (any, error) {
 			ttl = d
 		}
 	}
-	tok, exp, err := s.issueToken(c.ctx(), c.id.Email, tokenApp, a.Name, ttl)
+	tok, exp, err := s.issueAppToken(c.ctx(), c.id.Email, a, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -66,11 +66,24 @@ func tokenHash(tok string) string {
 
 func tokenPath(hash string) string            { return "tokens/" + hash }
 func userTokenPath(email, hash string) string { return "user-tokens/" + email + "/" + hash }
+func appTokenPath(app, hash string) string    { return "app-tokens/" + app + "/" + hash }
 func resetPath(hash string) string            { return "resets/" + hash }
 
 // issueToken creates a token (256 random bits), keeps only its hash, and
 // returns the token and its expiry.
 func (s *Server) issueToken(ctx context.Context, email, kind, app string, ttl time.Duration) (string, time.Time, error) {
+	return s.issue(ctx, email, kind, app, nil, ttl)
+}
+
+// issueAppToken creates an app token for app, bound to this incarnation of
+// the app (its creation time): an app re-created under the same name does
+// not accept it. It is also indexed under the app, so that removing the app
+// revokes it (revokeAppTokens).
+func (s *Server) issueAppToken(ctx context.Context, email string, app *state.App, ttl time.Duration) (string, time.Time, error) {
+	return s.issue(ctx, email, tokenApp, app.Name, map[string]string{"app_created": app.Created.UTC().Format(time.RFC3339Nano)}, ttl)
+}
+
+func (s *Server) issue(ctx context.Context, email, kind, app string, extra map[string]string, ttl time.Duration) (string, time.Time, error) {
 	tok := newSecret(32)
 	h := tokenHash(tok)
 	exp := time.Now().Add(ttl).UTC()
@@ -78,20 +91,53 @@ func (s *Server) issueToken(ctx context.Context, email, kind, app string, ttl ti
 		"email": email, "kind": kind, "app": app,
 		"created": time.Now().UTC().Format(time.RFC3339), "expires": exp.Format(time.RFC3339),
 	}
-	if _, err := s.secrets.Put(ctx, tokenPath(h), data); err != nil {
+	for k, v := range extra {
+		data[k] = v
+	}
+	// The indexes first, then the token itself: a token that works is
+	// always found by revokeUserTokens and revokeAppTokens.
+	if _, err := s.secrets.Put(ctx, userTokenPath(email, h), map[string]string{"kind": kind}); err != nil {
 		return "", time.Time{}, err
 	}
-	if _, err := s.secrets.Put(ctx, userTokenPath(email, h), map[string]string{"kind": kind}); err != nil {
-		_ = s.secrets.Delete(ctx, tokenPath(h))
+	if kind == tokenApp {
+		if _, err := s.secrets.Put(ctx, appTokenPath(app, h), map[string]string{"email": email}); err != nil {
+			_ = s.secrets.Delete(ctx, userTokenPath(email, h))
+			return "", time.Time{}, err
+		}
+	}
+	if _, err := s.secrets.Put(ctx, tokenPath(h), data); err != nil {
+		_ = s.secrets.Delete(ctx, userTokenPath(email, h))
+		if kind == tokenApp {
+			_ = s.secrets.Delete(ctx, appTokenPath(app, h))
+		}
 		return "", time.Time{}, err
 	}
 	return tok, exp, nil
 }
 
-// revokeToken deletes a token by hash.
+// revokeToken deletes a token by hash, with its index entries.
 func (s *Server) revokeToken(ctx context.Context, email, hash string) error {
+	app := ""
+	if sec, err := s.secrets.Get(ctx, tokenPath(hash), 0); err == nil {
+		if sec.Data["kind"] == tokenApp {
+			app = sec.Data["app"]
+		}
+		if e := sec.Data["email"]; e != "" {
+			email = e
+		}
+	} else if !errors.Is(err, backends.ErrNotFound) {
+		return err
+	}
 	if err := s.secrets.Delete(ctx, tokenPath(hash)); err != nil {
 		return err
+	}
+	if app != "" {
+		if err := s.secrets.Delete(ctx, appTokenPath(app, hash)); err != nil {
+			return err
+		}
+	}
+	if email == "" {
+		return nil
 	}
 	return s.secrets.Delete(ctx, userTokenPath(email, hash))
 }
@@ -111,6 +157,30 @@ func (s *Server) revokeUserTokens(ctx context.Context, email, kind string) error
 			}
 		}
 		if err := s.revokeToken(ctx, email, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokeAppTokens deletes every app token of an app (when it is removed).
+func (s *Server) revokeAppTokens(ctx context.Context, app string) error {
+	paths, err := s.secrets.List(ctx, "app-tokens/"+app+"/")
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		h := p[strings.LastIndexByte(p, '/')+1:]
+		email := ""
+		if sec, err := s.secrets.Get(ctx, p, 0); err == nil {
+			email = sec.Data["email"]
+		}
+		if err := s.revokeToken(ctx, email, h); err != nil {
+			return err
+		}
+		// revokeToken finds the index entry through the token; if the token
+		// itself is already gone, drop the entry here.
+		if err := s.secrets.Delete(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -169,8 +239,54 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	if sec.Data["kind"] == tokenApp {
 		id.AppToken = true
 		id.App = sec.Data["app"]
+		if err := s.checkAppToken(r.Context(), sec, h, u); err != nil {
+			return nil, err
+		}
 	} else {
 		id.Admin = u.Admin || s.cfg.IsAdmin(email)
 	}
 	return id, nil
+}
+
+// checkAppToken checks that an app token still stands: its app exists and
+// is the one it was issued for (not a later app of the same name), and its
+// creator still holds a role that may issue app tokens on it. A token of a
+// removed app is revoked; one whose creator lost the role is refused but
+// kept (it works again if the role is given back, until it expires).
+func (s *Server) checkAppToken(ctx context.Context, sec *backends.Secret, hash string, creator *state.User) error {
+	email, name := sec.Data["email"], sec.Data["app"]
+	app, err := state.GetApp(ctx, s.store, name)
+	if errors.Is(err, state.ErrNotFound) {
+		_ = s.revokeToken(ctx, email, hash)
+		return unauthorized("the app of this token (%q) no longer exists", name)
+	}
+	if err != nil {
+		return err
+	}
+	if !sameIncarnation(sec.Data, app) {
+		_ = s.revokeToken(ctx, email, hash)
+		return unauthorized("this token was issued for an earlier app named %q, which was removed", name)
+	}
+	by := &Identity{Email: email, Admin: creator.Admin || s.cfg.IsAdmin(email)}
+	if err := s.allowed(ctx, by, ActAppToken, app); err != nil {
+		var he *Error
+		if errors.As(err, &he) && (he.Status == http.StatusForbidden || he.Status == http.StatusUnauthorized) {
+			return forbidden("this app token's creator (%s) may no longer issue tokens for app %q, so the token is not accepted", email, name)
+		}
+		return err
+	}
+	return nil
+}
+
+// sameIncarnation reports whether an app token was issued for app as it is
+// now, not for an app of the same name removed since. Tokens record the
+// app's creation time; tokens issued before they did are accepted only if
+// they are younger than the app.
+func sameIncarnation(tok map[string]string, app *state.App) bool {
+	if v, ok := tok["app_created"]; ok {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		return err == nil && t.Equal(app.Created)
+	}
+	created, err := time.Parse(time.RFC3339, tok["created"])
+	return err == nil && !created.Before(app.Created.Truncate(time.Second))
 }

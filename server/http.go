@@ -155,6 +155,25 @@ func newRequestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
+// startRequest gives a request its id (the caller's X-Request-Id if it is
+// sane, else a new one) and sets it on the response. Every answer, the
+// router's own included, goes through here.
+func startRequest(w http.ResponseWriter, r *http.Request) string {
+	reqID := newRequestID(r)
+	w.Header().Set("X-Request-Id", reqID)
+	return reqID
+}
+
+// writeError writes an error answer in its one shape: {"error", "status",
+// "request_id"} plus any extra fields.
+func writeError(w http.ResponseWriter, reqID string, status int, msg string, extra map[string]any) {
+	body := map[string]any{"error": msg, "status": status, "request_id": reqID}
+	for k, v := range extra {
+		body[k] = v
+	}
+	writeJSON(w, status, body)
+}
+
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -194,8 +213,7 @@ func (w *statusWriter) Flush() {
 func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
-		reqID := newRequestID(r)
-		w.Header().Set("X-Request-Id", reqID)
+		reqID := startRequest(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		log := s.log.With("request_id", reqID)
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
@@ -222,14 +240,12 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 			if status >= 500 {
 				log.Error("request failed", "method", method, "route", route, "status", status, "error", err.Error())
 			}
-			body := map[string]any{"error": msg, "status": status, "request_id": reqID}
+			var extra map[string]any
 			var he *Error
 			if errors.As(err, &he) {
-				for k, v := range he.Extra {
-					body[k] = v
-				}
+				extra = he.Extra
 			}
-			writeJSON(sw, status, body)
+			writeError(sw, reqID, status, msg, extra)
 		} else {
 			switch v := val.(type) {
 			case streamed:
@@ -330,9 +346,11 @@ func decodeBytes(body []byte, v any) error {
 	return nil
 }
 
-// notFoundHandler and methodNotAllowed answer in JSON.
+// jsonStatusHandler answers the router's own errors (no such endpoint,
+// method not allowed) in the same shape, with a request id, as every other
+// error.
 func jsonStatusHandler(status int, msg string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, status, map[string]any{"error": msg, "status": status})
+		writeError(w, startRequest(w, r), status, msg, nil)
 	})
 }

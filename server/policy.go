@@ -94,7 +94,14 @@ func appTeams(app *state.App) []string {
 // may reports whether id may do act on app (app may be nil for actions
 // that are not about an app). It returns nil or a 403 saying why.
 func (s *Server) may(c *call, act Action, app *state.App) error {
-	id := c.id
+	return s.allowed(c.ctx(), c.id, act, app)
+}
+
+// allowed is may for any identity (nil = anonymous). App tokens are checked
+// against their app here; that the token still stands (its app is the one
+// it was issued for, its creator may still issue it) is checked when it is
+// authenticated (checkAppToken).
+func (s *Server) allowed(ctx context.Context, id *Identity, act Action, app *state.App) error {
 	r, ok := policy[act]
 	if !ok {
 		return forbidden("action %s is not allowed", act)
@@ -117,7 +124,7 @@ func (s *Server) may(c *call, act Action, app *state.App) error {
 		}
 		return forbidden("this app token may not do %s on app %q", act, app.Name)
 	}
-	teams, err := s.teamsOf(c.ctx(), app)
+	teams, err := s.teamsOf(ctx, app)
 	if err != nil {
 		return err
 	}

@@ -36,9 +36,7 @@ func (s *Server) handleSwitch(method, pattern, param string, cases map[string]su
 		}
 		wrapped[v] = s.wrap(method, name, sb.opts, sb.h)
 	}
-	notFound := func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint", "status": http.StatusNotFound})
-	}
+	notFound := jsonStatusHandler(http.StatusNotFound, "no such endpoint")
 	h := func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if hh, ok := wrapped[ps.ByName(param)]; ok {
 			hh(w, r, ps)
@@ -48,7 +46,7 @@ func (s *Server) handleSwitch(method, pattern, param string, cases map[string]su
 			hh(w, r, ps)
 			return
 		}
-		notFound(w, r, ps)
+		notFound.ServeHTTP(w, r)
 	}
 	s.router.Handle(method, route, h)
 	s.router.Handle(method, route+"/", h)

@@ -59,6 +59,13 @@ func (s *Server) createUser(c *call) (any, error) {
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
+	// An email config lists in admins is a site admin as soon as its
+	// account exists, so only an admin (or the operator, with `berth admin
+	// create-user`) may create that account.
+	if s.cfg.IsAdmin(in.Email) && (c.id == nil || !c.id.Admin) {
+		c.target = in.Email
+		return nil, forbidden("%s is a configured site admin: its account can only be created by an admin or with 'berth admin create-user'", in.Email)
+	}
 	u, err := CreateUser(c.ctx(), s.store, in.Email, in.Password, false)
 	if err != nil {
 		return nil, err
@@ -231,8 +238,10 @@ func (s *Server) resetPassword(c *call) (any, error) {
 	return map[string]string{"status": "a new password was sent to " + email}, nil
 }
 
-// DELETE /users — remove the caller's account. Refused while the user
-// still owns apps (they would be orphaned).
+// DELETE /users — remove the caller's account, its tokens, its team
+// memberships and its maintainer roles (so that whoever registers the email
+// next inherits nothing). Refused while the user still owns apps, or is the
+// last owner of one (they would be orphaned).
 func (s *Server) removeUser(c *call) (any, error) {
 	u, idx, err := s.currentUser(c)
 	if err != nil {
@@ -242,6 +251,15 @@ func (s *Server) removeUser(c *call) (any, error) {
 		return nil, forbidden("you still own %d app(s): remove them or hand them over first", u.Owned)
 	}
 	c.target = u.Email
+	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		if a.Maintainers[u.Email] == state.RoleOwner && owners(a) == 1 {
+			return nil, forbidden("you are the last owner of app %q: make someone else an owner or remove the app first", a.Name)
+		}
+	}
 	ok, _, err := s.store.DeleteCAS(c.ctx(), state.UserKey(u.Email), idx)
 	if err != nil {
 		return nil, err
@@ -252,19 +270,58 @@ func (s *Server) removeUser(c *call) (any, error) {
 	if err := s.revokeUserTokens(c.ctx(), u.Email, ""); err != nil {
 		return nil, err
 	}
+	// The account is gone, so no one can add it to a team or an app any
+	// more: sweep what it still has. Everything is tried; the first failure
+	// is reported.
+	var failed error
+	note := func(what, name string, err error) {
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			c.log.Error("removing a user: could not drop it from "+what, what, name, "user", u.Email, "error", err)
+			if failed == nil {
+				failed = err
+			}
+		}
+	}
 	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range teams {
 		if contains(t.Users, u.Email) {
-			_, _, _ = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+			_, _, err := state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
 				t.Users = remove(t.Users, u.Email)
 				return nil
 			})
+			note("team", t.Name, err)
 		}
 	}
-	return nil, nil
+	// Listed again: a maintainer added before the account was deleted is
+	// seen here.
+	apps, err = state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		if _, ok := a.Maintainers[u.Email]; ok {
+			_, _, err := state.Update(c.ctx(), s.store, state.AppKey(a.Name), func(a *state.App) error {
+				delete(a.Maintainers, u.Email)
+				return nil
+			})
+			note("app", a.Name, err)
+		}
+	}
+	return nil, failed
+}
+
+// owners counts the owners among an app's maintainers.
+func owners(a *state.App) int {
+	n := 0
+	for _, r := range a.Maintainers {
+		if r == state.RoleOwner {
+			n++
+		}
+	}
+	return n
 }
 
 func remove(list []string, s string) []string {
