@@ -76,7 +76,7 @@ func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error
 		s.unlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
-	s.rec.kick()
+	s.rec.kick(name)
 	return a, d, nil
 }
 

@@ -295,7 +295,7 @@ func (s *Server) swap(c *call) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.rec.kick()
+	s.rec.kick(n1, n2)
 	return map[string]any{n1: a1.Routes, n2: a2.Routes}, nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,12 +29,15 @@ type reconciler struct {
 	mu       sync.Mutex
 	applied  map[string]string // app -> hash of the last spec submitted
 	restarts map[string]int64  // app -> restart generation applied
+	dirty    map[string]bool   // apps changed since the last pass
+	inflight map[string]bool   // apps whose operation may be under way
+	all      bool              // the next pass covers every app
 	kickc    chan struct{}
 	id       string
 }
 
 func newReconciler(s *Server) *reconciler {
-	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, kickc: make(chan struct{}, 1), id: serverID(s.cfg.DataDir, s.log)}
+	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(s.cfg.DataDir, s.log)}
 }
 
 // serverID is this server's identity as a lease holder. It is kept in the
@@ -71,8 +75,16 @@ func (r *reconciler) release(ctx context.Context) {
 	_, _, _ = r.s.store.DeleteCAS(ctx, reconcilerLockKey, idx)
 }
 
-// kick asks for a pass soon.
-func (r *reconciler) kick() {
+// kick asks for a pass soon over the named apps (none: every app).
+func (r *reconciler) kick(apps ...string) {
+	r.mu.Lock()
+	if len(apps) == 0 {
+		r.all = true
+	}
+	for _, a := range apps {
+		r.dirty[a] = true
+	}
+	r.mu.Unlock()
 	select {
 	case r.kickc <- struct{}{}:
 	default:
@@ -94,11 +106,10 @@ func (r *reconciler) run(ctx context.Context) {
 	}
 	log := r.s.log.Named("reconciler")
 	var index uint64
-	changes := make(chan struct{}, 1)
 	go func() {
 		backoff := time.Second
 		for ctx.Err() == nil {
-			_, meta, err := r.s.store.List(ctx, state.AppsPrefix, &backends.QueryOptions{WaitIndex: index, WaitTime: r.s.cfg.Reconcile.IntervalDur})
+			pairs, meta, err := r.s.store.List(ctx, state.AppsPrefix, &backends.QueryOptions{WaitIndex: index, WaitTime: r.s.cfg.Reconcile.IntervalDur})
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -111,15 +122,26 @@ func (r *reconciler) run(ctx context.Context) {
 				continue
 			}
 			backoff = time.Second
-			if meta.LastIndex < index {
-				index = 0
+			if meta.LastIndex < index || index == 0 {
+				// The first look, or the Store's index went back (a
+				// restored snapshot): everything may have changed.
+				r.kick()
 			} else {
-				index = meta.LastIndex
+				var changed []string
+				for _, p := range pairs {
+					if p.ModifyIndex > index {
+						changed = append(changed, strings.TrimPrefix(p.Key, state.AppsPrefix))
+					}
+				}
+				if len(changed) > 0 {
+					r.kick(changed...)
+				}
 			}
-			select {
-			case changes <- struct{}{}:
-			default:
-			}
+			index = meta.LastIndex
+			// Writes through this server kick the reconciler directly; the
+			// watch is for other writers. Coalescing their changes keeps a
+			// burst of writes from listing every app once per write.
+			sleep(ctx, watchCoalesce)
 		}
 	}()
 	sweep := time.NewTicker(r.s.cfg.Reconcile.IntervalDur)
@@ -130,9 +152,9 @@ func (r *reconciler) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changes:
 		case <-r.kickc:
 		case <-sweep.C:
+			r.kick()
 			if r.leader(ctx) {
 				for _, msg := range r.s.serviceSweep(ctx) {
 					log.Info("service sweep", "repaired", msg)
@@ -145,12 +167,70 @@ func (r *reconciler) run(ctx context.Context) {
 			continue
 		}
 		if r.leader(ctx) {
-			if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			if err := r.passDirty(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("reconcile pass failed", "error", err)
 			}
 			r.progress(ctx)
 		}
 	}
+}
+
+// passDirty reconciles the apps changed since the last pass, or every app
+// when a full pass is due (the first, the periodic sweep, a lost watch).
+// A pass that fails leaves its apps due again.
+func (r *reconciler) passDirty(ctx context.Context) error {
+	r.mu.Lock()
+	all, dirty := r.all, r.dirty
+	r.all, r.dirty = false, map[string]bool{}
+	r.mu.Unlock()
+	if all {
+		_, err := r.Pass(ctx)
+		r.trackUnderway(ctx)
+		return err // a failed full pass is retried by the next sweep
+	}
+	names := make([]string, 0, len(dirty))
+	for n := range dirty {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	r.mu.Lock()
+	for _, n := range names {
+		r.inflight[n] = true
+	}
+	r.mu.Unlock()
+	var failed []string
+	var firstErr error
+	for _, name := range names {
+		a, err := state.GetApp(ctx, r.s.store, name)
+		if errors.Is(err, state.ErrNotFound) {
+			// Removed: stop whatever the scheduler still runs of it.
+			if _, err := r.s.sched.Status(ctx, name); err == nil {
+				if err := r.s.sched.Stop(ctx, name); err != nil {
+					failed, firstErr = append(failed, name), err
+					continue
+				}
+			}
+			r.forget(name)
+			continue
+		}
+		if err == nil {
+			_, err = r.reconcileApp(ctx, a)
+		}
+		if err != nil {
+			failed = append(failed, name)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	// Failed apps are due again at the next pass (not at once: a lasting
+	// failure must not spin).
+	r.mu.Lock()
+	for _, n := range failed {
+		r.dirty[n] = true
+	}
+	r.mu.Unlock()
+	return firstErr
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -163,6 +243,9 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 const reconcilerLockKey = "locks/reconciler"
+
+// watchCoalesce is the pause between two looks of the apps watch.
+const watchCoalesce = 250 * time.Millisecond
 
 // leader takes or renews the reconciler lease; only the holder reconciles.
 func (r *reconciler) leader(ctx context.Context) bool {
@@ -392,23 +475,28 @@ func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
 }
 
 // progress follows apps whose operation is under way and records when it
-// reaches running or failed.
+// reaches running or failed. It looks at the apps this reconciler has
+// touched since they were last final; a full pass (all=true) looks at every
+// deploy record, as after a restart.
 func (r *reconciler) progress(ctx context.Context) {
-	pairs, _, err := r.s.store.List(ctx, state.DeploysPrefix, nil)
-	if err != nil {
-		return
+	r.mu.Lock()
+	names := make([]string, 0, len(r.inflight))
+	for n := range r.inflight {
+		names = append(names, n)
 	}
-	names := []string{}
-	for _, p := range pairs {
-		name := p.Key[len(state.DeploysPrefix):]
-		d, _, err := state.Get[state.Deploy](ctx, r.s.store, p.Key)
-		if err != nil || (d.State != state.DeployPending && d.State != state.DeployDeploying) {
-			continue
-		}
-		names = append(names, name)
-	}
+	r.mu.Unlock()
 	sort.Strings(names)
 	for _, name := range names {
+		d, err := r.s.getDeploy(ctx, name)
+		if err != nil {
+			continue
+		}
+		if d == nil || (d.State != state.DeployPending && d.State != state.DeployDeploying) {
+			r.mu.Lock()
+			delete(r.inflight, name)
+			r.mu.Unlock()
+			continue
+		}
 		a, err := state.GetApp(ctx, r.s.store, name)
 		if err != nil {
 			continue
@@ -429,5 +517,23 @@ func (r *reconciler) progress(ctx context.Context) {
 		case state.DeployFailed:
 			r.finish(ctx, a, state.DeployFailed, st.Message)
 		}
+	}
+}
+
+// trackUnderway adds every app whose deploy record is pending or deploying
+// to the apps progress follows (after a full pass).
+func (r *reconciler) trackUnderway(ctx context.Context) {
+	pairs, _, err := r.s.store.List(ctx, state.DeploysPrefix, nil)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range pairs {
+		var d state.Deploy
+		if err := json.Unmarshal(p.Value, &d); err != nil || (d.State != state.DeployPending && d.State != state.DeployDeploying) {
+			continue
+		}
+		r.inflight[p.Key[len(state.DeploysPrefix):]] = true
 	}
 }

@@ -605,7 +605,7 @@ func (s *Server) redeployAfter(c *call, app, op string) {
 		s.unlockApp(c.ctx(), app, -1)
 		return
 	}
-	s.rec.kick()
+	s.rec.kick(app)
 }
 
 // serviceRoutes registers the services API (tsuru 1.2 and 1.3). The
