@@ -106,6 +106,7 @@ func (r *reconciler) run(ctx context.Context) {
 	}
 	log := r.s.log.Named("reconciler")
 	var index uint64
+	var seen map[string]bool
 	go func() {
 		backoff := time.Second
 		for ctx.Err() == nil {
@@ -122,22 +123,29 @@ func (r *reconciler) run(ctx context.Context) {
 				continue
 			}
 			backoff = time.Second
-			if meta.LastIndex < index || index == 0 {
+			now := make(map[string]bool, len(pairs))
+			var changed []string
+			for _, p := range pairs {
+				name := strings.TrimPrefix(p.Key, state.AppsPrefix)
+				now[name] = true
+				if p.ModifyIndex > index {
+					changed = append(changed, name)
+				}
+			}
+			for name := range seen {
+				if !now[name] {
+					changed = append(changed, name) // removed
+				}
+			}
+			switch {
+			case meta.LastIndex < index || index == 0:
 				// The first look, or the Store's index went back (a
 				// restored snapshot): everything may have changed.
 				r.kick()
-			} else {
-				var changed []string
-				for _, p := range pairs {
-					if p.ModifyIndex > index {
-						changed = append(changed, strings.TrimPrefix(p.Key, state.AppsPrefix))
-					}
-				}
-				if len(changed) > 0 {
-					r.kick(changed...)
-				}
+			case len(changed) > 0:
+				r.kick(changed...)
 			}
-			index = meta.LastIndex
+			seen, index = now, meta.LastIndex
 			// Writes through this server kick the reconciler directly; the
 			// watch is for other writers. Coalescing their changes keeps a
 			// burst of writes from listing every app once per write.

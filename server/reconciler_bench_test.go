@@ -127,7 +127,7 @@ func (m *memScheduler) submitCount() int {
 // newBenchServer builds a Server on bolt (NoSync) and sealed secrets in a
 // temporary directory, with sched as its scheduler. The reconciler is not
 // started.
-func newBenchServer(b *testing.B, sched backends.Scheduler) *Server {
+func newBenchServer(b testing.TB, sched backends.Scheduler) *Server {
 	b.Helper()
 	dir := b.TempDir()
 	cfg := config.Default()
@@ -177,7 +177,7 @@ func benchApp(name, mv string, deployed bool) *state.App {
 
 // seedApps writes n apps (deployed or only registered) with one release
 // each, 32 apps per store transaction.
-func seedApps(b *testing.B, s *Server, prefix string, n int, deployed bool) {
+func seedApps(b testing.TB, s *Server, prefix string, n int, deployed bool) {
 	b.Helper()
 	ctx := context.Background()
 	const mv = "1700000000-0123456789abcdef0123456789abcdef01234567"
