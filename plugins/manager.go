@@ -74,6 +74,7 @@ type Manager struct {
 	mu      sync.Mutex
 	closed  bool
 	entries map[string]*entry
+	sockDir string // where plugin processes put their sockets; removed by Close
 }
 
 // entry is one plugin process, keyed by service.
@@ -186,6 +187,30 @@ func (m *Manager) Close() {
 		e.kill()
 		e.mu.Unlock()
 	}
+	m.mu.Lock()
+	if m.sockDir != "" {
+		_ = os.RemoveAll(m.sockDir)
+		m.sockDir = ""
+	}
+	m.mu.Unlock()
+}
+
+// socketDir is the directory plugin processes create their sockets in:
+// one per Manager, so that the sockets of a plugin that was killed (and
+// could not remove its own) go with the Manager instead of piling up in
+// the system's temporary directory.
+func (m *Manager) socketDir() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sockDir == "" {
+		dir, err := os.MkdirTemp("", "berth-plugins-")
+		if err != nil {
+			m.log.Warn("no directory for plugin sockets; they go to the system default", "error", err)
+			return ""
+		}
+		m.sockDir = dir
+	}
+	return m.sockDir
 }
 
 func (e *entry) kill() {
@@ -249,6 +274,9 @@ func (m *Manager) start(e *entry, key, name string) error {
 	cmd, err := m.command(name)
 	if err != nil {
 		return err
+	}
+	if dir := m.socketDir(); dir != "" {
+		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+dir)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  broker.Handshake,

@@ -435,3 +435,29 @@ func TestWaitForStartHasDeadline(t *testing.T) {
 		t.Errorf("first call: err = %v, want ErrUnavailable (start timed out)", err)
 	}
 }
+
+// TestKilledPluginLeavesNoSocket: a plugin killed with SIGKILL cannot
+// remove its socket; the Manager keeps plugin sockets in a directory of
+// its own and removes it at Close, so nothing is left in the system's
+// temporary directory.
+func TestKilledPluginLeavesNoSocket(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	b, m := brokertest.SubprocessManager(t, "flaky", nil, brokertest.Options{})
+	first := pid(t, b)
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && alive(first); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid(t, b) // restarted
+	m.Close()
+	left, err := filepath.Glob(filepath.Join(tmp, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("left in the temporary directory after Close: %v", left)
+	}
+}
