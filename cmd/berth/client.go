@@ -87,6 +87,9 @@ type client struct {
 	creds clientCreds
 	http  *http.Client
 	out   io.Writer
+	// status is the HTTP status of the last call (202: an operation was
+	// started, and the command waits for it).
+	status int
 }
 
 func newClient(out io.Writer) *client {
@@ -130,6 +133,7 @@ func (c *client) call(method, path string, body any, out any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	c.status = resp.StatusCode
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err
@@ -280,7 +284,11 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := c.call("GET", "/api/v1/apps/"+esc(args[0])+"/", nil, &r); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%v %v: %v %v\n", r["appname"], r["meta_version"], r["state"], r["message"])
+		fmt.Fprintf(out, "%v %v: %v", r["appname"], r["meta_version"], r["state"])
+		if m, _ := r["message"].(string); m != "" {
+			fmt.Fprintf(out, " (%s)", m)
+		}
+		fmt.Fprintln(out)
 		for _, p := range asList(r["procs"]) {
 			pm, _ := p.(map[string]any)
 			fmt.Fprintf(out, "  %-20v x%v  cpu %v  mem %v\n", pm["procname"], pm["num_instances"], pm["cpu"], pm["memory"])
@@ -314,7 +322,10 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := needArgs(args, 1, "undeploy APP"); err != nil {
 			return err
 		}
-		return c.call("DELETE", "/api/v1/apps/"+esc(args[0])+"/", nil, nil)
+		if err := c.call("DELETE", "/api/v1/apps/"+esc(args[0])+"/", nil, nil); err != nil {
+			return err
+		}
+		return c.wait(args[0])
 	case "env":
 		if err := needArgs(args, 1, "env APP"); err != nil {
 			return err
@@ -345,14 +356,23 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 			envs = append(envs, map[string]string{"name": k, "value": v})
 		}
 		sort.Slice(envs, func(i, j int) bool { return envs[i]["name"] < envs[j]["name"] })
-		return c.call("POST", "/apps/"+esc(args[0])+"/env", map[string]any{"envs": envs, "private": private}, nil)
+		return c.waitIfStarted(args[0], c.call("POST", "/apps/"+esc(args[0])+"/env", map[string]any{"envs": envs, "private": private}, nil))
 	case "env-unset":
 		if err := needArgs(args, 2, "env-unset APP KEY..."); err != nil {
 			return err
 		}
-		return c.call("DELETE", "/apps/"+esc(args[0])+"/env", map[string]any{"names": args[1:]}, nil)
+		return c.waitIfStarted(args[0], c.call("DELETE", "/apps/"+esc(args[0])+"/env", map[string]any{"names": args[1:]}, nil))
 	}
 	return fmt.Errorf("unknown command %q", name)
+}
+
+// waitIfStarted waits for the app's operation when the call err came from
+// started one (202); a change to an app that is not deployed is at once.
+func (c *client) waitIfStarted(app string, err error) error {
+	if err != nil || c.status != http.StatusAccepted {
+		return err
+	}
+	return c.wait(app)
 }
 
 // wait follows the app until its operation settles, printing each state.
@@ -376,7 +396,7 @@ func (c *client) wait(app string) error {
 			last = st
 		}
 		switch st {
-		case "running":
+		case "running", "undeployed":
 			return nil
 		case "failed":
 			return fmt.Errorf("%s failed: %v", app, r["message"])

@@ -96,34 +96,25 @@ func TestClientCommands(t *testing.T) {
 	if got := run("status", "hello"); strings.Count(got, "hello.web.") != 2 || !strings.Contains(got, "running") {
 		t.Fatalf("status after scale 2: %q", got)
 	}
-	run("env-set", "hello", "-private", "TOKEN=abc123")
-	waitRunning := func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(run("status", "hello"), ": running") {
-			if time.Now().After(deadline) {
-				t.Fatal("app did not settle")
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+	// env-set redeploys the app and waits until it settles.
+	if got := run("env-set", "hello", "-private", "TOKEN=abc123"); !strings.Contains(got, "running") {
+		t.Fatalf("env-set did not wait for the redeploy: %q", got)
 	}
-	waitRunning()
+	if got := run("status", "hello"); !strings.Contains(got, ": running\n") || strings.Contains(got, "<nil>") {
+		t.Fatalf("status after env-set: %q", got)
+	}
 	if got := run("env", "hello"); !strings.Contains(got, "TOKEN=*** (private)") || strings.Contains(got, "abc123") {
 		t.Fatalf("env should mask private values: %q", got)
 	}
 	if got := run("apps"); !strings.Contains(got, "hello") || !strings.Contains(got, "2 units") {
 		t.Fatalf("apps: %q", got)
 	}
-	run("undeploy", "hello")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := runClient("status", []string{"hello"}, strings.NewReader(""), &out)
-		if err != nil && strings.Contains(err.Error(), "not deployed") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still deployed: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
+	// undeploy waits until nothing runs.
+	if got := run("undeploy", "hello"); !strings.Contains(got, "undeployed") {
+		t.Fatalf("undeploy: %q", got)
+	}
+	if err := runClient("status", []string{"hello"}, strings.NewReader(""), &out); err == nil || !strings.Contains(err.Error(), "not deployed") {
+		t.Fatalf("status right after undeploy: %v", err)
 	}
 	run("logout")
 	if err := runClient("whoami", nil, strings.NewReader(""), &out); err == nil || !strings.Contains(err.Error(), "401") {
