@@ -9,7 +9,7 @@ DATA      ?= ./data
 export BERTH_CACHE ?= $(HOME)/.cache/berth
 ADMIN     ?= admin@berth.local
 
-.PHONY: all build run test unit e2e agents services vet fmt-check bench clean
+.PHONY: all build run test unit gated-note e2e agents services vet fmt-check bench clean
 
 all: build
 
@@ -44,7 +44,15 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
+	@$(MAKE) --no-print-directory gated-note
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Components that cannot be had on this machine: their tests run only when
+# their address is given, and say so here (go test hides skip messages of
+# passing packages).
+gated-note:
+	@if [ -z "$$NOMAD_ADDR" ]; then echo "SKIPPED: NOMAD_ADDR is not set, so the tests against a real Nomad (backends/nomad TestRealNomad*, e2e TestNomad*) are skipped; see tools/nomad/README.md to run them."; \
+	else echo "NOMAD_ADDR=$$NOMAD_ADDR: the tests against a real Nomad run."; fi
 
 test: services agents fmt-check vet build unit
 
