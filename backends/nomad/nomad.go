@@ -8,18 +8,21 @@
 // background; Status reports it.
 //
 // Counts. A group's bookkeeping meta (its service's meta, which Nomad
-// updates in place) carries berth_release_count, the count the spec
-// asked for when the job was last registered. The rule on Submit: for a
-// group that exists in the running job, if the spec's count equals that
-// release count, the spec did not ask for a new count and the group keeps
-// the count it runs now (which `nomad job scale`, an autoscaler or Berth's
-// own scaling may have changed); otherwise the spec's count wins. So a new
-// version keeps scaled counts, and a scale through Berth takes effect.
-// When a submit changes nothing but counts, Submit
-// scales the changed groups with Jobs().Scale instead of registering a new
-// job version. (Scale does not update berth_release_count; the rule still
-// holds since the count then runs as asked.) "Nothing but counts" is judged
-// by the berth_group_hash meta of every group (see Render).
+// updates in place) carries berth_release_count, the count the spec asked
+// for when the job was last registered. The rule on Submit: for a group that
+// exists in the running job, if the spec's count equals that release count,
+// the spec did not ask for a new count and the group keeps the count it runs
+// now (which `nomad job scale` or an autoscaler may have changed); otherwise
+// the spec's count wins. So a new version keeps scaled counts, and a scale
+// through Berth takes effect. A scale through Berth is a registration too,
+// never Jobs().Scale, because it must record the new release count: were it
+// left at the old one, a later scale back to that count would read as "no
+// new count" and be ignored. Counts and service meta change in place, so
+// such a registration keeps a service group's running allocations (a
+// oneshot's batch group keeps its bookkeeping in group meta: a new count
+// runs it again). A submit that changes nothing at all (the same
+// berth_group_hash of every group, see Render, and the same counts and
+// release counts) registers nothing.
 //
 // Restart rolls a group by bumping its berth_restart meta, which Nomad
 // treats as a destructive update: new allocations, one at a time, under the
@@ -151,10 +154,6 @@ func isCASConflict(err error) bool {
 	return err != nil && strings.Contains(strings.ToLower(err.Error()), "modify index")
 }
 
-func isActiveDeployment(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "active deployment")
-}
-
 func unavailable(op string, err error) error {
 	return fmt.Errorf("nomad: %s: %w: %w", op, backends.ErrUnavailable, err)
 }
@@ -274,23 +273,8 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) erro
 		}
 		resetCounts(job)
 		applyCountRule(job, cur)
-		if cur != nil && sameSpec(job, cur) {
-			// Same spec: at most counts differ.
-			scaled, err := s.scaleGroups(ctx, job, cur)
-			switch {
-			case isActiveDeployment(err):
-				// Nomad refuses to scale during a deployment: register the
-				// job with the new counts instead (a new version, whose
-				// deployment replaces the active one).
-				s.log.Info("scaling blocked by an active deployment, registering instead", "job", id)
-			case err != nil:
-				return err
-			default:
-				if scaled && watch {
-					s.watchLatest(id)
-				}
-				return nil
-			}
+		if cur != nil && sameSpec(job, cur) && sameCounts(job, cur) {
+			return nil // nothing to change
 		}
 		start := time.Now()
 		resp, _, err := s.client.Jobs().RegisterOpts(job, &api.RegisterOptions{
@@ -316,23 +300,21 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) erro
 	}
 }
 
-// scaleGroups scales the groups whose count differs between job and cur.
-func (s *Scheduler) scaleGroups(ctx context.Context, job, cur *api.Job) (bool, error) {
-	scaled := false
+// sameCounts tells whether job asks for the counts cur runs and records
+// the same release counts: then registering job would change nothing.
+func sameCounts(job, cur *api.Job) bool {
 	for _, g := range job.TaskGroups {
-		want := deref(g.Count)
 		have, ok := countOf(cur, *g.Name)
-		if !ok || have == want {
-			continue
+		if !ok || have != deref(g.Count) {
+			return false
 		}
-		_, _, err := s.client.Jobs().Scale(*job.ID, *g.Name, &want, fmt.Sprintf("berth: scale %s from %d to %d", *g.Name, have, want), false, nil, s.w(ctx))
-		if err != nil {
-			return scaled, unavailable("scale "+*job.ID+"/"+*g.Name, err)
+		for _, c := range cur.TaskGroups {
+			if deref(c.Name) == *g.Name && bookkeeping(c)[MetaReleaseCount] != bookkeeping(g)[MetaReleaseCount] {
+				return false
+			}
 		}
-		s.log.Info("group scaled", "job", *job.ID, "group", *g.Name, "from", have, "to", want)
-		scaled = true
 	}
-	return scaled, nil
+	return true
 }
 
 // watchLatest starts following the deployment of the job's current

@@ -248,6 +248,46 @@ func TestRenderRejects(t *testing.T) {
 	}
 }
 
+// TestScaleBackToReleaseCount: Berth scales web 2 -> 5 -> 2. Each scale
+// is registered with its new release count, so scaling back to the first
+// count is a change (it was ignored when scales went through Jobs().Scale,
+// which left the release count at 2); resubmitting changes nothing.
+func TestScaleBackToReleaseCount(t *testing.T) {
+	c := releases()["cmd-web-worker"]
+	render := func(web int, cur *api.Job) *api.Job {
+		spec := *c.spec
+		spec.Procs = append([]backends.ProcSpec(nil), c.spec.Procs...)
+		spec.Procs[0].Instances = web
+		job, err := Render(&spec, c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		applyCountRule(job, cur)
+		return job
+	}
+	running := render(2, nil)
+	if !sameCounts(render(2, running), running) {
+		t.Fatal("the same spec again would be registered")
+	}
+	up := render(5, running)
+	if n, _ := countOf(up, "web"); n != 5 || sameCounts(up, running) {
+		t.Fatalf("scaling to 5: web count %d, same counts %v", n, sameCounts(up, running))
+	}
+	running = up // registered
+	down := render(2, running)
+	if n, _ := countOf(down, "web"); n != 2 || sameCounts(down, running) {
+		t.Fatalf("scaling back to 2: web count %d, same counts %v", n, sameCounts(down, running))
+	}
+	// An operator's scale (count 7, release count still 2) survives a
+	// submit that asks for the release count.
+	running = down
+	running.TaskGroups[1].Count = new(7)
+	again := render(2, running)
+	if n, _ := countOf(again, "web"); n != 7 || !sameCounts(again, running) {
+		t.Fatalf("after an operator's scale: web count %d, same counts %v", n, sameCounts(again, running))
+	}
+}
+
 // TestCountRule: counts scaled outside the release survive a new version;
 // a count the release changes wins.
 func TestCountRule(t *testing.T) {
@@ -280,7 +320,7 @@ func TestCountRule(t *testing.T) {
 		t.Fatal("a new meta_version has the same spec hash")
 	}
 	if SpecHash(v2) != SpecHash(v3) {
-		t.Fatal("a count change alone changed the spec hash (it must scale, not re-register)")
+		t.Fatal("a count change alone changed the spec hash (it must not roll the instances)")
 	}
 	// A change to one proc changes that group's hash only (so Nomad leaves
 	// the other groups' allocations alone), and the job is not the same spec.
