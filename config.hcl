@@ -115,6 +115,8 @@ reconciler {
 #   namespace   = ""
 #   datacenters = ["dc1"]
 #   raw_exec    = false         # raw_exec instead of exec for cmd procs
-#   vault_role  = ""
+#   vault_role  = ""            # Nomad >= 1.7 (workload identity): the Vault role of tasks with private env
+#   vault_policies = []         # Nomad <= 1.6 (token-based Vault integration): policies granting read on
+#                               # <vault mount>/data/<vault prefix>/apps/*; required there for private env
 #   consul_tags_prefix = "urlprefix-"
 # }

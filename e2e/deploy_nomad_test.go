@@ -11,19 +11,25 @@ package e2e
 // NOMAD_NAMESPACE are passed on to Berth's config and to the test's own
 // Nomad API client. The private-env step also needs VAULT_ADDR and
 // VAULT_TOKEN (Berth's Secrets on that Vault, and Nomad integrated with the
-// same Vault).
+// same Vault). On Nomad 1.6 and earlier (token-based Vault integration) the
+// test writes a Vault policy reading Berth's KV v2 paths with that token and
+// configures Berth's vault_policies with it; on 1.7 and later it relies on
+// the cluster's default workload-identity role.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+	vaultapi "github.com/hashicorp/vault/api"
 )
 
 // nomadSkipMsg is what the test prints when it does not run.
@@ -54,10 +60,18 @@ func nomadEnv(t *testing.T) (addr string, client *api.Client) {
 	return addr, client
 }
 
-// nomadHCL is the nomad {} block of Berth's config for the Nomad at addr.
-func nomadHCL(addr string) string {
+// nomadHCL is the nomad {} block of Berth's config for the Nomad at addr,
+// with vault_policies when policies are given.
+func nomadHCL(addr string, policies ...string) string {
 	var c strings.Builder
 	fmt.Fprintf(&c, "nomad {\n  address = %s\n  raw_exec = true\n", hclString(addr))
+	if len(policies) > 0 {
+		quoted := make([]string, len(policies))
+		for i, p := range policies {
+			quoted[i] = hclString(p)
+		}
+		fmt.Fprintf(&c, "  vault_policies = [%s]\n", strings.Join(quoted, ", "))
+	}
 	for key, env := range map[string]string{"token": "NOMAD_TOKEN", "region": "NOMAD_REGION", "namespace": "NOMAD_NAMESPACE"} {
 		if v := os.Getenv(env); v != "" {
 			fmt.Fprintf(&c, "  %s = %s\n", key, hclString(v))
@@ -226,10 +240,20 @@ func TestNomadDeploy(t *testing.T) {
 	opts := Options{ExtraHCL: nomadHCL(addr)}
 	vaultAddr, vaultToken := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
 	withVault := vaultAddr != "" && vaultToken != ""
+	// Nomad <= 1.6 needs policies in a task's vault block: the test's own
+	// policy, written once Berth's Vault prefix is known.
+	var vaultPolicy string
 	if withVault {
 		opts.Vault, opts.VaultToken = vaultAddr, vaultToken
+		if !nomadVaultWorkloadIdentity(t, nc) {
+			vaultPolicy = "berth-e2e-nomad-" + randHex(6)
+			opts.ExtraHCL = nomadHCL(addr, vaultPolicy)
+		}
 	}
 	b := startBerth(t, opts)
+	if vaultPolicy != "" {
+		writeVaultReadPolicy(t, vaultAddr, vaultToken, vaultPolicy, b.VaultPrefix)
+	}
 	if tok := os.Getenv("NOMAD_TOKEN"); tok != "" {
 		b.remember(tok, "the Nomad token")
 	}
@@ -369,26 +393,43 @@ func TestNomadDeploy(t *testing.T) {
 	}
 
 	// --- 5. a private env var, through Vault --------------------------------
-	switch {
-	case !withVault:
+	if !withVault {
 		t.Log("VAULT_ADDR/VAULT_TOKEN not set: the private env step (Vault template in the Nomad job) is skipped")
-	case !nomadVaultWorkloadIdentity(t, nc):
-		t.Log("this Nomad is older than 1.7: it needs vault policies in jobs, and Berth renders workload-identity vault blocks (role only): the private env step is skipped")
-	default:
+	} else {
 		secret := "nomad-secret-" + randHex(12)
 		b.remember(secret, "a private env value")
-		r = b.operate(t, "POST", "/apps/"+app+"/env", u, map[string]any{"envs": []map[string]any{
-			{"name": "SECRET", "value": secret, "public": false},
-		}}).want(t, http.StatusAccepted)
+		before = b.runningInstances(t, u, app, "web", 1, true)
+		r = b.operate(t, "POST", "/apps/"+app+"/env", u, map[string]any{
+			"envs": []map[string]any{{"name": "SECRET", "value": secret}}, "private": true,
+		}).want(t, http.StatusAccepted)
 		b.waitNomadRunning(t, u, app, generationOf(t, r))
-		answers(t, b.runningInstances(t, u, app, "web", 1, true), "/secret.txt", secret)
-		for _, g := range nomadJob(t, nc, app).TaskGroups {
+		after = b.runningInstances(t, u, app, "web", 1, true)
+		if after[0].ID == before[0].ID {
+			t.Errorf("setting a private env var did not replace the allocation %s", before[0].ID)
+		}
+		answers(t, after, "/secret.txt", secret)
+		answers(t, after, "/greeting.txt", "hello from nomad")
+		job := nomadJob(t, nc, app)
+		raw, err := json.Marshal(job)
+		if err != nil {
+			t.Fatalf("marshalling the Nomad job: %v", err)
+		}
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the private value is in the Nomad job spec: %s", raw)
+		}
+		for _, g := range job.TaskGroups {
 			for _, task := range g.Tasks {
 				if _, ok := task.Env["SECRET"]; ok {
-					t.Errorf("the private value is in the Nomad job's env (group %s)", *g.Name)
+					t.Errorf("SECRET is in the Nomad job's env (group %s)", *g.Name)
+				}
+				if task.Vault == nil || len(task.Templates) != 1 {
+					t.Errorf("group %s: no vault block or template: %+v %+v", *g.Name, task.Vault, task.Templates)
+				} else if vaultPolicy != "" && !slices.Equal(task.Vault.Policies, []string{vaultPolicy}) {
+					t.Errorf("group %s: vault policies %v, want [%s]", *g.Name, task.Vault.Policies, vaultPolicy)
 				}
 			}
 		}
+		t.Logf("private env through Vault (vault policies %q): the task serves the value, the job spec (%d bytes of JSON) does not hold it", vaultPolicy, len(raw))
 	}
 
 	// --- 6. restart ---------------------------------------------------------
@@ -453,4 +494,24 @@ func nomadVaultWorkloadIdentity(t testing.TB, c *api.Client) bool {
 		t.Fatalf("the Nomad agent's version %q: %v", v, err)
 	}
 	return major > 1 || (major == 1 && minor >= 7)
+}
+
+// writeVaultReadPolicy writes (and removes at cleanup) the Vault policy
+// name, granting read on the KV v2 paths Berth's Nomad templates read: the
+// runtime env of every app under the Secrets prefix on the "secret" mount
+// (the harness's vault {} block).
+func writeVaultReadPolicy(t testing.TB, addr, token, name, prefix string) {
+	t.Helper()
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = addr
+	vc, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("a Vault API client for %s: %v", addr, err)
+	}
+	vc.SetToken(token)
+	rules := fmt.Sprintf("path %q {\n  capabilities = [\"read\"]\n}\n", "secret/data/"+strings.Trim(prefix, "/")+"/apps/*")
+	if err := vc.Sys().PutPolicy(name, rules); err != nil {
+		t.Fatalf("writing the Vault policy %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = vc.Sys().DeletePolicy(name) })
 }

@@ -59,6 +59,11 @@ type Config struct {
 	// VaultRole is the Vault role tasks with private env use ("" = the
 	// Nomad cluster's default).
 	VaultRole string
+	// VaultPolicies are the Vault policies of tasks with private env. Nomad
+	// 1.6 and earlier (token-based Vault integration) refuse a vault block
+	// without policies; they must grant read on the KV v2 path of the
+	// app's private env (AppSpec.SecretPath).
+	VaultPolicies []string
 	// ConsulTagsPrefix prefixes the routing tag of web services, one per
 	// route: <prefix><host>/ (default "urlprefix-", as fabio reads them).
 	ConsulTagsPrefix string

@@ -70,8 +70,9 @@ func OneshotJobID(app, proc string) string { return app + "." + proc }
 // /bin/sh -c in the image); cmd procs use raw_exec or exec (cfg.RawExec).
 //
 // PrivateEnv values are never written into the job: when the spec has any,
-// each task gets a Vault block and a template that reads the KV v2 secret at
-// SecretPath into the task's environment at run time.
+// each task gets a Vault block (cfg.VaultRole and cfg.VaultPolicies) and a
+// template that reads the KV v2 secret at SecretPath into the task's
+// environment at run time.
 func Render(spec *backends.AppSpec, cfg Config) (*api.Job, error) {
 	if err := validate(spec); err != nil {
 		return nil, err
@@ -256,6 +257,9 @@ func renderGroup(spec *backends.AppSpec, cfg Config, p backends.ProcSpec) (*api.
 		}
 		if cfg.VaultRole != "" {
 			task.Vault.Role = cfg.VaultRole
+		}
+		if len(cfg.VaultPolicies) > 0 {
+			task.Vault.Policies = append([]string(nil), cfg.VaultPolicies...)
 		}
 		task.Templates = []*api.Template{{
 			EmbeddedTmpl: new(secretTemplate(spec.SecretPath)),

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,6 +230,54 @@ func TestRenderShape(t *testing.T) {
 	job, _ = Render(c.spec, c.cfg)
 	if d := job.TaskGroups[1].Tasks[0]; d.Driver != "exec" || d.Env["PORT"] != "${NOMAD_PORT_http}" || d.Env["GREETING"] != "hello" {
 		t.Fatalf("cmd web task: %s %v", d.Driver, d.Env)
+	}
+}
+
+// TestRenderVaultPolicies: Nomad 1.6 and earlier refuse a vault block
+// without policies, so the configured VaultPolicies land in every task that
+// reads private env (a copy, not the config's slice), and tasks without
+// private env get no vault block at all.
+func TestRenderVaultPolicies(t *testing.T) {
+	r := releases()["image-private-env"]
+	cfg := r.cfg
+	cfg.VaultRole = ""
+	cfg.VaultPolicies = []string{"berth-apps-read", "berth-extra"}
+	job, err := Render(r.spec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range job.TaskGroups {
+		v := g.Tasks[0].Vault
+		if v == nil || !slices.Equal(v.Policies, []string{"berth-apps-read", "berth-extra"}) || v.Role != "" {
+			t.Fatalf("group %s: vault block %+v, want the two policies and no role", *g.Name, v)
+		}
+		if *v.ChangeMode != "restart" || *v.Env {
+			t.Fatalf("group %s: vault block %+v", *g.Name, v)
+		}
+	}
+	job.TaskGroups[0].Tasks[0].Vault.Policies[0] = "mutated"
+	if cfg.VaultPolicies[0] != "berth-apps-read" {
+		t.Fatal("the rendered policies alias the config's slice")
+	}
+	// Both a role and policies (a cluster in transition): both rendered.
+	cfg.VaultRole = "berth-apps"
+	job, _ = Render(r.spec, cfg)
+	if v := job.TaskGroups[0].Tasks[0].Vault; v.Role != "berth-apps" || len(v.Policies) != 2 {
+		t.Fatalf("vault block %+v, want the role and the policies", v)
+	}
+	// The policies change the group hash (a config change rolls the tasks).
+	plain, _ := Render(r.spec, r.cfg)
+	if plain.TaskGroups[0].Services[0].Meta[MetaGroupHash] == job.TaskGroups[0].Services[0].Meta[MetaGroupHash] {
+		t.Error("adding vault policies left the group hash unchanged")
+	}
+	// No private env: no vault block, whatever the config.
+	c := releases()["cmd-web-worker"]
+	c.cfg.VaultPolicies = []string{"berth-apps-read"}
+	job, _ = Render(c.spec, c.cfg)
+	for _, g := range job.TaskGroups {
+		if g.Tasks[0].Vault != nil || len(g.Tasks[0].Templates) != 0 {
+			t.Fatalf("group %s without private env has a vault block or template", *g.Name)
+		}
 	}
 }
 

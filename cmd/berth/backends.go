@@ -85,7 +85,7 @@ func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, st
 	if n := cfg.Nomad; n != nil {
 		sch, err := nomad.New(nomad.Config{
 			Address: n.Address, Token: n.Token, Region: n.Region, Namespace: n.Namespace, Datacenters: n.Datacenters,
-			RawExec: n.RawExec, VaultRole: n.VaultRole, ConsulTagsPrefix: n.ConsulTagsPrefix, Logger: log.Named("nomad"),
+			RawExec: n.RawExec, VaultRole: n.VaultRole, VaultPolicies: n.VaultPolicies, ConsulTagsPrefix: n.ConsulTagsPrefix, Logger: log.Named("nomad"),
 		})
 		return sch, "nomad", err
 	}

@@ -111,6 +111,7 @@ type Nomad struct {
 	Datacenters      []string `hcl:"datacenters,optional"`
 	RawExec          bool     `hcl:"raw_exec,optional"`
 	VaultRole        string   `hcl:"vault_role,optional"`
+	VaultPolicies    []string `hcl:"vault_policies,optional"`
 	ConsulTagsPrefix string   `hcl:"consul_tags_prefix,optional"`
 }
 

@@ -51,6 +51,13 @@ func TestUnknownKeyInBlock(t *testing.T) {
 	}
 }
 
+func TestUnknownKeyInNomadBlock(t *testing.T) {
+	_, err := Parse([]byte("nomad {\n  vault_policies = [\"p\"]\n  vault_policy = \"p\"\n}\n"), "n.hcl")
+	if err == nil || !strings.Contains(err.Error(), "n.hcl:3") || !strings.Contains(err.Error(), "vault_policy") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestSyntaxError(t *testing.T) {
 	_, err := Parse([]byte("bind_addr = \n"), "s.hcl")
 	if err == nil || !strings.Contains(err.Error(), "s.hcl:") {
@@ -84,13 +91,15 @@ vault {
 nomad {
   address = "http://127.0.0.1:4646"
   datacenters = ["dc1"]
+  vault_policies = ["berth-apps-read", "extra"]
 }
 `
 	c, err := Parse([]byte(src), "b.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Consul == nil || c.Consul.Prefix != "berth/" || c.Vault == nil || c.Nomad == nil || c.Nomad.Datacenters[0] != "dc1" {
+	if c.Consul == nil || c.Consul.Prefix != "berth/" || c.Vault == nil || c.Nomad == nil || c.Nomad.Datacenters[0] != "dc1" ||
+		len(c.Nomad.VaultPolicies) != 2 || c.Nomad.VaultPolicies[0] != "berth-apps-read" {
 		t.Fatalf("%+v", c)
 	}
 }
