@@ -135,8 +135,15 @@ func generationOf(t testing.TB, r *Resp) int64 {
 // failed deploy ends the test with the server's reason.
 func (b *Berth) waitRunning(t testing.TB, u *User, app string, gen int64) deployView {
 	t.Helper()
+	return b.waitRunningWithin(t, u, app, gen, 45*time.Second, 100*time.Millisecond)
+}
+
+// waitRunningWithin is waitRunning with a deadline and polling interval of
+// the scheduler's pace.
+func (b *Berth) waitRunningWithin(t testing.TB, u *User, app string, gen int64, within, every time.Duration) deployView {
+	t.Helper()
 	var v deployView
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
 		v = b.deployed(t, u, app)
 		if v.Deploy != nil && v.Deploy.Generation >= gen {
@@ -148,10 +155,10 @@ func (b *Berth) waitRunning(t testing.TB, u *User, app string, gen int64) deploy
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("app %s did not reach running at generation %d within 45s; last view: state %q generation %d deploy %+v message %q",
-				app, gen, v.State, v.Generation, v.Deploy, v.Message)
+			t.Fatalf("app %s did not reach running at generation %d within %v; last view: state %q generation %d deploy %+v message %q",
+				app, gen, within, v.State, v.Generation, v.Deploy, v.Message)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 

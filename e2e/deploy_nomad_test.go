@@ -107,24 +107,7 @@ func (b *Berth) nomadProc(t testing.TB, u *User, app, proc string) nomadProc {
 // waitNomadRunning is waitRunning with Nomad's pace.
 func (b *Berth) waitNomadRunning(t testing.TB, u *User, app string, gen int64) deployView {
 	t.Helper()
-	var v deployView
-	deadline := time.Now().Add(nomadTimeout)
-	for {
-		v = b.deployed(t, u, app)
-		if v.Deploy != nil && v.Deploy.Generation >= gen {
-			switch v.State {
-			case "running":
-				return v
-			case "failed":
-				t.Fatalf("app %s generation %d failed: %s (operation %q)", app, gen, v.Message, v.Operation)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app %s did not reach running at generation %d within %v; last view: state %q generation %d deploy %+v message %q",
-				app, gen, nomadTimeout, v.State, v.Generation, v.Deploy, v.Message)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	return b.waitRunningWithin(t, u, app, gen, nomadTimeout, 500*time.Millisecond)
 }
 
 // runningInstances waits until proc has exactly n instances, all running
