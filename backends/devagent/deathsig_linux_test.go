@@ -38,7 +38,9 @@ func TestAgentDiesWithTestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	helper := exec.Command(exe, "-test.run=^$")
-	helper.Env = append(cleanEnv(), helperEnv+"=1", "HOME="+t.TempDir(), "BERTH_CONSUL_BIN="+BinaryPath("consul"))
+	// The helper is killed before it can clean up: its agent directory goes
+	// in a TMPDIR the test removes.
+	helper.Env = append(cleanEnv(), helperEnv+"=1", "HOME="+t.TempDir(), "TMPDIR="+t.TempDir(), "BERTH_CONSUL_BIN="+BinaryPath("consul"))
 	out, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
