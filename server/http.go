@@ -340,8 +340,11 @@ func decodeBytes(body []byte, v any) error {
 		}
 		return badRequest("invalid JSON: %v", err)
 	}
-	if dec.More() {
-		return badRequest("invalid JSON: more than one value in the body")
+	// Only white space may follow the value: not a second value, and not
+	// a stray ']' or '}' (which dec.More alone lets through).
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid JSON: data after the end of the value at byte %d", end)
 	}
 	return nil
 }

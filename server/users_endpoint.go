@@ -16,9 +16,16 @@ import (
 	"github.com/berthpaas/berth/server/state"
 )
 
+// maxPasswordBytes is bcrypt's limit: it refuses longer input (and would
+// ignore everything past it if it did not).
+const maxPasswordBytes = 72
+
 func checkPasswordLength(field, pw string) error {
 	if n := len([]rune(pw)); n < 6 || n > 50 {
 		return badRequest("%s must be between 6 and 50 characters", field)
+	}
+	if len(pw) > maxPasswordBytes {
+		return badRequest("%s must be at most %d bytes in UTF-8 (it is %d): bcrypt's limit", field, maxPasswordBytes, len(pw))
 	}
 	return nil
 }
