@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/server/names"
 	"github.com/berthpaas/berth/server/state"
