@@ -294,7 +294,7 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 }
 
 // deadlineBody is a request body read under a connection read deadline,
-// which it lifts at the end of the body (or at the first error). The
+// which it lifts at the end of the body. The
 // http.Server's own ReadTimeout is not used: it stays on the connection
 // while the handler runs, and its expiry cancels the request's context,
 // which would cut the events stream and any long request short.
@@ -314,13 +314,16 @@ func withReadDeadline(w http.ResponseWriter, body io.ReadCloser, at time.Time) i
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	if err == io.EOF && !b.done {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
-		var ne interface{ Timeout() bool }
-		if errors.As(err, &ne) && ne.Timeout() {
-			return n, errBodyTimeout
-		}
+	}
+	// On a timeout the deadline stays: the server's own attempt to read
+	// the rest of the body after the answer fails too, and the connection
+	// is closed.
+	var ne interface{ Timeout() bool }
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		return n, errBodyTimeout
 	}
 	return n, err
 }

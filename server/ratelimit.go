@@ -17,6 +17,11 @@ import (
 // bounded LRU table: at most max keys are tracked; the least recently used
 // is dropped first. A dropped key starts again with a full bucket, so the
 // table's bound trades a little precision for bounded memory.
+//
+// An attempt takes a ticket before doing its work and says at the end
+// whether it counts (a failed login) or not (a successful one). Tickets in
+// flight hold a token each, so concurrent attempts cannot overrun the bucket
+// (at most burst of them do bcrypt work at once per key).
 type keyedLimiter struct {
 	mu    sync.Mutex
 	limit rate.Limit
@@ -27,44 +32,77 @@ type keyedLimiter struct {
 }
 
 type limEntry struct {
-	key string
-	lim *rate.Limiter
+	key      string
+	lim      *rate.Limiter
+	inflight int
 }
 
 func newKeyedLimiter(every time.Duration, burst, max int) *keyedLimiter {
 	return &keyedLimiter{limit: rate.Every(every), burst: burst, max: max, ll: list.New(), m: map[string]*list.Element{}}
 }
 
-func (k *keyedLimiter) get(key string) *rate.Limiter {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+// entry returns key's entry; k.mu is held.
+func (k *keyedLimiter) entry(key string) *limEntry {
 	if e, ok := k.m[key]; ok {
 		k.ll.MoveToFront(e)
-		return e.Value.(*limEntry).lim
+		return e.Value.(*limEntry)
 	}
 	for k.ll.Len() >= k.max {
 		last := k.ll.Back()
 		k.ll.Remove(last)
 		delete(k.m, last.Value.(*limEntry).key)
 	}
-	lim := rate.NewLimiter(k.limit, k.burst)
-	k.m[key] = k.ll.PushFront(&limEntry{key: key, lim: lim})
-	return lim
+	le := &limEntry{key: key, lim: rate.NewLimiter(k.limit, k.burst)}
+	k.m[key] = k.ll.PushFront(le)
+	return le
 }
 
-// reserve takes one token for key now. When none is left it takes nothing
-// and returns how long until one is.
-func (k *keyedLimiter) reserve(key string) (*rate.Reservation, time.Duration) {
+// ticket is one attempt admitted by a keyedLimiter.
+type ticket struct {
+	k    *keyedLimiter
+	e    *limEntry
+	once sync.Once
+}
+
+// done ends the attempt; counted takes its token from the bucket.
+func (t *ticket) done(counted bool) {
+	t.once.Do(func() {
+		t.k.mu.Lock()
+		defer t.k.mu.Unlock()
+		t.e.inflight--
+		if counted {
+			t.e.lim.ReserveN(time.Now(), 1) // always takes the token
+		}
+	})
+}
+
+// admit lets an attempt for key go ahead when a token is left (counting
+// the attempts in flight), or returns how long until one is.
+func (k *keyedLimiter) admit(key string) (*ticket, time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.entry(key)
 	now := time.Now()
-	r := k.get(key).ReserveN(now, 1)
-	if !r.OK() {
-		return nil, time.Hour
+	if short := 1 + float64(e.inflight) - e.lim.TokensAt(now); short > 0 {
+		wait := time.Duration(short / float64(k.limit) * float64(time.Second))
+		if k.limit <= 0 || wait <= 0 {
+			wait = time.Second
+		}
+		return nil, wait
 	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return nil, d
+	e.inflight++
+	return &ticket{k: k, e: e}, 0
+}
+
+// take admits an attempt that always counts (a reset request, a
+// registration).
+func (k *keyedLimiter) take(key string) (bool, time.Duration) {
+	t, wait := k.admit(key)
+	if t == nil {
+		return false, wait
 	}
-	return r, 0
+	t.done(true)
+	return true, 0
 }
 
 // lruSet remembers keys for a while, in a bounded LRU table.

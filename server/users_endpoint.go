@@ -76,7 +76,7 @@ func (s *Server) createUser(c *call) (any, error) {
 		return nil, forbidden("%s is a configured site admin: its account can only be created by an admin or with 'berth admin create-user'", in.Email)
 	}
 	if c.id == nil || !c.id.Admin {
-		if res, wait := s.limits.registerIP.reserve(clientIP(c.r)); res == nil {
+		if ok, wait := s.limits.registerIP.take(clientIP(c.r)); !ok {
 			return nil, tooMany(c, wait, "registrations from your address")
 		}
 	}
@@ -116,40 +116,41 @@ func (s *Server) login(c *call) (any, error) {
 	}
 	c.target = email
 	ip := clientIP(c.r)
-	ipRes, wait := s.limits.loginIP.reserve(ip)
-	if ipRes == nil {
+	ipT, wait := s.limits.loginIP.admit(ip)
+	if ipT == nil {
 		return nil, tooMany(c, wait, "failed logins from your address")
 	}
 	known := email + " " + ip
-	var acctRes interface{ Cancel() }
+	var acctT *ticket
 	if !s.limits.known.has(known) {
-		r, wait := s.limits.loginAccount.reserve(email)
-		if r == nil {
-			ipRes.Cancel()
+		if acctT, wait = s.limits.loginAccount.admit(email); acctT == nil {
+			ipT.done(false)
 			return nil, tooMany(c, wait, "failed logins for this account")
 		}
-		acctRes = r
 	}
+	// counted ends the attempt: a failure counts against both limits.
+	counted := func(failed bool) {
+		ipT.done(failed)
+		if acctT != nil {
+			acctT.done(failed)
+		}
+	}
+	defer counted(false) // a panic or an early return does not leak a ticket (done runs once)
 	u, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
-		ipRes.Cancel()
-		if acctRes != nil {
-			acctRes.Cancel()
-		}
+		counted(false)
 		return nil, err
 	}
-	if u == nil || err != nil {
+	if err != nil {
 		checkPassword(dummyHash(), *in.Password) // the same work as for a real account
+		counted(true)
 		return nil, unauthorized("wrong email or password")
 	}
 	if !checkPassword(u.PasswordHash, *in.Password) {
+		counted(true)
 		return nil, unauthorized("wrong email or password")
 	}
-	// A success: it does not count against the limits.
-	ipRes.Cancel()
-	if acctRes != nil {
-		acctRes.Cancel()
-	}
+	counted(false)
 	s.limits.known.add(known)
 	tok, exp, err := s.issueToken(c.ctx(), email, tokenUser, "", s.cfg.Users.TokenTTLDur)
 	if err != nil {
@@ -244,7 +245,7 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = email
-	if res, wait := s.limits.resetIP.reserve(clientIP(c.r)); res == nil {
+	if ok, wait := s.limits.resetIP.take(clientIP(c.r)); !ok {
 		return nil, tooMany(c, wait, "password reset requests from your address")
 	}
 	_, _, err = state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
@@ -257,8 +258,8 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		// The same answer whether the account exists or not, and whether
 		// its reset mails are throttled (limits.reset_mail_*) or not.
 		answer := map[string]string{"status": "if " + email + " has an account, a reset token was sent to it"}
-		if res, _ := s.limits.resetMail.reserve(email); res == nil || !exists {
-			c.log.Debug("no reset mail sent", "exists", exists, "throttled", res == nil)
+		if ok, _ := s.limits.resetMail.take(email); !ok || !exists {
+			c.log.Debug("no reset mail sent", "exists", exists, "throttled", !ok)
 			return answer, nil
 		}
 		reset := newSecret(20)
