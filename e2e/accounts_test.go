@@ -223,6 +223,17 @@ register_ip_every   = "1h"
 		}
 	})
 
+	t.Run("password change", func(t *testing.T) {
+		// A stolen token is no way around the account limit: wrong old
+		// passwords count against it.
+		u := b.newUser(t, "changer")
+		for i := 0; i < 3; i++ {
+			b.do(t, "PUT", "/users/password", u, map[string]any{"old": "guess-" + strconv.Itoa(i), "new": "pw-" + randHex(8)}).want(t, http.StatusForbidden)
+		}
+		b.do(t, "PUT", "/users/password", u, map[string]any{"old": u.Password, "new": "pw-" + randHex(8)}).want(t, http.StatusTooManyRequests)
+		b.login(t, u.Email, u.Password) // unchanged, and the owner's client still logs in
+	})
+
 	t.Run("registration", func(t *testing.T) {
 		b2 := startBerth(t, Options{Limits: "register_ip_burst = 2\nregister_ip_every = \"1h\"\n"})
 		for i := 0; i < 2; i++ {

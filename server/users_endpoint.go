@@ -219,6 +219,14 @@ func (s *Server) changePassword(c *call) (any, error) {
 	if _, _, err := s.currentUser(c); err != nil {
 		return nil, err
 	}
+	// Wrong old passwords count against the account's login limit: a
+	// stolen token is no way around it to guess the password.
+	t, wait := s.limits.loginAccount.admit(c.id.Email)
+	if t == nil {
+		return nil, tooMany(c, wait, "failed password checks for this account")
+	}
+	failed := false
+	defer func() { t.done(failed) }()
 	h, err := hashPassword(*in.New)
 	if err != nil {
 		return nil, err
@@ -226,8 +234,10 @@ func (s *Server) changePassword(c *call) (any, error) {
 	c.target = c.id.Email
 	_, _, err = state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
 		if !checkPassword(u.PasswordHash, *in.Old) {
+			failed = true
 			return forbidden("the old password does not match")
 		}
+		failed = false
 		u.PasswordHash = h
 		return nil
 	})
