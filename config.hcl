@@ -33,8 +33,57 @@ users {
   token_ttl       = "168h"
   app_token_ttl   = "720h"
   reset_token_ttl = "1h"
+  # The longest lifetime any token may have: POST /tokens with an "expires"
+  # beyond it is refused (400); token_ttl and app_token_ttl must not exceed it.
+  max_token_ttl   = "8760h"
   # How many apps a user may own unless changed.
   default_quota = 10
+}
+
+# Rate limits of the anonymous account endpoints. Each is a token bucket: a
+# burst, then one more every interval; over it the answer is 429 with
+# Retry-After, and no password is checked (no bcrypt work). Clients are keyed
+# by the connection's remote IP (X-Forwarded-For is not trusted: behind a
+# proxy every client shares the proxy's address, so raise the *_ip_ limits).
+limits {
+  # Failed logins (unknown email or wrong password) per client IP and per
+  # account. Successful logins do not count. A client IP that logged in to an
+  # account successfully in the last 30 days is exempt from that account's
+  # limit, so an attack from elsewhere does not lock the owner out.
+  login_ip_burst      = 20
+  login_ip_every      = "3s"
+  login_account_burst = 10
+  login_account_every = "1m"
+  # POST /users/:email/password per client IP, and reset mails per account
+  # (over the mail limit the answer is unchanged, but no mail is sent).
+  reset_ip_burst   = 10
+  reset_ip_every   = "30s"
+  reset_mail_burst = 3
+  reset_mail_every = "20m"
+  # Anonymous POST /users per client IP (admins are not limited).
+  register_ip_burst = 20
+  register_ip_every = "30s"
+  # How many client IPs and accounts each limit tracks at most (memory bound;
+  # the least recently seen is forgotten first).
+  tracked = 10000
+}
+
+# Connection timeouts of the API server. A request's headers must arrive
+# within read_header_timeout and its body within read_timeout of its start
+# (else 408, and the connection is closed); an idle keep-alive connection is
+# closed after idle_timeout. There is no write timeout, so the events stream
+# (GET /api/v1/apps/:app/events/) stays open.
+http {
+  read_header_timeout = "10s"
+  read_timeout        = "30s"
+  idle_timeout        = "2m"
+}
+
+# GET /metrics: public by default, like /healthz (request counts by route and
+# process figures; no app or user names). With token_required = true only a
+# site admin's token may read it.
+metrics {
+  token_required = false
 }
 
 apps {

@@ -108,6 +108,10 @@ type Options struct {
 	ExtraHCL string
 	// ClosedRegistration sets users.open_registration = false.
 	ClosedRegistration bool
+	// Limits is the body of the config's limits block (the rate limits of
+	// login, reset and registration). Empty: limits loose enough for tests
+	// that register and log in many users from 127.0.0.1.
+	Limits string
 	// NoLeakCheck turns off the end-of-test search for secrets in the log
 	// and the store (for tests that deliberately put secrets in config).
 	NoLeakCheck bool
@@ -314,6 +318,11 @@ func (b *Berth) configHCL() string {
 		fmt.Fprintf(&c, "  default_quota = %d\n", b.Opts.DefaultQuota)
 	}
 	c.WriteString("}\n")
+	limits := b.Opts.Limits
+	if limits == "" {
+		limits = "login_ip_burst = 10000\nlogin_account_burst = 1000\nreset_ip_burst = 1000\nreset_mail_burst = 100\nregister_ip_burst = 10000\n"
+	}
+	fmt.Fprintf(&c, "limits {\n%s}\n", limits)
 	fmt.Fprintf(&c, "local {\n  router_addr = %s\n  stop_timeout = \"5s\"\n}\n", hclString(b.RouterAddr))
 	attempts := b.Opts.NotifyAttempts
 	if attempts == 0 {

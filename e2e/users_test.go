@@ -82,7 +82,9 @@ func testUsers(t *testing.T, b *Berth) {
 	b.do(t, "POST", "/users", nil, rawBody(`{"email":"six@xmen.example","password":"abcdef"}`)).want(t, http.StatusOK)
 	b.do(t, "POST", "/users", nil, rawBody(`{"email":"fifty@xmen.example","password":"`+strings.Repeat("y", 50)+`"}`)).want(t, http.StatusOK)
 	// The rejected ones were not created.
-	b.do(t, "POST", "/users/storm@xmen.example/tokens", nil, rawBody(`{"password":"123456"}`)).want(t, http.StatusNotFound)
+	// (An unknown account answers 401 like a wrong password, not the seed's
+	// 404: logins do not tell which emails have accounts.)
+	b.do(t, "POST", "/users/storm@xmen.example/tokens", nil, rawBody(`{"password":"123456"}`)).want(t, http.StatusUnauthorized)
 
 	// Login: the seed's body -> 200 {"token"}.
 	r = b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{"password":"123456"}`)).want(t, http.StatusOK)
@@ -96,12 +98,13 @@ func testUsers(t *testing.T, b *Berth) {
 	if exp, err := time.Parse(time.RFC3339, r.Str("expires")); err != nil || !exp.After(time.Now()) {
 		t.Errorf("login expires %q is not a future time", r.Str("expires"))
 	}
-	// 400 invalid JSON, 400 empty or missing password, 404 unknown user.
+	// 400 invalid JSON, 400 empty or missing password, 401 unknown user (not
+	// the seed's 404: it would tell which emails have accounts).
 	b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{"password":`)).want(t, http.StatusBadRequest)
 	b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{"password":""}`)).want(t, http.StatusBadRequest)
 	b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{"password":null}`)).want(t, http.StatusBadRequest)
 	b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{}`)).want(t, http.StatusBadRequest)
-	b.do(t, "POST", "/users/nobody@xmen.example/tokens", nil, rawBody(`{"password":"123456"}`)).want(t, http.StatusNotFound)
+	b.do(t, "POST", "/users/nobody@xmen.example/tokens", nil, rawBody(`{"password":"123456"}`)).want(t, http.StatusUnauthorized)
 	// A wrong password gets no token.
 	r = b.do(t, "POST", "/users/wolverine@xmen.example/tokens", nil, rawBody(`{"password":"1234567"}`))
 	if r.Code < 400 || r.Code >= 500 || r.Str("token") != "" {
@@ -159,7 +162,7 @@ func testUsers(t *testing.T, b *Berth) {
 func testClosedRegistration(t *testing.T, b *Berth) {
 	body := map[string]any{"email": "walkin@e2e.test", "password": "pw-" + randHex(8)}
 	b.do(t, "POST", "/users", nil, body).want(t, http.StatusForbidden)
-	b.do(t, "POST", "/users/walkin@e2e.test/tokens", nil, map[string]any{"password": body["password"]}).want(t, http.StatusNotFound)
+	b.do(t, "POST", "/users/walkin@e2e.test/tokens", nil, map[string]any{"password": body["password"]}).want(t, http.StatusUnauthorized)
 	// Admins still create accounts, and those log in.
 	r := b.do(t, "POST", "/users", b.Admin, body).want(t, http.StatusOK)
 	if r.Str("email") != "walkin@e2e.test" {
@@ -172,9 +175,11 @@ func testClosedRegistration(t *testing.T, b *Berth) {
 
 func testPasswordReset(t *testing.T, b *Berth) {
 	u := b.newUser(t, "forgetful")
-	// Unknown user: 404 with or without a token, and nothing is mailed.
-	b.do(t, "POST", "/users/nobody@e2e.test/password", nil, nil).want(t, http.StatusNotFound)
-	b.do(t, "POST", "/users/nobody@e2e.test/password?token=1234", nil, nil).want(t, http.StatusNotFound)
+	// Unknown user: the same answers as for a known one (200 without a
+	// token, 403 with a wrong one; not the seed's 404, which tells accounts
+	// apart), and nothing is mailed.
+	b.do(t, "POST", "/users/nobody@e2e.test/password", nil, nil).want(t, http.StatusOK)
+	b.do(t, "POST", "/users/nobody@e2e.test/password?token=1234", nil, nil).want(t, http.StatusForbidden)
 	if m := b.outbox(t, "nobody@e2e.test"); len(m) != 0 {
 		t.Errorf("a reset for an unknown user mailed %d messages", len(m))
 	}
@@ -322,10 +327,10 @@ func testRemoveUser(t *testing.T, b *Berth) {
 
 	second := &User{Email: u.Email, Token: b.login(t, u.Email, u.Password)}
 	b.do(t, "DELETE", "/users", u, nil).want(t, http.StatusOK)
-	// Every token of the user stops working, login is 404, the user left its teams.
+	// Every token of the user stops working, login is 401, the user left its teams.
 	b.do(t, "GET", "/users/info", u, nil).want(t, http.StatusUnauthorized)
 	b.do(t, "GET", "/users/info", second, nil).want(t, http.StatusUnauthorized)
-	b.do(t, "POST", "/users/"+u.Email+"/tokens", nil, map[string]any{"password": u.Password}).want(t, http.StatusNotFound)
+	b.do(t, "POST", "/users/"+u.Email+"/tokens", nil, map[string]any{"password": u.Password}).want(t, http.StatusUnauthorized)
 	r := b.do(t, "GET", "/teams/"+team, stay, nil).want(t, http.StatusOK)
 	if users, _ := r.Obj()["users"].([]any); len(users) != 1 || users[0] != stay.Email {
 		t.Errorf("team after its member was removed: %s", r)

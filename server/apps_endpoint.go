@@ -141,14 +141,9 @@ func (s *Server) createAppToken(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ttl := s.cfg.Users.AppTokenTTLDur
-	if in.Expires < 0 {
-		return nil, badRequest("expires must be a number of seconds, more than 0")
-	}
-	if in.Expires > 0 {
-		if d := time.Duration(in.Expires) * time.Second; d < ttl {
-			ttl = d
-		}
+	ttl, err := s.appTokenTTL(in.Expires)
+	if err != nil {
+		return nil, err
 	}
 	tok, exp, err := s.issueAppToken(c.ctx(), c.id.Email, a, ttl)
 	if err != nil {

@@ -75,6 +75,23 @@ func (s *Server) issueToken(ctx context.Context, email, kind, app string, ttl ti
 	return s.issue(ctx, email, kind, app, nil, ttl)
 }
 
+// appTokenTTL is the lifetime of an app token asked for with "expires"
+// (seconds; 0 = users.app_token_ttl). It is checked in seconds, before any
+// conversion can overflow: more than users.max_token_ttl is refused, not
+// cut short.
+func (s *Server) appTokenTTL(secs int64) (time.Duration, error) {
+	max := s.cfg.Users.MaxTokenTTLDur
+	switch {
+	case secs < 0:
+		return 0, badRequest("expires must be a number of seconds, more than 0")
+	case secs == 0:
+		return s.cfg.Users.AppTokenTTLDur, nil
+	case secs > int64(max/time.Second):
+		return 0, badRequest("expires must be at most %d seconds (users.max_token_ttl = %s)", int64(max/time.Second), max)
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
 // issueAppToken creates an app token for app, bound to this incarnation of
 // the app (its creation time): an app re-created under the same name does
 // not accept it. It is also indexed under the app, so that removing the app
@@ -84,6 +101,9 @@ func (s *Server) issueAppToken(ctx context.Context, email string, app *state.App
 }
 
 func (s *Server) issue(ctx context.Context, email, kind, app string, extra map[string]string, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 || ttl > s.cfg.Users.MaxTokenTTLDur {
+		return "", time.Time{}, badRequest("a token's lifetime must be more than 0 and at most %s (users.max_token_ttl)", s.cfg.Users.MaxTokenTTLDur)
+	}
 	tok := newSecret(32)
 	h := tokenHash(tok)
 	exp := time.Now().Add(ttl).UTC()

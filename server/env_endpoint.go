@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/release"
@@ -86,14 +85,8 @@ func parseEnvBody(c *call) ([]envIn, bool, error) {
 		return nil, false, badRequest("no variables given")
 	}
 	for _, e := range list {
-		if !release.ValidEnvName(e.Name) {
-			return nil, false, badRequest("%q is not a valid environment variable name", e.Name)
-		}
-		if strings.HasPrefix(e.Name, "BERTH_") || e.Name == "PORT" {
-			return nil, false, badRequest("%s is set by Berth and cannot be changed", e.Name)
-		}
-		if len(e.Value) > 64<<10 {
-			return nil, false, badRequest("the value of %s is too large", e.Name)
+		if err := release.CheckEnv(e.Name, e.Value); err != nil {
+			return nil, false, err
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })

@@ -52,7 +52,29 @@ func (s *Server) healthz(c *call) (any, error) {
 	return &reply{Status: code, Body: map[string]any{"status": status, "backends": out, "uptime_seconds": int(time.Since(s.startedAt).Seconds())}}, nil
 }
 
-// metricsHandler serves Prometheus metrics.
+// metricsHandler serves Prometheus metrics. With metrics.token_required
+// only a site admin's token may read them (401 without a token, 403 with
+// another); otherwise they are public, like /healthz: they hold request
+// counts by route and process figures, no names of apps or users.
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	if !s.cfg.Metrics.TokenRequired {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqID := startRequest(w, r)
+		id, err := s.authenticate(r)
+		if err == nil && id == nil {
+			err = unauthorized("metrics.token_required is set: send an admin's token")
+		}
+		if err == nil && !id.Admin {
+			err = forbidden("only site admins may read /metrics")
+		}
+		if err != nil {
+			status, msg := errorStatus(err)
+			writeError(w, reqID, status, msg, nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

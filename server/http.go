@@ -217,6 +217,12 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 		sw := &statusWriter{ResponseWriter: w}
 		log := s.log.With("request_id", reqID)
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+		if r.ContentLength != 0 && r.Body != http.NoBody {
+			// The body must arrive within http.read_timeout of the request's
+			// start; the deadline is lifted once it has been read, so that a
+			// long handler (or stream) is not cut off by it.
+			r.Body = withReadDeadline(w, r.Body, start.Add(s.cfg.HTTP.ReadTimeoutDur))
+		}
 		c := &call{w: sw, r: r, ps: ps, log: log, reqID: reqID, action: opts.action}
 		var val any
 		var err error
@@ -287,6 +293,44 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 	}
 }
 
+// deadlineBody is a request body read under a connection read deadline,
+// which it lifts at the end of the body. The
+// http.Server's own ReadTimeout is not used: it stays on the connection
+// while the handler runs, and its expiry cancels the request's context,
+// which would cut the events stream and any long request short.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func withReadDeadline(w http.ResponseWriter, body io.ReadCloser, at time.Time) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(at); err != nil {
+		return body // not supported by this ResponseWriter (e.g. in tests)
+	}
+	return &deadlineBody{ReadCloser: body, rc: rc}
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	// On a timeout the deadline stays: the server's own attempt to read
+	// the rest of the body after the answer fails too, and the connection
+	// is closed.
+	var ne interface{ Timeout() bool }
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		return n, errBodyTimeout
+	}
+	return n, err
+}
+
+// errBodyTimeout is a request body that did not arrive in time.
+var errBodyTimeout = errStatus(http.StatusRequestTimeout, "the request body did not arrive within the server's read timeout")
+
 // streamed marks a handler that wrote its own response.
 type streamed struct{}
 
@@ -313,7 +357,7 @@ func decode(c *call, v any) error {
 	body, err := io.ReadAll(c.r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, errBodyTimeout) {
 			return err
 		}
 		return badRequest("could not read the request body")
@@ -340,8 +384,11 @@ func decodeBytes(body []byte, v any) error {
 		}
 		return badRequest("invalid JSON: %v", err)
 	}
-	if dec.More() {
-		return badRequest("invalid JSON: more than one value in the body")
+	// Only white space may follow the value: not a second value, and not
+	// a stray ']' or '}' (which dec.More alone lets through).
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid JSON: data after the end of the value at byte %d", end)
 	}
 	return nil
 }

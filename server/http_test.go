@@ -180,6 +180,8 @@ func TestStrictJSON(t *testing.T) {
 		"wrong type":    `{"email":5,"password":"123456"}`,
 		"unknown field": `{"email":"a@b.co","password":"123456","admin":true}`,
 		"two values":    `{"email":"a@b.co","password":"123456"} {}`,
+		"stray bracket": `{"email":"a@b.co","password":"123456"}]`,
+		"stray brace":   `{"email":"a@b.co","password":"123456"} }`,
 		"empty":         ``,
 	}
 	for name, body := range cases {
@@ -192,7 +194,8 @@ func TestStrictJSON(t *testing.T) {
 			t.Errorf("%s: no error message", name)
 		}
 	}
-	if w := serve(s, "POST", "/users/a@b.co/tokens", `{"password":"123456"}`, nil); w.Code != 404 {
+	// (An unknown account is a 401, like a wrong password.)
+	if w := serve(s, "POST", "/users/a@b.co/tokens", `{"password":"123456"}`, nil); w.Code != 401 {
 		t.Fatalf("nothing should have been created: login got %d", w.Code)
 	}
 }

@@ -52,7 +52,26 @@ func (s *Server) listNotifiers(c *call) (any, error) {
 	if ns == nil {
 		ns = []*state.Notifier{}
 	}
+	if !c.id.Admin {
+		// Notifier URLs carry tokens (in their paths and queries): only
+		// admins, who register them, see them whole.
+		for i, n := range ns {
+			m := *n
+			m.URL = maskURL(n.URL)
+			ns[i] = &m
+		}
+	}
 	return ns, nil
+}
+
+// maskURL keeps a URL's scheme and host and masks the rest:
+// https://hooks.example.com/… for https://hooks.example.com/x?token=y.
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "…"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // POST /api/v1/notify/:type/ {"notify_url"}

@@ -341,6 +341,8 @@ func parsePush(c *call) (string, *release.Spec, error) {
 		if err := json.Unmarshal(buf.Bytes(), &raw); err != nil {
 			return "", nil, badRequest("invalid JSON: %v", err)
 		}
+	} else if err := release.CheckYAML(buf.Bytes(), release.ReleaseYAMLLimits); err != nil {
+		return "", nil, err
 	} else if err := yaml.Unmarshal(buf.Bytes(), &raw); err != nil {
 		return "", nil, badRequest("the body is neither JSON nor YAML: %v", err)
 	}

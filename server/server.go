@@ -55,6 +55,7 @@ type Server struct {
 	bgCancel  context.CancelFunc
 	bg        sync.WaitGroup
 	startedAt time.Time
+	limits    *accountLimits
 }
 
 // New builds a server; call Start to run its background work.
@@ -77,6 +78,7 @@ func New(d Deps) (*Server, error) {
 		metrics: newMetrics(),
 		bgCtx:   ctx, bgCancel: cancel,
 		startedAt: time.Now(),
+		limits:    newAccountLimits(d.Config.Limits),
 	}
 	s.notifier = newNotifier(s)
 	s.rec = newReconciler(s)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/server/names"
 	"github.com/berthpaas/berth/server/state"
@@ -51,13 +49,8 @@ func parseServiceYAML(c *call) (*serviceYAML, error) {
 		return nil, badRequest("could not read the request body")
 	}
 	var in serviceYAML
-	dec := yaml.NewDecoder(strings.NewReader(string(body)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&in); err != nil {
-		if err == io.EOF {
-			return nil, badRequest("the body must be a YAML service definition (id, broker, endpoint, settings)")
-		}
-		return nil, badRequest("invalid service YAML: %v", err)
+	if err := decodeServiceYAML(body, &in); err != nil {
+		return nil, err
 	}
 	if err := names.Service(in.ID); err != nil {
 		return nil, err
@@ -131,6 +124,9 @@ func (s *Server) createService(c *call) (any, error) {
 	if c.id.AppToken {
 		return nil, forbidden("an app token cannot create services")
 	}
+	if err := s.mayManageServices(c); err != nil {
+		return nil, err
+	}
 	in, err := parseServiceYAML(c)
 	if err != nil {
 		return nil, err
@@ -198,6 +194,9 @@ func serviceOut(svc *state.Service) map[string]any {
 
 // PUT /services (YAML) — update an existing service.
 func (s *Server) updateService(c *call) (any, error) {
+	if err := s.mayManageServices(c); err != nil {
+		return nil, err
+	}
 	in, err := parseServiceYAML(c)
 	if err != nil {
 		return nil, err

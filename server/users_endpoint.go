@@ -7,18 +7,27 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/server/release"
 	"github.com/berthpaas/berth/server/state"
 )
+
+// maxPasswordBytes is bcrypt's limit: it refuses longer input (and would
+// ignore everything past it if it did not).
+const maxPasswordBytes = 72
 
 func checkPasswordLength(field, pw string) error {
 	if n := len([]rune(pw)); n < 6 || n > 50 {
 		return badRequest("%s must be between 6 and 50 characters", field)
+	}
+	if len(pw) > maxPasswordBytes {
+		return badRequest("%s must be at most %d bytes in UTF-8 (it is %d): bcrypt's limit", field, maxPasswordBytes, len(pw))
 	}
 	return nil
 }
@@ -66,6 +75,11 @@ func (s *Server) createUser(c *call) (any, error) {
 		c.target = in.Email
 		return nil, forbidden("%s is a configured site admin: its account can only be created by an admin or with 'berth admin create-user'", in.Email)
 	}
+	if c.id == nil || !c.id.Admin {
+		if ok, wait := s.limits.registerIP.take(clientIP(c.r)); !ok {
+			return nil, tooMany(c, wait, "registrations from your address")
+		}
+	}
 	u, err := CreateUser(c.ctx(), s.store, in.Email, in.Password, false)
 	if err != nil {
 		return nil, err
@@ -80,6 +94,12 @@ func emailParam(c *call) (string, error) {
 }
 
 // POST /users/:email/tokens {"password"} -> {"token"}
+//
+// An unknown email and a wrong password get the same answer (401) after the
+// same work (a bcrypt comparison), so that logins do not tell which emails
+// have accounts. Failed attempts are rate limited per client IP and per
+// account (limits.login_*): a refused attempt does no bcrypt work, and a
+// successful one costs nothing against either limit.
 func (s *Server) login(c *call) (any, error) {
 	var in struct {
 		Password *string `json:"password"`
@@ -94,22 +114,67 @@ func (s *Server) login(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("user %s not found", email)
+	c.target = email
+	ip := clientIP(c.r)
+	ipT, wait := s.limits.loginIP.admit(ip)
+	if ipT == nil {
+		return nil, tooMany(c, wait, "failed logins from your address")
 	}
-	if err != nil {
+	known := email + " " + ip
+	var acctT *ticket
+	if !s.limits.known.has(known) {
+		if acctT, wait = s.limits.loginAccount.admit(email); acctT == nil {
+			ipT.done(false)
+			return nil, tooMany(c, wait, "failed logins for this account")
+		}
+	}
+	// counted ends the attempt: a failure counts against both limits.
+	counted := func(failed bool) {
+		ipT.done(failed)
+		if acctT != nil {
+			acctT.done(failed)
+		}
+	}
+	defer counted(false) // a panic or an early return does not leak a ticket (done runs once)
+	u, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		counted(false)
 		return nil, err
 	}
-	if !checkPassword(u.PasswordHash, *in.Password) {
-		return nil, unauthorized("wrong password for %s", email)
+	if err != nil {
+		checkPassword(dummyHash(), *in.Password) // the same work as for a real account
+		counted(true)
+		return nil, unauthorized("wrong email or password")
 	}
+	if !checkPassword(u.PasswordHash, *in.Password) {
+		counted(true)
+		return nil, unauthorized("wrong email or password")
+	}
+	counted(false)
+	s.limits.known.add(known)
 	tok, exp, err := s.issueToken(c.ctx(), email, tokenUser, "", s.cfg.Users.TokenTTLDur)
 	if err != nil {
 		return nil, err
 	}
-	c.target = email
 	return map[string]any{"token": tok, "expires": exp, "is_admin": u.Admin || s.cfg.IsAdmin(email)}, nil
+}
+
+var (
+	dummyOnce sync.Once
+	dummy     string
+)
+
+// dummyHash is a bcrypt hash of a random password, compared against for
+// unknown accounts.
+func dummyHash() string {
+	dummyOnce.Do(func() {
+		h, err := hashPassword(newSecret(16))
+		if err != nil {
+			panic(err)
+		}
+		dummy = h
+	})
+	return dummy
 }
 
 // DELETE /users/tokens — logout: the token used stops working at once.
@@ -154,6 +219,14 @@ func (s *Server) changePassword(c *call) (any, error) {
 	if _, _, err := s.currentUser(c); err != nil {
 		return nil, err
 	}
+	// Wrong old passwords count against the account's login limit: a
+	// stolen token is no way around it to guess the password.
+	t, wait := s.limits.loginAccount.admit(c.id.Email)
+	if t == nil {
+		return nil, tooMany(c, wait, "failed password checks for this account")
+	}
+	failed := false
+	defer func() { t.done(failed) }()
 	h, err := hashPassword(*in.New)
 	if err != nil {
 		return nil, err
@@ -161,8 +234,10 @@ func (s *Server) changePassword(c *call) (any, error) {
 	c.target = c.id.Email
 	_, _, err = state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
 		if !checkPassword(u.PasswordHash, *in.Old) {
+			failed = true
 			return forbidden("the old password does not match")
 		}
+		failed = false
 		u.PasswordHash = h
 		return nil
 	})
@@ -180,13 +255,23 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = email
-	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("user %s not found", email)
-	} else if err != nil {
+	if ok, wait := s.limits.resetIP.take(clientIP(c.r)); !ok {
+		return nil, tooMany(c, wait, "password reset requests from your address")
+	}
+	_, _, err = state.Get[state.User](c.ctx(), s.store, state.UserKey(email))
+	exists := err == nil
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return nil, err
 	}
 	tok := c.r.URL.Query().Get("token")
 	if tok == "" {
+		// The same answer whether the account exists or not, and whether
+		// its reset mails are throttled (limits.reset_mail_*) or not.
+		answer := map[string]string{"status": "if " + email + " has an account, a reset token was sent to it"}
+		if ok, _ := s.limits.resetMail.take(email); !ok || !exists {
+			c.log.Debug("no reset mail sent", "exists", exists, "throttled", !ok)
+			return answer, nil
+		}
 		reset := newSecret(20)
 		exp := time.Now().Add(s.cfg.Users.ResetTokenTTLDur).UTC()
 		if _, err := s.secrets.Put(c.ctx(), resetPath(tokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
@@ -197,12 +282,15 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		if err := s.mailer.Send(c.ctx(), email, "Berth password reset", body); err != nil {
 			return nil, fmt.Errorf("sending the reset mail: %w", err)
 		}
-		return map[string]string{"status": "a reset token was sent to " + email}, nil
+		return answer, nil
+	}
+	if !exists {
+		return nil, forbidden("invalid, used or expired reset token")
 	}
 	path := resetPath(tokenHash(tok))
 	sec, err := s.secrets.Get(c.ctx(), path, 0)
 	if errors.Is(err, backends.ErrNotFound) {
-		return nil, forbidden("invalid or used reset token")
+		return nil, forbidden("invalid, used or expired reset token")
 	}
 	if err != nil {
 		return nil, err
@@ -212,7 +300,7 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		if perr != nil || time.Now().After(exp) {
 			_ = s.secrets.Delete(c.ctx(), path)
 		}
-		return nil, forbidden("invalid or expired reset token")
+		return nil, forbidden("invalid, used or expired reset token")
 	}
 	if err := s.secrets.Delete(c.ctx(), path); err != nil {
 		return nil, err
@@ -372,6 +460,9 @@ func (s *Server) addKey(c *call) (any, error) {
 	name := in.Name
 	if name == "" {
 		name = comment
+	}
+	if len(name) > 256 || release.HasControl(name, false) {
+		return nil, badRequest("a key's name must be at most 256 characters, without control characters")
 	}
 	fp := fingerprint(pk)
 	c.target = c.id.Email

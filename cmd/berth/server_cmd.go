@@ -94,7 +94,9 @@ func runServer(args []string) error {
 	srv.Start()
 	defer srv.Close()
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No ReadTimeout or WriteTimeout here: they would cut the events
+	// stream short. The body's deadline is set per request (http.read_timeout).
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeoutDur, IdleTimeout: cfg.HTTP.IdleTimeoutDur}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	url := "http://" + ln.Addr().String()

@@ -39,6 +39,9 @@ type Config struct {
 	Notify    *Notify    `hcl:"notify,block"`
 	Plugins   *Plugins   `hcl:"plugins,block"`
 	Reconcile *Reconcile `hcl:"reconciler,block"`
+	Limits    *Limits    `hcl:"limits,block"`
+	HTTP      *HTTP      `hcl:"http,block"`
+	Metrics   *Metrics   `hcl:"metrics,block"`
 
 	// Source is the file the config was read from ("" for the embedded defaults).
 	Source string
@@ -51,10 +54,51 @@ type Users struct {
 	AppTokenTTL      string `hcl:"app_token_ttl,optional"`
 	DefaultQuota     *int   `hcl:"default_quota,optional"`
 	ResetTokenTTL    string `hcl:"reset_token_ttl,optional"`
+	MaxTokenTTL      string `hcl:"max_token_ttl,optional"`
 
 	TokenTTLDur      time.Duration
 	AppTokenTTLDur   time.Duration
 	ResetTokenTTLDur time.Duration
+	MaxTokenTTLDur   time.Duration
+}
+
+// Limits configures the rate limits on the anonymous account endpoints
+// (login, password reset, registration). Each limit is a token bucket: a
+// burst, then one more every interval. Limits keyed by client are keyed by
+// the connection's remote IP.
+type Limits struct {
+	// Failed logins per client IP and per account.
+	LoginIPBurst      int    `hcl:"login_ip_burst,optional"`
+	LoginIPEvery      string `hcl:"login_ip_every,optional"`
+	LoginAccountBurst int    `hcl:"login_account_burst,optional"`
+	LoginAccountEvery string `hcl:"login_account_every,optional"`
+	// Password-reset requests per client IP; reset mails per account.
+	ResetIPBurst   int    `hcl:"reset_ip_burst,optional"`
+	ResetIPEvery   string `hcl:"reset_ip_every,optional"`
+	ResetMailBurst int    `hcl:"reset_mail_burst,optional"`
+	ResetMailEvery string `hcl:"reset_mail_every,optional"`
+	// Anonymous registrations per client IP.
+	RegisterIPBurst int    `hcl:"register_ip_burst,optional"`
+	RegisterIPEvery string `hcl:"register_ip_every,optional"`
+	// How many clients and accounts are tracked at most (memory bound).
+	Tracked int `hcl:"tracked,optional"`
+
+	LoginIPEveryDur, LoginAccountEveryDur, ResetIPEveryDur, ResetMailEveryDur, RegisterIPEveryDur time.Duration
+}
+
+// HTTP configures the API server's connection timeouts.
+type HTTP struct {
+	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
+	ReadTimeout       string `hcl:"read_timeout,optional"`
+	IdleTimeout       string `hcl:"idle_timeout,optional"`
+
+	ReadHeaderTimeoutDur, ReadTimeoutDur, IdleTimeoutDur time.Duration
+}
+
+// Metrics configures GET /metrics.
+type Metrics struct {
+	// TokenRequired: only a site admin's token may read /metrics.
+	TokenRequired bool `hcl:"token_required,optional"`
 }
 
 // Apps configures app naming and routing.
@@ -276,6 +320,15 @@ func (c *Config) finish() error {
 	if err := dur("users.reset_token_ttl", u.ResetTokenTTL, time.Hour, &u.ResetTokenTTLDur); err != nil {
 		return err
 	}
+	if err := dur("users.max_token_ttl", u.MaxTokenTTL, 8760*time.Hour, &u.MaxTokenTTLDur); err != nil {
+		return err
+	}
+	if u.TokenTTLDur > u.MaxTokenTTLDur || u.AppTokenTTLDur > u.MaxTokenTTLDur {
+		return fmt.Errorf("users.token_ttl and users.app_token_ttl must not be longer than users.max_token_ttl (%s)", u.MaxTokenTTLDur)
+	}
+	if err := c.finishLimits(); err != nil {
+		return err
+	}
 	if c.Apps == nil {
 		c.Apps = &Apps{}
 	}
@@ -336,6 +389,71 @@ func (c *Config) finish() error {
 		}
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
+	return nil
+}
+
+func (c *Config) finishLimits() error {
+	if c.Limits == nil {
+		c.Limits = &Limits{}
+	}
+	l := c.Limits
+	burst := func(name string, v *int, def int) error {
+		if *v == 0 {
+			*v = def
+		}
+		if *v < 0 {
+			return fmt.Errorf("limits.%s: must be positive", name)
+		}
+		return nil
+	}
+	for _, b := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"login_ip_burst", &l.LoginIPBurst, 20},
+		{"login_account_burst", &l.LoginAccountBurst, 10},
+		{"reset_ip_burst", &l.ResetIPBurst, 10},
+		{"reset_mail_burst", &l.ResetMailBurst, 3},
+		{"register_ip_burst", &l.RegisterIPBurst, 20},
+		{"tracked", &l.Tracked, 10000},
+	} {
+		if err := burst(b.name, b.v, b.def); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    string
+		def  time.Duration
+		out  *time.Duration
+	}{
+		{"limits.login_ip_every", l.LoginIPEvery, 3 * time.Second, &l.LoginIPEveryDur},
+		{"limits.login_account_every", l.LoginAccountEvery, time.Minute, &l.LoginAccountEveryDur},
+		{"limits.reset_ip_every", l.ResetIPEvery, 30 * time.Second, &l.ResetIPEveryDur},
+		{"limits.reset_mail_every", l.ResetMailEvery, 20 * time.Minute, &l.ResetMailEveryDur},
+		{"limits.register_ip_every", l.RegisterIPEvery, 30 * time.Second, &l.RegisterIPEveryDur},
+	} {
+		if err := dur(d.name, d.v, d.def, d.out); err != nil {
+			return err
+		}
+	}
+	if c.HTTP == nil {
+		c.HTTP = &HTTP{}
+	}
+	h := c.HTTP
+	if err := dur("http.read_header_timeout", h.ReadHeaderTimeout, 10*time.Second, &h.ReadHeaderTimeoutDur); err != nil {
+		return err
+	}
+	if err := dur("http.read_timeout", h.ReadTimeout, 30*time.Second, &h.ReadTimeoutDur); err != nil {
+		return err
+	}
+	if err := dur("http.idle_timeout", h.IdleTimeout, 2*time.Minute, &h.IdleTimeoutDur); err != nil {
+		return err
+	}
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
+	}
 	return nil
 }
 

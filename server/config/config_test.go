@@ -119,3 +119,29 @@ func unwrap(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+func TestLimitsHTTPMetrics(t *testing.T) {
+	c := Default()
+	if c.Users.MaxTokenTTLDur != 8760*time.Hour || c.Limits.LoginIPBurst != 20 || c.Limits.LoginAccountEveryDur != time.Minute ||
+		c.HTTP.ReadTimeoutDur != 30*time.Second || c.HTTP.ReadHeaderTimeoutDur != 10*time.Second || c.Metrics.TokenRequired {
+		t.Fatalf("defaults: users %+v limits %+v http %+v metrics %+v", c.Users, c.Limits, c.HTTP, c.Metrics)
+	}
+	c, err := Parse([]byte("limits {\n  login_ip_burst = 3\n  login_ip_every = \"1h\"\n}\nhttp {\n  read_timeout = \"2s\"\n}\nmetrics {\n  token_required = true\n}\n"), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.LoginIPBurst != 3 || c.Limits.LoginIPEveryDur != time.Hour || c.Limits.ResetMailBurst != 3 || c.HTTP.ReadTimeoutDur != 2*time.Second || !c.Metrics.TokenRequired {
+		t.Fatalf("parsed: limits %+v http %+v metrics %+v", c.Limits, c.HTTP, c.Metrics)
+	}
+	for _, bad := range []string{
+		"users {\n  max_token_ttl = \"1h\"\n}\n", // shorter than token_ttl
+		"limits {\n  login_ip_burst = -1\n}\n",
+		"limits {\n  reset_mail_every = \"soon\"\n}\n",
+		"http {\n  read_timeout = \"0s\"\n}\n",
+		"limits {\n  nope = 1\n}\n",
+	} {
+		if _, err := Parse([]byte(bad), "x.hcl"); err == nil {
+			t.Errorf("accepted: %s", bad)
+		}
+	}
+}

@@ -86,6 +86,9 @@ var procFields = map[string]bool{"cmd": true, "image": true, "port": true, "memo
 
 // Parse reads a spec from YAML or JSON (JSON is YAML).
 func Parse(data []byte) (*Spec, error) {
+	if err := CheckYAML(data, ReleaseYAMLLimits); err != nil {
+		return nil, errf("release spec: %v", err)
+	}
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, errf("release spec is not valid YAML or JSON: %v", err)
@@ -115,7 +118,7 @@ func FromMap(raw map[string]any) (*Spec, error) {
 			s.AppName = str
 		case k == "image":
 			str, ok := v.(string)
-			if !ok || strings.ContainsAny(str, " \t\n") {
+			if !ok || strings.ContainsAny(str, " \t\n") || HasControl(str, false) {
 				return nil, errf("image must be a Docker image reference")
 			}
 			s.Image = str
@@ -212,7 +215,7 @@ func proc(key, typ, name string, v any) (*Proc, error) {
 			p.Cmd, err = cmd(fv)
 		case "image":
 			str, ok := fv.(string)
-			if !ok || str == "" || strings.ContainsAny(str, " \t\n") {
+			if !ok || str == "" || strings.ContainsAny(str, " \t\n") || HasControl(str, false) {
 				err = errf("must be a Docker image reference")
 			}
 			p.Image = str
@@ -243,7 +246,7 @@ func proc(key, typ, name string, v any) (*Proc, error) {
 			p.Env, err = envList(fv)
 		case "healthcheck":
 			str, ok := fv.(string)
-			if !ok || !strings.HasPrefix(str, "/") || strings.ContainsAny(str, " \t\n") {
+			if !ok || !strings.HasPrefix(str, "/") || strings.ContainsAny(str, " \t\n") || HasControl(str, false) {
 				err = errf("must be an HTTP path starting with /")
 			}
 			p.HealthCheck = str
@@ -264,6 +267,9 @@ func cmd(v any) (string, error) {
 		if strings.TrimSpace(c) == "" {
 			return "", errf("must not be empty")
 		}
+		if HasControl(c, true) {
+			return "", errf("must not contain NUL or control characters (only tab, newline and carriage return are allowed)")
+		}
 		return c, nil
 	case []any:
 		parts := make([]string, 0, len(c))
@@ -271,6 +277,9 @@ func cmd(v any) (string, error) {
 			s, ok := x.(string)
 			if !ok {
 				return "", errf("must be a string or a list of strings")
+			}
+			if HasControl(s, true) {
+				return "", errf("must not contain NUL or control characters (only tab, newline and carriage return are allowed)")
 			}
 			parts = append(parts, shellQuote(s))
 		}
@@ -390,8 +399,8 @@ func MemoryValue(v any) (int, error) {
 func envList(v any) (map[string]string, error) {
 	env := map[string]string{}
 	add := func(k, val string) error {
-		if !ValidEnvName(k) {
-			return errf("%q is not a valid environment variable name", k)
+		if err := CheckEnv(k, val); err != nil {
+			return err
 		}
 		env[k] = val
 		return nil
@@ -413,6 +422,15 @@ func envList(v any) (map[string]string, error) {
 		}
 	case map[string]any:
 		for k, x := range e {
+			if _, nested := x.(map[string]any); nested {
+				return nil, errf("the value of %s must be a string, not a mapping", k)
+			}
+			if _, nested := x.([]any); nested {
+				return nil, errf("the value of %s must be a string, not a list", k)
+			}
+			if x == nil {
+				x = ""
+			}
 			if err := add(k, fmt.Sprint(x)); err != nil {
 				return nil, err
 			}
@@ -421,6 +439,52 @@ func envList(v any) (map[string]string, error) {
 		return nil, errf("must be a list of KEY=VALUE strings")
 	}
 	return env, nil
+}
+
+// MaxEnvValue is the largest environment variable value accepted.
+const MaxEnvValue = 64 << 10
+
+// ReservedEnvName reports whether name is set by Berth or the scheduler for
+// every instance, so that an app (its release or its env endpoint) may not
+// set it: PORT, BERTH_* and NOMAD_*.
+func ReservedEnvName(name string) bool {
+	return name == "PORT" || strings.HasPrefix(name, "BERTH_") || strings.HasPrefix(name, "NOMAD_")
+}
+
+// CheckEnv validates one environment variable as an app may set it, in a
+// release's proc env and through the env endpoints alike: a POSIX name that
+// is not reserved (ReservedEnvName), and a value of at most MaxEnvValue
+// bytes without NUL or control characters other than tab, newline and
+// carriage return (a multi-line value such as a PEM key is fine).
+func CheckEnv(name, value string) error {
+	if !ValidEnvName(name) {
+		return errf("%q is not a valid environment variable name (letters, digits and _, not starting with a digit, at most 128)", name)
+	}
+	if ReservedEnvName(name) {
+		return errf("%s is set by Berth and cannot be changed (PORT, BERTH_* and NOMAD_* are reserved)", name)
+	}
+	if len(value) > MaxEnvValue {
+		return errf("the value of %s is too large (at most %d bytes)", name, MaxEnvValue)
+	}
+	if HasControl(value, true) {
+		return errf("the value of %s contains NUL or a control character (only tab, newline and carriage return are allowed)", name)
+	}
+	return nil
+}
+
+// HasControl reports whether s contains NUL, a C0 control character, DEL
+// or a C1 control character. With text, tab, newline and carriage return
+// are allowed.
+func HasControl(s string, text bool) bool {
+	for _, r := range s {
+		if text && (r == '\t' || r == '\n' || r == '\r') {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidEnvName reports whether s is a POSIX environment variable name.

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,40 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckEnv(t *testing.T) {
+	for _, ok := range [][2]string{{"GREETING", "hi"}, {"PEM", "-----BEGIN-----\r\n\tx\n"}, {"PORTAL", "1"}, {"X_BERTH_Y", "1"}, {"E", ""}} {
+		if err := CheckEnv(ok[0], ok[1]); err != nil {
+			t.Errorf("CheckEnv(%q, %q): %v", ok[0], ok[1], err)
+		}
+	}
+	for _, bad := range [][2]string{{"PORT", "1"}, {"BERTH_APP", "x"}, {"BERTH_", "x"}, {"NOMAD_ADDR", "x"}, {"A", "a\x00b"}, {"A", "\x1b[31m"}, {"A", "\x7f"}, {"A", "\u0085"}, {"A B", "x"}, {"1A", "x"}, {"A", strings.Repeat("x", MaxEnvValue+1)}} {
+		if err := CheckEnv(bad[0], bad[1]); err == nil {
+			t.Errorf("CheckEnv(%q, %q) passed", bad[0], bad[1])
+		}
+	}
+}
+
+func TestCheckYAMLLimits(t *testing.T) {
+	l := YAMLLimits{MaxNodes: 100, MaxMappingKeys: 10, MaxDepth: 4, NoControl: true}
+	if err := CheckYAML([]byte("a: 1\nb: [1, 2]\nc: {d: x}\n"), l); err != nil {
+		t.Fatal(err)
+	}
+	var many strings.Builder
+	for i := 0; i < 11; i++ {
+		fmt.Fprintf(&many, "k%d: v\n", i)
+	}
+	for name, doc := range map[string]string{
+		"keys":    many.String(),
+		"depth":   "a: {b: {c: {d: {e: 1}}}}\n",
+		"nodes":   "a: [" + strings.Repeat("1, ", 120) + "1]\n",
+		"alias":   "a: &x 1\nb: *x\n",
+		"control": "a: \"x\\0y\"\n",
+		"invalid": "a: [\n",
+	} {
+		if err := CheckYAML([]byte(doc), l); err == nil {
+			t.Errorf("%s: passed", name)
+		}
+	}
 }
