@@ -11,11 +11,40 @@ import (
 // resourceInstanceName names the instance of resource serving client.
 func resourceInstanceName(resource, client string) string { return resource + "-" + client }
 
+// checkResourceUse: a release may only use resources its pusher (or
+// deployer) may use: a developer or more on the resource (a maintainer, or
+// a member of one of its teams), or a site admin. An app token acts for
+// the user who created it. Otherwise 403, and nothing is recorded or run.
+func (s *Server) checkResourceUse(c *call, resources []string) error {
+	id := c.id
+	if id != nil && id.AppToken {
+		id = &Identity{Email: id.Email, Admin: s.cfg.IsAdmin(id.Email)}
+	}
+	for _, resName := range resources {
+		res, err := state.GetApp(c.ctx(), s.store, resName)
+		if errors.Is(err, state.ErrNotFound) {
+			continue // may be registered later: checked again at deploy time
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.allowed(c.ctx(), id, ActResourceUse, res); err != nil {
+			return forbidden("use_resources: you (%s) may not use resource %q: only its maintainers and the members of its teams may", id.Email, resName)
+		}
+	}
+	return nil
+}
+
 // ensureResourceInstances creates (or moves to the resource's latest
 // release) one resource-instance app per resource the release uses. They
 // are owned by the resource's owner and do not count against quotas.
 func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.Release) ([]string, error) {
 	ctx := c.ctx()
+	// Checked again at deploy time: the release may have been pushed by
+	// someone else, or before the deployer lost access to the resource.
+	if err := s.checkResourceUse(c, rel.Spec.Resources); err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, resName := range rel.Spec.Resources {
 		res, err := state.GetApp(ctx, s.store, resName)
