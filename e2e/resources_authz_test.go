@@ -60,3 +60,41 @@ func TestUseResourcesNeedsPermission(t *testing.T) {
 	rel4["use_resources"] = []string{later}
 	b.push(t, b.Admin, app, rel4)
 }
+
+// TestResourceRecreationInheritsNothing: the instances of a removed
+// resource are not the instances of a resource registered again under its
+// name by someone else: they are not listed to its new owner, and a
+// redeploy of their client does not move them to the new resource's code.
+func TestResourceRecreationInheritsNothing(t *testing.T) {
+	bin := buildWebapp(t)
+	ps := trackProcs(t)
+	b := startBerth(t, Options{})
+	a := b.newUser(t, "resfirst")
+	res, client := b.unique("rsc"), b.unique("cli")
+	inst := res + "-" + client
+	b.do(t, "POST", "/api/v1/repos/", a, map[string]any{"appname": res, "apptype": "resource"}).want(t, http.StatusCreated)
+	b.push(t, a, res, webRelease(metaVersion(), bin, 1, "WEBAPP_VERSION=first-owner"))
+	b.createApp(t, a, client)
+	rel := webRelease(metaVersion(), bin, 1, "WEBAPP_VERSION=client")
+	rel["use_resources"] = []string{res}
+	b.push(t, a, client, rel)
+	r := b.do(t, "POST", "/api/v1/apps/", a, map[string]any{"appname": client}).want(t, http.StatusAccepted)
+	cv := b.waitRunning(t, a, client, generationOf(t, r))
+	ps.note(t, client, cv.Procs[0].Instances)
+	eventuallyRunning(t, b, a, inst)
+	ps.note(t, inst, b.proc(t, a, inst, "web").Instances)
+
+	// The resource goes; someone else registers the name as a resource.
+	b.do(t, "DELETE", "/apps/"+res, a, nil).want(t, http.StatusOK)
+	bob := b.newUser(t, "ressecond")
+	b.do(t, "POST", "/api/v1/repos/", bob, map[string]any{"appname": res, "apptype": "resource"}).want(t, http.StatusCreated)
+	b.push(t, bob, res, webRelease(metaVersion(), bin, 1, "WEBAPP_VERSION=second-owner"))
+	if list := b.do(t, "GET", "/api/v1/resources/"+res+"/instances/", bob, nil).want(t, http.StatusOK).List(); len(list) != 0 {
+		t.Errorf("the new resource lists the old resource's instances: %v", list)
+	}
+	// Bob lets the client's owner use it; the client's redeploy does not
+	// turn the old instance into one of Bob's resource.
+	b.addMaintainer(t, bob, res, a.Email, "developer")
+	b.do(t, "PUT", "/api/v1/apps/"+client+"/", a, map[string]any{"meta_version": cv.MetaVersion}).want(t, http.StatusConflict)
+	b.routed(t, appHost(inst), "the old instance, unchanged", func(w webAnswer) bool { return w.App == inst && w.Version == "first-owner" })
+}

@@ -79,6 +79,7 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 		}
 		inst := &state.App{
 			Name: name, Owner: res.Owner, AppType: state.AppTypeResourceInstance, Resource: resName, Client: client.Name,
+			ResourceCreated: res.Created, ClientCreated: client.Created,
 			Maintainers: maint, GitURL: res.GitURL, Created: time.Now().UTC(), Teams: res.Teams, TeamOwner: res.TeamOwner,
 			Deployed: true, MetaVersion: resRel.MetaVersion, Generation: 1,
 			Routes: []string{name + "." + s.cfg.Apps.Domain},
@@ -90,6 +91,9 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 			}
 			if cur.AppType != state.AppTypeResourceInstance || cur.Resource != resName || cur.Client != client.Name {
 				return nil, conflict("app %q exists and is not the instance of resource %q for %q", name, resName, client.Name)
+			}
+			if !sameIncarnationOf(cur.ResourceCreated, res) || !sameIncarnationOf(cur.ClientCreated, client) {
+				return nil, conflict("app %q is the instance of an earlier app named %q or %q (removed since): remove it first", name, resName, client.Name)
 			}
 			if !cur.Deployed || cur.MetaVersion != resRel.MetaVersion {
 				if _, _, err := state.Update(ctx, s.store, state.AppKey(name), func(a *state.App) error {
@@ -108,6 +112,12 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 	return out, nil
 }
 
+// sameIncarnationOf reports whether an app recorded as created at t is a
+// (a zero t is an older record: it matches by name).
+func sameIncarnationOf(t time.Time, a *state.App) bool {
+	return t.IsZero() || t.Equal(a.Created)
+}
+
 // GET /api/v1/resources/:resource/instances/
 func (s *Server) listResourceInstances(c *call) (any, error) {
 	res, err := s.appParam(c, "resource", ActAppRead)
@@ -123,7 +133,7 @@ func (s *Server) listResourceInstances(c *call) (any, error) {
 	}
 	out := []*deployedView{}
 	for _, a := range apps {
-		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name {
+		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name || !sameIncarnationOf(a.ResourceCreated, res) {
 			continue
 		}
 		v, err := s.deployedOut(c, a)

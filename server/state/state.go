@@ -129,6 +129,11 @@ type App struct {
 	// Resource instances: which resource and client app they serve.
 	Resource string `json:"resource,omitempty"`
 	Client   string `json:"client,omitempty"`
+	// The creation times of that resource and client app: an app
+	// registered again under either name is another app, which this
+	// instance does not serve (zero in records older than this field).
+	ResourceCreated time.Time `json:"resource_created,omitzero"`
+	ClientCreated   time.Time `json:"client_created,omitzero"`
 
 	// Desired state (the deploy engine reconciles the scheduler to it).
 	Deployed    bool                    `json:"deployed"`
