@@ -3,14 +3,17 @@ package server
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/berthpaas/berth/server/state"
 )
 
 func callAs(ctx context.Context, email string) *call {
-	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &Identity{Email: email}}
+	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &Identity{Email: email}, log: hclog.NewNullLogger()}
 }
 
 // A grant recorded for a team is not honoured for a team re-created under
@@ -97,5 +100,44 @@ func TestPinIdentities(t *testing.T) {
 	s.pinIdentities(ctx)
 	if _, after, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc")); after != before {
 		t.Error("a second pin rewrote the service")
+	}
+}
+
+// Deleting a user who owns a service instance with no team (only a site
+// admin in no team can make one) is refused, naming it: no one would have
+// it. Instances with a team are handed to it.
+func TestRemoveUserWithLoneInstance(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	ctx := t.Context()
+	if _, err := CreateUser(ctx, s.store, "op@b.co", "password", true); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.userWithID(ctx, "op@b.co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string, teams []string) {
+		if _, err := state.Create(ctx, s.store, state.InstanceKey(name), &state.ServiceInstance{Name: name, Owner: u.Email, OwnerID: u.ID, Teams: teams}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("lone", []string{})
+	mk("teamed", []string{"t"})
+	_, err = s.removeUser(callAs(ctx, "op@b.co"))
+	if status, _ := errorStatus(err); status != 409 || !strings.Contains(err.Error(), `"lone"`) || strings.Contains(err.Error(), "teamed") {
+		t.Fatalf("removing the owner of a lone instance: %v", err)
+	}
+	if _, _, err := state.Get[state.User](ctx, s.store, state.UserKey("op@b.co")); err != nil {
+		t.Fatalf("the refused removal removed the user: %v", err)
+	}
+	if err := state.Delete(ctx, s.store, state.InstanceKey("lone")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.removeUser(callAs(ctx, "op@b.co")); err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("teamed"))
+	if err != nil || inst.Owner != "" || inst.OwnerID != "" {
+		t.Errorf("the instance was not handed to its team: %+v %v", inst, err)
 	}
 }
