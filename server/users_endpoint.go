@@ -242,8 +242,9 @@ func (s *Server) resetPassword(c *call) (any, error) {
 // memberships and its maintainer roles (so that whoever registers the email
 // next inherits nothing). Refused while the user still owns apps, or is the
 // last owner of one (they would be orphaned). The service instances the
-// user created are handed to their teams (refused, 409, for one with no
-// team); the instances keep the user's ID, never matched again.
+// user created are handed to their teams (refused, 409, while one has no
+// team); ownership is checked by the user's ID, so the email registered
+// again owns none of them.
 func (s *Server) removeUser(c *call) (any, error) {
 	u, idx, err := s.currentUser(c)
 	if err != nil {
