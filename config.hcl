@@ -130,6 +130,41 @@ reconciler {
   lock_ttl = "2m"
 }
 
+# Broker targets: the backing servers service brokers provision on, with
+# their admin connection settings. These are operator configuration: a
+# tenant's service names a target (`target: local-mysql` in the service
+# YAML); only site admins may give `settings:` themselves. The built-in
+# brokers have no default server: a service with neither is refused
+# ("no target configured"). Credentials never go in this file: secret_env
+# maps a setting to the environment variable holding it (read at start; an
+# unset variable is an error), e.g.
+#
+# broker_target "shared-mysql" {
+#   broker     = "mysql"
+#   settings   = { host = "db.internal", port = "3306", user = "berth_admin" }
+#   secret_env = { password = "BERTH_MYSQL_PASSWORD" }
+# }
+#
+# Settings per broker — mysql: host, port, user, password, public_host,
+# public_port, user_host, meta_database; redis: addr, username, password,
+# public_host, public_port, meta_prefix; mongodb: uri, public_host,
+# public_port, meta_database, allow_unscoped_users.
+#
+# The servers of this machine, for `make run` (MariaDB's root has no
+# password here; a real deployment uses a dedicated admin user):
+broker_target "local-mysql" {
+  broker   = "mysql"
+  settings = { host = "127.0.0.1", port = "3306", user = "root" }
+}
+broker_target "local-redis" {
+  broker   = "redis"
+  settings = { addr = "127.0.0.1:6379" }
+}
+broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
+  broker   = "mongodb"
+  settings = { uri = "mongodb://127.0.0.1:27017" }
+}
+
 # --- The HashiCorp stack ---------------------------------------------------
 #
 # consul {                      # Store: Consul KV

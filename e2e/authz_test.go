@@ -31,6 +31,9 @@ type matrix struct {
 	shared                    *cell // the fixture app of rows that do not change it
 	other, owner, madmin, dev *User
 	loginee                   *User
+	// otherRes and ownerRes are resource apps (with a release) of other
+	// and of owner, made on first use.
+	otherRes, ownerRes string
 }
 
 // cell is one request's fixture: the app with its maintainers and an app
@@ -134,6 +137,16 @@ func (m *matrix) newTeam(t *testing.T) string {
 	name := m.b.unique("mxteam")
 	m.b.do(t, "POST", "/teams", m.owner, map[string]any{"name": name}).want(t, http.StatusOK)
 	return name
+}
+
+// resource returns a resource app of u with a pushed release, made once.
+func (m *matrix) resource(t *testing.T, u *User, name *string) string {
+	if *name == "" {
+		*name = m.b.unique("mxres")
+		m.b.do(t, "POST", "/api/v1/repos/", u, map[string]any{"appname": *name, "apptype": "resource"}).want(t, http.StatusCreated)
+		m.b.push(t, u, *name, pushBody(metaVersion(), 1))
+	}
+	return *name
 }
 
 // listHas reports whether a list answer holds an item with field == value.
@@ -286,6 +299,43 @@ func matrixRows() []matrixRow {
 			setup: func(t *testing.T, m *matrix, c *cell) { c.url = m.dev.Email }, want: codes(401, 403, 200, 200, 403, 403, 200)},
 		{method: "POST", path: appPath("/push/"), body: func(c *cell) any { return pushBody(metaVersion(), 1) },
 			want: codes(401, 403, 201, 201, 201, 201, 201)},
+
+		// use_resources: only resources the pusher may use (a role on the
+		// resource; an app token acts for its creator). The fixture's
+		// maintainers have no role on either resource.
+		{method: "POST", path: appPath("/push/"), setup: func(t *testing.T, m *matrix, c *cell) {
+			c.url = m.resource(t, m.other, &m.otherRes)
+		}, body: func(c *cell) any {
+			rel := pushBody(metaVersion(), 1)
+			rel["use_resources"] = []string{c.url}
+			return rel
+		}, want: codes(401, 403, 403, 403, 403, 403, 201)},
+		{method: "POST", path: appPath("/push/"), setup: func(t *testing.T, m *matrix, c *cell) {
+			c.url = m.resource(t, m.owner, &m.ownerRes)
+		}, body: func(c *cell) any {
+			rel := pushBody(metaVersion(), 1)
+			rel["use_resources"] = []string{c.url}
+			return rel
+		}, want: codes(401, 403, 201, 403, 403, 201, 201)},
+
+		// Services: broker settings are the site admins'; others name an
+		// operator's broker target (for a team of theirs).
+		{method: "POST", path: static("/services"), setup: func(t *testing.T, m *matrix, c *cell) {
+			c.team = m.newTeam(t)
+		}, body: func(c *cell) any {
+			return yamlBody(fmt.Sprintf("id: mxsvc-%s\nbroker: redis\nteam: %s\nsettings: {addr: \"127.0.0.1:1\"}\n", randHex(4), c.team))
+		}, want: codes(401, 403, 403, 403, 403, 403, 200)},
+		{method: "POST", path: static("/services"), setup: func(t *testing.T, m *matrix, c *cell) {
+			c.team = m.newTeam(t)
+		}, body: func(c *cell) any {
+			return yamlBody(fmt.Sprintf("id: mxsvc-%s\nbroker: redis\nteam: %s\ntarget: e2e-redis\n", randHex(4), c.team))
+		}, want: codes(401, 403, 200, 403, 403, 403, 200)},
+		// A team that holds a service is not deleted (409) until it hands
+		// the service over.
+		{method: "DELETE", path: func(c *cell) string { return "/teams/" + c.team }, setup: func(t *testing.T, m *matrix, c *cell) {
+			c.team = m.newTeam(t)
+			m.b.do(t, "POST", "/services", m.owner, yamlBody(fmt.Sprintf("id: %s\nbroker: redis\nteam: %s\ntarget: e2e-redis\n", m.b.unique("mxsvc"), c.team))).want(t, http.StatusOK)
+		}, want: codes(401, 403, 409, 403, 403, 403, 409)},
 
 		// Notifiers: anyone signed in lists; site admins change.
 		{method: "GET", path: static("/api/v1/notify/imagepush/"), want: authed(200)},

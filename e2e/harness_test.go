@@ -302,6 +302,18 @@ func tryStart(t testing.TB, opts Options) (b *Berth, retry bool, msg string) {
 	return b, false, ""
 }
 
+// e2eTargetsHCL is the broker targets every test server has: this
+// machine's MariaDB (as root, no password) and Redis.
+const e2eTargetsHCL = `broker_target "e2e-mysql" {
+  broker   = "mysql"
+  settings = { host = "127.0.0.1", port = "3306", user = "root", meta_database = "berth_broker_e2e" }
+}
+broker_target "e2e-redis" {
+  broker   = "redis"
+  settings = { addr = "127.0.0.1:6379", meta_prefix = "berth:e2e-broker" }
+}
+`
+
 func (b *Berth) configHCL() string {
 	var c strings.Builder
 	level := b.Opts.LogLevel
@@ -342,6 +354,9 @@ func (b *Berth) configHCL() string {
 		fmt.Fprintf(&c, "vault {\n  address = %s\n  token = %s\n  mount = \"secret\"\n  prefix = %s\n}\n",
 			hclString(b.Opts.Vault), hclString(b.Opts.VaultToken), hclString(b.VaultPrefix))
 	}
+	// Broker targets (operator configuration): tenants' services name
+	// these; only site admins give settings themselves.
+	c.WriteString(e2eTargetsHCL)
 	c.WriteString(b.Opts.ExtraHCL)
 	return c.String()
 }

@@ -35,11 +35,13 @@ import (
 
 // dbKind is what differs between brokers in the story.
 type dbKind struct {
-	name     string   // the broker, and dbapp's kind
-	settings string   // the YAML settings block
-	endpoint string   // endpoint.production
-	credKeys []string // variables Bind must answer
-	secrets  []string // of those, the ones that carry a password
+	name   string // the broker, and dbapp's kind
+	target string // the operator's broker_target the service names
+	// targetHCL defines target when the harness's config does not.
+	targetHCL string
+	endpoint  string   // endpoint.production
+	credKeys  []string // variables Bind must answer
+	secrets   []string // of those, the ones that carry a password
 	// readBack logs in with creds and finds value written by the app.
 	readBack func(ctx context.Context, creds map[string]string, value string) error
 	// trespass uses a's credentials on b's data; nil means refused.
@@ -79,7 +81,7 @@ func TestServicesMySQL(t *testing.T) {
 	runDBStoryVariants(t, []string{"embedded", "consul+vault"}, dbKind{
 		name:     "mysql",
 		endpoint: addr,
-		settings: "settings: {host: 127.0.0.1, port: \"3306\", user: root, meta_database: berth_broker_e2e}\n",
+		target:   "e2e-mysql",
 		credKeys: []string{"MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "DATABASE_URL"},
 		secrets:  []string{"MYSQL_PASSWORD", "DATABASE_URL"},
 		readBack: func(ctx context.Context, creds map[string]string, value string) error {
@@ -148,7 +150,7 @@ func TestServicesRedis(t *testing.T) {
 	runDBStory(t, dbKind{
 		name:     "redis",
 		endpoint: addr,
-		settings: "settings: {addr: \"" + addr + "\", meta_prefix: \"berth:e2e-broker\"}\n",
+		target:   "e2e-redis",
 		credKeys: []string{"REDIS_URL", "REDIS_KEY_PREFIX"},
 		secrets:  []string{"REDIS_URL"},
 		readBack: func(ctx context.Context, creds map[string]string, value string) error {
@@ -269,6 +271,7 @@ func startFerretDB(t *testing.T) (uri, addr, password string) {
 
 func TestServicesMongoDB(t *testing.T) {
 	adminURI, addr, adminPW := startFerretDB(t)
+	t.Setenv("BERTH_E2E_MONGODB_URI", adminURI) // the server reads it (secret_env)
 	connect := func(ctx context.Context, uri string) (*mongo.Client, error) {
 		return mongo.Connect(ctx, options.Client().ApplyURI(uri).SetServerSelectionTimeout(3*time.Second).SetConnectTimeout(3*time.Second))
 	}
@@ -277,7 +280,11 @@ func TestServicesMongoDB(t *testing.T) {
 		endpoint: addr,
 		remember: []string{adminPW},
 		// FerretDB v1 cannot scope a user to a database (see plugins/mongodb).
-		settings: "settings: {uri: \"" + adminURI + "\", meta_database: berth_broker_e2e, allow_unscoped_users: \"true\"}\n",
+		// The admin URI (with its password) comes from the environment.
+		target: "e2e-mongodb",
+		targetHCL: "broker_target \"e2e-mongodb\" {\n  broker = \"mongodb\"\n" +
+			"  settings = { meta_database = \"berth_broker_e2e\", allow_unscoped_users = \"true\" }\n" +
+			"  secret_env = { uri = \"BERTH_E2E_MONGODB_URI\" }\n}\n",
 		credKeys: []string{"MONGODB_URI", "MONGODB_DATABASE"},
 		secrets:  []string{"MONGODB_URI"},
 		readBack: func(ctx context.Context, creds map[string]string, value string) error {
@@ -352,7 +359,7 @@ func runDBStory(t *testing.T, k dbKind) { runDBStoryOn(t, Options{}, k) }
 
 func runDBStoryOn(t *testing.T, opts Options, k dbKind) {
 	appBin := svcBuildProgram(t, "dbapp", t.TempDir(), "dbapp")
-	opts.ExtraHCL += "plugins {\n  call_timeout = \"20s\"\n}\n"
+	opts.ExtraHCL += "plugins {\n  call_timeout = \"20s\"\n}\n" + k.targetHCL
 	b := startBerth(t, opts)
 	u, team := serviceOwner(t, b, k.name+"owner")
 	for _, v := range k.remember {
@@ -363,7 +370,7 @@ func runDBStoryOn(t *testing.T, opts Options, k dbKind) {
 
 	// 1. The service, from YAML.
 	svc := b.unique("e2e" + k.name)
-	def := fmt.Sprintf("id: %s\nbroker: %s\nendpoint: {production: %q}\nteam: %s\n%s", svc, k.name, k.endpoint, team, k.settings)
+	def := fmt.Sprintf("id: %s\nbroker: %s\nendpoint: {production: %q}\nteam: %s\ntarget: %s\n", svc, k.name, k.endpoint, team, k.target)
 	r := b.do(t, "POST", "/services", u, yamlBody(def)).want(t, http.StatusOK)
 	for _, v := range k.remember {
 		if strings.Contains(string(r.Raw), v) {

@@ -29,7 +29,8 @@ func TestServicesSettingsSecrets(t *testing.T) {
 		b.remember(pw, "the "+tc.broker+" service's admin password")
 		svc := b.unique("sec" + tc.broker)
 		def := fmt.Sprintf("id: %s\nbroker: %s\nteam: %s\n", svc, tc.broker, team) + fmt.Sprintf(tc.settings, pw)
-		r := b.do(t, "POST", "/services", u, yamlBody(def)).want(t, http.StatusOK)
+		// Broker settings are the site admin's (tenants name targets).
+		r := b.do(t, "POST", "/services", b.Admin, yamlBody(def)).want(t, http.StatusOK)
 		if !strings.Contains(string(r.Raw), "setting_keys") || strings.Contains(string(r.Raw), pw) {
 			t.Errorf("POST /services (%s) answer: %s", tc.broker, r)
 		}
@@ -71,7 +72,7 @@ func TestServicesBrokerSwapOrphans(t *testing.T) {
 	b := startBerth(t, Options{ExtraHCL: pluginsHCL(dir)})
 	u, team := serviceOwner(t, b, "swapowner")
 	svc := b.unique("swap")
-	mysqlDef := fmt.Sprintf("id: %s\nbroker: mysql\nteam: %s\nsettings: {host: 127.0.0.1, port: \"3306\", user: root, meta_database: berth_broker_e2e}\n", svc, team)
+	mysqlDef := fmt.Sprintf("id: %s\nbroker: mysql\nteam: %s\ntarget: e2e-mysql\n", svc, team)
 	b.do(t, "POST", "/services", u, yamlBody(mysqlDef)).want(t, http.StatusOK)
 	inst := "e2e-" + randHex(3) + "-swap"
 	dbName := "berth_" + strings.ReplaceAll(inst, "-", "_")

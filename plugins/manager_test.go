@@ -390,7 +390,7 @@ func TestServeBuiltin(t *testing.T) {
 	// Settings pointing at a closed port: Configure must fail with the
 	// broker's own, clear error, proving which broker answered.
 	for name, s := range map[string]map[string]string{
-		"mysql":   {"host": "127.0.0.1", "port": "1"},
+		"mysql":   {"host": "127.0.0.1", "port": "1", "user": "root"},
 		"redis":   {"addr": "127.0.0.1:1"},
 		"mongodb": {"uri": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500"},
 	} {

@@ -26,6 +26,7 @@ const (
 	ActAppToken        Action = "app.token.create"
 	ActAppSwap         Action = "app.swap"
 	ActAppBind         Action = "app.bind"
+	ActResourceUse     Action = "resource.use"
 	ActEventsRead      Action = "events.read"
 	ActNotifyWrite     Action = "notify.write"
 	ActHealerRun       Action = "healer.run"
@@ -54,6 +55,7 @@ var policy = map[Action]rule{
 	ActAppEnvRead:      {MinRole: state.RoleDeveloper, AppToken: true},
 	ActAppEnvWrite:     {MinRole: state.RoleDeveloper, AppToken: true},
 	ActAppBind:         {MinRole: state.RoleDeveloper},
+	ActResourceUse:     {MinRole: state.RoleDeveloper},
 	ActAppMaintRead:    {MinRole: state.RoleDeveloper},
 	ActAppUndeploy:     {MinRole: state.RoleAdmin},
 	ActAppMaintWrite:   {MinRole: state.RoleAdmin},

@@ -300,6 +300,9 @@ func (s *Server) push(c *call) (any, error) {
 	if spec.AppName != "" && spec.AppName != a.Name {
 		return nil, badRequest("the release spec is for app %q, not %q", spec.AppName, a.Name)
 	}
+	if err := s.checkResourceUse(c, spec.Resources); err != nil {
+		return nil, err
+	}
 	c.target = a.Name + "@" + mv
 	by := c.id.Name()
 	rel := &state.Release{App: a.Name, MetaVersion: mv, Spec: *spec, Pushed: time.Now().UTC(), PushedBy: by}

@@ -59,11 +59,26 @@ func (s *Server) brokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 		return nil, errStatus(503, "no broker manager is configured")
 	}
 	settings := map[string]string{}
-	sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
-	if err == nil {
-		settings = sec.Data
-	} else if !errors.Is(err, backends.ErrNotFound) {
-		return nil, err
+	if svc.Target != "" {
+		// The operator's broker target: its settings are read from the
+		// configuration each time (a restart picks up a changed target).
+		t := s.cfg.Target(svc.Target)
+		if t == nil {
+			return nil, errStatus(503, "service %q names broker target %q, which is not configured any more", svc.Name, svc.Target)
+		}
+		if t.Broker != svc.Broker {
+			return nil, errStatus(503, "broker target %q is for broker %q, not %q of service %q", t.Name, t.Broker, svc.Broker, svc.Name)
+		}
+		for k, v := range t.Resolved {
+			settings[k] = v
+		}
+	} else {
+		sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
+		if err == nil {
+			settings = sec.Data
+		} else if !errors.Is(err, backends.ErrNotFound) {
+			return nil, err
+		}
 	}
 	b, err := s.brokers.Broker(ctx, svc.Name, svc.Broker, settings)
 	if err != nil {
@@ -290,6 +305,7 @@ func (s *Server) unbindAll(c *call, a *state.App) error {
 // cleaned up, and bindings whose credentials are missing from Secrets are
 // bound again (Bind is idempotent by binding id).
 func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
+	s.pinIdentities(ctx)
 	if s.brokers == nil {
 		return nil
 	}
@@ -345,8 +361,10 @@ func (s *Server) serviceAccess(c *call, svc *state.Service, manage bool) error {
 		teams = svc.OwnerTeams
 	}
 	for _, t := range teams {
+		// The team must be the one granted (same ID), not a team
+		// re-created later under the name.
 		tm, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t))
-		if err == nil && contains(tm.Users, c.id.Email) {
+		if err == nil && contains(tm.Users, c.id.Email) && teamMatches(svc.TeamIDs, t, tm) {
 			return nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/server/names"
 	"github.com/berthpaas/berth/server/state"
@@ -19,7 +20,8 @@ import (
 //	broker: mysql            # plugin: mysql, redis, mongodb, or berth-broker-<name> in plugin_dir
 //	endpoint:
 //	  production: 127.0.0.1:3306
-//	settings:                # handed to the broker; kept in Secrets only
+//	target: shared-mysql     # an operator's broker_target (config.hcl): its settings go to the broker
+//	settings:                # site admins only, instead of target: handed to the broker; kept in Secrets only
 //	  host: 127.0.0.1
 //	  port: "3306"
 //	  user: root
@@ -31,6 +33,7 @@ type serviceYAML struct {
 	Broker   string            `yaml:"broker"`
 	Endpoint map[string]string `yaml:"endpoint"`
 	Settings map[string]string `yaml:"settings"`
+	Target   string            `yaml:"target"`
 	Team     string            `yaml:"team"`
 	Plan     string            `yaml:"plan"`
 	Doc      string            `yaml:"doc"`
@@ -64,6 +67,50 @@ func parseServiceYAML(c *call) (*serviceYAML, error) {
 		}
 	}
 	return &in, nil
+}
+
+// checkBrokerConnection says whether the caller may point the service's
+// broker where the definition does. Broker connection settings (host, port,
+// admin credentials) are operator configuration: a broker_target in
+// config.hcl, or settings given by a site admin. Anyone else may only name
+// a target; a built-in broker with neither has no server to provision on.
+// It runs before anything else is looked at.
+func (s *Server) checkBrokerConnection(c *call, in *serviceYAML) error {
+	if len(in.Settings) > 0 && !c.id.Admin {
+		return forbidden("only site admins may give broker settings: name one of the operator's broker targets instead (target: <name>; configured for %s: %s)", in.Broker, s.targetNames(in.Broker))
+	}
+	if len(in.Settings) > 0 && in.Target != "" {
+		return badRequest("give either target or settings, not both")
+	}
+	if in.Target != "" {
+		t := s.cfg.Target(in.Target)
+		if t == nil {
+			return badRequest("no broker target %q is configured (configured for %s: %s)", in.Target, in.Broker, s.targetNames(in.Broker))
+		}
+		if t.Broker != in.Broker {
+			return badRequest("broker target %q is for broker %q, not %q", in.Target, t.Broker, in.Broker)
+		}
+		return nil
+	}
+	if len(in.Settings) == 0 && contains(plugins.Builtins, in.Broker) {
+		return badRequest("no target configured: the %s broker needs a server; name one of the operator's broker targets (target: <name>; configured for %s: %s)", in.Broker, in.Broker, s.targetNames(in.Broker))
+	}
+	return nil
+}
+
+// targetNames lists the configured broker targets of broker.
+func (s *Server) targetNames(brokerName string) string {
+	var out []string
+	for _, t := range s.cfg.BrokerTargets {
+		if t.Broker == brokerName {
+			out = append(out, t.Name)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 type serviceListItem struct {
@@ -132,7 +179,14 @@ func (s *Server) createService(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = in.ID
+	if err := s.checkBrokerConnection(c, in); err != nil {
+		return nil, err
+	}
 	owners, err := s.ownerTeams(c, in.Team)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.teamIDs(c.ctx(), owners)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +196,7 @@ func (s *Server) createService(c *call) (any, error) {
 	if err := s.brokers.Check(in.Broker); err != nil {
 		return nil, badRequest("unknown broker %q: %v", in.Broker, err)
 	}
-	svc := &state.Service{Name: in.ID, Broker: in.Broker, Endpoint: in.Endpoint, Plan: in.Plan, OwnerTeams: owners, Teams: append([]string{}, owners...), Doc: in.Doc, Created: time.Now().UTC()}
+	svc := &state.Service{Name: in.ID, Broker: in.Broker, Endpoint: in.Endpoint, Plan: in.Plan, OwnerTeams: owners, Teams: append([]string{}, owners...), Doc: in.Doc, Created: time.Now().UTC(), Target: in.Target, TeamIDs: ids}
 	for k := range in.Settings {
 		svc.SettingKeys = append(svc.SettingKeys, k)
 	}
@@ -189,7 +243,11 @@ func (s *Server) ownerTeams(c *call, team string) ([]string, error) {
 }
 
 func serviceOut(svc *state.Service) map[string]any {
-	return map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": svc.Endpoint, "owner_teams": svc.OwnerTeams, "teams": svc.Teams, "plan": svc.Plan, "setting_keys": svc.SettingKeys}
+	out := map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": svc.Endpoint, "owner_teams": svc.OwnerTeams, "teams": svc.Teams, "plan": svc.Plan, "setting_keys": svc.SettingKeys}
+	if svc.Target != "" {
+		out["target"] = svc.Target
+	}
+	return out
 }
 
 // PUT /services (YAML) — update an existing service.
@@ -202,9 +260,21 @@ func (s *Server) updateService(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = in.ID
+	if err := s.checkBrokerConnection(c, in); err != nil {
+		return nil, err
+	}
 	svc, err := s.serviceByName(c, in.ID, true)
 	if err != nil {
 		return nil, err
+	}
+	if in.Target != svc.Target {
+		by, err := s.instancesByService(c)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(by[svc.Name]); n > 0 {
+			return nil, conflict("service %q has %d instance(s) on broker target %q: its target cannot change until they are removed", svc.Name, n, svc.Target)
+		}
 	}
 	if in.Broker != svc.Broker {
 		by, err := s.instancesByService(c)
@@ -219,7 +289,7 @@ func (s *Server) updateService(c *call) (any, error) {
 		}
 	}
 	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(in.ID), func(x *state.Service) error {
-		x.Broker, x.Endpoint, x.Plan = in.Broker, in.Endpoint, in.Plan
+		x.Broker, x.Endpoint, x.Plan, x.Target = in.Broker, in.Endpoint, in.Plan, in.Target
 		if in.Doc != "" {
 			x.Doc = in.Doc
 		}
@@ -372,22 +442,42 @@ func (s *Server) grant(c *call, add bool) (any, error) {
 	if err := names.Team(team); err != nil {
 		return nil, err
 	}
-	if _, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(team)); errors.Is(err, state.ErrNotFound) {
+	tm, err := s.teamWithID(c.ctx(), team)
+	if errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("team %q not found", team)
 	}
+	if err != nil {
+		return nil, err
+	}
 	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
-		has := contains(x.Teams, team)
+		// A name granted to a team since deleted and re-created is not
+		// this team: granting it again records this team's ID.
+		has := contains(x.Teams, team) && teamMatches(x.TeamIDs, team, tm)
 		switch {
 		case add && has:
 			return conflict("team %q already has access to service %q", team, x.Name)
 		case add:
-			x.Teams = append(x.Teams, team)
-		case !has:
+			if !contains(x.Teams, team) {
+				x.Teams = append(x.Teams, team)
+			}
+			x.OwnerTeams = remove(x.OwnerTeams, team)
+			if x.TeamIDs == nil {
+				x.TeamIDs = map[string]string{}
+			}
+			x.TeamIDs[team] = tm.ID
+		case !contains(x.Teams, team) && !contains(x.OwnerTeams, team):
 			return notFound("team %q has no access to service %q", team, x.Name)
-		case len(x.Teams) == 1:
+		case len(remove(x.Teams, team)) == 0:
 			return forbidden("team %q is the last with access to service %q", team, x.Name)
 		default:
+			// Revoking an owner team hands the service over: when no
+			// owner team is left, the teams still granted become owners.
 			x.Teams = remove(x.Teams, team)
+			x.OwnerTeams = remove(x.OwnerTeams, team)
+			delete(x.TeamIDs, team)
+			if len(x.OwnerTeams) == 0 {
+				x.OwnerTeams = append([]string{}, x.Teams...)
+			}
 		}
 		return nil
 	})
@@ -414,13 +504,22 @@ func (s *Server) instanceByName(c *call, name string) (*state.ServiceInstance, *
 		return nil, nil, err
 	}
 	if !c.id.Admin && !c.id.AppToken {
-		mine, err := s.userTeams(c)
+		mine, err := s.myTeams(c)
 		if err != nil {
 			return nil, nil, err
 		}
-		ok := inst.Owner == c.id.Email
+		ok := false
+		if inst.Owner == c.id.Email {
+			// The owner is the user who created it (same ID), not whoever
+			// registered the email since.
+			u, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(c.id.Email))
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return nil, nil, err
+			}
+			ok = err == nil && ownsInstance(inst, u)
+		}
 		for _, t := range inst.Teams {
-			ok = ok || contains(mine, t)
+			ok = ok || teamMatches(inst.TeamIDs, t, mine[t])
 		}
 		if !ok {
 			return nil, nil, forbidden("you have no access to service instance %q", name)
@@ -448,11 +547,21 @@ func (s *Server) createInstance(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	teams, err := s.userTeams(c)
+	mine, err := s.myTeams(c)
 	if err != nil {
 		return nil, err
 	}
-	inst := &state.ServiceInstance{Name: in.Name, ServiceName: svc.Name, Teams: nonNil(teams), Owner: c.id.Email, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
+	teams, ids := []string{}, map[string]string{}
+	for name, t := range mine {
+		teams = append(teams, name)
+		ids[name] = t.ID
+	}
+	sort.Strings(teams)
+	owner, err := s.userWithID(c.ctx(), c.id.Email)
+	if err != nil {
+		return nil, err
+	}
+	inst := &state.ServiceInstance{Name: in.Name, ServiceName: svc.Name, Teams: teams, TeamIDs: ids, Owner: c.id.Email, OwnerID: owner.ID, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
 	if err := s.provision(c.ctx(), svc, inst); err != nil {
 		return nil, err
 	}

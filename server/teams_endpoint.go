@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berthpaas/berth/server/names"
@@ -53,7 +54,7 @@ func (s *Server) createTeam(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = in.Name
-	t := &state.Team{Name: in.Name, Users: []string{c.id.Email}, Created: time.Now().UTC()}
+	t := &state.Team{ID: state.NewID(), Name: in.Name, Users: []string{c.id.Email}, Created: time.Now().UTC()}
 	if _, err := state.Create(c.ctx(), s.store, state.TeamKey(in.Name), t); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			return nil, conflict("team %q already exists", in.Name)
@@ -94,11 +95,34 @@ func (s *Server) getTeam(c *call) (any, error) {
 	return teamOut(t), nil
 }
 
-// DELETE /teams/:team — refused while it owns apps.
+// DELETE /teams/:team — refused while it owns apps (403), or while
+// services or service instances refer to it (409, naming them: hand a
+// service over by granting another team and revoking this one; remove the
+// instances). The team's ID is never reused: a team created later under
+// the same name matches none of the old team's grants.
 func (s *Server) removeTeam(c *call) (any, error) {
 	t, err := s.teamForMember(c)
 	if err != nil {
 		return nil, err
+	}
+	if t.ID == "" {
+		if t, err = s.teamWithID(c.ctx(), t.Name); err != nil {
+			return nil, err
+		}
+	}
+	svcs, insts, err := s.teamHoldings(c.ctx(), t)
+	if err != nil {
+		return nil, err
+	}
+	if len(svcs) > 0 || len(insts) > 0 {
+		var what []string
+		if len(svcs) > 0 {
+			what = append(what, "service(s) "+quoteList(svcs)+" (hand them over: grant another team, then revoke this one)")
+		}
+		if len(insts) > 0 {
+			what = append(what, "service instance(s) "+quoteList(insts)+" (remove them)")
+		}
+		return nil, conflict("team %q still holds %s", t.Name, strings.Join(what, " and "))
 	}
 	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
 	if err != nil {
@@ -109,8 +133,23 @@ func (s *Server) removeTeam(c *call) (any, error) {
 			return nil, forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
 		}
 	}
-	if err := state.Delete(c.ctx(), s.store, state.TeamKey(t.Name)); err != nil {
+	// Deleted only if unchanged since the check (same ID, same members).
+	cur, idx, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t.Name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("team %q not found", t.Name)
+	}
+	if err != nil {
 		return nil, err
+	}
+	if cur.ID != t.ID {
+		return nil, conflict("team %q changed meanwhile; try again", t.Name)
+	}
+	ok, _, err := s.store.DeleteCAS(c.ctx(), state.TeamKey(t.Name), idx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, conflict("team %q changed meanwhile; try again", t.Name)
 	}
 	return nil, nil
 }

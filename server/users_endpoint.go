@@ -329,7 +329,10 @@ func (s *Server) resetPassword(c *call) (any, error) {
 // DELETE /users — remove the caller's account, its tokens, its team
 // memberships and its maintainer roles (so that whoever registers the email
 // next inherits nothing). Refused while the user still owns apps, or is the
-// last owner of one (they would be orphaned).
+// last owner of one (they would be orphaned). The service instances the
+// user created are handed to their teams (refused, 409, while one has no
+// team); ownership is checked by the user's ID, so the email registered
+// again owns none of them.
 func (s *Server) removeUser(c *call) (any, error) {
 	u, idx, err := s.currentUser(c)
 	if err != nil {
@@ -347,6 +350,13 @@ func (s *Server) removeUser(c *call) (any, error) {
 		if a.Maintainers[u.Email] == state.RoleOwner && owners(a) == 1 {
 			return nil, forbidden("you are the last owner of app %q: make someone else an owner or remove the app first", a.Name)
 		}
+	}
+	// Service instances the user created go to their teams; one with no
+	// team would be left to no one.
+	if lone, err := s.instancesWithoutTeam(c.ctx(), u); err != nil {
+		return nil, err
+	} else if len(lone) > 0 {
+		return nil, conflict("you own service instance(s) %s, which have no team to hand them to: remove them first", quoteList(lone))
 	}
 	ok, _, err := s.store.DeleteCAS(c.ctx(), state.UserKey(u.Email), idx)
 	if err != nil {
@@ -370,6 +380,7 @@ func (s *Server) removeUser(c *call) (any, error) {
 			}
 		}
 	}
+	note("service instances", u.Email, s.handOverInstances(c.ctx(), u))
 	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err

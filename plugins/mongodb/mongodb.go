@@ -10,7 +10,8 @@
 //
 // Settings:
 //
-//	uri                  admin connection string (default mongodb://127.0.0.1:27017)
+//	uri                  admin connection string (required: without it Configure
+//	                     fails "no target configured"; no default server)
 //	public_host          host given to apps (default: the first host of uri)
 //	public_port          port given to apps (default: that host's port, or 27017)
 //	meta_database        database holding the broker's state (default berth_broker)
@@ -105,7 +106,7 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 	}
 	uri := settings["uri"]
 	if uri == "" {
-		uri = "mongodb://127.0.0.1:27017"
+		return fmt.Errorf("%w: no target configured: the mongodb broker needs the uri setting (name an operator's broker_target)", broker.ErrBadRequest)
 	}
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil || len(cs.Hosts) == 0 {

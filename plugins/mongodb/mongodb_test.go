@@ -294,9 +294,13 @@ func TestBadSettings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := mongodb.New(nil)
-	for _, s := range []map[string]string{{"url": "x"}, {"uri": "http://x"}, {"allow_unscoped_users": "yes"}} {
+	for _, s := range []map[string]string{{"url": "x"}, {"uri": "http://x"}, {"uri": "mongodb://127.0.0.1:1", "allow_unscoped_users": "yes"}} {
 		if err := b.Configure(ctx, s); !errors.Is(err, broker.ErrBadRequest) {
 			t.Errorf("Configure(%v): err = %v, want ErrBadRequest", s, err)
 		}
+	}
+	// No server is assumed: without uri there is no target.
+	if err := b.Configure(ctx, nil); !errors.Is(err, broker.ErrBadRequest) || !strings.Contains(err.Error(), "no target configured") {
+		t.Errorf("no settings: err = %v, want ErrBadRequest \"no target configured\"", err)
 	}
 }

@@ -7,11 +7,13 @@
 // binding's user (and kills its sessions); Deprovision drops the database and
 // every user of the instance.
 //
-// Settings (from the service definition):
+// Settings (from the operator's broker_target, or a site admin's service
+// definition; without host and user Configure fails "no target configured",
+// so a service never lands on a local server as root by default):
 //
-//	host          admin connection host (default 127.0.0.1)
+//	host          admin connection host (required: no default server)
 //	port          admin connection port (default 3306)
-//	user          admin user (default root); needs CREATE USER, GRANT OPTION,
+//	user          admin user (required); needs CREATE USER, GRANT OPTION,
 //	              CREATE, DROP and PROCESS/CONNECTION ADMIN to kill sessions
 //	password      admin password (default empty)
 //	public_host   host given to apps in credentials (default: host)
@@ -113,7 +115,10 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 		}
 		return def
 	}
-	c := config{host: get("host", "127.0.0.1"), port: get("port", "3306"), user: get("user", "root"),
+	if settings["host"] == "" || settings["user"] == "" {
+		return fmt.Errorf("%w: no target configured: the mysql broker needs host and user settings (name an operator's broker_target)", broker.ErrBadRequest)
+	}
+	c := config{host: settings["host"], port: get("port", "3306"), user: settings["user"],
 		password: settings["password"], userHost: get("user_host", "%"), meta: get("meta_database", "berth_broker")}
 	c.publicHost, c.publicPort = get("public_host", c.host), get("public_port", c.port)
 	if _, err := strconv.ParseUint(c.port, 10, 16); err != nil {

@@ -204,13 +204,19 @@ func TestBadSettings(t *testing.T) {
 	if err := b.Configure(ctx, map[string]string{"hots": "x"}); !errors.Is(err, broker.ErrBadRequest) {
 		t.Errorf("unknown setting: err = %v, want ErrBadRequest", err)
 	}
-	if err := b.Configure(ctx, map[string]string{"port": "99999"}); !errors.Is(err, broker.ErrBadRequest) {
+	if err := b.Configure(ctx, map[string]string{"host": "127.0.0.1", "user": "root", "port": "99999"}); !errors.Is(err, broker.ErrBadRequest) {
 		t.Errorf("bad port: err = %v, want ErrBadRequest", err)
 	}
-	if err := b.Configure(ctx, map[string]string{"meta_database": "x`; drop"}); !errors.Is(err, broker.ErrBadRequest) {
+	if err := b.Configure(ctx, map[string]string{"host": "127.0.0.1", "user": "root", "meta_database": "x`; drop"}); !errors.Is(err, broker.ErrBadRequest) {
 		t.Errorf("bad meta_database: err = %v, want ErrBadRequest", err)
 	}
-	if err := b.Configure(ctx, map[string]string{"port": "1"}); !errors.Is(err, broker.ErrUnavailable) {
+	// No server is assumed: without host and user there is no target.
+	for _, s := range []map[string]string{nil, {"port": "3306"}, {"host": "127.0.0.1"}} {
+		if err := b.Configure(ctx, s); !errors.Is(err, broker.ErrBadRequest) || !strings.Contains(err.Error(), "no target configured") {
+			t.Errorf("Configure(%v): err = %v, want ErrBadRequest \"no target configured\"", s, err)
+		}
+	}
+	if err := b.Configure(ctx, map[string]string{"host": "127.0.0.1", "user": "root", "port": "1"}); !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("unreachable server: err = %v, want ErrUnavailable", err)
 	}
 	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: "x"}); !errors.Is(err, broker.ErrUnavailable) {

@@ -15,7 +15,8 @@
 //
 // Settings:
 //
-//	addr        admin address (default 127.0.0.1:6379)
+//	addr        admin address (required: without it Configure fails "no
+//	            target configured"; there is no default server)
 //	username    admin ACL user (default: the default user)
 //	password    admin password (default empty)
 //	public_host host given to apps (default: the host of addr)
@@ -97,7 +98,7 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 	}
 	c := config{addr: settings["addr"], meta: settings["meta_prefix"]}
 	if c.addr == "" {
-		c.addr = "127.0.0.1:6379"
+		return fmt.Errorf("%w: no target configured: the redis broker needs the addr setting (name an operator's broker_target)", broker.ErrBadRequest)
 	}
 	if c.meta == "" {
 		c.meta = "berth:broker"

@@ -175,6 +175,10 @@ func TestBadSettings(t *testing.T) {
 	if err := b.Configure(ctx, map[string]string{"adr": "x"}); !errors.Is(err, broker.ErrBadRequest) {
 		t.Errorf("unknown setting: err = %v, want ErrBadRequest", err)
 	}
+	// No server is assumed: without addr there is no target.
+	if err := b.Configure(ctx, nil); !errors.Is(err, broker.ErrBadRequest) || !strings.Contains(err.Error(), "no target configured") {
+		t.Errorf("no settings: err = %v, want ErrBadRequest \"no target configured\"", err)
+	}
 	if err := b.Configure(ctx, map[string]string{"addr": "nohostport"}); !errors.Is(err, broker.ErrBadRequest) {
 		t.Errorf("bad addr: err = %v, want ErrBadRequest", err)
 	}

@@ -43,6 +43,8 @@ type Config struct {
 	HTTP      *HTTP      `hcl:"http,block"`
 	Metrics   *Metrics   `hcl:"metrics,block"`
 
+	BrokerTargets []*BrokerTarget `hcl:"broker_target,block"`
+
 	// Source is the file the config was read from ("" for the embedded defaults).
 	Source string
 }
@@ -185,6 +187,21 @@ type Plugins struct {
 	CallTimeout string `hcl:"call_timeout,optional"`
 
 	CallTimeoutDur time.Duration
+}
+
+// BrokerTarget is a named backing server of a broker, with the admin
+// connection settings the broker gets. Tenants' services name a target
+// (`target: <name>` in the service YAML); only site admins may give
+// settings themselves. Credentials never sit in the file: secret_env maps
+// a setting to the environment variable holding it.
+type BrokerTarget struct {
+	Name      string            `hcl:"name,label"`
+	Broker    string            `hcl:"broker"`
+	Settings  map[string]string `hcl:"settings,optional"`
+	SecretEnv map[string]string `hcl:"secret_env,optional"`
+
+	// Resolved is Settings plus the values of SecretEnv (read at load).
+	Resolved map[string]string
 }
 
 // Reconcile configures the reconciler.
@@ -388,6 +405,9 @@ func (c *Config) finish() error {
 			return fmt.Errorf("admins: %q is not an email address", a)
 		}
 	}
+	if err := c.finishTargets(); err != nil {
+		return err
+	}
 	c.DataDir = filepath.Clean(c.DataDir)
 	return nil
 }
@@ -453,6 +473,75 @@ func (c *Config) finishLimits() error {
 	}
 	if c.Metrics == nil {
 		c.Metrics = &Metrics{}
+	}
+	return nil
+}
+
+// secretKey reports whether a setting name looks like a credential, which
+// belongs in secret_env rather than in the file.
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "secret", "token"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func validTargetName(n string) bool {
+	if n == "" || len(n) > 63 || n[0] == '-' {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) finishTargets() error {
+	seen := map[string]bool{}
+	for _, t := range c.BrokerTargets {
+		where := fmt.Sprintf("broker_target %q", t.Name)
+		if !validTargetName(t.Name) {
+			return fmt.Errorf("%s: the name must be 1-63 of [a-z0-9_-]", where)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%s: defined twice", where)
+		}
+		seen[t.Name] = true
+		if t.Broker == "" {
+			return fmt.Errorf("%s: broker is required", where)
+		}
+		t.Resolved = map[string]string{}
+		for k, v := range t.Settings {
+			if secretKey(k) {
+				return fmt.Errorf("%s: settings.%s looks like a credential: give it with secret_env = { %s = \"ENV_VAR\" }", where, k, k)
+			}
+			t.Resolved[k] = v
+		}
+		for k, env := range t.SecretEnv {
+			if _, dup := t.Settings[k]; dup {
+				return fmt.Errorf("%s: %s is both in settings and secret_env", where, k)
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return fmt.Errorf("%s: secret_env.%s: environment variable %s is not set", where, k, env)
+			}
+			t.Resolved[k] = v
+		}
+	}
+	return nil
+}
+
+// Target returns the broker target called name, or nil.
+func (c *Config) Target(name string) *BrokerTarget {
+	for _, t := range c.BrokerTargets {
+		if t.Name == name {
+			return t
+		}
 	}
 	return nil
 }

@@ -145,3 +145,58 @@ func TestLimitsHTTPMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokerTargets(t *testing.T) {
+	t.Setenv("BERTH_TEST_MYSQL_PW", "s3cret")
+	src := `
+broker_target "shared-mysql" {
+  broker     = "mysql"
+  settings   = { host = "127.0.0.1", port = 3306, user = "root" }
+  secret_env = { password = "BERTH_TEST_MYSQL_PW" }
+}
+broker_target "cache" {
+  broker   = "redis"
+  settings = { addr = "127.0.0.1:6379" }
+}
+`
+	c, err := Parse([]byte(src), "t.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Target("shared-mysql")
+	if m == nil || m.Broker != "mysql" || m.Resolved["host"] != "127.0.0.1" || m.Resolved["port"] != "3306" || m.Resolved["password"] != "s3cret" {
+		t.Fatalf("shared-mysql: %+v", m)
+	}
+	if m.Settings["password"] != "" {
+		t.Error("the secret is kept among the file's settings")
+	}
+	if c.Target("cache") == nil || c.Target("nosuch") != nil {
+		t.Error("Target lookup")
+	}
+	committed, err := Load(filepath.Join("..", "..", "config.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"local-mysql", "local-redis", "local-mongodb"} {
+		if committed.Target(name) == nil {
+			t.Errorf("committed config.hcl has no broker_target %q (make run's tour needs it)", name)
+		}
+	}
+}
+
+func TestBrokerTargetErrors(t *testing.T) {
+	os.Unsetenv("BERTH_TEST_UNSET_PW")
+	for src, want := range map[string]string{
+		"broker_target \"x\" {\n broker = \"mysql\"\n settings = { password = \"inline\" }\n}":                "secret_env",
+		"broker_target \"x\" {\n broker = \"mysql\"\n secret_env = { password = \"BERTH_TEST_UNSET_PW\" }\n}": "BERTH_TEST_UNSET_PW",
+		`broker_target "x" { settings = {} }`:                                                    "broker",
+		`broker_target "Bad/Name" { broker = "mysql" }`:                                          "name",
+		"broker_target \"x\" { broker = \"mysql\" }\nbroker_target \"x\" { broker = \"redis\" }": "twice",
+		"broker_target \"x\" {\n broker = \"redis\"\n bogus = 1\n}":                              "bogus",
+	} {
+		_, err := Parse([]byte(src), "t.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to mention %q", src, err, want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ package state
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +59,10 @@ func RoleRank(role string) int {
 
 // User is an account. Users are named by email.
 type User struct {
+	// ID is assigned once (at creation, or on first use for older records)
+	// and never reused: records that refer to a user keep it, so whoever
+	// registers the same email later is a different user.
+	ID           string    `json:"id,omitempty"`
 	Email        string    `json:"email"`
 	PasswordHash string    `json:"password_hash"`
 	Keys         []SSHKey  `json:"keys,omitempty"`
@@ -75,6 +81,9 @@ type SSHKey struct {
 
 // Team is a group of users that owns apps and is granted services.
 type Team struct {
+	// ID is assigned once and never reused (see User.ID): a team
+	// re-created under the same name does not match references to the old.
+	ID      string    `json:"id,omitempty"`
 	Name    string    `json:"name"`
 	Users   []string  `json:"users"`
 	Created time.Time `json:"created"`
@@ -120,6 +129,11 @@ type App struct {
 	// Resource instances: which resource and client app they serve.
 	Resource string `json:"resource,omitempty"`
 	Client   string `json:"client,omitempty"`
+	// The creation times of that resource and client app: an app
+	// registered again under either name is another app, which this
+	// instance does not serve (zero in records older than this field).
+	ResourceCreated time.Time `json:"resource_created,omitzero"`
+	ClientCreated   time.Time `json:"client_created,omitzero"`
 
 	// Desired state (the deploy engine reconciles the scheduler to it).
 	Deployed    bool                    `json:"deployed"`
@@ -160,6 +174,16 @@ type Event struct {
 	Target  string    `json:"target"`
 	Outcome string    `json:"outcome"`
 	Detail  string    `json:"detail,omitempty"`
+}
+
+// NewID returns a new random 128-bit identifier (hex). IDs of users and
+// teams are never reused.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // Get reads the record at key into a new T.
@@ -285,7 +309,14 @@ type Service struct {
 	Teams       []string          `json:"teams"` // teams granted access (owners included)
 	Doc         string            `json:"doc,omitempty"`
 	SettingKeys []string          `json:"setting_keys,omitempty"`
-	Created     time.Time         `json:"created"`
+	// Target names the operator's broker target (config broker_target)
+	// whose settings the broker gets; empty: the settings in Secrets
+	// (given by a site admin), if any.
+	Target  string    `json:"target,omitempty"`
+	Created time.Time `json:"created"`
+	// TeamIDs maps each team of OwnerTeams and Teams to the team's ID when
+	// it was granted: a team re-created under the same name does not match.
+	TeamIDs map[string]string `json:"team_ids,omitempty"`
 }
 
 // Service instance states.
@@ -306,6 +337,11 @@ type ServiceInstance struct {
 	State       string    `json:"state"`
 	Message     string    `json:"message,omitempty"`
 	Created     time.Time `json:"created"`
+	// OwnerID and TeamIDs are the IDs of Owner and of each of Teams when
+	// the instance was created: a re-registered email or a re-created team
+	// does not match them.
+	OwnerID string            `json:"owner_id,omitempty"`
+	TeamIDs map[string]string `json:"team_ids,omitempty"`
 }
 
 // Deploy states.
