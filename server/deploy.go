@@ -62,6 +62,14 @@ func (s *Server) unlockApp(ctx context.Context, app string, gen int64) {
 // generation, records the pending deploy and kicks the reconciler. The
 // answer is at once; progress is in GET /api/v1/apps/:app/ and its events.
 func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.changeAppWith(c, name, op, nil, fn)
+}
+
+// changeAppWith is changeApp with a step that writes Secrets (private
+// values) between taking the lease and committing the app record: an
+// operation refused for a held lease writes nothing, and when the commit
+// fails the secret write is undone (pre returns the undo).
+func (s *Server) changeAppWith(c *call, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	ctx := c.ctx()
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
@@ -71,8 +79,20 @@ func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error
 	if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 		return nil, nil, err
 	}
+	undo := func() {}
+	if pre != nil {
+		u, err := pre(ctx)
+		if err != nil {
+			s.unlockApp(ctx, name, -1)
+			return nil, nil, err
+		}
+		if u != nil {
+			undo = u
+		}
+	}
 	a, d, err := s.commitChange(ctx, name, holder, op, fn)
 	if err != nil {
+		undo()
 		s.unlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
