@@ -413,7 +413,13 @@ func (r *reconciler) syncRuntimeEnv(ctx context.Context, a *state.App, priv map[
 		}
 		return nil
 	}
-	_, err = r.s.secrets.Put(ctx, runtimeEnvPath(a.Name), priv)
+	ver := 0
+	if cur != nil {
+		ver = cur.Version
+	}
+	// Check-and-set: a concurrent writer (another server that believed it
+	// led) makes this pass fail and the app due again, never a lost write.
+	_, err = r.s.secrets.PutCAS(ctx, runtimeEnvPath(a.Name), priv, ver)
 	return err
 }
 
