@@ -106,9 +106,23 @@ func (s *Server) changeAppWith(c *call, name, op string, pre func(ctx context.Co
 // reconciler, woken by the app's change, always finds the deploy record of
 // that generation, with its operation and author. The caller holds the
 // lease.
+//
+// The deploy record carries the app's last running release (LastRunning)
+// from the previous record: it is read and written with check-and-set, so
+// a running state the reconciler records meanwhile is not lost. dfn (if
+// any) adjusts the new deploy record.
 func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.commitChangeWith(ctx, name, holder, op, fn, nil)
+}
+
+// commitChangeWith is commitChange with dfn adjusting the deploy record.
+func (s *Server) commitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
 	for attempt := 0; ; attempt++ {
 		a, idx, err := state.Get[state.App](ctx, s.store, state.AppKey(name))
+		if err != nil {
+			return nil, nil, err
+		}
+		prev, didx, err := s.getDeployIndex(ctx, name)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -120,13 +134,19 @@ func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn f
 		if !a.Deployed {
 			d.MetaVersion = ""
 		}
+		if prev != nil {
+			d.LastRunning = prev.LastRunning
+		}
+		if dfn != nil {
+			dfn(d)
+		}
 		l := &state.Lock{Holder: holder, Operation: op, Generation: a.Generation, Expires: time.Now().Add(s.cfg.Reconcile.LockTTLDur).UTC()}
 		ab, _ := json.Marshal(a)
 		db, _ := json.Marshal(d)
 		lb, _ := json.Marshal(l)
 		_, err = s.store.Txn(ctx, []backends.TxnOp{
 			{Verb: backends.TxnCAS, Key: state.AppKey(name), Value: ab, Index: idx},
-			{Verb: backends.TxnSet, Key: state.DeployKey(name), Value: db},
+			{Verb: backends.TxnCAS, Key: state.DeployKey(name), Value: db, Index: didx},
 			{Verb: backends.TxnSet, Key: state.LockKey(name), Value: lb},
 		})
 		if errors.Is(err, backends.ErrCASConflict) && attempt < 64 {
@@ -259,6 +279,7 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 		return nil, err
 	}
 	spec.PrivateEnv = priv
+	spec.ProgressDeadline, spec.AutoRevert = s.deployPolicy(a)
 	hasWeb := false
 	for _, p := range rel.Spec.Procs {
 		o := a.Procs[p.Name]
@@ -288,6 +309,20 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 		spec.Routes = append([]string(nil), a.Routes...)
 	}
 	return spec, nil
+}
+
+// deployPolicy is the app's progress deadline and auto_revert: its own
+// settings, else the reconciler's defaults.
+func (s *Server) deployPolicy(a *state.App) (time.Duration, bool) {
+	deadline := s.cfg.Reconcile.ProgressDeadlineDur
+	if d, err := time.ParseDuration(a.ProgressDeadline); err == nil && d > 0 {
+		deadline = d
+	}
+	revert := s.cfg.Reconcile.AutoRevert == nil || *s.cfg.Reconcile.AutoRevert
+	if a.AutoRevert != nil {
+		revert = *a.AutoRevert
+	}
+	return deadline, revert
 }
 
 // specHash fingerprints a spec (private values included, so a changed
