@@ -556,7 +556,7 @@ func (r *reconciler) progress(ctx context.Context) {
 				r.fail(ctx, a, d, st.Message)
 				continue
 			}
-		} else if d.AutoRevert && d.LastRunning != "" && st.MetaVersion == d.LastRunning && d.Generation == a.Generation {
+		} else if d.State == state.DeployDeploying && d.AutoRevert && d.LastRunning != "" && st.MetaVersion == d.LastRunning && d.Generation == a.Generation {
 			// The scheduler reverted on its own (Nomad's auto_revert):
 			// the deploy failed; record it and make the reverted
 			// version the desired one.
