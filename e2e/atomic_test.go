@@ -154,35 +154,43 @@ func TestEnvRefusedChangesNothing(t *testing.T) {
 				"envs": []map[string]any{{"name": "SECRET", "value": good, "public": false}}}).want(t, http.StatusAccepted)
 			b.waitRunning(t, u, app, generationOf(t, r))
 
-			// A slow deploy (its instance is ready after 8s) holds the lease.
-			mv2 := metaVersion()
-			b.push(t, u, app, webRelease(mv2, bin, 1, "WEBAPP_START_DELAY=8s"))
-			r = b.operate(t, "PUT", "/api/v1/apps/"+app, u, map[string]any{"meta_version": mv2}).want(t, http.StatusAccepted)
-			slowGen := generationOf(t, r)
+			// Each refused operation in turn: a slow deploy (its instance is
+			// ready after 8s) holds the lease, the env change is refused with
+			// 409, and once the deploy is done a restart shows the value the
+			// refused change must not have touched.
 			bad := "bad-" + randHex(8)
 			b.remember(bad, "a refused private env value")
-			set := b.do(t, "POST", "/apps/"+app+"/env", u, map[string]any{
-				"envs": []map[string]any{{"name": "SECRET", "value": bad, "public": false}}})
-			unset := b.do(t, "DELETE", "/apps/"+app+"/env?env=SECRET", u, nil)
-			if set.Code != http.StatusConflict || unset.Code != http.StatusConflict {
-				t.Fatalf("while a deploy runs: env-set %d, env-unset %d; want 409 both (set: %s; unset: %s)", set.Code, unset.Code, set, unset)
+			refused := []struct {
+				what, method, path string
+				body               any
+			}{
+				{"env-set", "POST", "/apps/" + app + "/env", map[string]any{"envs": []map[string]any{{"name": "SECRET", "value": bad, "public": false}}}},
+				{"env-unset", "DELETE", "/apps/" + app + "/env?env=SECRET", nil},
 			}
-			b.waitRunningWithin(t, u, app, slowGen, 60*time.Second, 100*time.Millisecond)
-
-			r = b.operate(t, "GET", "/apps/"+app+"/restart", u, nil).want(t, http.StatusOK)
-			v := b.waitRunningWithin(t, u, app, generationOf(t, r), 60*time.Second, 100*time.Millisecond)
-			pids := ps.note(t, app, v.Procs[0].Instances)
-			if len(pids) != 1 {
-				t.Fatalf("instances: %+v", v.Procs[0].Instances)
-			}
-			switch got := procEnviron(t, pids[0])["SECRET"]; got {
-			case good:
-			case bad:
-				t.Errorf("the env-set refused with 409 changed the private value: the restarted process sees the refused value")
-			case "":
-				t.Errorf("the env-unset refused with 409 removed the private value: the restarted process has no SECRET")
-			default:
-				t.Errorf("the restarted process sees an unexpected SECRET value")
+			for _, op := range refused {
+				mv := metaVersion()
+				b.push(t, u, app, webRelease(mv, bin, 1, "WEBAPP_START_DELAY=8s"))
+				r = b.operate(t, "PUT", "/api/v1/apps/"+app, u, map[string]any{"meta_version": mv}).want(t, http.StatusAccepted)
+				slowGen := generationOf(t, r)
+				if got := b.do(t, op.method, op.path, u, op.body); got.Code != http.StatusConflict {
+					t.Fatalf("%s while a deploy runs: %s, want 409", op.what, got)
+				}
+				b.waitRunningWithin(t, u, app, slowGen, 60*time.Second, 100*time.Millisecond)
+				r = b.operate(t, "GET", "/apps/"+app+"/restart", u, nil).want(t, http.StatusOK)
+				v := b.waitRunningWithin(t, u, app, generationOf(t, r), 60*time.Second, 100*time.Millisecond)
+				pids := ps.note(t, app, v.Procs[0].Instances)
+				if len(pids) != 1 {
+					t.Fatalf("instances: %+v", v.Procs[0].Instances)
+				}
+				switch got := procEnviron(t, pids[0])["SECRET"]; got {
+				case good:
+				case bad:
+					t.Errorf("the %s refused with 409 changed the private value: the restarted process sees the refused value", op.what)
+				case "":
+					t.Errorf("the %s refused with 409 removed the private value: the restarted process has no SECRET", op.what)
+				default:
+					t.Errorf("after the refused %s the restarted process sees an unexpected SECRET value", op.what)
+				}
 			}
 		})
 	}
