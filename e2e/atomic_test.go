@@ -13,8 +13,9 @@ import (
 )
 
 // atomicVariants are the backends the atomicity tests run on: the embedded
-// sealed Secrets and Vault KV v2 (with Consul as the Store).
-var atomicVariants = []backendVariant{backendVariants[0], backendVariants[3]}
+// sealed Secrets (on bolt and on Consul) and Vault KV v2 (with Consul as
+// the Store).
+var atomicVariants = []backendVariant{backendVariants[0], backendVariants[1], backendVariants[3]}
 
 // TestPrivateEnvConcurrentWrites: 50 users' worth of parallel private
 // env-sets of distinct keys, on an app that is not deployed and then on a

@@ -21,11 +21,13 @@ func unhealthyRelease(mv, bin string) map[string]any {
 
 // deadlineView is GET /api/v1/apps/:app/ with the deploy record's deadline fields.
 type deadlineView struct {
-	MetaVersion string `json:"meta_version"`
-	State       string `json:"state"`
-	Message     string `json:"message"`
-	Operation   string `json:"operation"`
-	Deploy      *struct {
+	MetaVersion      string `json:"meta_version"`
+	ProgressDeadline string `json:"progress_deadline"`
+	AutoRevert       bool   `json:"auto_revert"`
+	State            string `json:"state"`
+	Message          string `json:"message"`
+	Operation        string `json:"operation"`
+	Deploy           *struct {
 		Generation int64  `json:"generation"`
 		State      string `json:"state"`
 		Operation  string `json:"operation"`
@@ -92,6 +94,9 @@ func TestDeployProgressDeadline(t *testing.T) {
 		if !strings.Contains(v.Message, "progress deadline") || !strings.Contains(v.Message, "web.0") || !strings.Contains(v.Message, "503") {
 			t.Errorf("the failure message does not say the deadline passed and which instance was unhealthy: %q", v.Message)
 		}
+		if v.ProgressDeadline != "5s" || v.AutoRevert {
+			t.Errorf("the app shows progress_deadline %q auto_revert %v, want the 5s and false it was deployed with", v.ProgressDeadline, v.AutoRevert)
+		}
 		if v.MetaVersion != v2 {
 			t.Errorf("without auto_revert the app's desired version is %s, want %s (no revert)", v.MetaVersion, v2)
 		}
@@ -121,6 +126,9 @@ func TestDeployProgressDeadline(t *testing.T) {
 		if !strings.Contains(v.Operation, "revert") || v.Deploy.Reverted == nil || v.Deploy.Reverted.MetaVersion != v2 ||
 			v.Deploy.Reverted.Generation != gen || !strings.Contains(v.Deploy.Reverted.Message, "progress deadline") {
 			t.Errorf("the revert is not recorded as such: operation %q, reverted %+v", v.Operation, v.Deploy.Reverted)
+		}
+		if v.ProgressDeadline != "5s" || !v.AutoRevert {
+			t.Errorf("the app shows progress_deadline %q auto_revert %v, want 5s and the default true", v.ProgressDeadline, v.AutoRevert)
 		}
 		ps.note(t, app, b.proc(t, u, app, "web").Instances)
 		b.routed(t, appHost(app), "version one after the revert", func(a webAnswer) bool { return a.Version == "one" })

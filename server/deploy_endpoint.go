@@ -50,6 +50,9 @@ type deployedView struct {
 	Resource    string        `json:"resource,omitempty"`
 	Client      string        `json:"client,omitempty"`
 	Deploy      *state.Deploy `json:"deploy,omitempty"`
+	// The app's deploy policy in effect (its own, else the defaults).
+	ProgressDeadline string `json:"progress_deadline"`
+	AutoRevert       bool   `json:"auto_revert"`
 }
 
 // deployedOut is the LAIN view of a deployed app: each proc with its
@@ -59,6 +62,8 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 	if v.Routes == nil {
 		v.Routes = []string{}
 	}
+	deadline, revert := s.deployPolicy(a)
+	v.ProgressDeadline, v.AutoRevert = deadline.String(), revert
 	d, err := s.getDeploy(c.ctx(), a.Name)
 	if err != nil {
 		return nil, err

@@ -619,7 +619,10 @@ func (r *reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, ms
 		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), cur, idx)
 	}
 	lease, _, err := state.Get[state.Lock](ctx, r.s.store, state.LockKey(a.Name))
-	if err != nil || lease.Generation != a.Generation {
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return // retried at the next progress check
+	}
+	if err == nil && lease.Generation != a.Generation && time.Now().Before(lease.Expires) {
 		return // another operation owns the app now
 	}
 	gen := a.Generation
