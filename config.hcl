@@ -128,6 +128,16 @@ plugins {
 reconciler {
   interval = "30s"
   lock_ttl = "2m"
+  # A deploy (new version, scale, env change, restart...) that is not healthy
+  # within progress_deadline is failed, with the unhealthy instances in its
+  # message, and its lease is released. With auto_revert the app then goes
+  # back to its last release that reached running (a recorded "auto-revert"
+  # operation). Both are defaults: an app sets its own with
+  # {"progress_deadline": "90s", "auto_revert": false} in the body of
+  # POST /api/v1/apps/ or PUT /api/v1/apps/:app/. On Nomad they are rendered
+  # into each group's update block (progress_deadline, auto_revert).
+  progress_deadline = "5m"
+  auto_revert       = true
 }
 
 # Broker targets: the backing servers service brokers provision on, with

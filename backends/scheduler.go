@@ -40,6 +40,12 @@ type AppSpec struct {
 	SecretPath string
 	// Routes are the host names the router sends to this app's web proc.
 	Routes []string
+	// ProgressDeadline is how long a deployment may take to become healthy
+	// (0: the scheduler's default); AutoRevert asks the scheduler to go
+	// back to the previous version when a deployment fails, if it can
+	// (Nomad's update block). Berth enforces both itself as well.
+	ProgressDeadline time.Duration
+	AutoRevert       bool
 }
 
 // Instance states.

@@ -1,6 +1,13 @@
 package backends
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrCASMismatch is returned by Secrets.PutCAS when the secret's latest
+// version is not the one the caller expected.
+var ErrCASMismatch = errors.New("secret version mismatch (check-and-set)")
 
 // Secret is one versioned secret: a small map of string values.
 type Secret struct {
@@ -16,6 +23,11 @@ type Secret struct {
 type Secrets interface {
 	// Put writes a new version of the secret at path and returns its number.
 	Put(ctx context.Context, path string, data map[string]string) (int, error)
+	// PutCAS writes a new version of the secret at path only if its latest
+	// version is still version (0: only if the path holds no secret), in
+	// one atomic step, and returns the new version's number. Otherwise it
+	// writes nothing and returns an error matching ErrCASMismatch.
+	PutCAS(ctx context.Context, path string, data map[string]string, version int) (int, error)
 	// Get reads a version of the secret at path (0 = the latest). A missing
 	// path or version is ErrNotFound.
 	Get(ctx context.Context, path string, version int) (*Secret, error)

@@ -62,6 +62,14 @@ func (s *Server) unlockApp(ctx context.Context, app string, gen int64) {
 // generation, records the pending deploy and kicks the reconciler. The
 // answer is at once; progress is in GET /api/v1/apps/:app/ and its events.
 func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.changeAppWith(c, name, op, nil, fn)
+}
+
+// changeAppWith is changeApp with a step that writes Secrets (private
+// values) between taking the lease and committing the app record: an
+// operation refused for a held lease writes nothing, and when the commit
+// fails the secret write is undone (pre returns the undo).
+func (s *Server) changeAppWith(c *call, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	ctx := c.ctx()
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
@@ -71,8 +79,20 @@ func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error
 	if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 		return nil, nil, err
 	}
+	undo := func() {}
+	if pre != nil {
+		u, err := pre(ctx)
+		if err != nil {
+			s.unlockApp(ctx, name, -1)
+			return nil, nil, err
+		}
+		if u != nil {
+			undo = u
+		}
+	}
 	a, d, err := s.commitChange(ctx, name, holder, op, fn)
 	if err != nil {
+		undo()
 		s.unlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
@@ -86,9 +106,23 @@ func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error
 // reconciler, woken by the app's change, always finds the deploy record of
 // that generation, with its operation and author. The caller holds the
 // lease.
+//
+// The deploy record carries the app's last running release (LastRunning)
+// from the previous record: it is read and written with check-and-set, so
+// a running state the reconciler records meanwhile is not lost. dfn (if
+// any) adjusts the new deploy record.
 func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.commitChangeWith(ctx, name, holder, op, fn, nil)
+}
+
+// commitChangeWith is commitChange with dfn adjusting the deploy record.
+func (s *Server) commitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
 	for attempt := 0; ; attempt++ {
 		a, idx, err := state.Get[state.App](ctx, s.store, state.AppKey(name))
+		if err != nil {
+			return nil, nil, err
+		}
+		prev, didx, err := s.getDeployIndex(ctx, name)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -100,13 +134,19 @@ func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn f
 		if !a.Deployed {
 			d.MetaVersion = ""
 		}
+		if prev != nil {
+			d.LastRunning = prev.LastRunning
+		}
+		if dfn != nil {
+			dfn(d)
+		}
 		l := &state.Lock{Holder: holder, Operation: op, Generation: a.Generation, Expires: time.Now().Add(s.cfg.Reconcile.LockTTLDur).UTC()}
 		ab, _ := json.Marshal(a)
 		db, _ := json.Marshal(d)
 		lb, _ := json.Marshal(l)
 		_, err = s.store.Txn(ctx, []backends.TxnOp{
 			{Verb: backends.TxnCAS, Key: state.AppKey(name), Value: ab, Index: idx},
-			{Verb: backends.TxnSet, Key: state.DeployKey(name), Value: db},
+			{Verb: backends.TxnCAS, Key: state.DeployKey(name), Value: db, Index: didx},
 			{Verb: backends.TxnSet, Key: state.LockKey(name), Value: lb},
 		})
 		if errors.Is(err, backends.ErrCASConflict) && attempt < 64 {
@@ -239,6 +279,7 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 		return nil, err
 	}
 	spec.PrivateEnv = priv
+	spec.ProgressDeadline, spec.AutoRevert = s.deployPolicy(a)
 	hasWeb := false
 	for _, p := range rel.Spec.Procs {
 		o := a.Procs[p.Name]
@@ -268,6 +309,20 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 		spec.Routes = append([]string(nil), a.Routes...)
 	}
 	return spec, nil
+}
+
+// deployPolicy is the app's progress deadline and auto_revert: its own
+// settings, else the reconciler's defaults.
+func (s *Server) deployPolicy(a *state.App) (time.Duration, bool) {
+	deadline := s.cfg.Reconcile.ProgressDeadlineDur
+	if d, err := time.ParseDuration(a.ProgressDeadline); err == nil && d > 0 {
+		deadline = d
+	}
+	revert := s.cfg.Reconcile.AutoRevert == nil || *s.cfg.Reconcile.AutoRevert
+	if a.AutoRevert != nil {
+		revert = *a.AutoRevert
+	}
+	return deadline, revert
 }
 
 // specHash fingerprints a spec (private values included, so a changed

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/server/config"
 	"github.com/berthpaas/berth/server/names"
 	"github.com/berthpaas/berth/server/release"
 	"github.com/berthpaas/berth/server/state"
@@ -48,6 +50,9 @@ type deployedView struct {
 	Resource    string        `json:"resource,omitempty"`
 	Client      string        `json:"client,omitempty"`
 	Deploy      *state.Deploy `json:"deploy,omitempty"`
+	// The app's deploy policy in effect (its own, else the defaults).
+	ProgressDeadline string `json:"progress_deadline"`
+	AutoRevert       bool   `json:"auto_revert"`
 }
 
 // deployedOut is the LAIN view of a deployed app: each proc with its
@@ -57,6 +62,8 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 	if v.Routes == nil {
 		v.Routes = []string{}
 	}
+	deadline, revert := s.deployPolicy(a)
+	v.ProgressDeadline, v.AutoRevert = deadline.String(), revert
 	d, err := s.getDeploy(c.ctx(), a.Name)
 	if err != nil {
 		return nil, err
@@ -153,11 +160,15 @@ func (s *Server) getDeployed(c *call) (any, error) {
 func (s *Server) deployApp(c *call) (any, error) {
 	var in struct {
 		AppName string `json:"appname"`
+		deployPolicyIn
 	}
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
 	if err := names.App(in.AppName); err != nil {
+		return nil, err
+	}
+	if err := in.check(); err != nil {
 		return nil, err
 	}
 	c.target = in.AppName
@@ -172,12 +183,39 @@ func (s *Server) deployApp(c *call) (any, error) {
 	if rel == nil {
 		return nil, badRequest("app %q has no pushed release: push one first (POST /api/v1/repos/%s/push/)", a.Name, a.Name)
 	}
-	return s.deployVersion(c, a, rel)
+	return s.deployVersion(c, a, rel, in.deployPolicyIn)
+}
+
+// deployPolicyIn is the optional per-app deploy policy a deploy request
+// may set; it is kept on the app for its later operations.
+type deployPolicyIn struct {
+	ProgressDeadline *string `json:"progress_deadline"`
+	AutoRevert       *bool   `json:"auto_revert"`
+}
+
+func (p deployPolicyIn) check() error {
+	if p.ProgressDeadline == nil || *p.ProgressDeadline == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(*p.ProgressDeadline)
+	if err != nil || d < config.MinProgressDeadline || d > config.MaxProgressDeadline {
+		return badRequest("progress_deadline must be a duration between %v and %v (e.g. \"90s\", \"5m\")", config.MinProgressDeadline, config.MaxProgressDeadline)
+	}
+	return nil
+}
+
+func (p deployPolicyIn) apply(x *state.App) {
+	if p.ProgressDeadline != nil {
+		x.ProgressDeadline = *p.ProgressDeadline // "" goes back to the default
+	}
+	if p.AutoRevert != nil {
+		x.AutoRevert = p.AutoRevert
+	}
 }
 
 // deployVersion makes rel the app's desired version, creating the
 // resource instances it uses.
-func (s *Server) deployVersion(c *call, a *state.App, rel *state.Release) (any, error) {
+func (s *Server) deployVersion(c *call, a *state.App, rel *state.Release, policy deployPolicyIn) (any, error) {
 	if a.AppType == state.AppTypeResource {
 		// A resource is deployed per client, as resource instances.
 		return nil, badRequest("app %q is a resource: it is deployed as resource instances of the apps that use it", a.Name)
@@ -193,6 +231,7 @@ func (s *Server) deployVersion(c *call, a *state.App, rel *state.Release) (any, 
 	na, d, err := s.changeApp(c, a.Name, op, func(x *state.App) error {
 		x.Deployed = true
 		x.MetaVersion = rel.MetaVersion
+		policy.apply(x)
 		return nil
 	})
 	if err != nil {
@@ -213,11 +252,15 @@ func (s *Server) updateDeployed(c *call) (any, error) {
 	}
 	var in struct {
 		MetaVersion string `json:"meta_version"`
+		deployPolicyIn
 	}
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
 	if err := names.MetaVersion(in.MetaVersion); err != nil {
+		return nil, err
+	}
+	if err := in.check(); err != nil {
 		return nil, err
 	}
 	rel, _, err := state.Get[state.Release](c.ctx(), s.store, state.ReleaseKey(a.Name, in.MetaVersion))
@@ -227,7 +270,7 @@ func (s *Server) updateDeployed(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.deployVersion(c, a, rel)
+	return s.deployVersion(c, a, rel, in.deployPolicyIn)
 }
 
 // DELETE /api/v1/apps/:app/ — undeploy, keeping the registration.

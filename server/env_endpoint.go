@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -104,14 +105,19 @@ func (s *Server) setEnv(c *call) (any, error) {
 		return nil, err
 	}
 	priv := map[string]string{}
+	var pubNames []string
 	for _, e := range list {
 		if !*e.Public {
 			priv[e.Name] = e.Value
+		} else {
+			pubNames = append(pubNames, e.Name)
 		}
 	}
-	if len(priv) > 0 {
-		if err := s.mergePrivate(c, a.Name, priv, nil); err != nil {
-			return nil, err
+	var secret func(ctx context.Context) (func(), error)
+	if len(priv) > 0 || len(pubNames) > 0 {
+		// A variable made public drops its private value.
+		secret = func(ctx context.Context) (func(), error) {
+			return s.mergeSecret(ctx, envSecretPath(a.Name), priv, pubNames)
 		}
 	}
 	apply := func(x *state.App) error {
@@ -133,46 +139,35 @@ func (s *Server) setEnv(c *call) (any, error) {
 		sort.Slice(x.Env, func(i, j int) bool { return x.Env[i].Name < x.Env[j].Name })
 		return nil
 	}
-	return s.envChange(c, a, "set env", noRestart, apply)
+	return s.envChange(c, a, "set env", noRestart, secret, apply)
 }
 
 // envChange applies an env change: through the deploy lease and a
-// redeploy when the app is deployed, directly otherwise.
-func (s *Server) envChange(c *call, a *state.App, op string, noRestart bool, apply func(x *state.App) error) (any, error) {
+// redeploy when the app is deployed, directly otherwise. secret (if any)
+// writes the private values with check-and-set: after the lease is taken
+// on the redeploy path (a 409 writes nothing), before the app record
+// otherwise; it is undone when the app record cannot be written.
+func (s *Server) envChange(c *call, a *state.App, op string, noRestart bool, secret func(ctx context.Context) (func(), error), apply func(x *state.App) error) (any, error) {
 	if a.Deployed && !noRestart {
-		na, d, err := s.changeApp(c, a.Name, op, apply)
+		na, d, err := s.changeAppWith(c, a.Name, op, secret, apply)
 		if err != nil {
 			return nil, err
 		}
 		return accepted(na, d, nil), nil
 	}
+	undo := func() {}
+	if secret != nil {
+		u, err := secret(c.ctx())
+		if err != nil {
+			return nil, err
+		}
+		undo = u
+	}
 	if _, _, err := state.Update(c.ctx(), s.store, state.AppKey(a.Name), apply); err != nil {
+		undo()
 		return nil, err
 	}
 	return nil, nil
-}
-
-// mergePrivate writes private values (and removes names in del) in the
-// app's env secret.
-func (s *Server) mergePrivate(c *call, app string, set map[string]string, del []string) error {
-	cur := map[string]string{}
-	sec, err := s.secrets.Get(c.ctx(), envSecretPath(app), 0)
-	if err == nil {
-		cur = sec.Data
-	} else if !errors.Is(err, backends.ErrNotFound) {
-		return err
-	}
-	for k, v := range set {
-		cur[k] = v
-	}
-	for _, k := range del {
-		delete(cur, k)
-	}
-	if len(cur) == 0 {
-		return s.secrets.Delete(c.ctx(), envSecretPath(app))
-	}
-	_, err = s.secrets.Put(c.ctx(), envSecretPath(app), cur)
-	return err
 }
 
 // DELETE /apps/:app/env?env=NAME[&env=NAME2] (or a body {"names":[...]}).
@@ -207,10 +202,10 @@ func (s *Server) unsetEnv(c *call) (any, error) {
 			return nil, notFound("app %q has no variable %s", a.Name, n)
 		}
 	}
-	if err := s.mergePrivate(c, a.Name, nil, namesList); err != nil {
-		return nil, err
+	secret := func(ctx context.Context) (func(), error) {
+		return s.mergeSecret(ctx, envSecretPath(a.Name), nil, namesList)
 	}
-	return s.envChange(c, a, "unset env", noRestart, func(x *state.App) error {
+	return s.envChange(c, a, "unset env", noRestart, secret, func(x *state.App) error {
 		out := x.Env[:0]
 		for _, v := range x.Env {
 			if !contains(namesList, v.Name) {

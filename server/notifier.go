@@ -77,11 +77,17 @@ func (n *notifier) hmacKey(ctx context.Context) ([]byte, error) {
 	sec, err := n.s.secrets.Get(ctx, notifySecretPath, 0)
 	if errors.Is(err, backends.ErrNotFound) {
 		k := newSecret(32)
-		if _, err := n.s.secrets.Put(ctx, notifySecretPath, map[string]string{"key": k}); err != nil {
+		// Created only if absent: two servers starting together must not
+		// each keep a key of their own.
+		_, err = n.s.secrets.PutCAS(ctx, notifySecretPath, map[string]string{"key": k}, 0)
+		if err == nil {
+			n.key = []byte(k)
+			return n.key, nil
+		}
+		if !errors.Is(err, backends.ErrCASMismatch) {
 			return nil, err
 		}
-		n.key = []byte(k)
-		return n.key, nil
+		sec, err = n.s.secrets.Get(ctx, notifySecretPath, 0)
 	}
 	if err != nil {
 		return nil, err

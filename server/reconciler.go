@@ -413,7 +413,13 @@ func (r *reconciler) syncRuntimeEnv(ctx context.Context, a *state.App, priv map[
 		}
 		return nil
 	}
-	_, err = r.s.secrets.Put(ctx, runtimeEnvPath(a.Name), priv)
+	ver := 0
+	if cur != nil {
+		ver = cur.Version
+	}
+	// Check-and-set: a concurrent writer (another server that believed it
+	// led) makes this pass fail and the app due again, never a lost write.
+	_, err = r.s.secrets.PutCAS(ctx, runtimeEnvPath(a.Name), priv, ver)
 	return err
 }
 
@@ -451,7 +457,26 @@ func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
 		d.Operation = "heal"
 	}
 	d.State, d.Message, d.Updated = st, "", time.Now().UTC()
+	if st == state.DeployDeploying {
+		// The progress deadline runs from the submit; the lease lasts
+		// at least until then.
+		deadline, revert := r.s.deployPolicy(a)
+		at := d.Updated.Add(deadline)
+		d.Deadline, d.AutoRevert = &at, revert
+		r.extendLease(ctx, a, at.Add(5*time.Second))
+	}
 	_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
+}
+
+// extendLease makes the app's lease of a's generation last until at, if
+// it is held for that generation and would expire earlier.
+func (r *reconciler) extendLease(ctx context.Context, a *state.App, at time.Time) {
+	l, idx, err := state.Get[state.Lock](ctx, r.s.store, state.LockKey(a.Name))
+	if err != nil || l.Generation != a.Generation || !l.Expires.Before(at) || time.Now().After(l.Expires) {
+		return
+	}
+	l.Expires = at.UTC()
+	_, _ = state.Put(ctx, r.s.store, state.LockKey(a.Name), l, idx)
 }
 
 // finish ends the current operation with a final state: it releases the
@@ -477,6 +502,9 @@ func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
 		d.State, d.Message, d.Generation, d.Updated = st, msg, a.Generation, time.Now().UTC()
 		if a.Deployed {
 			d.MetaVersion = a.MetaVersion
+		}
+		if st == state.DeployRunning && a.Deployed {
+			d.LastRunning = a.MetaVersion
 		}
 		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
 	}
@@ -516,17 +544,107 @@ func (r *reconciler) progress(ctx context.Context) {
 			continue // the next pass handles it
 		}
 		st, err := r.s.sched.Status(ctx, name)
-		if err != nil || st.MetaVersion != a.MetaVersion {
+		if err != nil {
 			continue
 		}
-		switch st.Deployment {
-		case state.DeployRunning:
-			r.finish(ctx, a, state.DeployRunning, "")
-		case state.DeployFailed:
-			r.finish(ctx, a, state.DeployFailed, st.Message)
+		if st.MetaVersion == a.MetaVersion {
+			switch st.Deployment {
+			case state.DeployRunning:
+				r.finish(ctx, a, state.DeployRunning, "")
+				continue
+			case state.DeployFailed:
+				r.fail(ctx, a, d, st.Message)
+				continue
+			}
+		} else if d.State == state.DeployDeploying && d.AutoRevert && d.LastRunning != "" && st.MetaVersion == d.LastRunning && d.Generation == a.Generation {
+			// The scheduler reverted on its own (Nomad's auto_revert):
+			// the deploy failed; record it and make the reverted
+			// version the desired one.
+			msg := fmt.Sprintf("the scheduler reverted to %s", st.MetaVersion)
+			if st.Message != "" {
+				msg += ": " + st.Message
+			}
+			r.fail(ctx, a, d, msg)
+			continue
+		}
+		if d.State == state.DeployDeploying && d.Deadline != nil && d.Generation == a.Generation && time.Now().After(*d.Deadline) {
+			r.fail(ctx, a, d, deadlineMessage(d, st))
 		}
 	}
 }
+
+// deadlineMessage says that the progress deadline passed, and which
+// instances were not healthy then.
+func deadlineMessage(d *state.Deploy, st *backends.AppStatus) string {
+	var bad []string
+	for _, in := range st.Instances {
+		if in.State == backends.StateRunning && in.Message == "" || in.State == backends.StateComplete {
+			continue
+		}
+		s := fmt.Sprintf("%s.%d %s", in.Proc, in.Index, in.State)
+		if in.Message != "" {
+			s += " (" + in.Message + ")"
+		}
+		bad = append(bad, s)
+	}
+	took := d.Deadline.Sub(d.Updated).Round(time.Second)
+	msg := fmt.Sprintf("progress deadline passed: the deploy was not healthy within %v", took)
+	if len(bad) > 0 {
+		msg += "; unhealthy instances: " + strings.Join(bad, ", ")
+	}
+	return msg
+}
+
+// fail ends the app's deploy as failed with msg. With auto_revert, and a
+// last running release other than the failed one, the app is reverted to
+// it: the failed state is recorded, then a new operation ("auto-revert to
+// <version>", with the failed deploy in its record's "reverted") takes
+// the lease over from the failed one in the same transaction as the app
+// record, so no other operation can slip in between. Otherwise the lease
+// is released.
+func (r *reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, msg string) {
+	target := d.LastRunning
+	if !d.AutoRevert || target == "" || target == a.MetaVersion || !a.Deployed {
+		r.finish(ctx, a, state.DeployFailed, msg)
+		return
+	}
+	if _, _, err := state.Get[state.Release](ctx, r.s.store, state.ReleaseKey(a.Name, target)); err != nil {
+		r.finish(ctx, a, state.DeployFailed, msg+fmt.Sprintf("; not reverted: release %s is gone", target))
+		return
+	}
+	failed := &state.Reverted{Generation: a.Generation, MetaVersion: a.MetaVersion, Message: msg}
+	// Record the failure (the lease stays with this generation).
+	if cur, idx, err := r.s.getDeployIndex(ctx, a.Name); err == nil && cur != nil && cur.Generation == a.Generation {
+		cur.State, cur.Message, cur.Updated = state.DeployFailed, msg+"; reverting to "+target, time.Now().UTC()
+		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), cur, idx)
+	}
+	lease, _, err := state.Get[state.Lock](ctx, r.s.store, state.LockKey(a.Name))
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return // retried at the next progress check
+	}
+	if err == nil && lease.Generation != a.Generation && time.Now().Before(lease.Expires) {
+		return // another operation owns the app now
+	}
+	gen := a.Generation
+	_, _, err = r.s.commitChangeWith(ctx, a.Name, "berth (auto_revert)", "auto-revert to "+target, func(x *state.App) error {
+		if x.Generation != gen || !x.Deployed {
+			return errRevertRaced
+		}
+		x.MetaVersion = target
+		return nil
+	}, func(nd *state.Deploy) { nd.Reverted = failed })
+	if err != nil {
+		if !errors.Is(err, errRevertRaced) {
+			r.s.log.Named("reconciler").Warn("auto-revert failed", "app", a.Name, "to", target, "error", err)
+			r.finish(ctx, a, state.DeployFailed, msg+"; the revert to "+target+" failed: "+err.Error())
+		}
+		return
+	}
+	r.s.log.Named("reconciler").Info("deploy failed; reverted", "app", a.Name, "from", a.MetaVersion, "to", target, "reason", msg)
+	r.kick(a.Name)
+}
+
+var errRevertRaced = errors.New("the app changed meanwhile")
 
 // trackUnderway adds every app whose deploy record is pending or deploying
 // to the apps progress follows (after a full pass).

@@ -203,7 +203,12 @@ func (s *Server) bind(ctx context.Context, svc *state.Service, inst *state.Servi
 			s.log.Warn("bind undo: unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
 		}
 	}
-	if _, err := s.secrets.Put(ctx, bindingPath(app.Name, inst.Name), resp.Credentials); err != nil {
+	// Created only if absent: a binding's credentials are never replaced
+	// (and then removed by this saga's undo) by a concurrent bind.
+	if _, err := s.secrets.PutCAS(ctx, bindingPath(app.Name, inst.Name), resp.Credentials, 0); err != nil {
+		if errors.Is(err, backends.ErrCASMismatch) {
+			return nil, conflict("service instance %q is already bound to app %q", inst.Name, app.Name)
+		}
 		undoBroker()
 		return nil, err
 	}
@@ -334,7 +339,7 @@ func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
 				var resp *broker.BindResponse
 				resp, err = b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app), AppName: app})
 				if err == nil {
-					_, err = s.secrets.Put(ctx, bindingPath(app, inst.Name), resp.Credentials)
+					_, err = s.secrets.PutCAS(ctx, bindingPath(app, inst.Name), resp.Credentials, 0)
 				}
 			}
 			cancel()

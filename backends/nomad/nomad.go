@@ -322,6 +322,20 @@ func sameCounts(job, cur *api.Job) bool {
 	return true
 }
 
+// jobProgressDeadline is the longest progress deadline of the job's groups.
+func jobProgressDeadline(job *api.Job) time.Duration {
+	d := time.Duration(0)
+	for _, g := range job.TaskGroups {
+		if g.Update != nil && g.Update.ProgressDeadline != nil && *g.Update.ProgressDeadline > d {
+			d = *g.Update.ProgressDeadline
+		}
+	}
+	if d == 0 {
+		d = DefaultProgressDeadline
+	}
+	return d
+}
+
 // watchLatest starts following the deployment of the job's current
 // version (replacing an older watcher of the app).
 func (s *Scheduler) watchLatest(id string) {
@@ -340,7 +354,7 @@ func (s *Scheduler) watchLatest(id string) {
 		}
 		w.cancel()
 	}
-	wctx, wcancel := context.WithTimeout(s.ctx, updateProgressDeadline+5*time.Minute)
+	wctx, wcancel := context.WithTimeout(s.ctx, jobProgressDeadline(job)+5*time.Minute)
 	w := &watch{version: version, cancel: wcancel}
 	s.watches[id] = w
 	s.mu.Unlock()

@@ -41,11 +41,27 @@ var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Update strategy of every service group.
 var (
-	updateMaxParallel      = 1
-	updateMinHealthyTime   = 10 * time.Second
-	updateHealthyDeadline  = 3 * time.Minute
-	updateProgressDeadline = 10 * time.Minute
+	updateMaxParallel     = 1
+	updateMinHealthyTime  = 10 * time.Second
+	updateHealthyDeadline = 3 * time.Minute
 )
+
+// DefaultProgressDeadline is the update block's progress_deadline when the
+// spec sets none (Berth always sets its reconciler.progress_deadline).
+const DefaultProgressDeadline = 5 * time.Minute
+
+// updateTimes are the update block's durations for a progress deadline:
+// healthy_deadline 3m but below the progress deadline (4/5 of it), and
+// min_healthy_time 10s but below the healthy deadline (half of it), as
+// Nomad requires min_healthy_time < healthy_deadline < progress_deadline.
+func updateTimes(progress time.Duration) (minHealthy, healthy, prog time.Duration) {
+	if progress <= 0 {
+		progress = DefaultProgressDeadline
+	}
+	healthy = min(updateHealthyDeadline, progress*4/5)
+	minHealthy = min(updateMinHealthyTime, healthy/2)
+	return minHealthy, healthy, progress
+}
 
 // OneshotJobID is the ID of the batch job that runs oneshot proc of app.
 // App names are DNS labels and cannot contain a dot, so these IDs never
@@ -62,8 +78,8 @@ func OneshotJobID(app, proc string) string { return app + "." + proc }
 // port the proc must listen on); a Consul service "<app>-<proc>" with an
 // HTTP check on HealthCheck (a TCP check for listening procs without one)
 // and, on web procs, a routing tag ConsulTagsPrefix+<route>+"/" per route;
-// an Update block (max_parallel 1, health from checks or task states,
-// auto_revert); and Meta carrying the proc and the release count. The job's
+// an Update block (max_parallel 1, health from checks or task states, the
+// spec's ProgressDeadline and AutoRevert, see updateTimes); and Meta carrying the proc and the release count. The job's
 // Meta carries berth_app and berth_meta_version.
 //
 // Image procs use the docker driver (a Cmd, if also given, runs through
@@ -209,13 +225,14 @@ func renderGroup(spec *backends.AppSpec, cfg Config, p backends.ProcSpec) (*api.
 		if len(svc.Checks) > 0 {
 			health = "checks"
 		}
+		minHealthy, healthy, progress := updateTimes(spec.ProgressDeadline)
 		g.Update = &api.UpdateStrategy{
 			MaxParallel:      new(updateMaxParallel),
 			HealthCheck:      new(health),
-			MinHealthyTime:   new(updateMinHealthyTime),
-			HealthyDeadline:  new(updateHealthyDeadline),
-			ProgressDeadline: new(updateProgressDeadline),
-			AutoRevert:       new(true),
+			MinHealthyTime:   new(minHealthy),
+			HealthyDeadline:  new(healthy),
+			ProgressDeadline: new(progress),
+			AutoRevert:       new(spec.AutoRevert),
 			AutoPromote:      new(false),
 			Canary:           new(0),
 		}

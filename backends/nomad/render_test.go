@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -40,6 +41,8 @@ func releases() map[string]struct {
 				},
 				Env:    map[string]string{"DATABASE_HOST": "db.internal", "GREETING": "hello"},
 				Routes: []string{"hello.apps.example.com"},
+				// Berth's defaults (reconciler.progress_deadline, auto_revert).
+				ProgressDeadline: 5 * time.Minute, AutoRevert: true,
 			},
 			cfg: Config{Datacenters: []string{"dc1"}},
 		},
@@ -60,6 +63,9 @@ func releases() map[string]struct {
 				PrivateEnv: map[string]string{"MYSQL_PASSWORD": "hunter2-do-not-leak", "API_KEY": "sk-live-do-not-leak"},
 				SecretPath: "secret/berth/apps/shop/env",
 				Routes:     []string{"shop.apps.example.com", "www.shop.example"},
+				// An app's own short deadline: the update block's
+				// durations shrink below it.
+				ProgressDeadline: 20 * time.Second, AutoRevert: true,
 			},
 			cfg: Config{Region: "eu", Namespace: "apps", Datacenters: []string{"eu-1a", "eu-1b"}, RawExec: true,
 				VaultRole: "berth-apps", ConsulTagsPrefix: "traefik.http.routers.shop.rule=Host:"},
@@ -439,5 +445,45 @@ func TestAllocIndexAndInstances(t *testing.T) {
 	}
 	if got[2].ID != "b" || got[2].Index != 1 || got[2].State != backends.StateRunning || got[2].Address != "10.0.0.7:25123" || got[2].Restarts != 2 {
 		t.Errorf("running %+v", got[2])
+	}
+}
+
+// TestRenderUpdateBlock: the spec's progress deadline and auto_revert go
+// into every service group's update block, with
+// min_healthy_time < healthy_deadline < progress_deadline as Nomad requires.
+func TestRenderUpdateBlock(t *testing.T) {
+	for _, tc := range []struct {
+		deadline, wantProgress, wantHealthy, wantMin time.Duration
+		revert                                       bool
+	}{
+		{0, DefaultProgressDeadline, 3 * time.Minute, 10 * time.Second, true},
+		{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 10 * time.Second, false},
+		{time.Hour, time.Hour, 3 * time.Minute, 10 * time.Second, true},
+		{20 * time.Second, 20 * time.Second, 16 * time.Second, 8 * time.Second, false},
+		{5 * time.Second, 5 * time.Second, 4 * time.Second, 2 * time.Second, true},
+		{time.Second, time.Second, 800 * time.Millisecond, 400 * time.Millisecond, true},
+	} {
+		spec := &backends.AppSpec{App: "hello", MetaVersion: "1700000000-abcdef0", ProgressDeadline: tc.deadline, AutoRevert: tc.revert,
+			Procs: []backends.ProcSpec{
+				{Name: "web", Type: backends.ProcWeb, Cmd: "./hello", Instances: 1, CPU: 0.1, MemoryMB: 64, HealthCheck: "/ping"},
+				{Name: "worker", Type: backends.ProcWorker, Cmd: "./work", Instances: 1, CPU: 0.1, MemoryMB: 64},
+			}}
+		job, err := Render(spec, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range job.TaskGroups {
+			u := g.Update
+			if *u.ProgressDeadline != tc.wantProgress || *u.HealthyDeadline != tc.wantHealthy || *u.MinHealthyTime != tc.wantMin || *u.AutoRevert != tc.revert {
+				t.Errorf("deadline %v, group %s: progress %v healthy %v min_healthy %v auto_revert %v; want %v %v %v %v", tc.deadline, *g.Name,
+					*u.ProgressDeadline, *u.HealthyDeadline, *u.MinHealthyTime, *u.AutoRevert, tc.wantProgress, tc.wantHealthy, tc.wantMin, tc.revert)
+			}
+			if !(*u.MinHealthyTime < *u.HealthyDeadline && *u.HealthyDeadline < *u.ProgressDeadline) {
+				t.Errorf("deadline %v: min_healthy_time %v < healthy_deadline %v < progress_deadline %v does not hold", tc.deadline, *u.MinHealthyTime, *u.HealthyDeadline, *u.ProgressDeadline)
+			}
+		}
+		if got := jobProgressDeadline(job); got != tc.wantProgress {
+			t.Errorf("deadline %v: the watcher would wait for %v", tc.deadline, got)
+		}
 	}
 }

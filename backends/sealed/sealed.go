@@ -389,6 +389,20 @@ func ValidatePath(path string) error {
 
 // Put writes a new version of the secret at path; see backends.Secrets.
 func (s *Secrets) Put(ctx context.Context, path string, data map[string]string) (int, error) {
+	return s.put(ctx, path, data, -1)
+}
+
+// PutCAS writes a new version only if the latest is still version (0: the
+// path holds no secret); the check and the write are one bbolt transaction.
+func (s *Secrets) PutCAS(ctx context.Context, path string, data map[string]string, version int) (int, error) {
+	if version < 0 {
+		return 0, fmt.Errorf("sealed: check-and-set version %d: %w", version, backends.ErrCASMismatch)
+	}
+	return s.put(ctx, path, data, version)
+}
+
+// put writes a new version; want >= 0 is the check-and-set version.
+func (s *Secrets) put(ctx context.Context, path string, data map[string]string, want int) (int, error) {
 	if err := ValidatePath(path); err != nil {
 		return 0, err
 	}
@@ -405,6 +419,13 @@ func (s *Secrets) Put(ctx context.Context, path string, data map[string]string) 
 		r, err := s.readRecord(tx, id)
 		if err != nil {
 			return err
+		}
+		cur := 0
+		if r != nil {
+			cur = r.Latest
+		}
+		if want >= 0 && cur != want {
+			return fmt.Errorf("sealed: secret %q is at version %d, not %d: %w", path, cur, want, backends.ErrCASMismatch)
 		}
 		if r == nil {
 			r = &record{Path: path}

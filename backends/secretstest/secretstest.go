@@ -47,6 +47,9 @@ func Run(t *testing.T, factory func(t testing.TB) backends.Secrets) {
 		{"ContextCanceled", testContextCanceled},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"ConcurrentPaths", testConcurrentPaths},
+		{"PutCAS", testPutCAS},
+		{"PutCASAfterDelete", testPutCASAfterDelete},
+		{"ConcurrentCAS", testConcurrentCAS},
 		{"Health", testHealth},
 	}
 	for _, tc := range tests {
@@ -466,5 +469,130 @@ func testConcurrentPaths(t *testing.T, s backends.Secrets) {
 func testHealth(t *testing.T, s backends.Secrets) {
 	if err := s.Health(ctxT(t)); err != nil {
 		t.Fatalf("Health of a fresh backend: %v", err)
+	}
+}
+
+// testPutCAS: version 0 creates only an absent secret, N writes only over
+// version N, and a refused write changes nothing.
+func testPutCAS(t *testing.T, s backends.Secrets) {
+	ctx := ctxT(t)
+	v, err := s.PutCAS(ctx, "cas/one", map[string]string{"a": "1"}, 0)
+	if err != nil || v != 1 {
+		t.Fatalf("PutCAS(absent, 0) = %d, %v; want 1, nil", v, err)
+	}
+	if _, err := s.PutCAS(ctx, "cas/one", map[string]string{"a": "x"}, 0); !errors.Is(err, backends.ErrCASMismatch) {
+		t.Fatalf("PutCAS(existing, 0): err = %v, want ErrCASMismatch", err)
+	}
+	if _, err := s.PutCAS(ctx, "cas/one", map[string]string{"a": "x"}, 2); !errors.Is(err, backends.ErrCASMismatch) {
+		t.Fatalf("PutCAS(at 1, 2): err = %v, want ErrCASMismatch", err)
+	}
+	if _, err := s.PutCAS(ctx, "cas/absent", map[string]string{"a": "x"}, 1); !errors.Is(err, backends.ErrCASMismatch) {
+		t.Fatalf("PutCAS(absent, 1): err = %v, want ErrCASMismatch", err)
+	}
+	wantNotFound(t, s, "cas/absent", 0)
+	sec := mustGet(t, s, "cas/one", 0)
+	if sec.Version != 1 {
+		t.Fatalf("after refused writes the version is %d, want 1", sec.Version)
+	}
+	wantData(t, sec, map[string]string{"a": "1"})
+	v, err = s.PutCAS(ctx, "cas/one", map[string]string{"a": "2"}, 1)
+	if err != nil || v != 2 {
+		t.Fatalf("PutCAS(at 1, 1) = %d, %v; want 2, nil", v, err)
+	}
+	wantData(t, mustGet(t, s, "cas/one", 0), map[string]string{"a": "2"})
+	// A plain Put moves the version on: the old CAS version no longer fits.
+	mustPut(t, s, "cas/one", map[string]string{"a": "3"})
+	if _, err := s.PutCAS(ctx, "cas/one", map[string]string{"a": "x"}, 2); !errors.Is(err, backends.ErrCASMismatch) {
+		t.Fatalf("PutCAS after a Put with the old version: err = %v, want ErrCASMismatch", err)
+	}
+	wantData(t, mustGet(t, s, "cas/one", 0), map[string]string{"a": "3"})
+	if _, err := s.PutCAS(ctx, "../bad", map[string]string{}, 0); !errors.Is(err, backends.ErrInvalidKey) {
+		t.Fatalf("PutCAS(../bad): err = %v, want ErrInvalidKey", err)
+	}
+}
+
+// testPutCASAfterDelete: a deleted secret is absent again for CAS (version 0).
+func testPutCASAfterDelete(t *testing.T, s backends.Secrets) {
+	ctx := ctxT(t)
+	mustPut(t, s, "cas/del", map[string]string{"a": "1"})
+	mustPut(t, s, "cas/del", map[string]string{"a": "2"})
+	if err := s.Delete(ctx, "cas/del"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutCAS(ctx, "cas/del", map[string]string{"a": "x"}, 2); !errors.Is(err, backends.ErrCASMismatch) {
+		t.Fatalf("PutCAS(deleted, 2): err = %v, want ErrCASMismatch", err)
+	}
+	if _, err := s.PutCAS(ctx, "cas/del", map[string]string{"a": "new"}, 0); err != nil {
+		t.Fatalf("PutCAS(deleted, 0): %v", err)
+	}
+	wantData(t, mustGet(t, s, "cas/del", 0), map[string]string{"a": "new"})
+}
+
+// testConcurrentCAS has writers each add their own key to one shared map
+// with a read-modify-write loop over PutCAS: every key must be there at the
+// end (no lost update), and each successful CAS hands out a distinct version.
+func testConcurrentCAS(t *testing.T, s backends.Secrets) {
+	const writers = 24
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	var mu sync.Mutex
+	won := map[int]int{}
+	mismatches := 0
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for attempt := 0; attempt < 10*writers; attempt++ {
+				cur, ver := map[string]string{}, 0
+				sec, err := s.Get(ctx, "cas/shared", 0)
+				switch {
+				case err == nil:
+					cur, ver = sec.Data, sec.Version
+				case !errors.Is(err, backends.ErrNotFound):
+					errs <- err
+					return
+				}
+				next := make(map[string]string, len(cur)+1)
+				for k, v := range cur {
+					next[k] = v
+				}
+				next[fmt.Sprintf("k%02d", w)] = fmt.Sprint(w)
+				v, err := s.PutCAS(ctx, "cas/shared", next, ver)
+				if errors.Is(err, backends.ErrCASMismatch) {
+					mu.Lock()
+					mismatches++
+					mu.Unlock()
+					time.Sleep(time.Duration(attempt%5) * time.Millisecond)
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if prev, dup := won[v]; dup {
+					errs <- fmt.Errorf("writers %d and %d both won version %d", prev, w, v)
+				}
+				won[v] = w
+				return
+			}
+			errs <- fmt.Errorf("writer %d never won its check-and-set", w)
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	sec := mustGet(t, s, "cas/shared", 0)
+	if sec.Version != writers {
+		t.Errorf("latest version %d, want %d", sec.Version, writers)
+	}
+	for w := 0; w < writers; w++ {
+		if sec.Data[fmt.Sprintf("k%02d", w)] != fmt.Sprint(w) {
+			t.Errorf("key k%02d was lost (%d keys kept, %d mismatches seen)", w, len(sec.Data), mismatches)
+		}
 	}
 }

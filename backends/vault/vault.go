@@ -212,6 +212,25 @@ func validPath(path string) error {
 
 // Put writes a new version of the secret at path.
 func (s *Secrets) Put(ctx context.Context, path string, data map[string]string) (int, error) {
+	return s.put(ctx, path, data)
+}
+
+// PutCAS writes a new version only if the latest is still version (0: the
+// path holds no secret): KV v2's check-and-set ("options": {"cas": N}),
+// which Vault checks and applies atomically.
+func (s *Secrets) PutCAS(ctx context.Context, path string, data map[string]string, version int) (int, error) {
+	if version < 0 {
+		return 0, fmt.Errorf("vault put %q: check-and-set version %d: %w", path, version, backends.ErrCASMismatch)
+	}
+	v, err := s.put(ctx, path, data, api.WithCheckAndSet(version))
+	var re *api.ResponseError
+	if err != nil && errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && strings.Contains(strings.Join(re.Errors, " "), "check-and-set") {
+		return 0, fmt.Errorf("vault put %q: not at version %d: %w", path, version, backends.ErrCASMismatch)
+	}
+	return v, err
+}
+
+func (s *Secrets) put(ctx context.Context, path string, data map[string]string, opts ...api.KVOption) (int, error) {
 	p, err := s.full(path)
 	if err != nil {
 		return 0, err
@@ -223,7 +242,7 @@ func (s *Secrets) Put(ctx context.Context, path string, data map[string]string) 
 	var sec *api.KVSecret
 	err = s.do(ctx, func() error {
 		var err error
-		sec, err = s.kv.Put(ctx, p, m)
+		sec, err = s.kv.Put(ctx, p, m, opts...)
 		return err
 	})
 	if err != nil {

@@ -208,10 +208,23 @@ type BrokerTarget struct {
 type Reconcile struct {
 	Interval string `hcl:"interval,optional"`
 	LockTTL  string `hcl:"lock_ttl,optional"`
+	// ProgressDeadline is how long a deploy may take to become healthy
+	// before it is failed (default 5m); apps may set their own.
+	ProgressDeadline string `hcl:"progress_deadline,optional"`
+	// AutoRevert reverts an app whose deploy failed to its last running
+	// release (default true); apps may set their own.
+	AutoRevert *bool `hcl:"auto_revert,optional"`
 
-	IntervalDur time.Duration
-	LockTTLDur  time.Duration
+	IntervalDur         time.Duration
+	LockTTLDur          time.Duration
+	ProgressDeadlineDur time.Duration
 }
+
+// Bounds of a progress deadline (global or per app).
+const (
+	MinProgressDeadline = time.Second
+	MaxProgressDeadline = 24 * time.Hour
+)
 
 // Error is a configuration problem with its place in the file.
 type Error struct {
@@ -393,6 +406,16 @@ func (c *Config) finish() error {
 	}
 	if err := dur("reconciler.lock_ttl", c.Reconcile.LockTTL, 2*time.Minute, &c.Reconcile.LockTTLDur); err != nil {
 		return err
+	}
+	if err := dur("reconciler.progress_deadline", c.Reconcile.ProgressDeadline, 5*time.Minute, &c.Reconcile.ProgressDeadlineDur); err != nil {
+		return err
+	}
+	if d := c.Reconcile.ProgressDeadlineDur; d < MinProgressDeadline || d > MaxProgressDeadline {
+		return fmt.Errorf("reconciler.progress_deadline = %q: must be between %v and %v", c.Reconcile.ProgressDeadline, MinProgressDeadline, MaxProgressDeadline)
+	}
+	if c.Reconcile.AutoRevert == nil {
+		on := true
+		c.Reconcile.AutoRevert = &on
 	}
 	if c.Mailer == nil {
 		c.Mailer = &Mailer{}

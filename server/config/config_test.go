@@ -200,3 +200,22 @@ func TestBrokerTargetErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcilerDeployPolicy(t *testing.T) {
+	c := Default()
+	if c.Reconcile.ProgressDeadlineDur != 5*time.Minute || c.Reconcile.AutoRevert == nil || !*c.Reconcile.AutoRevert {
+		t.Fatalf("defaults: progress_deadline %v auto_revert %v, want 5m and true", c.Reconcile.ProgressDeadlineDur, c.Reconcile.AutoRevert)
+	}
+	c, err := Parse([]byte("reconciler {\n  progress_deadline = \"90s\"\n  auto_revert = false\n}\n"), "r.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconcile.ProgressDeadlineDur != 90*time.Second || *c.Reconcile.AutoRevert {
+		t.Fatalf("parsed: progress_deadline %v auto_revert %v", c.Reconcile.ProgressDeadlineDur, *c.Reconcile.AutoRevert)
+	}
+	for _, bad := range []string{"soon", "0s", "-1m", "500ms", "25h"} {
+		if _, err := Parse([]byte("reconciler {\n  progress_deadline = \""+bad+"\"\n}\n"), "r.hcl"); err == nil || !strings.Contains(err.Error(), "progress_deadline") {
+			t.Errorf("progress_deadline %q: err = %v, want an error naming the key", bad, err)
+		}
+	}
+}

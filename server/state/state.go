@@ -144,6 +144,10 @@ type App struct {
 	Generation  int64                   `json:"generation"`
 	RestartGen  int64                   `json:"restart_generation,omitempty"`
 	Bindings    []string                `json:"bindings,omitempty"` // service instance names bound
+	// ProgressDeadline (a Go duration) and AutoRevert override the
+	// reconciler's defaults for this app's deploys; empty/nil: the default.
+	ProgressDeadline string `json:"progress_deadline,omitempty"`
+	AutoRevert       *bool  `json:"auto_revert,omitempty"`
 
 	ModifyIndex uint64 `json:"-"`
 }
@@ -364,6 +368,24 @@ type Deploy struct {
 	Message     string    `json:"message,omitempty"`
 	By          string    `json:"by,omitempty"`
 	Updated     time.Time `json:"updated"`
+	// Deadline is when a deploy that has not converged is failed: the
+	// progress deadline after it was submitted.
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// AutoRevert says whether a failure of this deploy reverts the app.
+	AutoRevert bool `json:"auto_revert,omitempty"`
+	// LastRunning is the meta_version of the app's last release that
+	// reached running, carried from record to record; auto_revert goes
+	// back to it.
+	LastRunning string `json:"last_running,omitempty"`
+	// Reverted, on an automatic revert's record, is the deploy that failed.
+	Reverted *Reverted `json:"reverted,omitempty"`
+}
+
+// Reverted names the failed deploy an automatic revert undid, and why it failed.
+type Reverted struct {
+	Generation  int64  `json:"generation"`
+	MetaVersion string `json:"meta_version"`
+	Message     string `json:"message"`
 }
 
 // Lock is a lease on an app: one operation at a time. It expires, so a

@@ -39,6 +39,10 @@ func main() {
 		os.Exit(1)
 	}
 	mux := http.NewServeMux()
+	// A health check path that never answers 200 (deadline tests).
+	mux.HandleFunc("/unhealthy", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "never healthy", http.StatusServiceUnavailable)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
