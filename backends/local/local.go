@@ -70,6 +70,26 @@ type Config struct {
 	// SIGKILL; 0 means 10s.
 	StopTimeout time.Duration
 	Logger      hclog.Logger
+
+	// Isolation is how app procs are kept from berth's data and from each
+	// other: IsolationAuto, IsolationUID, IsolationNamespace or
+	// IsolationNone ("" is none; the server's config defaults to auto).
+	Isolation string
+	// UIDRange is the range app uids are allocated from in uid mode
+	// ("LOW-HIGH", default DefaultUIDRange). The allocation is recorded in
+	// DataDir/uids.json: an app keeps its uid, no two apps share one.
+	UIDRange string
+	// AppsDir holds the apps' working directories (AppsDir/<app>/, also
+	// their HOME; owned by the app's uid in uid mode). Default DataDir/apps;
+	// with isolation it must not be under a directory app users cannot
+	// traverse (such as a 0700 data_dir).
+	AppsDir string
+	// HideDirs and HideFiles are covered (besides DataDir and AppsDir) in
+	// namespace mode: e.g. the server's data_dir and its config file.
+	HideDirs, HideFiles []string
+	// Shim is the command that runs ShimMain (the argv before its flags).
+	// Default: this executable with the ShimCommand argument.
+	Shim []string
 }
 
 // Tunables (variables so tests of this package may shorten them).
@@ -82,6 +102,7 @@ var (
 	crashLoopFailed = 3               // crashes before ready that make the deployment failed
 	oneshotAttempts = 3               // runs of a failing oneshot before it is failed
 	probeTimeout    = 2 * time.Second // one readiness probe
+	shimMargin      = 2 * time.Second // after StopTimeout, the shim's time to kill the tree before berth SIGKILLs it
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -102,6 +123,9 @@ type Scheduler struct {
 
 	spawnCh chan spawnReq
 	router  *router
+
+	mode string    // the isolation in force
+	uids *uidTable // uid mode
 }
 
 type spawnReq struct {
@@ -138,6 +162,8 @@ var _ backends.Scheduler = (*Scheduler)(nil)
 
 type app struct {
 	name    string
+	dir     string // working directory and HOME
+	uid     int    // uid mode: the app's uid (-1 otherwise)
 	spec    *backends.AppSpec
 	gen     uint64 // bumped by every submit that changes the desired state
 	reached bool   // the current generation has been fully ready once
@@ -172,12 +198,65 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("local scheduler: data dir: %w", err)
 	}
 	cfg.DataDir = dd
-	for _, d := range []string{"logs", "run", "apps"} {
-		if err := os.MkdirAll(filepath.Join(dd, d), 0o750); err != nil {
+	if cfg.AppsDir == "" {
+		cfg.AppsDir = filepath.Join(dd, "apps")
+	}
+	if cfg.AppsDir, err = filepath.Abs(cfg.AppsDir); err != nil {
+		return nil, fmt.Errorf("local scheduler: apps dir: %w", err)
+	}
+	if len(cfg.Shim) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("local scheduler: locating the berth binary (for %s): %w", ShimCommand, err)
+		}
+		cfg.Shim = []string{self, ShimCommand}
+	}
+	if err := os.MkdirAll(dd, 0o700); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	for _, d := range []string{"logs", "run"} {
+		if err := os.MkdirAll(filepath.Join(dd, d), 0o700); err != nil {
 			return nil, fmt.Errorf("local scheduler: %w", err)
 		}
 	}
+	mode, err := resolveIsolation(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	// The apps' directories: traversable (not listable) by app users.
+	if err := os.MkdirAll(cfg.AppsDir, 0o711); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	var uids *uidTable
+	if mode != IsolationNone {
+		if err := os.Chmod(cfg.AppsDir, 0o711); err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		for _, d := range []string{dd, filepath.Join(dd, "logs"), filepath.Join(dd, "run")} {
+			if err := os.Chmod(d, 0o700); err != nil {
+				return nil, fmt.Errorf("local scheduler: %w", err)
+			}
+		}
+	}
+	if mode == IsolationUID {
+		if err := checkReachable(cfg.AppsDir); err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		r := cfg.UIDRange
+		if r == "" {
+			r = DefaultUIDRange
+		}
+		lo, hi, err := ParseUIDRange(r)
+		if err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		if uids, err = loadUIDTable(filepath.Join(dd, "uids.json"), lo, hi); err != nil {
+			return nil, fmt.Errorf("local scheduler: uid allocation: %w", err)
+		}
+	}
 	s := &Scheduler{
+		mode:    mode,
+		uids:    uids,
 		cfg:     cfg,
 		log:     cfg.Logger.Named("local-scheduler"),
 		apps:    map[string]*app{},
@@ -187,6 +266,11 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	go s.spawner()
 	s.reapLeftovers()
+	if mode == IsolationNone {
+		s.log.Warn("app procs are NOT isolated (local.isolation = \"none\"): app code runs with berth's own uid and can read its data_dir; use this only for a single trusted tenant")
+	} else {
+		s.log.Info("app procs are isolated", "isolation", mode, "apps_dir", cfg.AppsDir)
+	}
 	if cfg.RouterAddr != "" {
 		ln, err := net.Listen("tcp", cfg.RouterAddr)
 		if err != nil {
@@ -281,10 +365,11 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 		return err
 	}
 	spec = cloneSpec(spec)
-	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "apps", spec.App), 0o750); err != nil {
-		return fmt.Errorf("local scheduler: %w", err)
+	dir, uid, err := s.appDir(spec.App)
+	if err != nil {
+		return fmt.Errorf("local scheduler: app %s: working directory: %w", spec.App, err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "logs", spec.App), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "logs", spec.App), 0o700); err != nil {
 		return fmt.Errorf("local scheduler: %w", err)
 	}
 
@@ -298,6 +383,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 		a = &app{name: spec.App, procs: map[string]*proc{}}
 		s.apps[spec.App] = a
 	}
+	a.dir, a.uid = dir, uid
 	changed := a.spec == nil || a.spec.MetaVersion != spec.MetaVersion
 	a.spec = spec
 
@@ -314,7 +400,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 	want := map[string]bool{}
 	for _, ps := range spec.Procs {
 		want[ps.Name] = true
-		h := procHash(spec, ps)
+		h := procHash(spec, ps, s.envOf(a, ps))
 		p := a.procs[ps.Name]
 		if p == nil {
 			p = &proc{}
@@ -348,10 +434,10 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 
 // procHash fingerprints what makes an instance different from another: a
 // change rolls the proc's instances.
-func procHash(spec *backends.AppSpec, ps backends.ProcSpec) string {
+func procHash(spec *backends.AppSpec, ps backends.ProcSpec, env []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=%q cmd=%q type=%q port=%d hc=%q\n", spec.MetaVersion, ps.Cmd, ps.Type, ps.Port, ps.HealthCheck)
-	for _, kv := range envList(ps, spec) {
+	for _, kv := range env {
 		fmt.Fprintf(&b, "%q\n", kv)
 	}
 	return b.String()
@@ -412,8 +498,9 @@ func (s *Scheduler) startInstance(a *app, p *proc, i int, old *instance) *instan
 		serial: s.serial,
 		hash:   p.hash,
 		spec:   p.spec,
-		env:    envList(p.spec, a.spec),
-		dir:    filepath.Join(s.cfg.DataDir, "apps", a.name),
+		env:    s.envOf(a, p.spec),
+		dir:    a.dir,
+		uid:    a.uid,
 		state:  backends.StatePending,
 		since:  time.Now(),
 		stop:   make(chan struct{}),
