@@ -64,6 +64,9 @@ func runServer(args []string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	if err := secureDataDir(cfg, log); err != nil {
+		return fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
 	stk, err := openStack(cfg, log, true)
 	if err != nil {
 		return err
