@@ -242,7 +242,16 @@ func TestIsolationKill9LeavesNothing(t *testing.T) {
 		t.Fatalf("the app runs %d processes %v, want a shell, its sleep and its python", n, processesOf(app))
 	}
 
-	b.killHard(t)
+	// SIGKILL to berth alone (killHard also kills berth's process group,
+	// which a real kill -9 does not).
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("berth did not die within 10s of SIGKILL")
+	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if len(processesOf(app)) == 0 && len(pluginProcs(plugDir)) == 0 {
 			break
