@@ -344,9 +344,6 @@ func (in *instance) runOnce(log interface {
 	// could not: then it exits).
 	line, _ := bufio.NewReader(pidR).ReadString('\n')
 	pid, _ := strconv.Atoi(strings.TrimSpace(line))
-	if pid > 0 && s.mode == IsolationNamespace {
-		pid = hostPid(shim, pid)
-	}
 	if pid <= 0 {
 		err := <-exited
 		return fmt.Errorf("start: the process shim could not start the command (%s; see the instance's stderr log)", exitMessage(err)), false
@@ -384,27 +381,6 @@ func (in *instance) runOnce(log interface {
 		terminate(shim, pid, exited, s.cfg.StopTimeout)
 		return nil, true
 	}
-}
-
-// hostPid maps nsPid, a child of the shim as seen in the shim's pid
-// namespace, to its pid here (0 if not found).
-func hostPid(shim, nsPid int) int {
-	want := strconv.Itoa(nsPid)
-	for _, p := range listProcs() {
-		if p.ppid != shim {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "status"))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == want {
-				return p.pid
-			}
-		}
-	}
-	return 0
 }
 
 // terminate sends SIGTERM to the shim, which passes it on to the shell's

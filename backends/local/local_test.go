@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
 		os.Exit(ShimMain(os.Args[2:]))
 	}
+	if os.Getenv("BERTH_LOCAL_HELPER") == "unpriv" {
+		unprivHelper()
+		return
+	}
 	if os.Getenv("BERTH_LOCAL_HELPER") != "" {
 		helperMain()
 		return

@@ -106,7 +106,13 @@ func ShimMain(args []string) int {
 	// The thread that forks the command must live as long as it does
 	// (Pdeathsig); it is never unlocked.
 	runtime.LockOSThread()
+	hostProc := -1 // namespace mode: berth's /proc, hidden by the shim's own
 	if *ns {
+		fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail("opening /proc: %v", err)
+		}
+		hostProc = fd
 		if err := shimMounts(hide, hideFiles, *show); err != nil {
 			return fail("setting up the namespace: %v", err)
 		}
@@ -138,7 +144,12 @@ func ShimMain(args []string) int {
 	}
 	child := cmd.Process.Pid
 	if pidOut != nil {
-		fmt.Fprintf(pidOut, "%d\n", child)
+		report := child
+		if hostProc >= 0 {
+			// berth needs the pid in its own pid namespace.
+			report = hostChildPid(hostProc)
+		}
+		fmt.Fprintf(pidOut, "%d\n", report)
 		pidOut.Close()
 		pidOut = nil
 	}
@@ -268,6 +279,40 @@ func listProcs() []procInfo {
 		out = append(out, p)
 	}
 	return out
+}
+
+// hostChildPid finds the shim's (only) child in berth's pid namespace,
+// through procfd, a descriptor of berth's /proc (0 if not found). The
+// child is not reaped yet, so it is listed even if it has exited.
+func hostChildPid(procfd int) int {
+	buf := make([]byte, 64)
+	n, err := unix.Readlinkat(procfd, "self", buf)
+	if err != nil {
+		return 0
+	}
+	self := string(buf[:n])
+	dfd, err := unix.Openat(procfd, self+"/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	d := os.NewFile(uintptr(dfd), "task")
+	defer d.Close()
+	tasks, _ := d.Readdirnames(-1)
+	for _, task := range tasks {
+		fd, err := unix.Openat(procfd, self+"/task/"+task+"/children", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		f := os.NewFile(uintptr(fd), "children")
+		b, _ := io.ReadAll(f)
+		f.Close()
+		for _, w := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(w); err == nil && pid > 0 {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // shimMounts runs in the shim's own mount namespace (namespace mode): it
