@@ -43,10 +43,20 @@ func secureDataDir(cfg *config.Config, log hclog.Logger) error {
 			}
 		}
 	}
-	if cfg.Source != "" {
+	if cfg.Source != "" && holdsCredentials(cfg) {
 		if fi, err := os.Stat(cfg.Source); err == nil && fi.Mode().Perm()&0o007 != 0 {
 			log.Warn("the config file is readable by other users; it may hold tokens and passwords: chmod 0600 it", "path", cfg.Source)
 		}
 	}
 	return nil
+}
+
+// holdsCredentials reports whether the config sets a token, password or
+// secret.
+func holdsCredentials(cfg *config.Config) bool {
+	return (cfg.Consul != nil && cfg.Consul.Token != "") ||
+		(cfg.Vault != nil && (cfg.Vault.Token != "" || cfg.Vault.SecretID != "")) ||
+		(cfg.Nomad != nil && cfg.Nomad.Token != "") ||
+		(cfg.Mailer != nil && cfg.Mailer.Password != "") ||
+		(cfg.Notify != nil && cfg.Notify.Secret != "")
 }
