@@ -88,7 +88,9 @@ type Config struct {
 	// namespace mode: e.g. the server's data_dir and its config file.
 	HideDirs, HideFiles []string
 	// Shim is the command that runs ShimMain (the argv before its flags).
-	// Default: this executable with the ShimCommand argument.
+	// Default: this executable with the ShimCommand argument (a test binary
+	// that starts a scheduler must dispatch that argument to ShimMain in
+	// its TestMain).
 	Shim []string
 }
 
