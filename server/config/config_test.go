@@ -146,10 +146,10 @@ plugins {
 		t.Errorf("parsed: %+v %+v", c.Local, c.Plugins)
 	}
 	for src, want := range map[string]string{
-		"local {\n  isolation = \"chroot\"\n}\n":                      "local.isolation",
-		"local {\n  uid_range = \"5-10\"\n}\n":                        "local.uid_range",
-		"local {\n  uid_range = \"300000\"\n}\n":                      "local.uid_range",
-		"plugins {\n  checksums = { x = \"abc\" }\n}\n":               "plugins.checksums",
+		"local {\n  isolation = \"chroot\"\n}\n":                    "local.isolation",
+		"local {\n  uid_range = \"5-10\"\n}\n":                      "local.uid_range",
+		"local {\n  uid_range = \"300000\"\n}\n":                    "local.uid_range",
+		"plugins {\n  checksums = { x = \"abc\" }\n}\n":             "plugins.checksums",
 		"data_dir = \"/d\"\nlocal {\n  apps_dir = \"/d/apps\"\n}\n": "inside data_dir",
 	} {
 		if _, err := Parse([]byte(src), "t.hcl"); err == nil || !strings.Contains(err.Error(), want) {
