@@ -3,11 +3,20 @@
 // serves a small HTTP router that sends <route host> requests to the app's
 // web instances, round robin.
 //
-// Each instance runs `/bin/sh -c <Cmd>` in its own process group, with the
-// environment PATH, HOME (from berth's own), the proc's Env, the app's Env and
-// PrivateEnv, PORT (a free loopback port, for web procs and procs with a
-// Port), BERTH_APP, BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are
-// appended to DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log.
+// Each instance runs `/bin/sh -c <Cmd>` in its own process group, under a
+// process shim (`berth proc-shim`, see shim.go), with the environment PATH,
+// HOME (the app's working directory when procs are isolated, else
+// berth's), the proc's Env, the app's Env and PrivateEnv, PORT (a free
+// loopback port, for web procs and procs with a Port), BERTH_APP,
+// BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are appended to
+// DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log (files berth opens:
+// they stay berth's).
+//
+// Isolation (Config.Isolation): in uid mode every app runs as a uid and gid
+// of its own (DataDir/uids.json), in its working directory AppsDir/<app>
+// (0700, owned by that uid); in namespace mode every instance gets user,
+// mount and pid namespaces in which DataDir, HideDirs, HideFiles and the
+// other apps' directories are covered by empty, locked mounts.
 //
 // A crashed instance is restarted with exponential backoff (0.5s doubling up
 // to 30s; the backoff resets once an instance has stayed up for a minute).
@@ -25,12 +34,14 @@
 // proc (or the MetaVersion) runs it again; re-submitting the same spec does
 // not. A oneshot that exits non-zero is retried up to three times.
 //
-// Orphan safety: every shell is started with Pdeathsig SIGKILL (it dies with
-// the berth thread that forked it), and every instance has a pid file under
-// DataDir/run/; New kills the process groups a previous, abruptly ended
-// scheduler on the same DataDir left behind (checking each process's
-// environment for the run token written in the pid file, so that a recycled
-// process id is never killed).
+// Orphan safety: the shim is a child subreaper; it kills the instance's
+// whole tree (its process group and every descendant re-parented to it)
+// when the shell exits, when the instance is stopped, and when berth dies
+// (Pdeathsig SIGUSR1, from the spawner thread that lives as long as berth).
+// Every instance also has a pid file under DataDir/run/; New kills the
+// process groups a previous, abruptly ended scheduler on the same DataDir
+// left behind (checking each process's environment for the run token
+// written in the pid file, so that a recycled process id is never killed).
 package local
 
 import (
