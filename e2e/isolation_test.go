@@ -344,3 +344,24 @@ func TestPluginChecksumPinned(t *testing.T) {
 		})
 	}
 }
+
+// TestIsolationRecreatedAppInheritsNothing: an app removed by its owner and
+// re-created under the same name by another user starts with an empty
+// working directory and another uid: nothing of the first one's files.
+func TestIsolationRecreatedAppInheritsNothing(t *testing.T) {
+	b := startBerth(t, Options{})
+	first, second := b.newUser(t, "first"), b.newUser(t, "second")
+	app := "reborn"
+	b.deployShell(t, first, app, `echo "private-of-first" > notes.txt; id -u > uid.txt; exec python3 -m http.server $PORT --bind 127.0.0.1`)
+	uid1 := strings.TrimSpace(b.appFile(t, app, "/uid.txt"))
+	b.operate(t, "DELETE", "/apps/"+app, first, nil).want(t, http.StatusOK)
+
+	b.deployShell(t, second, app, `id -u > uid2.txt; exec python3 -m http.server $PORT --bind 127.0.0.1`)
+	uid2 := strings.TrimSpace(b.appFile(t, app, "/uid2.txt"))
+	if code, body := b.routerGet(t, appHost(app), "/notes.txt"); code == http.StatusOK || strings.Contains(string(body), "private-of-first") {
+		t.Errorf("the re-created app serves the removed app's file: %d %q", code, body)
+	}
+	if os.Geteuid() == 0 && uid1 == uid2 {
+		t.Errorf("the re-created app runs as the removed app's uid %s", uid1)
+	}
+}

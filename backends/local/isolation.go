@@ -134,22 +134,23 @@ func (t *uidTable) uid(app string) (int, error) {
 	u := t.Next
 	t.Apps[app] = u
 	t.Next++
-	b, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return 0, err
-	}
-	tmp := t.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := t.saveLocked(); err != nil {
 		delete(t.Apps, app)
-		t.Next--
-		return 0, err
-	}
-	if err := os.Rename(tmp, t.path); err != nil {
-		delete(t.Apps, app)
-		t.Next--
 		return 0, err
 	}
 	return u, nil
+}
+
+func (t *uidTable) saveLocked() error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := t.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, t.path)
 }
 
 // checkReachable makes sure any uid can traverse every ancestor of dir
@@ -245,4 +246,36 @@ func (s *Scheduler) envOf(a *app, ps backends.ProcSpec) []string {
 		home = a.dir
 	}
 	return envList(ps, a.spec, home)
+}
+
+// forget removes a stopped app's working directory and retires its uid.
+func (s *Scheduler) forget(app string) error {
+	if !dnsLabel.MatchString(app) {
+		return nil
+	}
+	s.mu.Lock()
+	_, running := s.apps[app]
+	s.mu.Unlock()
+	if running { // submitted again meanwhile
+		return nil
+	}
+	if err := os.RemoveAll(filepath.Join(s.cfg.AppsDir, app)); err != nil {
+		return fmt.Errorf("local scheduler: removing the working directory of %s: %w", app, err)
+	}
+	if s.uids != nil {
+		return s.uids.retire(app)
+	}
+	return nil
+}
+
+// retire drops app's uid: the app gets a new one if it runs again, and the
+// old one is never given to anyone (Next only grows).
+func (t *uidTable) retire(app string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.Apps[app]; !ok {
+		return nil
+	}
+	delete(t.Apps, app)
+	return t.saveLocked()
 }

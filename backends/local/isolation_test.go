@@ -226,3 +226,37 @@ func unprivHelper() {
 		fmt.Println("RESULT ok")
 	}
 }
+
+// TestStopForgetsApp: a stopped app's working directory is removed and its
+// uid retired, so that an app re-created under its name inherits nothing.
+func TestStopForgetsApp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("uid isolation needs root")
+	}
+	s, _, apps := isolatedScheduler(t, IsolationUID)
+	spec := &backends.AppSpec{App: "phoenix", MetaVersion: "v1", Env: map[string]string{"BERTH_TEST_TOKEN": token},
+		Procs: []backends.ProcSpec{{Name: "worker", Type: backends.ProcWorker, Instances: 1, Cmd: `echo old > left.txt; exec sleep 300`}}}
+	ctx := context.Background()
+	if err := s.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, "phoenix", "running", running)
+	first, _ := s.uids.uid("phoenix")
+	if err := s.Stop(ctx, "phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(apps, "phoenix")); !os.IsNotExist(err) {
+		t.Errorf("the stopped app's working directory is still there (%v)", err)
+	}
+	spec.Procs[0].Cmd = `exec sleep 300`
+	if err := s.Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, "phoenix", "running", running)
+	if again, _ := s.uids.uid("phoenix"); again == first {
+		t.Errorf("the re-created app got the uid %d of the stopped one", first)
+	}
+	if _, err := os.Stat(filepath.Join(apps, "phoenix", "left.txt")); !os.IsNotExist(err) {
+		t.Errorf("the re-created app inherited a file of the stopped one")
+	}
+}

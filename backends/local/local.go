@@ -670,7 +670,18 @@ func (s *Scheduler) Restart(ctx context.Context, appName, procName string) error
 
 // Stop stops every instance of the app (SIGTERM, then SIGKILL after
 // StopTimeout), waits for them to exit (within ctx) and forgets the app.
+//
+// The app's run is then over: its working directory is removed and, in uid
+// mode, its uid retired (never given again), so that nothing of it is left
+// to an app re-created under the same name. Close stops apps without that.
 func (s *Scheduler) Stop(ctx context.Context, appName string) error {
+	if err := s.stop(ctx, appName); err != nil {
+		return err
+	}
+	return s.forget(appName)
+}
+
+func (s *Scheduler) stop(ctx context.Context, appName string) error {
 	s.mu.Lock()
 	a := s.apps[appName]
 	if a == nil {
@@ -765,7 +776,7 @@ func (s *Scheduler) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Stop(ctx, n); err != nil {
+			if err := s.stop(ctx, n); err != nil {
 				emu.Lock()
 				errs = append(errs, err)
 				emu.Unlock()
