@@ -94,9 +94,25 @@ apps {
 }
 
 # The embedded scheduler: procs run as child processes; its router listens here.
+# Each instance runs under a small supervisor (`berth proc-shim`) that takes its
+# whole process tree down with it (stop, undeploy, or berth killed with -9).
 local {
   router_addr  = "127.0.0.1:8081"
   stop_timeout = "10s"
+  # How app code is kept from berth's data_dir (kept 0700) and from other apps:
+  #   "auto"      uid when berth runs as root, else namespace, else berth refuses to start
+  #   "uid"       each app runs as a uid/gid of its own from uid_range (berth must be root)
+  #   "namespace" each instance gets user+mount+pid namespaces hiding data_dir, the
+  #               config file and the other apps' directories (unprivileged berth)
+  #   "none"      procs run as berth itself and can read data_dir: single trusted tenant only
+  isolation = "auto"
+  # uid mode: app uids (and gids) come from this range, LOW-HIGH; an app keeps its
+  # uid (recorded in <data_dir>/local/uids.json) and a uid is never given twice.
+  uid_range = "200000-265535"
+  # The apps' working directories (also their HOME), one per app, owned by the
+  # app's uid. Default: "<data_dir>-apps". Not inside data_dir; every directory
+  # above it must be traversable (o+x) by app users.
+  # apps_dir = "/var/lib/berth-apps"
 }
 
 # Outgoing mail (password resets). Without smtp_addr each message is written
@@ -120,9 +136,14 @@ notify {
 
 # Service-broker plugins: built-ins (mysql, redis, mongodb) run from this binary;
 # others are executables named berth-broker-<name> in dir.
+# Plugin processes run in their own process group and die with berth; their pids
+# are kept under <data_dir>/plugins and leftovers are killed at start.
 plugins {
   # dir        = "/opt/berth/plugins"
   call_timeout = "30s"
+  # Pin external plugins by the SHA-256 of their executable (sha256sum); a plugin
+  # whose file does not match is refused (provision/bind answer the mismatch).
+  # checksums = { mybroker = "<64 hex digits>" }
 }
 
 reconciler {

@@ -32,7 +32,7 @@ const appsDomain = "apps.localhost"
 // returns the binary's path.
 func buildWebapp(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "webapp")
+	bin := filepath.Join(appReachable(t, t.TempDir()), "webapp")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./testdata/webapp")

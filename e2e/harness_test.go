@@ -226,6 +226,7 @@ func startBerth(t testing.TB, opts Options) *Berth {
 func tryStart(t testing.TB, opts Options) (b *Berth, retry bool, msg string) {
 	t.Helper()
 	dir := t.TempDir()
+	appReachable(t, dir) // app procs (own uids) reach apps_dir, next to data_dir
 	b = &Berth{
 		Dir: dir, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "config.hcl"),
 		Addr: freeAddr(t), RouterAddr: freeAddr(t), Opts: opts,

@@ -27,7 +27,7 @@ import (
 // svcBuildProgram builds the Go package at ./testdata/<pkg> into dir/name.
 func svcBuildProgram(t *testing.T, pkg, dir, name string) string {
 	t.Helper()
-	out := filepath.Join(dir, name)
+	out := filepath.Join(appReachable(t, dir), name)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./e2e/testdata/"+pkg)

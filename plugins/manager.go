@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/berthpaas/berth/plugins/broker"
@@ -37,6 +38,9 @@ var (
 	ErrTimeout = errors.New("broker call timed out")
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("plugin manager closed")
+	// ErrChecksumMismatch: a pinned plugin's executable does not have the
+	// SHA-256 configured for it.
+	ErrChecksumMismatch = errors.New("broker plugin checksum mismatch")
 )
 
 // Builtins lists the brokers served by the berth binary itself.
@@ -64,6 +68,15 @@ type ManagerConfig struct {
 	CallTimeout time.Duration
 	// StartTimeout bounds a plugin's start (handshake). Defaults to 20s.
 	StartTimeout time.Duration
+	// StateDir, if set, holds a pid file per running plugin process;
+	// NewManager kills the processes a previous Manager on the same
+	// StateDir left behind (a berth that was killed), checking each one's
+	// start time so that a reused pid is never killed.
+	StateDir string
+	// Checksums pins external plugins: name -> hex SHA-256 of the
+	// executable berth-broker-<name>. A pinned plugin whose file does not
+	// match is refused on use (the error wraps ErrChecksumMismatch).
+	Checksums map[string]string
 }
 
 // Manager runs broker plugin processes. It is safe for concurrent use.
@@ -81,6 +94,7 @@ type Manager struct {
 type entry struct {
 	mu       ctxMutex
 	name     string // plugin name
+	pidfile  string // "" if none was written
 	client   *plugin.Client
 	raw      broker.Broker
 	settings map[string]string // last successfully configured settings
@@ -101,7 +115,9 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Command == nil {
 		cfg.Command = selfCommand
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}}
+	m.reapLeftovers()
+	return m
 }
 
 // selfCommand re-executes the running binary as `<self> plugin <name>`.
@@ -217,7 +233,10 @@ func (e *entry) kill() {
 	if e.client != nil {
 		e.client.Kill()
 	}
-	e.client, e.raw, e.settings, e.broken = nil, nil, nil, false
+	if e.pidfile != "" {
+		_ = os.Remove(e.pidfile)
+	}
+	e.client, e.raw, e.settings, e.broken, e.pidfile = nil, nil, nil, false, ""
 }
 
 // ensure returns the raw client of b's process, (re)starting and
@@ -278,7 +297,15 @@ func (m *Manager) start(e *entry, key, name string) error {
 	if dir := m.socketDir(); dir != "" {
 		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+dir)
 	}
+	// Its own process group, and death with berth (SIGKILL when the thread
+	// that forked it, hence berth, ends).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	secure, err := m.secureConfig(name)
+	if err != nil {
+		return err
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
+		SecureConfig:     secure,
 		HandshakeConfig:  broker.Handshake,
 		Plugins:          broker.PluginMap,
 		Cmd:              cmd,
@@ -290,20 +317,27 @@ func (m *Manager) start(e *entry, key, name string) error {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return fmt.Errorf("%w: %w: %s does not have the SHA-256 pinned for %q in plugins.checksums; refusing to run it",
+				broker.ErrUnavailable, ErrChecksumMismatch, cmd.Path, name)
+		}
 		return fmt.Errorf("%w: starting broker plugin %q for %q: %v", broker.ErrUnavailable, name, key, err)
 	}
+	pidfile := m.writePidfile(key, cmd)
 	raw, err := rpc.Dispense(broker.PluginName)
 	if err != nil {
 		client.Kill()
+		_ = os.Remove(pidfile)
 		return fmt.Errorf("%w: broker plugin %q for %q: %v", broker.ErrUnavailable, name, key, err)
 	}
 	b, ok := raw.(broker.Broker)
 	if !ok {
 		client.Kill()
+		_ = os.Remove(pidfile)
 		return fmt.Errorf("%w: plugin %q does not serve a broker", broker.ErrUnavailable, name)
 	}
 	m.log.Info("started broker plugin", "key", key, "plugin", name)
-	e.name, e.client, e.raw, e.settings, e.broken = name, client, b, nil, false
+	e.name, e.client, e.raw, e.settings, e.broken, e.pidfile = name, client, b, nil, false, pidfile
 	return nil
 }
 

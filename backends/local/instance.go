@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -34,6 +35,7 @@ type instance struct {
 	spec   backends.ProcSpec
 	env    []string
 	dir    string
+	uid    int // uid mode: the app's uid
 
 	// prev is the older instance this one replaces; guarded by s.mu.
 	prev *instance
@@ -119,14 +121,18 @@ func (in *instance) needsPort() bool {
 }
 
 // envList is the environment of an instance, without PORT and the
-// per-instance BERTH_ variables: PATH and HOME from berth's own, then the
-// proc's Env, the app's Env and PrivateEnv, later ones winning.
-func envList(ps backends.ProcSpec, spec *backends.AppSpec) []string {
+// per-instance BERTH_ variables: PATH and HOME from berth's own (HOME is
+// home instead, if set), then the proc's Env, the app's Env and PrivateEnv,
+// later ones winning.
+func envList(ps backends.ProcSpec, spec *backends.AppSpec, home string) []string {
 	m := map[string]string{}
 	for _, k := range []string{"PATH", "HOME"} {
 		if v, ok := os.LookupEnv(k); ok {
 			m[k] = v
 		}
+	}
+	if home != "" {
+		m["HOME"] = home
 	}
 	if _, ok := m["PATH"]; !ok {
 		m["PATH"] = "/usr/local/bin:/usr/bin:/bin"
@@ -295,22 +301,55 @@ func (in *instance) runOnce(log interface {
 	}
 	defer stderr.Close()
 
-	cmd := exec.Command("/bin/sh", "-c", shellCommand(in.spec.Cmd))
-	cmd.Dir = in.dir
-	cmd.Env = env
+	// The shim starts `/bin/sh -c <cmd>` in its process group (with the
+	// app's credentials, see shim.go) and takes the whole process tree
+	// down with it. Setpgid: the instance and its children form one
+	// process group that stop signals as a whole. Pdeathsig: the shim
+	// learns that berth died (from the thread of berth that forked it; the
+	// spawner's thread lives as long as berth).
+	args := in.shimArgs()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	// Setpgid: the instance and its children form one process group that
-	// stop signals as a whole. Pdeathsig: the shell dies with the thread of
-	// berth that forked it (the Go runtime does not end its threads while
-	// the process lives, so in practice: with berth).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.spawn(cmd); err != nil {
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		return err, false
+	}
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		envR.Close()
+		envW.Close()
+		return err, false
+	}
+	defer pidR.Close()
+	cmd.ExtraFiles = []*os.File{envR, pidW}
+	cmd.SysProcAttr = s.spawnAttr()
+	err = s.spawn(cmd)
+	envR.Close()
+	pidW.Close()
+	if err != nil {
+		envW.Close()
 		return fmt.Errorf("start: %w", err), false
 	}
-	pid := cmd.Process.Pid
+	go func() {
+		_, _ = envW.Write([]byte(strings.Join(env, "\x00") + "\x00"))
+		envW.Close()
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	shim := cmd.Process.Pid
+	// The shim names the shell's pid once it has started it (nothing if it
+	// could not: then it exits).
+	line, _ := bufio.NewReader(pidR).ReadString('\n')
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	if pid <= 0 {
+		err := <-exited
+		return fmt.Errorf("start: the process shim could not start the command (%s; see the instance's stderr log)", exitMessage(err)), false
+	}
 	pidfile := filepath.Join(s.cfg.DataDir, "run", fmt.Sprintf("%s.%s.%d.%d.pid", in.app, in.proc, in.index, in.serial))
-	if err := os.WriteFile(pidfile, []byte(fmt.Sprintf("%d %s\n", pid, token)), 0o640); err != nil {
+	if err := os.WriteFile(pidfile, []byte(fmt.Sprintf("%d %s\n", pid, token)), 0o600); err != nil {
 		log.Warn("cannot write pid file", "path", pidfile, "error", err)
 	}
 	defer os.Remove(pidfile)
@@ -324,8 +363,6 @@ func (in *instance) runOnce(log interface {
 	})
 	log.Info("instance started", "pid", pid, "port", port)
 
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	probeCtx, cancelProbe := context.WithCancel(context.Background())
 	defer cancelProbe()
 	if in.spec.Type != backends.ProcOneshot {
@@ -335,27 +372,30 @@ func (in *instance) runOnce(log interface {
 	select {
 	case err := <-exited:
 		cancelProbe()
-		// The shell is gone; take any process it left in its group along.
+		// The shim is gone (and took the shell's tree along); make sure.
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return err, false
 	case <-in.stop:
 		cancelProbe()
 		in.set(func() { in.ready = false })
-		terminate(pid, exited, s.cfg.StopTimeout)
+		terminate(shim, pid, exited, s.cfg.StopTimeout)
 		return nil, true
 	}
 }
 
-// terminate sends SIGTERM to the process group, waits up to timeout for the
-// leader to exit, then SIGKILLs whatever is left of the group.
-func terminate(pgid int, exited <-chan error, timeout time.Duration) {
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	t := time.NewTimer(timeout)
+// terminate sends SIGTERM to the shim, which passes it on to the shell's
+// process group pgid and kills the whole tree when the shell exits or
+// timeout has passed. Berth gives it shimMargin more, then SIGKILLs the
+// shim and the group.
+func terminate(shim, pgid int, exited <-chan error, timeout time.Duration) {
+	_ = syscall.Kill(shim, syscall.SIGTERM)
+	t := time.NewTimer(timeout + shimMargin)
 	defer t.Stop()
 	select {
 	case <-exited:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	case <-t.C:
+		_ = syscall.Kill(-shim, syscall.SIGKILL)
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-exited
 	}

@@ -3,11 +3,20 @@
 // serves a small HTTP router that sends <route host> requests to the app's
 // web instances, round robin.
 //
-// Each instance runs `/bin/sh -c <Cmd>` in its own process group, with the
-// environment PATH, HOME (from berth's own), the proc's Env, the app's Env and
-// PrivateEnv, PORT (a free loopback port, for web procs and procs with a
-// Port), BERTH_APP, BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are
-// appended to DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log.
+// Each instance runs `/bin/sh -c <Cmd>` in its own process group, under a
+// process shim (`berth proc-shim`, see shim.go), with the environment PATH,
+// HOME (the app's working directory when procs are isolated, else
+// berth's), the proc's Env, the app's Env and PrivateEnv, PORT (a free
+// loopback port, for web procs and procs with a Port), BERTH_APP,
+// BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are appended to
+// DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log (files berth opens:
+// they stay berth's).
+//
+// Isolation (Config.Isolation): in uid mode every app runs as a uid and gid
+// of its own (DataDir/uids.json), in its working directory AppsDir/<app>
+// (0700, owned by that uid); in namespace mode every instance gets user,
+// mount and pid namespaces in which DataDir, HideDirs, HideFiles and the
+// other apps' directories are covered by empty, locked mounts.
 //
 // A crashed instance is restarted with exponential backoff (0.5s doubling up
 // to 30s; the backoff resets once an instance has stayed up for a minute).
@@ -25,12 +34,14 @@
 // proc (or the MetaVersion) runs it again; re-submitting the same spec does
 // not. A oneshot that exits non-zero is retried up to three times.
 //
-// Orphan safety: every shell is started with Pdeathsig SIGKILL (it dies with
-// the berth thread that forked it), and every instance has a pid file under
-// DataDir/run/; New kills the process groups a previous, abruptly ended
-// scheduler on the same DataDir left behind (checking each process's
-// environment for the run token written in the pid file, so that a recycled
-// process id is never killed).
+// Orphan safety: the shim is a child subreaper; it kills the instance's
+// whole tree (its process group and every descendant re-parented to it)
+// when the shell exits, when the instance is stopped, and when berth dies
+// (Pdeathsig SIGUSR1, from the spawner thread that lives as long as berth).
+// Every instance also has a pid file under DataDir/run/; New kills the
+// process groups a previous, abruptly ended scheduler on the same DataDir
+// left behind (checking each process's environment for the run token
+// written in the pid file, so that a recycled process id is never killed).
 package local
 
 import (
@@ -70,6 +81,28 @@ type Config struct {
 	// SIGKILL; 0 means 10s.
 	StopTimeout time.Duration
 	Logger      hclog.Logger
+
+	// Isolation is how app procs are kept from berth's data and from each
+	// other: IsolationAuto, IsolationUID, IsolationNamespace or
+	// IsolationNone ("" is none; the server's config defaults to auto).
+	Isolation string
+	// UIDRange is the range app uids are allocated from in uid mode
+	// ("LOW-HIGH", default DefaultUIDRange). The allocation is recorded in
+	// DataDir/uids.json: an app keeps its uid, no two apps share one.
+	UIDRange string
+	// AppsDir holds the apps' working directories (AppsDir/<app>/, also
+	// their HOME; owned by the app's uid in uid mode). Default DataDir/apps;
+	// with isolation it must not be under a directory app users cannot
+	// traverse (such as a 0700 data_dir).
+	AppsDir string
+	// HideDirs and HideFiles are covered (besides DataDir and AppsDir) in
+	// namespace mode: e.g. the server's data_dir and its config file.
+	HideDirs, HideFiles []string
+	// Shim is the command that runs ShimMain (the argv before its flags).
+	// Default: this executable with the ShimCommand argument (a test binary
+	// that starts a scheduler must dispatch that argument to ShimMain in
+	// its TestMain).
+	Shim []string
 }
 
 // Tunables (variables so tests of this package may shorten them).
@@ -82,6 +115,7 @@ var (
 	crashLoopFailed = 3               // crashes before ready that make the deployment failed
 	oneshotAttempts = 3               // runs of a failing oneshot before it is failed
 	probeTimeout    = 2 * time.Second // one readiness probe
+	shimMargin      = 2 * time.Second // after StopTimeout, the shim's time to kill the tree before berth SIGKILLs it
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -102,6 +136,9 @@ type Scheduler struct {
 
 	spawnCh chan spawnReq
 	router  *router
+
+	mode string    // the isolation in force
+	uids *uidTable // uid mode
 }
 
 type spawnReq struct {
@@ -138,6 +175,8 @@ var _ backends.Scheduler = (*Scheduler)(nil)
 
 type app struct {
 	name    string
+	dir     string // working directory and HOME
+	uid     int    // uid mode: the app's uid (-1 otherwise)
 	spec    *backends.AppSpec
 	gen     uint64 // bumped by every submit that changes the desired state
 	reached bool   // the current generation has been fully ready once
@@ -172,12 +211,65 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("local scheduler: data dir: %w", err)
 	}
 	cfg.DataDir = dd
-	for _, d := range []string{"logs", "run", "apps"} {
-		if err := os.MkdirAll(filepath.Join(dd, d), 0o750); err != nil {
+	if cfg.AppsDir == "" {
+		cfg.AppsDir = filepath.Join(dd, "apps")
+	}
+	if cfg.AppsDir, err = filepath.Abs(cfg.AppsDir); err != nil {
+		return nil, fmt.Errorf("local scheduler: apps dir: %w", err)
+	}
+	if len(cfg.Shim) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("local scheduler: locating the berth binary (for %s): %w", ShimCommand, err)
+		}
+		cfg.Shim = []string{self, ShimCommand}
+	}
+	if err := os.MkdirAll(dd, 0o700); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	for _, d := range []string{"logs", "run"} {
+		if err := os.MkdirAll(filepath.Join(dd, d), 0o700); err != nil {
 			return nil, fmt.Errorf("local scheduler: %w", err)
 		}
 	}
+	mode, err := resolveIsolation(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	// The apps' directories: traversable (not listable) by app users.
+	if err := os.MkdirAll(cfg.AppsDir, 0o711); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
+	var uids *uidTable
+	if mode != IsolationNone {
+		if err := os.Chmod(cfg.AppsDir, 0o711); err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		for _, d := range []string{dd, filepath.Join(dd, "logs"), filepath.Join(dd, "run")} {
+			if err := os.Chmod(d, 0o700); err != nil {
+				return nil, fmt.Errorf("local scheduler: %w", err)
+			}
+		}
+	}
+	if mode == IsolationUID {
+		if err := checkReachable(cfg.AppsDir); err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		r := cfg.UIDRange
+		if r == "" {
+			r = DefaultUIDRange
+		}
+		lo, hi, err := ParseUIDRange(r)
+		if err != nil {
+			return nil, fmt.Errorf("local scheduler: %w", err)
+		}
+		if uids, err = loadUIDTable(filepath.Join(dd, "uids.json"), lo, hi); err != nil {
+			return nil, fmt.Errorf("local scheduler: uid allocation: %w", err)
+		}
+	}
 	s := &Scheduler{
+		mode:    mode,
+		uids:    uids,
 		cfg:     cfg,
 		log:     cfg.Logger.Named("local-scheduler"),
 		apps:    map[string]*app{},
@@ -187,6 +279,11 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	go s.spawner()
 	s.reapLeftovers()
+	if mode == IsolationNone {
+		s.log.Warn("app procs are NOT isolated (local.isolation = \"none\"): app code runs with berth's own uid and can read its data_dir; use this only for a single trusted tenant")
+	} else {
+		s.log.Info("app procs are isolated", "isolation", mode, "apps_dir", cfg.AppsDir)
+	}
 	if cfg.RouterAddr != "" {
 		ln, err := net.Listen("tcp", cfg.RouterAddr)
 		if err != nil {
@@ -281,10 +378,11 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 		return err
 	}
 	spec = cloneSpec(spec)
-	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "apps", spec.App), 0o750); err != nil {
-		return fmt.Errorf("local scheduler: %w", err)
+	dir, uid, err := s.appDir(spec.App)
+	if err != nil {
+		return fmt.Errorf("local scheduler: app %s: working directory: %w", spec.App, err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "logs", spec.App), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "logs", spec.App), 0o700); err != nil {
 		return fmt.Errorf("local scheduler: %w", err)
 	}
 
@@ -298,6 +396,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 		a = &app{name: spec.App, procs: map[string]*proc{}}
 		s.apps[spec.App] = a
 	}
+	a.dir, a.uid = dir, uid
 	changed := a.spec == nil || a.spec.MetaVersion != spec.MetaVersion
 	a.spec = spec
 
@@ -314,7 +413,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 	want := map[string]bool{}
 	for _, ps := range spec.Procs {
 		want[ps.Name] = true
-		h := procHash(spec, ps)
+		h := procHash(spec, ps, s.envOf(a, ps))
 		p := a.procs[ps.Name]
 		if p == nil {
 			p = &proc{}
@@ -348,10 +447,10 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 
 // procHash fingerprints what makes an instance different from another: a
 // change rolls the proc's instances.
-func procHash(spec *backends.AppSpec, ps backends.ProcSpec) string {
+func procHash(spec *backends.AppSpec, ps backends.ProcSpec, env []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=%q cmd=%q type=%q port=%d hc=%q\n", spec.MetaVersion, ps.Cmd, ps.Type, ps.Port, ps.HealthCheck)
-	for _, kv := range envList(ps, spec) {
+	for _, kv := range env {
 		fmt.Fprintf(&b, "%q\n", kv)
 	}
 	return b.String()
@@ -412,8 +511,9 @@ func (s *Scheduler) startInstance(a *app, p *proc, i int, old *instance) *instan
 		serial: s.serial,
 		hash:   p.hash,
 		spec:   p.spec,
-		env:    envList(p.spec, a.spec),
-		dir:    filepath.Join(s.cfg.DataDir, "apps", a.name),
+		env:    s.envOf(a, p.spec),
+		dir:    a.dir,
+		uid:    a.uid,
 		state:  backends.StatePending,
 		since:  time.Now(),
 		stop:   make(chan struct{}),
@@ -570,7 +670,18 @@ func (s *Scheduler) Restart(ctx context.Context, appName, procName string) error
 
 // Stop stops every instance of the app (SIGTERM, then SIGKILL after
 // StopTimeout), waits for them to exit (within ctx) and forgets the app.
+//
+// The app's run is then over: its working directory is removed and, in uid
+// mode, its uid retired (never given again), so that nothing of it is left
+// to an app re-created under the same name. Close stops apps without that.
 func (s *Scheduler) Stop(ctx context.Context, appName string) error {
+	if err := s.stop(ctx, appName); err != nil {
+		return err
+	}
+	return s.forget(appName)
+}
+
+func (s *Scheduler) stop(ctx context.Context, appName string) error {
 	s.mu.Lock()
 	a := s.apps[appName]
 	if a == nil {
@@ -665,7 +776,7 @@ func (s *Scheduler) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Stop(ctx, n); err != nil {
+			if err := s.stop(ctx, n); err != nil {
 				emu.Lock()
 				errs = append(errs, err)
 				emu.Unlock()

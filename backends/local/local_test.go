@@ -36,6 +36,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// This test binary is also the process shim of the schedulers it runs
+	// (Config.Shim defaults to os.Executable() proc-shim).
+	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
+		os.Exit(ShimMain(os.Args[2:]))
+	}
+	if os.Getenv("BERTH_LOCAL_HELPER") == "unpriv" {
+		unprivHelper()
+		return
+	}
 	if os.Getenv("BERTH_LOCAL_HELPER") != "" {
 		helperMain()
 		return

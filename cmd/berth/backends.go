@@ -89,9 +89,18 @@ func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, st
 		})
 		return sch, "nomad", err
 	}
+	if err := cfg.CheckAppsDir(); err != nil {
+		return nil, "", err
+	}
+	var hideFiles []string
+	if cfg.Source != "" {
+		hideFiles = append(hideFiles, cfg.Source) // it may hold tokens
+	}
 	sch, err := local.New(local.Config{
 		DataDir: filepath.Join(cfg.DataDir, "local"), RouterAddr: cfg.Local.RouterAddr, AppsDomain: cfg.Apps.Domain,
 		StopTimeout: cfg.Local.StopTimeoutDur, Logger: log.Named("local"),
+		Isolation: cfg.Local.Isolation, UIDRange: cfg.Local.UIDRange, AppsDir: cfg.AppsDir(),
+		HideDirs: []string{cfg.DataDir}, HideFiles: hideFiles,
 	})
 	return sch, "local", err
 }

@@ -6,6 +6,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/berthpaas/berth/backends/local"
 )
 
 const usage = `berth — a PaaS control plane for Nomad, Consul and Vault
@@ -38,6 +40,8 @@ func main() {
 		err = runAdmin(os.Args[2:])
 	case "plugin":
 		err = runPlugin(os.Args[2:])
+	case local.ShimCommand: // hidden: the local scheduler's process shim
+		os.Exit(local.ShimMain(os.Args[2:]))
 	case "version", "-version", "--version":
 		fmt.Println("berth", version)
 	case "help", "-h", "-help", "--help":

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -64,6 +65,9 @@ func runServer(args []string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	if err := secureDataDir(cfg, log); err != nil {
+		return fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
 	stk, err := openStack(cfg, log, true)
 	if err != nil {
 		return err
@@ -74,7 +78,10 @@ func runServer(args []string) error {
 	if cfg.Mailer.SMTPAddr != "" {
 		mailer = &server.SMTPMailer{Addr: cfg.Mailer.SMTPAddr, From: cfg.Mailer.From, Username: cfg.Mailer.Username, Password: cfg.Mailer.Password}
 	}
-	brokers := plugins.NewManager(plugins.ManagerConfig{PluginDir: cfg.Plugins.Dir, Logger: log.Named("plugins"), CallTimeout: cfg.Plugins.CallTimeoutDur})
+	brokers := plugins.NewManager(plugins.ManagerConfig{
+		PluginDir: cfg.Plugins.Dir, Logger: log.Named("plugins"), CallTimeout: cfg.Plugins.CallTimeoutDur,
+		StateDir: filepath.Join(cfg.DataDir, "plugins"), Checksums: cfg.Plugins.Checksums,
+	})
 	defer brokers.Close()
 	srv, err := server.New(server.Deps{
 		Config: cfg, Logger: log,

@@ -7,10 +7,13 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,6 +116,15 @@ type Apps struct {
 type Local struct {
 	RouterAddr  string `hcl:"router_addr,optional"`
 	StopTimeout string `hcl:"stop_timeout,optional"`
+	// Isolation of app procs: "auto" (default: uid when berth runs as
+	// root, else namespace, else refuse), "uid", "namespace" or "none".
+	Isolation string `hcl:"isolation,optional"`
+	// UIDRange is the range app uids (and gids) come from in uid mode,
+	// "LOW-HIGH" (default "200000-265535").
+	UIDRange string `hcl:"uid_range,optional"`
+	// AppsDir holds the apps' working directories; default
+	// "<data_dir>-apps" (outside data_dir, which is kept 0700).
+	AppsDir string `hcl:"apps_dir,optional"`
 
 	StopTimeoutDur time.Duration
 }
@@ -185,6 +197,10 @@ type Notify struct {
 type Plugins struct {
 	Dir         string `hcl:"dir,optional"`
 	CallTimeout string `hcl:"call_timeout,optional"`
+	// Checksums pins external plugins: plugin name -> hex SHA-256 of its
+	// executable (berth-broker-<name>); a plugin whose file does not match
+	// is refused.
+	Checksums map[string]string `hcl:"checksums,optional"`
 
 	CallTimeoutDur time.Duration
 }
@@ -377,6 +393,20 @@ func (c *Config) finish() error {
 	if err := dur("local.stop_timeout", c.Local.StopTimeout, 10*time.Second, &c.Local.StopTimeoutDur); err != nil {
 		return err
 	}
+	if c.Local.Isolation == "" {
+		c.Local.Isolation = "auto"
+	}
+	switch c.Local.Isolation {
+	case "auto", "uid", "namespace", "none":
+	default:
+		return fmt.Errorf("local.isolation: %q is not one of auto, uid, namespace, none", c.Local.Isolation)
+	}
+	if c.Local.UIDRange == "" {
+		c.Local.UIDRange = "200000-265535"
+	}
+	if lo, hi, ok := parseRange(c.Local.UIDRange); !ok || lo < 1000 || hi < lo || hi >= 1<<31-1 {
+		return fmt.Errorf("local.uid_range: %q is not LOW-HIGH with 1000 <= LOW <= HIGH (e.g. \"200000-265535\")", c.Local.UIDRange)
+	}
 	if c.Notify == nil {
 		c.Notify = &Notify{}
 	}
@@ -397,6 +427,11 @@ func (c *Config) finish() error {
 	}
 	if err := dur("plugins.call_timeout", c.Plugins.CallTimeout, 30*time.Second, &c.Plugins.CallTimeoutDur); err != nil {
 		return err
+	}
+	for name, sum := range c.Plugins.Checksums {
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("plugins.checksums: %q: %q is not a hex SHA-256 (64 hex digits)", name, sum)
+		}
 	}
 	if c.Reconcile == nil {
 		c.Reconcile = &Reconcile{}
@@ -432,6 +467,31 @@ func (c *Config) finish() error {
 		return err
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
+	return c.CheckAppsDir()
+}
+
+// AppsDir is local.apps_dir, or "<data_dir>-apps" when it is not set.
+func (c *Config) AppsDir() string {
+	if c.Local != nil && c.Local.AppsDir != "" {
+		return filepath.Clean(c.Local.AppsDir)
+	}
+	return filepath.Clean(c.DataDir) + "-apps"
+}
+
+// CheckAppsDir refuses an apps dir inside data_dir (app users must not be
+// able to reach data_dir) unless procs are not isolated.
+func (c *Config) CheckAppsDir() error {
+	if c.Local != nil && c.Local.Isolation == "none" {
+		return nil
+	}
+	dd, err1 := filepath.Abs(c.DataDir)
+	ad, err2 := filepath.Abs(c.AppsDir())
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	if rel, err := filepath.Rel(dd, ad); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return fmt.Errorf("local.apps_dir: %q is inside data_dir %q, which app users must not reach; put it elsewhere", ad, dd)
+	}
 	return nil
 }
 
@@ -567,6 +627,17 @@ func (c *Config) Target(name string) *BrokerTarget {
 		}
 	}
 	return nil
+}
+
+// parseRange parses "LOW-HIGH".
+func parseRange(s string) (lo, hi int, ok bool) {
+	a, b, found := strings.Cut(strings.TrimSpace(s), "-")
+	if !found {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	return lo, hi, err1 == nil && err2 == nil
 }
 
 // IsAdmin reports whether email is a configured admin.

@@ -219,3 +219,45 @@ func TestReconcilerDeployPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalIsolationAndPluginChecksums(t *testing.T) {
+	c, err := Parse([]byte("data_dir = \"/srv/berth\"\n"), "t.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Local.Isolation != "auto" || c.Local.UIDRange != "200000-265535" || c.AppsDir() != "/srv/berth-apps" {
+		t.Errorf("defaults: isolation %q uid_range %q apps dir %q", c.Local.Isolation, c.Local.UIDRange, c.AppsDir())
+	}
+	sum := strings.Repeat("ab", 32)
+	c, err = Parse([]byte(`data_dir = "/srv/berth"
+local {
+  isolation = "namespace"
+  uid_range = "300000-300100"
+  apps_dir  = "/srv/apps"
+}
+plugins {
+  checksums = { mybroker = "`+sum+`" }
+}
+`), "t.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Local.Isolation != "namespace" || c.Local.UIDRange != "300000-300100" || c.AppsDir() != "/srv/apps" || c.Plugins.Checksums["mybroker"] != sum {
+		t.Errorf("parsed: %+v %+v", c.Local, c.Plugins)
+	}
+	for src, want := range map[string]string{
+		"local {\n  isolation = \"chroot\"\n}\n":                    "local.isolation",
+		"local {\n  uid_range = \"5-10\"\n}\n":                      "local.uid_range",
+		"local {\n  uid_range = \"300000\"\n}\n":                    "local.uid_range",
+		"plugins {\n  checksums = { x = \"abc\" }\n}\n":             "plugins.checksums",
+		"data_dir = \"/d\"\nlocal {\n  apps_dir = \"/d/apps\"\n}\n": "inside data_dir",
+	} {
+		if _, err := Parse([]byte(src), "t.hcl"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want one naming %s", src, err, want)
+		}
+	}
+	// With isolation none an apps dir inside data_dir is allowed.
+	if _, err := Parse([]byte("data_dir = \"/d\"\nlocal {\n  isolation = \"none\"\n  apps_dir = \"/d/apps\"\n}\n"), "t.hcl"); err != nil {
+		t.Errorf("isolation none, apps dir inside data_dir: %v", err)
+	}
+}
