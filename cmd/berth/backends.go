@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,7 +101,7 @@ func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, st
 	sch, err := local.New(local.Config{
 		DataDir: filepath.Join(cfg.DataDir, "local"), RouterAddr: cfg.Local.RouterAddr, AppsDomain: cfg.Apps.Domain,
 		StopTimeout: cfg.Local.StopTimeoutDur, Logger: log.Named("local"),
-		Isolation: cfg.Local.Isolation, UIDRange: cfg.Local.UIDRange, AppsDir: cfg.AppsDir(),
+		Isolation: cfg.Local.Isolation, UIDRange: cfg.Local.UIDRange, AppsDir: appsDir(cfg, log),
 		HideDirs: []string{cfg.DataDir}, HideFiles: hideFiles,
 	})
 	return sch, "local", err
@@ -126,4 +128,43 @@ func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack
 		s.closers = append(s.closers, s.sched.Close)
 	}
 	return s, nil
+}
+
+// appsDir is where the local scheduler keeps the apps' working directories:
+// local.apps_dir when set, else "<data_dir>-apps". When that default cannot be
+// traversed by the apps' uids (a checkout under a 0700 directory, as
+// mktemp -d makes) and Berth runs as root with per-app uids, the directories
+// go under /var/lib/berth instead (root-owned, 0711), one per data_dir, so
+// `make run` works wherever the tree was cloned.
+func appsDir(cfg *config.Config, log hclog.Logger) string {
+	def := cfg.AppsDir()
+	if cfg.Local.AppsDir != "" || os.Geteuid() != 0 || cfg.Local.Isolation == "none" || cfg.Local.Isolation == "namespace" {
+		return def
+	}
+	abs, err := filepath.Abs(def)
+	if err != nil || traversable(filepath.Dir(abs)) {
+		return def
+	}
+	dd, _ := filepath.Abs(cfg.DataDir)
+	sum := sha256.Sum256([]byte(dd))
+	alt := filepath.Join("/var/lib/berth", "apps-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll("/var/lib/berth", 0o711); err != nil || !traversable("/var/lib/berth") {
+		return def // local.New says why the default cannot be used
+	}
+	log.Warn("the default apps dir cannot be traversed by app users; using another (set local.apps_dir to choose)",
+		"default", abs, "apps_dir", alt)
+	return alt
+}
+
+// traversable reports whether every directory from dir up to / has o+x.
+func traversable(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == "/" || d == "." {
+			return true
+		}
+	}
 }
