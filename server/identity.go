@@ -63,6 +63,25 @@ func teamMatches(ids map[string]string, name string, t *state.Team) bool {
 	return id != "" && id == t.ID
 }
 
+// appTeamMatches is teamMatches for the teams of an app. An app record
+// with no recorded ID (older than app team IDs, not yet pinned by the
+// sweep) matches only a team created no later than the app was (or, for a
+// resource instance, than its resource was): an app is given its teams
+// when it is registered, so a team created after that is a re-creation.
+func appTeamMatches(app *state.App, name string, t *state.Team) bool {
+	if t == nil || t.Name != name {
+		return false
+	}
+	if id, ok := app.TeamIDs[name]; ok {
+		return id != "" && id == t.ID
+	}
+	since := app.Created
+	if !app.ResourceCreated.IsZero() {
+		since = app.ResourceCreated
+	}
+	return since.IsZero() || !t.Created.After(since)
+}
+
 // ownsInstance reports whether u is the user that created inst.
 func ownsInstance(inst *state.ServiceInstance, u *state.User) bool {
 	if u == nil || inst.Owner == "" || inst.Owner != u.Email {
@@ -224,6 +243,7 @@ func (s *Server) pinIdentities(ctx context.Context) {
 			}
 		}
 	}
+	s.pinAppTeams(ctx)
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return
@@ -250,6 +270,51 @@ func (s *Server) pinIdentities(ctx context.Context) {
 		})
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			s.log.Warn("identity pin: could not update service instance", "instance", inst.Name, "error", err)
+		}
+	}
+}
+
+// pinAppTeams records the IDs of the teams of apps that have none (older
+// records): the current team's if it is the one the app was given
+// (appTeamMatches), else a tombstone.
+func (s *Server) pinAppTeams(ctx context.Context) {
+	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
+	if err != nil {
+		return
+	}
+	pin := func(a *state.App) error {
+		for _, n := range appTeams(a) {
+			if _, ok := a.TeamIDs[n]; ok {
+				continue
+			}
+			t, err := s.teamWithID(ctx, n)
+			switch {
+			case err == nil && appTeamMatches(a, n, t):
+			case err == nil || errors.Is(err, state.ErrNotFound):
+				t = &state.Team{ID: tombstone}
+			default:
+				return err
+			}
+			if a.TeamIDs == nil {
+				a.TeamIDs = map[string]string{}
+			}
+			a.TeamIDs[n] = t.ID
+		}
+		return nil
+	}
+	for _, a := range apps {
+		missing := false
+		for _, n := range appTeams(a) {
+			if _, ok := a.TeamIDs[n]; !ok {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		_, _, err := state.Update(ctx, s.store, state.AppKey(a.Name), pin)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			s.log.Warn("identity pin: could not update app", "app", a.Name, "error", err)
 		}
 	}
 }
