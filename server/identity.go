@@ -5,7 +5,9 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/state"
 )
 
@@ -195,6 +197,48 @@ func (s *Server) handOverInstances(ctx context.Context, u *state.User) error {
 		}
 	}
 	return failed
+}
+
+// updateForUser is state.Update for a change that names the user email
+// (a maintainer role, a team membership): the record is written in one
+// transaction with a check that the user's record is unchanged, so the
+// change never lands after DELETE /users deleted the account (that
+// deletes the record first, then drops the email from apps and teams;
+// a change committed before the delete is seen by that sweep). 404 if
+// the user does not exist.
+func updateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
+	for attempt := 0; attempt < 64; attempt++ {
+		_, uidx, err := state.Get[state.User](ctx, st, state.UserKey(email))
+		if errors.Is(err, state.ErrNotFound) {
+			return notFound("user %s not found", email)
+		}
+		if err != nil {
+			return err
+		}
+		v, idx, err := state.Get[T](ctx, st, key)
+		if err != nil {
+			return err
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+		b, err := jsonBytes(v)
+		if err != nil {
+			return err
+		}
+		_, err = st.Txn(ctx, []backends.TxnOp{
+			{Verb: backends.TxnCAS, Key: key, Value: b, Index: idx},
+			{Verb: backends.TxnCheckIndex, Key: state.UserKey(email), Index: uidx},
+		})
+		if !errors.Is(err, backends.ErrCASConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * time.Millisecond)
+	}
+	return state.ErrConflict
 }
 
 // tombstone is recorded for a reference whose team or user no longer

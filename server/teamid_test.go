@@ -3,30 +3,48 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/state"
 )
 
-// hookedStore runs onList (once) when the apps are listed: it is the
-// moment a concurrent request slips in between DELETE /teams' check for
-// apps and its delete.
+// hookedStore runs a hook once when a key is read ("get:"+key) or a
+// prefix listed ("list:"+prefix), after the read: it is the moment a
+// concurrent request slips in between a check and the write that
+// depends on it.
 type hookedStore struct {
 	backends.Store
-	once   sync.Once
-	onList func()
+	mu    sync.Mutex
+	hooks map[string]func()
+}
+
+func (h *hookedStore) fire(what string) {
+	h.mu.Lock()
+	f := h.hooks[what]
+	delete(h.hooks, what)
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (h *hookedStore) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
+	p, m, err := h.Store.Get(ctx, key, q)
+	h.fire("get:" + key)
+	return p, m, err
 }
 
 func (h *hookedStore) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	ps, m, err := h.Store.List(ctx, prefix, q)
-	if prefix == state.AppsPrefix && h.onList != nil {
-		h.once.Do(h.onList)
-	}
+	h.fire("list:" + prefix)
 	return ps, m, err
 }
 
@@ -50,11 +68,10 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 
 	// The race: the app is registered while DELETE /teams/t runs, after
 	// its check for apps.
-	hooked := &hookedStore{Store: s.store}
 	var regErr error
-	hooked.onList = func() {
+	hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"list:" + state.AppsPrefix: func() {
 		_, regErr = s.registerApp(ctx, &Identity{Email: "a@b.co"}, newApp{Name: "raced", TeamOwner: "t"})
-	}
+	}}}
 	s.store = hooked
 	c := callAs(ctx, "a@b.co")
 	c.ps = httprouter.Params{{Key: "team", Value: "t"}}
@@ -154,5 +171,66 @@ func TestAppTeamIDsPinned(t *testing.T) {
 	ga, _ := state.GetApp(ctx, s.store, "goneapp")
 	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != tombstone {
 		t.Errorf("pinned: keptapp %v (team ID %q), goneapp %v", ka.TeamIDs, kept.ID, ga.TeamIDs)
+	}
+}
+
+// A maintainer role (or team membership) given to a user while DELETE
+// /users removes the account must not survive it: whoever registers the
+// email next would inherit it. The account is deleted behind the check
+// that the user exists; the grant then fails (404) instead.
+func TestGrantRacesUserRemoval(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	ctx := t.Context()
+	for _, e := range []string{"o@b.co"} {
+		if _, err := CreateUser(ctx, s.store, e, "password", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.registerApp(ctx, &Identity{Email: "o@b.co"}, newApp{Name: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), &state.Team{ID: state.NewID(), Name: "t", Users: []string{"o@b.co"}, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, grant := range []struct {
+		name string
+		run  func(c *call) (any, error)
+		ps   httprouter.Params
+		body string
+	}{
+		{"maintainer", s.addMaintainer, httprouter.Params{{Key: "app", Value: "kept"}}, `{"username":"leaver@b.co","role":"admin"}`},
+		{"team member", s.addTeamUser, httprouter.Params{{Key: "team", Value: "t"}, {Key: "user", Value: "leaver@b.co"}}, ``},
+	} {
+		if _, err := CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+			t.Fatal(err)
+		}
+		var rmErr error
+		hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
+			_, rmErr = s.removeUser(callAs(ctx, "leaver@b.co"))
+		}}}
+		s.store = hooked
+		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
+		_, err := grant.run(c)
+		s.store = hooked.Store
+		if rmErr != nil {
+			t.Fatalf("%s: removing the user: %v", grant.name, rmErr)
+		}
+		if status, _ := errorStatus(err); status != http.StatusNotFound {
+			t.Errorf("%s: granted to a user removed meanwhile: %v (want 404)", grant.name, err)
+		}
+		// The email registered again has no role and is in no team.
+		if _, err := CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+			t.Fatal(err)
+		}
+		app, _ := state.GetApp(ctx, s.store, "kept")
+		if err := s.allowed(ctx, &Identity{Email: "leaver@b.co"}, ActAppRead, app); err == nil {
+			t.Errorf("%s: the re-registered email has a role on the app (maintainers %v)", grant.name, app.Maintainers)
+		}
+		if tm, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("t")); contains(tm.Users, "leaver@b.co") {
+			t.Errorf("%s: the re-registered email is in the team: %v", grant.name, tm.Users)
+		}
+		if _, err := s.removeUser(callAs(ctx, "leaver@b.co")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -168,12 +168,7 @@ func (s *Server) addTeamUser(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("user %s not found", email)
-	} else if err != nil {
-		return nil, err
-	}
-	_, _, err = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+	err = updateForUser(c.ctx(), s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
 		if contains(t.Users, email) {
 			return conflict("%s is already in team %q", email, t.Name)
 		}
