@@ -72,16 +72,6 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 		if err := names.Team(in.TeamOwner); err != nil {
 			return nil, err
 		}
-		t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(in.TeamOwner))
-		if errors.Is(err, state.ErrNotFound) {
-			return nil, notFound("team %q not found", in.TeamOwner)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !id.Admin && !contains(t.Users, id.Email) {
-			return nil, forbidden("you are not a member of team %q", in.TeamOwner)
-		}
 	}
 	app := &state.App{
 		Name: in.Name, Owner: id.Email, TeamOwner: in.TeamOwner, Platform: in.Platform, AppType: in.AppType,
@@ -94,11 +84,37 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 	if in.TeamOwner != "" {
 		app.Teams = []string{in.TeamOwner}
 	}
-	appJSON, err := jsonBytes(app)
-	if err != nil {
-		return nil, err
-	}
 	for attempt := 0; attempt < 32; attempt++ {
+		// The team is checked and written (with its ID) in the app's
+		// transaction: its ModifyIndex moves, so a DELETE /teams that
+		// checked for apps before this commit fails its CAS, and one that
+		// committed first makes this one fail and find no team.
+		var teamOp []backends.TxnOp
+		if in.TeamOwner != "" {
+			t, tidx, err := state.Get[state.Team](ctx, s.store, state.TeamKey(in.TeamOwner))
+			if errors.Is(err, state.ErrNotFound) {
+				return nil, notFound("team %q not found", in.TeamOwner)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !id.Admin && !contains(t.Users, id.Email) {
+				return nil, forbidden("you are not a member of team %q", in.TeamOwner)
+			}
+			if t.ID == "" {
+				t.ID = state.NewID()
+			}
+			app.TeamIDs = map[string]string{in.TeamOwner: t.ID}
+			teamJSON, err := jsonBytes(t)
+			if err != nil {
+				return nil, err
+			}
+			teamOp = []backends.TxnOp{{Verb: backends.TxnCAS, Key: state.TeamKey(in.TeamOwner), Value: teamJSON, Index: tidx}}
+		}
+		appJSON, err := jsonBytes(app)
+		if err != nil {
+			return nil, err
+		}
 		u, uidx, err := state.Get[state.User](ctx, s.store, state.UserKey(id.Email))
 		if errors.Is(err, state.ErrNotFound) {
 			return nil, unauthorized("your user no longer exists")
@@ -114,10 +130,10 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.store.Txn(ctx, []backends.TxnOp{
+		_, err = s.store.Txn(ctx, append([]backends.TxnOp{
 			{Verb: backends.TxnCAS, Key: state.AppKey(in.Name), Value: appJSON, Index: 0},
 			{Verb: backends.TxnCAS, Key: state.UserKey(id.Email), Value: userJSON, Index: uidx},
-		})
+		}, teamOp...))
 		if err == nil {
 			return app, nil
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/server/state"
 )
 
@@ -61,6 +63,25 @@ func teamMatches(ids map[string]string, name string, t *state.Team) bool {
 		return true
 	}
 	return id != "" && id == t.ID
+}
+
+// appTeamMatches is teamMatches for the teams of an app. An app record
+// with no recorded ID (older than app team IDs, not yet pinned by the
+// sweep) matches only a team created no later than the app was (or, for a
+// resource instance, than its resource was): an app is given its teams
+// when it is registered, so a team created after that is a re-creation.
+func appTeamMatches(app *state.App, name string, t *state.Team) bool {
+	if t == nil || t.Name != name {
+		return false
+	}
+	if id, ok := app.TeamIDs[name]; ok {
+		return id != "" && id == t.ID
+	}
+	since := app.Created
+	if !app.ResourceCreated.IsZero() {
+		since = app.ResourceCreated
+	}
+	return since.IsZero() || !t.Created.After(since)
 }
 
 // ownsInstance reports whether u is the user that created inst.
@@ -178,6 +199,48 @@ func (s *Server) handOverInstances(ctx context.Context, u *state.User) error {
 	return failed
 }
 
+// updateForUser is state.Update for a change that names the user email
+// (a maintainer role, a team membership): the record is written in one
+// transaction with a check that the user's record is unchanged, so the
+// change never lands after DELETE /users deleted the account (that
+// deletes the record first, then drops the email from apps and teams;
+// a change committed before the delete is seen by that sweep). 404 if
+// the user does not exist.
+func updateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
+	for attempt := 0; attempt < 64; attempt++ {
+		_, uidx, err := state.Get[state.User](ctx, st, state.UserKey(email))
+		if errors.Is(err, state.ErrNotFound) {
+			return notFound("user %s not found", email)
+		}
+		if err != nil {
+			return err
+		}
+		v, idx, err := state.Get[T](ctx, st, key)
+		if err != nil {
+			return err
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+		b, err := jsonBytes(v)
+		if err != nil {
+			return err
+		}
+		_, err = st.Txn(ctx, []backends.TxnOp{
+			{Verb: backends.TxnCAS, Key: key, Value: b, Index: idx},
+			{Verb: backends.TxnCheckIndex, Key: state.UserKey(email), Index: uidx},
+		})
+		if !errors.Is(err, backends.ErrCASConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * time.Millisecond)
+	}
+	return state.ErrConflict
+}
+
 // tombstone is recorded for a reference whose team or user no longer
 // exists when the sweep pins it: it matches no record.
 const tombstone = "deleted"
@@ -224,6 +287,7 @@ func (s *Server) pinIdentities(ctx context.Context) {
 			}
 		}
 	}
+	s.pinAppTeams(ctx)
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return
@@ -250,6 +314,51 @@ func (s *Server) pinIdentities(ctx context.Context) {
 		})
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			s.log.Warn("identity pin: could not update service instance", "instance", inst.Name, "error", err)
+		}
+	}
+}
+
+// pinAppTeams records the IDs of the teams of apps that have none (older
+// records): the current team's if it is the one the app was given
+// (appTeamMatches), else a tombstone.
+func (s *Server) pinAppTeams(ctx context.Context) {
+	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
+	if err != nil {
+		return
+	}
+	pin := func(a *state.App) error {
+		for _, n := range appTeams(a) {
+			if _, ok := a.TeamIDs[n]; ok {
+				continue
+			}
+			t, err := s.teamWithID(ctx, n)
+			switch {
+			case err == nil && appTeamMatches(a, n, t):
+			case err == nil || errors.Is(err, state.ErrNotFound):
+				t = &state.Team{ID: tombstone}
+			default:
+				return err
+			}
+			if a.TeamIDs == nil {
+				a.TeamIDs = map[string]string{}
+			}
+			a.TeamIDs[n] = t.ID
+		}
+		return nil
+	}
+	for _, a := range apps {
+		missing := false
+		for _, n := range appTeams(a) {
+			if _, ok := a.TeamIDs[n]; !ok {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		_, _, err := state.Update(ctx, s.store, state.AppKey(a.Name), pin)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			s.log.Warn("identity pin: could not update app", "app", a.Name, "error", err)
 		}
 	}
 }

@@ -69,7 +69,8 @@ var policy = map[Action]rule{
 }
 
 // roleOn is the caller's effective role on an app: the maintainer role, or
-// developer through membership of one of the app's teams.
+// developer through membership of one of the app's teams (the team that
+// was given the app, by ID: not one re-created under its name).
 func (s *Server) roleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
 	if id == nil || id.AppToken {
 		return ""
@@ -77,7 +78,7 @@ func (s *Server) roleOn(id *Identity, app *state.App, teams map[string]*state.Te
 	role := app.Maintainers[id.Email]
 	if role == "" {
 		for _, t := range appTeams(app) {
-			if tm := teams[t]; tm != nil && contains(tm.Users, id.Email) {
+			if tm := teams[t]; appTeamMatches(app, t, tm) && contains(tm.Users, id.Email) {
 				return state.RoleDeveloper
 			}
 		}

@@ -226,13 +226,8 @@ func (s *Server) addMaintainer(c *call) (any, error) {
 	if state.RoleRank(in.Role) > rank {
 		return nil, forbidden("you may not grant %s: it is above your own role on app %q", in.Role, a.Name)
 	}
-	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("user %s not found", email)
-	} else if err != nil {
-		return nil, err
-	}
 	c.target = a.Name + "/" + email
-	_, _, err = state.Update(c.ctx(), s.store, state.AppKey(a.Name), func(a *state.App) error {
+	err = updateForUser(c.ctx(), s.store, state.AppKey(a.Name), email, func(a *state.App) error {
 		if _, ok := a.Maintainers[email]; ok {
 			return conflict("%s is already a maintainer of app %q", email, a.Name)
 		}

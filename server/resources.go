@@ -80,7 +80,7 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 		inst := &state.App{
 			Name: name, Owner: res.Owner, AppType: state.AppTypeResourceInstance, Resource: resName, Client: client.Name,
 			ResourceCreated: res.Created, ClientCreated: client.Created,
-			Maintainers: maint, GitURL: res.GitURL, Created: time.Now().UTC(), Teams: res.Teams, TeamOwner: res.TeamOwner,
+			Maintainers: maint, GitURL: res.GitURL, Created: time.Now().UTC(), Teams: res.Teams, TeamOwner: res.TeamOwner, TeamIDs: cloneMap(res.TeamIDs),
 			Deployed: true, MetaVersion: resRel.MetaVersion, Generation: 1,
 			Routes: []string{name + "." + s.cfg.Apps.Domain},
 		}

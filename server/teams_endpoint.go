@@ -110,6 +110,21 @@ func (s *Server) removeTeam(c *call) (any, error) {
 			return nil, err
 		}
 	}
+	// The record is read before the checks and deleted only if unchanged
+	// since (CAS): an app registered for the team meanwhile writes the team
+	// record in its transaction, so either the check sees the app or the
+	// delete fails.
+	cur, idx, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t.Name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("team %q not found", t.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur.ID != t.ID {
+		return nil, conflict("team %q changed meanwhile; try again", t.Name)
+	}
+	t = cur
 	svcs, insts, err := s.teamHoldings(c.ctx(), t)
 	if err != nil {
 		return nil, err
@@ -129,20 +144,9 @@ func (s *Server) removeTeam(c *call) (any, error) {
 		return nil, err
 	}
 	for _, a := range apps {
-		if contains(appTeams(a), t.Name) {
+		if contains(appTeams(a), t.Name) && appTeamMatches(a, t.Name, t) {
 			return nil, forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
 		}
-	}
-	// Deleted only if unchanged since the check (same ID, same members).
-	cur, idx, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t.Name))
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("team %q not found", t.Name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if cur.ID != t.ID {
-		return nil, conflict("team %q changed meanwhile; try again", t.Name)
 	}
 	ok, _, err := s.store.DeleteCAS(c.ctx(), state.TeamKey(t.Name), idx)
 	if err != nil {
@@ -164,12 +168,7 @@ func (s *Server) addTeamUser(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := state.Get[state.User](c.ctx(), s.store, state.UserKey(email)); errors.Is(err, state.ErrNotFound) {
-		return nil, notFound("user %s not found", email)
-	} else if err != nil {
-		return nil, err
-	}
-	_, _, err = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
+	err = updateForUser(c.ctx(), s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
 		if contains(t.Users, email) {
 			return conflict("%s is already in team %q", email, t.Name)
 		}

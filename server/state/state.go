@@ -120,6 +120,7 @@ type App struct {
 	Owner       string            `json:"owner"`
 	TeamOwner   string            `json:"team_owner,omitempty"`
 	Teams       []string          `json:"teams,omitempty"`
+	TeamIDs     map[string]string `json:"team_ids,omitempty"` // each team's ID when it was given the app (see Team.ID)
 	Platform    string            `json:"platform,omitempty"`
 	AppType     string            `json:"apptype"`
 	Maintainers map[string]string `json:"maintainers"`
