@@ -80,6 +80,15 @@ type AppStatus struct {
 	Deployment string
 	Message    string
 	Instances  []Instance // sorted by Proc, then Index
+	// ProgressBy is when the scheduler itself fails the deploy under way
+	// unless it makes progress first (Nomad's progress deadline, which
+	// every newly healthy allocation moves on); zero when the scheduler
+	// keeps no deadline of its own.
+	ProgressBy time.Time
+	// Reverted says why, when the version the scheduler runs is the result
+	// of its own rollback of a failed deploy (Nomad's auto_revert): the
+	// failed deploy's message.
+	Reverted string
 }
 
 // Scheduler runs procs. Submit is declarative and idempotent: after it

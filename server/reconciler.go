@@ -561,16 +561,50 @@ func (r *reconciler) progress(ctx context.Context) {
 			// the deploy failed; record it and make the reverted
 			// version the desired one.
 			msg := fmt.Sprintf("the scheduler reverted to %s", st.MetaVersion)
-			if st.Message != "" {
-				msg += ": " + st.Message
+			if st.Reverted != "" {
+				msg += ": " + st.Reverted
 			}
 			r.fail(ctx, a, d, msg)
 			continue
+		}
+		if d.State == state.DeployDeploying && d.Deadline != nil && d.Generation == a.Generation && st.MetaVersion == a.MetaVersion {
+			r.followSchedulerDeadline(ctx, a, d, st.ProgressBy)
 		}
 		if d.State == state.DeployDeploying && d.Deadline != nil && d.Generation == a.Generation && time.Now().After(*d.Deadline) {
 			r.fail(ctx, a, d, deadlineMessage(d, st))
 		}
 	}
+}
+
+// schedulerDeadlineGrace is how long after a scheduler's own progress
+// deadline Berth's deadline of the same deploy passes: the scheduler (and
+// its auto_revert) decides first.
+const schedulerDeadlineGrace = 10 * time.Second
+
+// followSchedulerDeadline moves the deploy's deadline (and the app's lease)
+// to just after the scheduler's own progress deadline by, when that is
+// later. A scheduler that keeps one (Nomad's update block) moves it on
+// with every newly healthy allocation, so a rollout slower in all than
+// progress_deadline but making progress is not failed; and Berth does not
+// fail and revert a deploy at the same moment as the scheduler does.
+func (r *reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, d *state.Deploy, by time.Time) {
+	if by.IsZero() {
+		return
+	}
+	at := by.Add(schedulerDeadlineGrace).UTC()
+	if !at.After(*d.Deadline) {
+		return
+	}
+	cur, idx, err := r.s.getDeployIndex(ctx, a.Name)
+	if err != nil || cur == nil || cur.Generation != d.Generation || cur.State != state.DeployDeploying {
+		return
+	}
+	cur.Deadline = &at
+	if _, err := state.Put(ctx, r.s.store, state.DeployKey(a.Name), cur, idx); err != nil {
+		return // retried at the next progress check
+	}
+	d.Deadline = &at
+	r.extendLease(ctx, a, at.Add(5*time.Second))
 }
 
 // deadlineMessage says that the progress deadline passed, and which

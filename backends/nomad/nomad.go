@@ -437,12 +437,49 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 		}
 		if d != nil && d.JobVersion == version {
 			res = mapDeployment(d)
+			if !res.Terminal {
+				st.ProgressBy = progressBy(d)
+			}
 		} else {
 			res = deploymentFromAllocs(job, allocs)
 		}
 	}
 	st.Deployment, st.Message = res.State, res.Message
+	if version > 0 {
+		// Is this version Nomad's own rollback of a failed deployment?
+		deps, _, err := s.client.Jobs().Deployments(app, false, s.q(ctx))
+		if err != nil {
+			return nil, unavailable("deployments of "+app, err)
+		}
+		st.Reverted = revertReason(deps, version)
+	}
 	return st, nil
+}
+
+// progressBy is when Nomad fails the running deployment d unless an
+// allocation becomes healthy first: the latest of its groups' deadlines
+// (zero when none is set yet).
+func progressBy(d *api.Deployment) time.Time {
+	var by time.Time
+	for _, g := range d.TaskGroups {
+		if g != nil && g.RequireProgressBy.After(by) {
+			by = g.RequireProgressBy
+		}
+	}
+	return by
+}
+
+// revertReason tells whether job version is Nomad's rollback (auto_revert)
+// of the failed deployment of the version just before it, and if so why
+// that deployment failed ("" otherwise).
+func revertReason(deps []*api.Deployment, version uint64) string {
+	for _, d := range deps {
+		if d != nil && d.JobVersion+1 == version && d.Status == api.DeploymentStatusFailed &&
+			strings.Contains(d.StatusDescription, "rolling back to job version") {
+			return fmt.Sprintf("the deployment of job version %d failed: %s", d.JobVersion, d.StatusDescription)
+		}
+	}
+	return ""
 }
 
 // allocations lists the allocations of job id with their allocated

@@ -225,7 +225,10 @@ type Reconcile struct {
 	Interval string `hcl:"interval,optional"`
 	LockTTL  string `hcl:"lock_ttl,optional"`
 	// ProgressDeadline is how long a deploy may take to become healthy
-	// before it is failed (default 5m); apps may set their own.
+	// before it is failed (default 5m); apps may set their own. On Nomad
+	// it is the update block's progress_deadline, which every allocation
+	// that becomes healthy moves on: Nomad fails (and with auto_revert
+	// reverts) the deploy, and Berth's own deadline follows Nomad's.
 	ProgressDeadline string `hcl:"progress_deadline,optional"`
 	// AutoRevert reverts an app whose deploy failed to its last running
 	// release (default true); apps may set their own.
