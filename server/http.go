@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -343,11 +344,22 @@ func paramsTarget(ps httprouter.Params) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	// Encode to a buffer first (as Nomad's wrapper does): a value that
+	// cannot be encoded becomes a 500 with a JSON body, not a 200 with a
+	// truncated one.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		_ = json.NewEncoder(&buf).Encode(map[string]any{
+			"error": "the answer could not be encoded", "status": status, "request_id": w.Header().Get("X-Request-Id"),
+		})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // decode reads a JSON body into v strictly: one object, no unknown fields,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -121,6 +122,18 @@ func TestRequestIDs(t *testing.T) {
 	w = serve(s, "GET", "/healthz", "", map[string]string{"X-Request-Id": "bad id\nx"})
 	if got := w.Header().Get("X-Request-Id"); got == "bad id\nx" || len(got) != 16 {
 		t.Fatalf("unsafe request id echoed: %q", got)
+	}
+}
+
+func TestUnencodableAnswerIs500WithBody(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	s.handle("GET", "/nan", public, func(c *call) (any, error) { return map[string]any{"x": math.NaN()}, nil })
+	w := serve(s, "GET", "/nan", "", nil)
+	if w.Code != 500 {
+		t.Fatalf("got %d %s, want 500", w.Code, w.Body)
+	}
+	if b := jsonBody(t, w); b["request_id"] == "" || b["error"] == "" {
+		t.Errorf("the 500 should carry an error and the request id: %s", w.Body)
 	}
 }
 
