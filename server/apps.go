@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // appParam validates the app name in the path and loads the app, checking

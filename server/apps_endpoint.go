@@ -4,8 +4,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // tsuru-style app views.

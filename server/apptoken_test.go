@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // An app token is bound to the app it was issued for: even if removing the

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/config"
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/release"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 type instanceView struct {

@@ -9,8 +9,8 @@ import (
 	"sort"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/release"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 const maskedValue = "*** (private)"

@@ -4,7 +4,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // GET /api/v1/events/?limit=N&before=<id> — audit events, newest first,

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // GET /api/v1/apps/:app/events/ — Server-Sent Events of the app's

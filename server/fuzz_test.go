@@ -13,8 +13,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/release"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/release"
 )
 
 // Fuzz targets for the JSON decoders and name validation. Run one with

@@ -15,7 +15,7 @@ import (
 
 	"github.com/berthpaas/berth/backends/bolt"
 	"github.com/berthpaas/berth/backends/sealed"
-	"github.com/berthpaas/berth/server/config"
+	"github.com/berthpaas/berth/config"
 )
 
 // newTestServer builds a Server on a bolt store and sealed secrets in a

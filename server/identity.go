@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // Identity by immutable id: users and teams are named by email and name in

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 func notifyType(c *call) (string, error) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // Action is something a caller may be allowed to do.

@@ -3,8 +3,8 @@ package server
 import (
 	"errors"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 func (s *Server) quotaOf(u *state.User) int {

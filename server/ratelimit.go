@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/berthpaas/berth/server/config"
+	"github.com/berthpaas/berth/config"
 )
 
 // keyedLimiter is a token bucket per key (a client IP, an account) in a

@@ -34,9 +34,9 @@ import (
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/backends/bolt"
 	"github.com/berthpaas/berth/backends/sealed"
-	"github.com/berthpaas/berth/server/config"
-	"github.com/berthpaas/berth/server/release"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // memScheduler is a backends.Scheduler that keeps submitted specs in

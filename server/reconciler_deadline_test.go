@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // progressingScheduler is a memScheduler whose apps stay deploying, with

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // waitFor polls cond until it holds or 10s pass.

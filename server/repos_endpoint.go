@@ -11,9 +11,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/release"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // LAIN-style views of a registered app.

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // resourceInstanceName names the instance of resource serving client.

@@ -14,8 +14,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/config"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // Deps are the backends a Server runs on, built by the caller from config.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/plugins/broker"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // Brokers starts and reaches service-broker plugins (plugins.Manager).

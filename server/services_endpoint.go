@@ -10,8 +10,8 @@ import (
 
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // serviceYAML is a service definition as POST/PUT /services take it:

@@ -13,7 +13,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // hookedStore runs a hook once when a key is read ("get:"+key) or a

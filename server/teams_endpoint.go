@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 type teamView struct {

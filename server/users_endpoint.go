@@ -13,9 +13,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/names"
-	"github.com/berthpaas/berth/server/release"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // maxPasswordBytes is bcrypt's limit: it refuses longer input (and would

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/berthpaas/berth/server/release"
+	"github.com/berthpaas/berth/engine/release"
 )
 
 // Limits on a service definition (POST and PUT /services). It is a handful

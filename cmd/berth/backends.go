@@ -17,7 +17,7 @@ import (
 	"github.com/berthpaas/berth/backends/nomad"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/backends/vault"
-	"github.com/berthpaas/berth/server/config"
+	"github.com/berthpaas/berth/config"
 )
 
 // stack is the set of backends built from config.

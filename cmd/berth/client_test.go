@@ -16,7 +16,7 @@ import (
 	"github.com/berthpaas/berth/backends/local"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/server"
-	"github.com/berthpaas/berth/server/config"
+	"github.com/berthpaas/berth/config"
 )
 
 // TestClientCommands drives the client CLI against a real server (bolt,

@@ -6,7 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/berthpaas/berth/server/config"
+	"github.com/berthpaas/berth/config"
 )
 
 // secureDataDir keeps data_dir to berth alone: the directory is made 0700

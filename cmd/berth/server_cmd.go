@@ -18,8 +18,8 @@ import (
 
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/server"
-	"github.com/berthpaas/berth/server/config"
-	"github.com/berthpaas/berth/server/state"
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // loadConfig reads -config (or the embedded defaults) and applies flags.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/release"
+	"github.com/berthpaas/berth/engine/release"
 )
 
 // Errors callers map to HTTP answers.

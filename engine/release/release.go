@@ -26,7 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/server/names"
+	"github.com/berthpaas/berth/names"
 )
 
 // Limits on what a release may ask for.
