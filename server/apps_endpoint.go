@@ -1,11 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // tsuru-style app views.
@@ -33,9 +35,13 @@ type appView struct {
 }
 
 func (s *Server) appOut(c *call, a *state.App) appView {
-	teams := appTeams(a)
+	teams := engine.AppTeams(a)
 	sort.Strings(teams)
-	units, st := s.units(c, a)
+	insts, st := s.eng.Units(c.ctx(), a)
+	units := make([]unitView, 0, len(insts))
+	for _, in := range insts {
+		units = append(units, unitView{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: in.State})
+	}
 	v := appView{
 		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,
 		State: st, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: teams, Units: units,
@@ -52,7 +58,7 @@ func (s *Server) appOut(c *call, a *state.App) appView {
 
 // GET /apps
 func (s *Server) listApps(c *call) (any, error) {
-	apps, err := s.visibleApps(c)
+	apps, err := s.eng.VisibleApps(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +71,7 @@ func (s *Server) listApps(c *call) (any, error) {
 
 // GET /apps/:app
 func (s *Server) getApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRead)
+	a, err := s.appParam(c, "app", engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func (s *Server) createAppTsuru(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = in.Name
-	a, err := s.registerApp(c.ctx(), c.id, newApp{Name: in.Name, Platform: in.Platform, TeamOwner: in.TeamOwner})
+	a, err := s.eng.RegisterApp(c.ctx(), c.id, engine.NewApp{Name: in.Name, Platform: in.Platform, TeamOwner: in.TeamOwner})
 	if err != nil {
 		return nil, err
 	}
@@ -94,20 +100,20 @@ func (s *Server) createAppTsuru(c *call) (any, error) {
 
 // DELETE /apps/:app
 func (s *Server) removeApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppDelete)
+	a, err := s.appParam(c, "app", engine.ActAppDelete)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.beforeRemoveApp(c, a); err != nil {
+	if err := s.eng.BeforeRemoveApp(c.ctx(), c.id, a); err != nil {
 		return nil, err
 	}
-	if err := s.unregisterApp(c.ctx(), a); err != nil {
+	if err := s.eng.UnregisterApp(c.ctx(), a); err != nil {
 		return nil, err
 	}
 	// Its app tokens die with it. (Should this fail, they are refused all
 	// the same: a token is bound to the app it was issued for, not to an
 	// app that later gets the same name; see checkAppToken.)
-	if err := s.revokeAppTokens(c.ctx(), a.Name); err != nil {
+	if err := s.eng.RevokeAppTokens(c.ctx(), a.Name); err != nil {
 		c.log.Warn("could not revoke the app tokens of a removed app", "app", a.Name, "error", err)
 	}
 	return nil, nil
@@ -137,15 +143,15 @@ func (s *Server) createAppToken(c *call) (any, error) {
 	if c.id.AppToken {
 		return nil, forbidden("an app token cannot create tokens")
 	}
-	a, err := s.loadApp(c, name, ActAppToken)
+	a, err := s.eng.LoadApp(c.ctx(), c.id, name, engine.ActAppToken)
 	if err != nil {
 		return nil, err
 	}
-	ttl, err := s.appTokenTTL(in.Expires)
+	ttl, err := s.eng.AppTokenTTL(in.Expires)
 	if err != nil {
 		return nil, err
 	}
-	tok, exp, err := s.issueAppToken(c.ctx(), c.id.Email, a, ttl)
+	tok, exp, err := s.eng.IssueAppToken(c.ctx(), c.id.Email, a, ttl)
 	if err != nil {
 		return nil, err
 	}

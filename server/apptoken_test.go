@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
@@ -20,30 +21,30 @@ func TestAppTokenBoundToAppIncarnation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first := &Identity{Email: "first@b.co"}
-	app, err := s.registerApp(ctx, first, newApp{Name: "reused"})
+	first := &engine.Identity{Email: "first@b.co"}
+	app, err := s.eng.RegisterApp(ctx, first, engine.NewApp{Name: "reused"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := s.issueAppToken(ctx, first.Email, app, time.Hour)
+	tok, _, err := s.eng.IssueAppToken(ctx, first.Email, app, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := func() (*Identity, error) {
+	auth := func() (*engine.Identity, error) {
 		r := httptest.NewRequest("GET", "/apps/reused", nil)
 		r.Header.Set("Authorization", "bearer "+tok)
-		return s.authenticate(r)
+		return s.eng.Authenticate(r)
 	}
 	if id, err := auth(); err != nil || !id.AppToken || id.App != "reused" {
 		t.Fatalf("a fresh app token: %+v, %v", id, err)
 	}
 
 	// Remove the app without revoking its tokens, and register it again.
-	if err := s.unregisterApp(ctx, app); err != nil {
+	if err := s.eng.UnregisterApp(ctx, app); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Millisecond)
-	if _, err := s.registerApp(ctx, &Identity{Email: "second@b.co"}, newApp{Name: "reused"}); err != nil {
+	if _, err := s.eng.RegisterApp(ctx, &engine.Identity{Email: "second@b.co"}, engine.NewApp{Name: "reused"}); err != nil {
 		t.Fatal(err)
 	}
 	id, err := auth()
@@ -62,14 +63,14 @@ func TestLegacyAppTokenIncarnation(t *testing.T) {
 		"2024-05-01T09:59:59Z": false,
 		"garbage":              false,
 	} {
-		if got := sameIncarnation(map[string]string{"created": created}, app); got != want {
+		if got := engine.SameIncarnation(map[string]string{"created": created}, app); got != want {
 			t.Errorf("token created %s, app created %s: %v, want %v", created, app.Created, got, want)
 		}
 	}
-	if !sameIncarnation(map[string]string{"app_created": app.Created.Format(time.RFC3339Nano)}, app) {
+	if !engine.SameIncarnation(map[string]string{"app_created": app.Created.Format(time.RFC3339Nano)}, app) {
 		t.Error("a token bound to the app is refused")
 	}
-	if sameIncarnation(map[string]string{"app_created": app.Created.Add(time.Second).Format(time.RFC3339Nano), "created": "2024-05-01T11:00:00Z"}, app) {
+	if engine.SameIncarnation(map[string]string{"app_created": app.Created.Add(time.Second).Format(time.RFC3339Nano), "created": "2024-05-01T11:00:00Z"}, app) {
 		t.Error("a token bound to another incarnation is accepted")
 	}
 }

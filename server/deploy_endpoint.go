@@ -8,9 +8,10 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 type instanceView struct {
@@ -62,9 +63,9 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 	if v.Routes == nil {
 		v.Routes = []string{}
 	}
-	deadline, revert := s.deployPolicy(a)
+	deadline, revert := s.eng.DeployPolicy(a)
 	v.ProgressDeadline, v.AutoRevert = deadline.String(), revert
-	d, err := s.getDeploy(c.ctx(), a.Name)
+	d, err := s.eng.GetDeploy(c.ctx(), a.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 	if rel == nil {
 		return v, nil
 	}
-	spec, err := s.renderSpec(c.ctx(), a, rel)
+	spec, err := s.eng.RenderSpec(c.ctx(), a, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,7 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 }
 
 // deployedApp loads an app for a deploy-engine call and checks it is deployed.
-func (s *Server) deployedApp(c *call, act Action) (*state.App, error) {
+func (s *Server) deployedApp(c *call, act engine.Action) (*state.App, error) {
 	a, err := s.appParam(c, "app", act)
 	if err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func (s *Server) listDeployed(c *call) (any, error) {
 	default:
 		return nil, badRequest("apptype must be one of app, service, resource, resource-instance, not %q", typ)
 	}
-	apps, err := s.visibleApps(c)
+	apps, err := s.eng.VisibleApps(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func (s *Server) listDeployed(c *call) (any, error) {
 
 // GET /api/v1/apps/:app/
 func (s *Server) getDeployed(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppRead)
+	a, err := s.deployedApp(c, engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +173,11 @@ func (s *Server) deployApp(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = in.AppName
-	a, err := s.loadApp(c, in.AppName, ActAppDeploy)
+	a, err := s.eng.LoadApp(c.ctx(), c.id, in.AppName, engine.ActAppDeploy)
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.latestRelease(c.ctx(), a.Name)
+	rel, err := s.eng.LatestRelease(c.ctx(), a.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -223,12 +224,12 @@ func (s *Server) deployVersion(c *call, a *state.App, rel *state.Release, policy
 	if s.sched == nil {
 		return nil, errStatus(503, "no scheduler is configured")
 	}
-	instances, err := s.ensureResourceInstances(c, a, rel)
+	instances, err := s.eng.EnsureResourceInstances(c.ctx(), c.id, a, rel)
 	if err != nil {
 		return nil, err
 	}
 	op := "deploy " + rel.MetaVersion
-	na, d, err := s.changeApp(c, a.Name, op, func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, op, func(x *state.App) error {
 		x.Deployed = true
 		x.MetaVersion = rel.MetaVersion
 		policy.apply(x)
@@ -246,7 +247,7 @@ func (s *Server) deployVersion(c *call, a *state.App, rel *state.Release, policy
 
 // PUT /api/v1/apps/:app/ {"meta_version"} — deploy that version (also rollback).
 func (s *Server) updateDeployed(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppDeploy)
+	a, err := s.appParam(c, "app", engine.ActAppDeploy)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +276,7 @@ func (s *Server) updateDeployed(c *call) (any, error) {
 
 // DELETE /api/v1/apps/:app/ — undeploy, keeping the registration.
 func (s *Server) undeployApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppUndeploy)
+	a, err := s.appParam(c, "app", engine.ActAppUndeploy)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (s *Server) undeployApp(c *call) (any, error) {
 	if !a.Deployed {
 		return nil, notFound("app %q is not deployed", a.Name)
 	}
-	na, d, err := s.changeApp(c, a.Name, "undeploy", func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, "undeploy", func(x *state.App) error {
 		x.Deployed = false
 		return nil
 	})
@@ -306,7 +307,7 @@ func (s *Server) currentRelease(c *call, a *state.App) (*state.Release, error) {
 
 // GET /api/v1/apps/:app/procs/
 func (s *Server) listProcs(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppRead)
+	a, err := s.deployedApp(c, engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +336,7 @@ func (s *Server) procParam(c *call, a *state.App, name string) (*release.Proc, e
 
 // GET /api/v1/apps/:app/procs/:proc/
 func (s *Server) getProc(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppRead)
+	a, err := s.deployedApp(c, engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +358,7 @@ func (s *Server) getProc(c *call) (any, error) {
 // POST /api/v1/apps/:app/procs/ {"procname"} — deploy a proc that was
 // undeployed (or failed) again.
 func (s *Server) deployProc(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppDeploy)
+	a, err := s.deployedApp(c, engine.ActAppDeploy)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +372,7 @@ func (s *Server) deployProc(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = a.Name + "/" + in.ProcName
-	na, d, err := s.changeApp(c, a.Name, "deploy proc "+in.ProcName, func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, "deploy proc "+in.ProcName, func(x *state.App) error {
 		o := x.Procs[in.ProcName]
 		o.Undeployed = false
 		setOverride(x, in.ProcName, o)
@@ -395,7 +396,7 @@ func setOverride(a *state.App, proc string, o state.ProcOverride) {
 // The two kinds cannot take effect together: with both, num_instances is
 // applied and cpu/memory are not, and the answer says so.
 func (s *Server) patchProc(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppScale)
+	a, err := s.deployedApp(c, engine.ActAppScale)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +458,7 @@ func (s *Server) patchProc(c *call) (any, error) {
 			}
 		}
 	}
-	na, d, err := s.changeApp(c, a.Name, op, func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, op, func(x *state.App) error {
 		o := x.Procs[proc]
 		apply(&o)
 		setOverride(x, proc, o)
@@ -477,7 +478,7 @@ func (s *Server) patchProc(c *call) (any, error) {
 
 // DELETE /api/v1/apps/:app/procs/:proc/ — undeploy one proc.
 func (s *Server) undeployProc(c *call) (any, error) {
-	a, err := s.deployedApp(c, ActAppUndeploy)
+	a, err := s.deployedApp(c, engine.ActAppUndeploy)
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +487,7 @@ func (s *Server) undeployProc(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = a.Name + "/" + proc
-	na, d, err := s.changeApp(c, a.Name, "undeploy proc "+proc, func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, "undeploy proc "+proc, func(x *state.App) error {
 		o := x.Procs[proc]
 		if o.Undeployed {
 			return notFound("proc %q of app %q is not deployed", proc, x.Name)
@@ -499,4 +500,42 @@ func (s *Server) undeployProc(c *call) (any, error) {
 		return nil, err
 	}
 	return accepted(na, d, map[string]any{"procname": proc}), nil
+}
+
+// accepted is the 202 answer of an operation.
+func accepted(a *state.App, d *state.Deploy, extra map[string]any) *reply {
+	body := map[string]any{
+		"appname": a.Name, "meta_version": a.MetaVersion, "generation": d.Generation,
+		"operation": d.Operation, "state": d.State,
+		"watch": "/api/v1/apps/" + a.Name + "/", "events": "/api/v1/apps/" + a.Name + "/events/",
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	return &reply{Status: 202, Body: body}
+}
+
+// deployRoutes registers the deploy engine's endpoints (both surfaces).
+func (s *Server) deployRoutes() {
+	g, p, u, d, pa := "GET", "POST", "PUT", "DELETE", "PATCH"
+	s.handle(g, "/api/v1/apps", authed, s.listDeployed)
+	s.handle(p, "/api/v1/apps", act("app.deploy"), s.deployApp)
+	s.handle(g, "/api/v1/apps/:app", authed, s.getDeployed)
+	s.handle(u, "/api/v1/apps/:app", act("app.update"), s.updateDeployed)
+	s.handle(d, "/api/v1/apps/:app", act("app.undeploy"), s.undeployApp)
+	s.handle(g, "/api/v1/apps/:app/events", authed, s.streamEvents)
+	s.handle(g, "/api/v1/apps/:app/procs", authed, s.listProcs)
+	s.handle(p, "/api/v1/apps/:app/procs", act("proc.deploy"), s.deployProc)
+	s.handle(g, "/api/v1/apps/:app/procs/:proc", authed, s.getProc)
+	s.handle(pa, "/api/v1/apps/:app/procs/:proc", act("proc.patch"), s.patchProc)
+	s.handle(d, "/api/v1/apps/:app/procs/:proc", act("proc.undeploy"), s.undeployProc)
+	s.handle(g, "/api/v1/resources/:resource/instances", authed, s.listResourceInstances)
+
+	s.handle(g, "/apps/:app/restart", act("app.restart"), s.restartApp)
+	s.handle(g, "/apps/:app/env", authed, s.getEnv)
+	s.handle(p, "/apps/:app/env", act("app.env.set"), s.setEnv)
+	s.handle(d, "/apps/:app/env", act("app.env.unset"), s.unsetEnv)
+	s.handle(u, "/swap", act("app.swap"), s.swap)
+	s.handle(g, "/healers", authed, s.listHealers)
+	s.handle(g, "/healers/:healer", act("healer.run"), s.runHealer)
 }

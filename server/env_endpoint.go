@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
 )
@@ -17,7 +18,7 @@ const maskedValue = "*** (private)"
 
 // GET /apps/:app/env — public values, private ones masked.
 func (s *Server) getEnv(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppEnvRead)
+	a, err := s.appParam(c, "app", engine.ActAppEnvRead)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func parseEnvBody(c *call) ([]envIn, bool, error) {
 
 // POST /apps/:app/env — set variables; a deployed app is redeployed.
 func (s *Server) setEnv(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppEnvWrite)
+	a, err := s.appParam(c, "app", engine.ActAppEnvWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func (s *Server) setEnv(c *call) (any, error) {
 	if len(priv) > 0 || len(pubNames) > 0 {
 		// A variable made public drops its private value.
 		secret = func(ctx context.Context) (func(), error) {
-			return s.mergeSecret(ctx, envSecretPath(a.Name), priv, pubNames)
+			return s.eng.MergeSecret(ctx, engine.EnvSecretPath(a.Name), priv, pubNames)
 		}
 	}
 	apply := func(x *state.App) error {
@@ -149,7 +150,7 @@ func (s *Server) setEnv(c *call) (any, error) {
 // otherwise; it is undone when the app record cannot be written.
 func (s *Server) envChange(c *call, a *state.App, op string, noRestart bool, secret func(ctx context.Context) (func(), error), apply func(x *state.App) error) (any, error) {
 	if a.Deployed && !noRestart {
-		na, d, err := s.changeAppWith(c, a.Name, op, secret, apply)
+		na, d, err := s.eng.ChangeAppWith(c.ctx(), c.id, a.Name, op, secret, apply)
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +173,7 @@ func (s *Server) envChange(c *call, a *state.App, op string, noRestart bool, sec
 
 // DELETE /apps/:app/env?env=NAME[&env=NAME2] (or a body {"names":[...]}).
 func (s *Server) unsetEnv(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppEnvWrite)
+	a, err := s.appParam(c, "app", engine.ActAppEnvWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -203,12 +204,12 @@ func (s *Server) unsetEnv(c *call) (any, error) {
 		}
 	}
 	secret := func(ctx context.Context) (func(), error) {
-		return s.mergeSecret(ctx, envSecretPath(a.Name), nil, namesList)
+		return s.eng.MergeSecret(ctx, engine.EnvSecretPath(a.Name), nil, namesList)
 	}
 	return s.envChange(c, a, "unset env", noRestart, secret, func(x *state.App) error {
 		out := x.Env[:0]
 		for _, v := range x.Env {
-			if !contains(namesList, v.Name) {
+			if !engine.Contains(namesList, v.Name) {
 				out = append(out, v)
 			}
 		}
@@ -219,14 +220,14 @@ func (s *Server) unsetEnv(c *call) (any, error) {
 
 // GET /apps/:app/restart — restart every instance (rolling).
 func (s *Server) restartApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRestart)
+	a, err := s.appParam(c, "app", engine.ActAppRestart)
 	if err != nil {
 		return nil, err
 	}
 	if !a.Deployed {
 		return nil, badRequest("app %q is not deployed", a.Name)
 	}
-	na, d, err := s.changeApp(c, a.Name, "restart", func(x *state.App) error {
+	na, d, err := s.eng.ChangeApp(c.ctx(), c.id, a.Name, "restart", func(x *state.App) error {
 		x.RestartGen++
 		return nil
 	})
@@ -247,33 +248,33 @@ func (s *Server) swap(c *call) (any, error) {
 		return nil, badRequest("name two different apps: /swap?app1=..&app2=..")
 	}
 	c.target = n1 + "<->" + n2
-	a1, err := s.loadApp(c, n1, ActAppSwap)
+	a1, err := s.eng.LoadApp(c.ctx(), c.id, n1, engine.ActAppSwap)
 	if err != nil {
 		return nil, err
 	}
-	a2, err := s.loadApp(c, n2, ActAppSwap)
+	a2, err := s.eng.LoadApp(c.ctx(), c.id, n2, engine.ActAppSwap)
 	if err != nil {
 		return nil, err
 	}
 	holder := c.id.Name()
-	if err := s.lockApp(c.ctx(), n1, holder, "swap", a1.Generation+1); err != nil {
+	if err := s.eng.LockApp(c.ctx(), n1, holder, "swap", a1.Generation+1); err != nil {
 		return nil, err
 	}
-	if err := s.lockApp(c.ctx(), n2, holder, "swap", a2.Generation+1); err != nil {
-		s.unlockApp(c.ctx(), n1, -1)
+	if err := s.eng.LockApp(c.ctx(), n2, holder, "swap", a2.Generation+1); err != nil {
+		s.eng.UnlockApp(c.ctx(), n1, -1)
 		return nil, err
 	}
-	defer s.unlockApp(c.ctx(), n1, -1)
-	defer s.unlockApp(c.ctx(), n2, -1)
+	defer s.eng.UnlockApp(c.ctx(), n1, -1)
+	defer s.eng.UnlockApp(c.ctx(), n2, -1)
 	r1, r2 := a1.Routes, a2.Routes
 	a1.Routes, a2.Routes = r2, r1
 	a1.Generation++
 	a2.Generation++
-	b1, err := jsonBytes(a1)
+	b1, err := engine.JsonBytes(a1)
 	if err != nil {
 		return nil, err
 	}
-	b2, err := jsonBytes(a2)
+	b2, err := engine.JsonBytes(a2)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +284,7 @@ func (s *Server) swap(c *call) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.rec.kick(n1, n2)
+	s.eng.Kick(n1, n2)
 	return map[string]any{n1: a1.Routes, n2: a2.Routes}, nil
 }
 
@@ -309,7 +310,7 @@ func (s *Server) listHealers(c *call) (any, error) {
 
 // GET /healers/:healer — run it now.
 func (s *Server) runHealer(c *call) (any, error) {
-	if err := s.may(c, ActHealerRun, nil); err != nil {
+	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActHealerRun, nil); err != nil {
 		return nil, err
 	}
 	name := c.param("healer")
@@ -317,7 +318,7 @@ func (s *Server) runHealer(c *call) (any, error) {
 		return nil, notFound("no healer %q; see GET /healers", name)
 	}
 	if name == "services" {
-		repaired := s.serviceSweep(c.ctx())
+		repaired := s.eng.ServiceSweep(c.ctx())
 		if repaired == nil {
 			repaired = []string{}
 		}
@@ -326,10 +327,7 @@ func (s *Server) runHealer(c *call) (any, error) {
 	if s.sched == nil {
 		return nil, errStatus(503, "no scheduler is configured")
 	}
-	s.rec.mu.Lock()
-	s.rec.applied = map[string]string{} // resubmit everything: the scheduler may have lost state
-	s.rec.mu.Unlock()
-	res, err := s.rec.Pass(c.ctx())
+	res, err := s.eng.Heal(c.ctx())
 	if err != nil {
 		return nil, err
 	}

@@ -4,13 +4,14 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
 // GET /api/v1/events/?limit=N&before=<id> — audit events, newest first,
 // for site admins. "next" is the cursor for the following page.
 func (s *Server) listEvents(c *call) (any, error) {
-	if err := s.may(c, ActEventsRead, nil); err != nil {
+	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActEventsRead, nil); err != nil {
 		return nil, err
 	}
 	q := c.r.URL.Query()

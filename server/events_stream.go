@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
@@ -16,7 +17,7 @@ import (
 // keepalive comment every 15 seconds. ?until=final ends the stream at
 // running, failed or undeployed.
 func (s *Server) streamEvents(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRead)
+	a, err := s.appParam(c, "app", engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func (s *Server) streamEvents(c *call) (any, error) {
 			}
 			fmt.Fprintf(c.w, "event: error\ndata: %q\n\n", "the store did not answer; retrying")
 			fl.Flush()
-			sleep(ctx, time.Second)
+			engine.Sleep(ctx, time.Second)
 			continue
 		}
 		if meta.LastIndex < index {

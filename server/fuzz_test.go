@@ -13,8 +13,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
+	"github.com/berthpaas/berth/names"
 )
 
 // Fuzz targets for the JSON decoders and name validation. Run one with
@@ -348,7 +349,7 @@ func FuzzHandlers(f *testing.F) {
 	if _, err := CreateUser(ctx, s.store, "fuzz-admin@b.co", "fuzz-password", true); err != nil {
 		f.Fatal(err)
 	}
-	tok, _, err := s.issueToken(ctx, "fuzz-admin@b.co", tokenUser, "", s.cfg.Users.TokenTTLDur)
+	tok, _, err := s.eng.IssueToken(ctx, "fuzz-admin@b.co", engine.TokenUser, "", s.cfg.Users.TokenTTLDur)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -19,9 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // Error is an error with its HTTP meaning. Handlers return it (or a
@@ -51,12 +52,15 @@ func unauthorized(format string, a ...any) *Error {
 // message shown to the caller. Unknown errors are 500 with no detail.
 func errorStatus(err error) (int, string) {
 	var he *Error
+	var ee *engine.Error
 	var ne *names.Error
 	var re *release.Error
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
 		return he.Status, he.Msg
+	case errors.As(err, &ee):
+		return kindStatus[ee.Kind], ee.Msg
 	case errors.As(err, &ne):
 		return http.StatusBadRequest, ne.Error()
 	case errors.As(err, &re):
@@ -77,6 +81,47 @@ func errorStatus(err error) (int, string) {
 	return http.StatusInternalServerError, "internal error"
 }
 
+// kindStatus is the HTTP status of each kind of domain error.
+var kindStatus = map[engine.Kind]int{
+	engine.KindInvalid:         http.StatusBadRequest,
+	engine.KindUnauthenticated: http.StatusUnauthorized,
+	engine.KindForbidden:       http.StatusForbidden,
+	engine.KindNotFound:        http.StatusNotFound,
+	engine.KindConflict:        http.StatusConflict,
+	engine.KindTooLarge:        http.StatusRequestEntityTooLarge,
+	engine.KindTooMany:         http.StatusTooManyRequests,
+	engine.KindUnavailable:     http.StatusServiceUnavailable,
+	engine.KindUpstream:        http.StatusBadGateway,
+	engine.KindTimeout:         http.StatusGatewayTimeout,
+	engine.KindInternal:        http.StatusInternalServerError,
+}
+
+// errorExtra is the fields an error answer carries besides its message.
+func errorExtra(err error) map[string]any {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Extra
+	}
+	ee, ok := engine.AsError(err)
+	if !ok {
+		return nil
+	}
+	extra := map[string]any{}
+	for k, v := range ee.Extra {
+		extra[k] = v
+	}
+	if ee.Holder != "" {
+		extra["lock_holder"], extra["lock_operation"] = ee.Holder, ee.Operation
+	}
+	if ee.Field != "" {
+		extra["field"] = ee.Field
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	return extra
+}
+
 // reply lets a handler choose the status code (default 200) and body.
 type reply struct {
 	Status int
@@ -91,7 +136,7 @@ type call struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	ps     httprouter.Params
-	id     *Identity // nil when anonymous
+	id     *engine.Identity // nil when anonymous
 	log    hclog.Logger
 	reqID  string
 	action string
@@ -234,7 +279,7 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 					err = errors.New("panic")
 				}
 			}()
-			c.id, err = s.authenticate(r)
+			c.id, err = s.eng.Authenticate(r)
 			if err == nil && c.id == nil && !opts.public {
 				err = unauthorized("authentication required: send a token as 'Authorization: bearer <token>' or in the 'access-token' header")
 			}
@@ -247,12 +292,7 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 			if status >= 500 {
 				log.Error("request failed", "method", method, "route", route, "status", status, "error", err.Error())
 			}
-			var extra map[string]any
-			var he *Error
-			if errors.As(err, &he) {
-				extra = he.Extra
-			}
-			writeError(sw, reqID, status, msg, extra)
+			writeError(sw, reqID, status, msg, errorExtra(err))
 		} else {
 			switch v := val.(type) {
 			case streamed:

@@ -9,11 +9,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
 func callAs(ctx context.Context, email string) *call {
-	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &Identity{Email: email}, log: hclog.NewNullLogger()}
+	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &engine.Identity{Email: email}, log: hclog.NewNullLogger()}
 }
 
 // A grant recorded for a team is not honoured for a team re-created under
@@ -27,7 +28,7 @@ func TestGrantBoundToTeamID(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := &state.Service{Name: "svc", Broker: "redis", OwnerTeams: []string{"t"}, Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if err := s.serviceAccess(callAs(ctx, "a@b.co"), svc, true); err != nil {
+	if err := s.eng.ServiceAccess(ctx, &engine.Identity{Email: "a@b.co"}, svc, true); err != nil {
 		t.Fatalf("the granted team's member: %v", err)
 	}
 	if err := state.Delete(ctx, s.store, state.TeamKey("t")); err != nil {
@@ -38,24 +39,24 @@ func TestGrantBoundToTeamID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, manage := range []bool{false, true} {
-		if err := s.serviceAccess(callAs(ctx, "thief@b.co"), svc, manage); err == nil {
+		if err := s.eng.ServiceAccess(ctx, &engine.Identity{Email: "thief@b.co"}, svc, manage); err == nil {
 			t.Errorf("a member of the re-created team has access (manage=%v)", manage)
 		}
 	}
 	inst := &state.ServiceInstance{Name: "i", Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if teamMatches(inst.TeamIDs, "t", reborn) || !teamMatches(inst.TeamIDs, "t", old) {
+	if engine.TeamMatches(inst.TeamIDs, "t", reborn) || !engine.TeamMatches(inst.TeamIDs, "t", old) {
 		t.Error("teamMatches does not tell the two teams apart")
 	}
 	u := &state.User{ID: "u1", Email: "a@b.co"}
-	if !ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
-		ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
-		ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
+	if !engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
+		engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
+		engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
 		t.Error("ownsInstance does not compare the owner's ID")
 	}
 }
 
 // Records written before IDs existed are pinned by the sweep: to the
-// current team or user, or to a tombstone when the name is gone, so a name
+// current team or user, or to a engine.Tombstone when the name is gone, so a name
 // created afterwards matches nothing.
 func TestPinIdentities(t *testing.T) {
 	s, _ := newTestServer(t, nil)
@@ -75,7 +76,7 @@ func TestPinIdentities(t *testing.T) {
 		}
 	}
 
-	s.pinIdentities(ctx)
+	s.eng.PinIdentities(ctx)
 
 	kept, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey("kept"))
 	if err != nil || kept.ID == "" {
@@ -83,12 +84,12 @@ func TestPinIdentities(t *testing.T) {
 	}
 	gone := &state.Team{ID: state.NewID(), Name: "gone"} // created after the pin
 	svc, _, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc"))
-	if svc.TeamIDs["kept"] != kept.ID || !teamMatches(svc.TeamIDs, "kept", kept) || teamMatches(svc.TeamIDs, "gone", gone) {
+	if svc.TeamIDs["kept"] != kept.ID || !engine.TeamMatches(svc.TeamIDs, "kept", kept) || engine.TeamMatches(svc.TeamIDs, "gone", gone) {
 		t.Errorf("service pinned to %v", svc.TeamIDs)
 	}
 	u, _, _ := state.Get[state.User](ctx, s.store, state.UserKey("a@b.co"))
 	i1, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i1"))
-	if u.ID == "" || i1.OwnerID != u.ID || !ownsInstance(i1, u) || teamMatches(i1.TeamIDs, "gone", gone) || !teamMatches(i1.TeamIDs, "kept", kept) {
+	if u.ID == "" || i1.OwnerID != u.ID || !engine.OwnsInstance(i1, u) || engine.TeamMatches(i1.TeamIDs, "gone", gone) || !engine.TeamMatches(i1.TeamIDs, "kept", kept) {
 		t.Errorf("instance i1 pinned to owner %q teams %v (user ID %q)", i1.OwnerID, i1.TeamIDs, u.ID)
 	}
 	i2, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i2"))
@@ -97,7 +98,7 @@ func TestPinIdentities(t *testing.T) {
 	}
 	// A second sweep changes nothing.
 	_, before, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc"))
-	s.pinIdentities(ctx)
+	s.eng.PinIdentities(ctx)
 	if _, after, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc")); after != before {
 		t.Error("a second pin rewrote the service")
 	}
@@ -112,7 +113,7 @@ func TestRemoveUserWithLoneInstance(t *testing.T) {
 	if _, err := CreateUser(ctx, s.store, "op@b.co", "password", true); err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.userWithID(ctx, "op@b.co")
+	u, err := s.eng.UserWithID(ctx, "op@b.co")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
 func notifyType(c *call) (string, error) {
 	t := c.param("type")
-	if t != notifyImagePush {
-		return "", notFound("unknown notify type %q (known: %s)", t, notifyImagePush)
+	if t != engine.NotifyImagePush {
+		return "", notFound("unknown notify type %q (known: %s)", t, engine.NotifyImagePush)
 	}
 	return t, nil
 }
@@ -80,14 +81,14 @@ func (s *Server) addNotifier(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.may(c, ActNotifyWrite, nil); err != nil {
+	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActNotifyWrite, nil); err != nil {
 		return nil, err
 	}
 	u, err := notifyURLBody(c)
 	if err != nil {
 		return nil, err
 	}
-	c.target = t + "/" + hostOf(u)
+	c.target = t + "/" + engine.HostOf(u)
 	n := &state.Notifier{Type: t, URL: u, By: c.id.Name(), Created: time.Now().UTC()}
 	if _, err := state.Create(c.ctx(), s.store, state.NotifierKey(t, notifierID(u)), n); errors.Is(err, state.ErrExists) {
 		return nil, conflict("%s is already registered for %s", u, t)
@@ -103,14 +104,14 @@ func (s *Server) removeNotifier(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.may(c, ActNotifyWrite, nil); err != nil {
+	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActNotifyWrite, nil); err != nil {
 		return nil, err
 	}
 	u, err := notifyURLBody(c)
 	if err != nil {
 		return nil, err
 	}
-	c.target = t + "/" + hostOf(u)
+	c.target = t + "/" + engine.HostOf(u)
 	if err := state.Delete(c.ctx(), s.store, state.NotifierKey(t, notifierID(u))); errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("%s is not registered for %s", u, t)
 	} else if err != nil {

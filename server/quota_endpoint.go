@@ -3,16 +3,10 @@ package server
 import (
 	"errors"
 
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
-
-func (s *Server) quotaOf(u *state.User) int {
-	if u.Quota != nil {
-		return *u.Quota
-	}
-	return *s.cfg.Users.DefaultQuota
-}
 
 // GET /quota/:user -> {"items": limit, "available": left}
 func (s *Server) getQuota(c *call) (any, error) {
@@ -21,7 +15,7 @@ func (s *Server) getQuota(c *call) (any, error) {
 		return nil, err
 	}
 	if c.id.AppToken || (c.id.Email != email && !c.id.Admin) {
-		if err := s.may(c, ActUserQuotaOthers, nil); err != nil {
+		if err := s.eng.Allowed(c.ctx(), c.id, engine.ActUserQuotaOthers, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -32,7 +26,7 @@ func (s *Server) getQuota(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit := s.quotaOf(u)
+	limit := s.eng.QuotaOf(u)
 	avail := limit - u.Owned
 	if avail < 0 {
 		avail = 0
@@ -42,7 +36,7 @@ func (s *Server) getQuota(c *call) (any, error) {
 
 // PUT /quota/:user {"limit": N} — admins change a user's quota.
 func (s *Server) setQuota(c *call) (any, error) {
-	if err := s.may(c, ActUserQuotaOthers, nil); err != nil {
+	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActUserQuotaOthers, nil); err != nil {
 		return nil, err
 	}
 	email, err := names.Email(c.param("user"))

@@ -35,6 +35,7 @@ import (
 	"github.com/berthpaas/berth/backends/bolt"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
 )
@@ -223,7 +224,7 @@ func BenchmarkReconcilePass(b *testing.B) {
 	seedApps(b, s, "app", apps, true)
 	ctx := context.Background()
 	// The first pass submits every app; later passes find nothing to do.
-	res, err := s.rec.Pass(ctx)
+	res, err := s.eng.Pass(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func BenchmarkReconcilePass(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			res, err := s.rec.Pass(ctx)
+			res, err := s.eng.Pass(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -258,11 +259,8 @@ func BenchmarkReconcilePass(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			s.rec.mu.Lock()
-			s.rec.applied = map[string]string{} // as after a restart
-			s.rec.mu.Unlock()
 			b.StartTimer()
-			res, err := s.rec.Pass(ctx)
+			res, err := s.eng.Heal(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -296,7 +294,7 @@ func benchDeployToSubmit(b *testing.B, others int) {
 	if _, err := state.Create(ctx, s.store, state.UserKey(benchOwner), &state.User{Email: benchOwner, Admin: true, Created: time.Now().UTC()}); err != nil {
 		b.Fatal(err)
 	}
-	tok, _, err := s.issueToken(ctx, benchOwner, tokenUser, "", time.Hour)
+	tok, _, err := s.eng.IssueToken(ctx, benchOwner, engine.TokenUser, "", time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
@@ -57,7 +58,7 @@ func TestReconcilerFollowsSchedulerDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	deploy := func() *state.Deploy {
-		d, err := s.getDeploy(ctx, app)
+		d, err := s.eng.GetDeploy(ctx, app)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +74,7 @@ func TestReconcilerFollowsSchedulerDeadline(t *testing.T) {
 	// The scheduler's deadline is later: Berth's follows it, with grace.
 	by := time.Now().Add(time.Minute).Round(time.Second)
 	sched.setProgressBy(by)
-	want := by.Add(schedulerDeadlineGrace)
+	want := by.Add(engine.SchedulerDeadlineGrace)
 	waitFor(t, "the deadline to follow the scheduler's", func() bool { return deploy().Deadline.Equal(want) })
 	if l, _, err := state.Get[state.Lock](ctx, s.store, state.LockKey(app)); err != nil || l.Expires.Before(want) {
 		t.Errorf("the app's lease lasts until %v (%v), not past the deploy's deadline %v", l.Expires, err, want)

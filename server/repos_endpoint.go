@@ -11,9 +11,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // LAIN-style views of a registered app.
@@ -29,7 +30,7 @@ type repoView struct {
 }
 
 func repoOut(a *state.App) repoView {
-	ts := appTeams(a)
+	ts := engine.AppTeams(a)
 	sort.Strings(ts)
 	if ts == nil {
 		ts = []string{}
@@ -51,7 +52,7 @@ func (s *Server) createRepo(c *call) (any, error) {
 	if in.AppType == state.AppTypeResourceInstance {
 		return nil, badRequest("resource instances are created by deploying an app that uses the resource")
 	}
-	a, err := s.registerApp(c.ctx(), c.id, newApp{Name: in.AppName, AppType: in.AppType, TeamOwner: in.TeamOwner})
+	a, err := s.eng.RegisterApp(c.ctx(), c.id, engine.NewApp{Name: in.AppName, AppType: in.AppType, TeamOwner: in.TeamOwner})
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func (s *Server) createRepo(c *call) (any, error) {
 
 // GET /api/v1/repos/
 func (s *Server) listRepos(c *call) (any, error) {
-	apps, err := s.visibleApps(c)
+	apps, err := s.eng.VisibleApps(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +74,7 @@ func (s *Server) listRepos(c *call) (any, error) {
 
 // GET /api/v1/repos/:app/
 func (s *Server) getRepo(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRead)
+	a, err := s.appParam(c, "app", engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
@@ -82,11 +83,11 @@ func (s *Server) getRepo(c *call) (any, error) {
 
 // GET /api/v1/repos/:app/details/
 func (s *Server) repoDetails(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRead)
+	a, err := s.appParam(c, "app", engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
-	latest, err := s.latestRelease(c.ctx(), a.Name)
+	latest, err := s.eng.LatestRelease(c.ctx(), a.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -105,18 +106,18 @@ type roleView struct {
 
 // GET /api/v1/repos/:app/roles/ — the caller's role.
 func (s *Server) myRole(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppRead)
+	a, err := s.appParam(c, "app", engine.ActAppRead)
 	if err != nil {
 		return nil, err
 	}
 	if c.id.AppToken {
 		return roleView{AppName: a.Name, Username: c.id.Name(), Role: state.RoleDeveloper}, nil
 	}
-	teams, err := s.teamsOf(c.ctx(), a)
+	teams, err := s.eng.TeamsOf(c.ctx(), a)
 	if err != nil {
 		return nil, err
 	}
-	role := s.roleOn(c.id, a, teams)
+	role := s.eng.RoleOn(c.id, a, teams)
 	if role == "" && c.id.Admin {
 		role = "site-admin"
 	}
@@ -125,7 +126,7 @@ func (s *Server) myRole(c *call) (any, error) {
 
 // GET /api/v1/repos/:app/roles/:username/
 func (s *Server) userRole(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppMaintRead)
+	a, err := s.appParam(c, "app", engine.ActAppMaintRead)
 	if err != nil {
 		return nil, err
 	}
@@ -133,11 +134,11 @@ func (s *Server) userRole(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	teams, err := s.teamsOf(c.ctx(), a)
+	teams, err := s.eng.TeamsOf(c.ctx(), a)
 	if err != nil {
 		return nil, err
 	}
-	role := s.roleOn(&Identity{Email: email}, a, teams)
+	role := s.eng.RoleOn(&engine.Identity{Email: email}, a, teams)
 	if role == "" {
 		return nil, notFound("%s has no role on app %q", email, a.Name)
 	}
@@ -160,7 +161,7 @@ func maintainersOut(a *state.App) []maintainerView {
 
 // GET /api/v1/repos/:app/maintainers/
 func (s *Server) listMaintainers(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppMaintRead)
+	a, err := s.appParam(c, "app", engine.ActAppMaintRead)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (s *Server) listMaintainers(c *call) (any, error) {
 
 // GET /api/v1/repos/:app/maintainers/:username/
 func (s *Server) getMaintainer(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppMaintRead)
+	a, err := s.appParam(c, "app", engine.ActAppMaintRead)
 	if err != nil {
 		return nil, err
 	}
@@ -189,16 +190,16 @@ func (s *Server) callerRank(c *call, a *state.App) (int, error) {
 	if c.id.Admin {
 		return state.RoleRank(state.RoleOwner) + 1, nil
 	}
-	teams, err := s.teamsOf(c.ctx(), a)
+	teams, err := s.eng.TeamsOf(c.ctx(), a)
 	if err != nil {
 		return 0, err
 	}
-	return state.RoleRank(s.roleOn(c.id, a, teams)), nil
+	return state.RoleRank(s.eng.RoleOn(c.id, a, teams)), nil
 }
 
 // POST /api/v1/repos/:app/maintainers/ {"username","role"}
 func (s *Server) addMaintainer(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppMaintWrite)
+	a, err := s.appParam(c, "app", engine.ActAppMaintWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +228,7 @@ func (s *Server) addMaintainer(c *call) (any, error) {
 		return nil, forbidden("you may not grant %s: it is above your own role on app %q", in.Role, a.Name)
 	}
 	c.target = a.Name + "/" + email
-	err = updateForUser(c.ctx(), s.store, state.AppKey(a.Name), email, func(a *state.App) error {
+	err = engine.UpdateForUser(c.ctx(), s.store, state.AppKey(a.Name), email, func(a *state.App) error {
 		if _, ok := a.Maintainers[email]; ok {
 			return conflict("%s is already a maintainer of app %q", email, a.Name)
 		}
@@ -242,7 +243,7 @@ func (s *Server) addMaintainer(c *call) (any, error) {
 
 // DELETE /api/v1/repos/:app/maintainers/:username/
 func (s *Server) removeMaintainer(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppMaintWrite)
+	a, err := s.appParam(c, "app", engine.ActAppMaintWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +285,7 @@ func (s *Server) removeMaintainer(c *call) (any, error) {
 // lain.yaml (YAML or JSON) with meta_version, or {"meta_version", "spec":
 // {...}} / {"meta_version", "lain_yaml": "..."}.
 func (s *Server) push(c *call) (any, error) {
-	a, err := s.appParam(c, "app", ActAppPush)
+	a, err := s.appParam(c, "app", engine.ActAppPush)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +296,7 @@ func (s *Server) push(c *call) (any, error) {
 	if spec.AppName != "" && spec.AppName != a.Name {
 		return nil, badRequest("the release spec is for app %q, not %q", spec.AppName, a.Name)
 	}
-	if err := s.checkResourceUse(c, spec.Resources); err != nil {
+	if err := s.eng.CheckResourceUse(c.ctx(), c.id, spec.Resources); err != nil {
 		return nil, err
 	}
 	c.target = a.Name + "@" + mv
@@ -315,8 +316,8 @@ func (s *Server) push(c *call) (any, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	s.notifier.notify(c.ctx(), notifyImagePush, map[string]any{
-		"event": notifyImagePush, "appname": a.Name, "meta_version": mv, "pushed_by": by, "time": rel.Pushed,
+	s.eng.Notify(c.ctx(), engine.NotifyImagePush, map[string]any{
+		"event": engine.NotifyImagePush, "appname": a.Name, "meta_version": mv, "pushed_by": by, "time": rel.Pushed,
 	})
 	return &reply{Status: http.StatusCreated, Body: map[string]any{"appname": a.Name, "meta_version": mv, "status": "pushed", "procs": spec.Procs}}, nil
 }

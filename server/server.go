@@ -1,13 +1,14 @@
-// Package server is Berth's core: the model's operations, the reconciler,
-// and the HTTP layer serving both API surfaces (the LAIN-style console API
-// under /api/v1/ and the tsuru-style API at the root) over one model.
+// Package server is Berth's HTTP layer: the route tables of both API
+// surfaces (the LAIN-style console API under /api/v1/ and the tsuru-style
+// API at the root), authentication, authorisation by each route's action,
+// the audit log, metrics, and the one place where the engine's domain
+// errors become HTTP statuses.
 package server
 
 import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,73 +16,57 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // Deps are the backends a Server runs on, built by the caller from config.
-type Deps struct {
-	Config        *config.Config
-	Logger        hclog.Logger
-	Store         backends.Store
-	StoreName     string
-	Secrets       backends.Secrets
-	SecretsName   string
-	Scheduler     backends.Scheduler // may be nil until the deploy engine is configured
-	SchedulerName string
-	Mailer        Mailer
-	Brokers       Brokers // service-broker plugins; nil disables services
-	// SecretReadPrefix turns a Secrets path into the path a scheduler reads
-	// it from (for Vault KV v2: "<mount>/data/<prefix>"); "" for schedulers
-	// that get private values directly.
-	SecretReadPrefix string
-}
+type Deps = engine.Deps
 
-// Server is one Berth server.
+// Mailer sends mail (password resets).
+type Mailer = engine.Mailer
+
+// OutboxMailer writes mails as files (the embedded default).
+type OutboxMailer = engine.OutboxMailer
+
+// SMTPMailer sends mails through an SMTP relay.
+type SMTPMailer = engine.SMTPMailer
+
+// Server is one Berth server's HTTP layer over its engine.
 type Server struct {
+	eng       *engine.Engine
 	cfg       *config.Config
 	log       hclog.Logger
 	store     backends.Store
 	secrets   backends.Secrets
 	sched     backends.Scheduler
+	brokers   engine.Brokers
+	mailer    engine.Mailer
 	names     map[string]string // backend role -> implementation name
-	mailer    Mailer
-	brokers   Brokers
-	secretRd  string
 	router    *httprouter.Router
 	metrics   *metrics
-	notifier  *notifier
-	rec       *reconciler
-	bgCtx     context.Context
-	bgCancel  context.CancelFunc
-	bg        sync.WaitGroup
 	startedAt time.Time
 	limits    *accountLimits
 }
 
 // New builds a server; call Start to run its background work.
 func New(d Deps) (*Server, error) {
-	if d.Config == nil || d.Store == nil || d.Secrets == nil {
-		return nil, fmt.Errorf("server: config, store and secrets are required")
+	eng, err := engine.New(d)
+	if err != nil {
+		return nil, err
 	}
 	if d.Logger == nil {
 		d.Logger = hclog.NewNullLogger()
 	}
-	if d.Mailer == nil {
-		d.Mailer = &OutboxMailer{Dir: d.Config.DataDir + "/outbox"}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
-		names:   map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
-		mailer:  d.Mailer,
-		brokers: d.Brokers, secretRd: d.SecretReadPrefix,
-		metrics: newMetrics(),
-		bgCtx:   ctx, bgCancel: cancel,
+		eng: eng, cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
+		brokers: d.Brokers, mailer: d.Mailer,
+		names:     map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
+		metrics:   newMetrics(),
 		startedAt: time.Now(),
 		limits:    newAccountLimits(d.Config.Limits),
 	}
-	s.notifier = newNotifier(s)
-	s.rec = newReconciler(s)
 	s.router = httprouter.New()
 	s.router.RedirectTrailingSlash = false
 	s.router.RedirectFixedPath = false
@@ -95,28 +80,17 @@ func New(d Deps) (*Server, error) {
 	return s, nil
 }
 
+// Engine is the domain the server serves.
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
 // Handler is the HTTP handler serving both API surfaces.
 func (s *Server) Handler() http.Handler { return s.router }
 
 // Start runs the background work (notifier delivery, reconciler).
-func (s *Server) Start() {
-	s.notifier.start()
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.rec.run(s.bgCtx)
-	}()
-}
+func (s *Server) Start() { s.eng.Start() }
 
 // Close stops background work and waits for it.
-func (s *Server) Close() {
-	s.bgCancel()
-	s.notifier.stop()
-	s.bg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.rec.release(ctx)
-}
+func (s *Server) Close() { s.eng.Close() }
 
 // audit records one state change. Failures to record are logged, not fatal.
 func (s *Server) audit(actor, action, target string, status int, reqID string) {
@@ -134,4 +108,15 @@ func (s *Server) audit(actor, action, target string, status int, reqID string) {
 	if _, err := state.Create(ctx, s.store, state.EventsPrefix+ev.ID, ev); err != nil {
 		s.log.Warn("could not record audit event", "action", action, "error", err)
 	}
+}
+
+// appParam validates the app name in the path and loads the app, checking
+// that the caller may do act on it. Unknown apps are 404.
+func (s *Server) appParam(c *call, param string, act engine.Action) (*state.App, error) {
+	name := c.param(param)
+	if err := names.App(name); err != nil {
+		return nil, err
+	}
+	c.target = name
+	return s.eng.LoadApp(c.ctx(), c.id, name, act)
 }

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthpaas/berth/engine"
+	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
-	"github.com/berthpaas/berth/names"
-	"github.com/berthpaas/berth/engine/state"
 )
 
 // serviceYAML is a service definition as POST/PUT /services take it:
@@ -92,7 +93,7 @@ func (s *Server) checkBrokerConnection(c *call, in *serviceYAML) error {
 		}
 		return nil
 	}
-	if len(in.Settings) == 0 && contains(plugins.Builtins, in.Broker) {
+	if len(in.Settings) == 0 && engine.Contains(plugins.Builtins, in.Broker) {
 		return badRequest("no target configured: the %s broker needs a server; name one of the operator's broker targets (target: <name>; configured for %s: %s)", in.Broker, in.Broker, s.targetNames(in.Broker))
 	}
 	return nil
@@ -126,7 +127,7 @@ func (s *Server) visibleServices(c *call) ([]*state.Service, error) {
 	}
 	out := svcs[:0]
 	for _, svc := range svcs {
-		if s.serviceAccess(c, svc, false) == nil {
+		if s.eng.ServiceAccess(c.ctx(), c.id, svc, false) == nil {
 			out = append(out, svc)
 		}
 	}
@@ -186,7 +187,7 @@ func (s *Server) createService(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.teamIDs(c.ctx(), owners)
+	ids, err := s.eng.TeamIDs(c.ctx(), owners)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func (s *Server) createService(c *call) (any, error) {
 		return nil, err
 	}
 	if len(in.Settings) > 0 {
-		if _, err := s.secrets.Put(c.ctx(), serviceSettingsPath(in.ID), in.Settings); err != nil {
+		if _, err := s.secrets.Put(c.ctx(), engine.ServiceSettingsPath(in.ID), in.Settings); err != nil {
 			_, _ = s.store.Delete(c.ctx(), state.ServiceKey(in.ID))
 			return nil, err
 		}
@@ -217,7 +218,7 @@ func (s *Server) createService(c *call) (any, error) {
 
 // ownerTeams picks the owner teams of a new service.
 func (s *Server) ownerTeams(c *call, team string) ([]string, error) {
-	mine, err := s.userTeams(c)
+	mine, err := s.eng.UserTeams(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func (s *Server) ownerTeams(c *call, team string) ([]string, error) {
 		if err := names.Team(team); err != nil {
 			return nil, err
 		}
-		if !c.id.Admin && !contains(mine, team) {
+		if !c.id.Admin && !engine.Contains(mine, team) {
 			return nil, forbidden("you are not a member of team %q", team)
 		}
 		if _, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(team)); errors.Is(err, state.ErrNotFound) {
@@ -304,10 +305,10 @@ func (s *Server) updateService(c *call) (any, error) {
 		return nil, err
 	}
 	if len(in.Settings) > 0 {
-		if _, err := s.secrets.Put(c.ctx(), serviceSettingsPath(in.ID), in.Settings); err != nil {
+		if _, err := s.secrets.Put(c.ctx(), engine.ServiceSettingsPath(in.ID), in.Settings); err != nil {
 			return nil, err
 		}
-	} else if err := s.secrets.Delete(c.ctx(), serviceSettingsPath(in.ID)); err != nil {
+	} else if err := s.secrets.Delete(c.ctx(), engine.ServiceSettingsPath(in.ID)); err != nil {
 		return nil, err
 	}
 	s.brokers.Stop(in.ID) // restarted with the new settings on next use
@@ -326,7 +327,7 @@ func (s *Server) serviceByName(c *call, name string, manage bool) (*state.Servic
 	if err != nil {
 		return nil, err
 	}
-	if err := s.serviceAccess(c, svc, manage); err != nil {
+	if err := s.eng.ServiceAccess(c.ctx(), c.id, svc, manage); err != nil {
 		return nil, err
 	}
 	return svc, nil
@@ -348,7 +349,7 @@ func (s *Server) removeService(c *call) (any, error) {
 	if err := state.Delete(c.ctx(), s.store, state.ServiceKey(svc.Name)); err != nil {
 		return nil, err
 	}
-	_ = s.secrets.Delete(c.ctx(), serviceSettingsPath(svc.Name))
+	_ = s.secrets.Delete(c.ctx(), engine.ServiceSettingsPath(svc.Name))
 	s.brokers.Stop(svc.Name)
 	return &reply{Status: http.StatusNoContent}, nil
 }
@@ -442,7 +443,7 @@ func (s *Server) grant(c *call, add bool) (any, error) {
 	if err := names.Team(team); err != nil {
 		return nil, err
 	}
-	tm, err := s.teamWithID(c.ctx(), team)
+	tm, err := s.eng.TeamWithID(c.ctx(), team)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("team %q not found", team)
 	}
@@ -452,28 +453,28 @@ func (s *Server) grant(c *call, add bool) (any, error) {
 	_, _, err = state.Update(c.ctx(), s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
 		// A name granted to a team since deleted and re-created is not
 		// this team: granting it again records this team's ID.
-		has := contains(x.Teams, team) && teamMatches(x.TeamIDs, team, tm)
+		has := engine.Contains(x.Teams, team) && engine.TeamMatches(x.TeamIDs, team, tm)
 		switch {
 		case add && has:
 			return conflict("team %q already has access to service %q", team, x.Name)
 		case add:
-			if !contains(x.Teams, team) {
+			if !engine.Contains(x.Teams, team) {
 				x.Teams = append(x.Teams, team)
 			}
-			x.OwnerTeams = remove(x.OwnerTeams, team)
+			x.OwnerTeams = engine.Remove(x.OwnerTeams, team)
 			if x.TeamIDs == nil {
 				x.TeamIDs = map[string]string{}
 			}
 			x.TeamIDs[team] = tm.ID
-		case !contains(x.Teams, team) && !contains(x.OwnerTeams, team):
+		case !engine.Contains(x.Teams, team) && !engine.Contains(x.OwnerTeams, team):
 			return notFound("team %q has no access to service %q", team, x.Name)
-		case len(remove(x.Teams, team)) == 0:
+		case len(engine.Remove(x.Teams, team)) == 0:
 			return forbidden("team %q is the last with access to service %q", team, x.Name)
 		default:
 			// Revoking an owner team hands the service over: when no
 			// owner team is left, the teams still granted become owners.
-			x.Teams = remove(x.Teams, team)
-			x.OwnerTeams = remove(x.OwnerTeams, team)
+			x.Teams = engine.Remove(x.Teams, team)
+			x.OwnerTeams = engine.Remove(x.OwnerTeams, team)
 			delete(x.TeamIDs, team)
 			if len(x.OwnerTeams) == 0 {
 				x.OwnerTeams = append([]string{}, x.Teams...)
@@ -504,7 +505,7 @@ func (s *Server) instanceByName(c *call, name string) (*state.ServiceInstance, *
 		return nil, nil, err
 	}
 	if !c.id.Admin && !c.id.AppToken {
-		mine, err := s.myTeams(c)
+		mine, err := s.eng.MyTeams(c.ctx(), c.id)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -516,10 +517,10 @@ func (s *Server) instanceByName(c *call, name string) (*state.ServiceInstance, *
 			if err != nil && !errors.Is(err, state.ErrNotFound) {
 				return nil, nil, err
 			}
-			ok = err == nil && ownsInstance(inst, u)
+			ok = err == nil && engine.OwnsInstance(inst, u)
 		}
 		for _, t := range inst.Teams {
-			ok = ok || teamMatches(inst.TeamIDs, t, mine[t])
+			ok = ok || engine.TeamMatches(inst.TeamIDs, t, mine[t])
 		}
 		if !ok {
 			return nil, nil, forbidden("you have no access to service instance %q", name)
@@ -547,7 +548,7 @@ func (s *Server) createInstance(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mine, err := s.myTeams(c)
+	mine, err := s.eng.MyTeams(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -557,12 +558,12 @@ func (s *Server) createInstance(c *call) (any, error) {
 		ids[name] = t.ID
 	}
 	sort.Strings(teams)
-	owner, err := s.userWithID(c.ctx(), c.id.Email)
+	owner, err := s.eng.UserWithID(c.ctx(), c.id.Email)
 	if err != nil {
 		return nil, err
 	}
 	inst := &state.ServiceInstance{Name: in.Name, ServiceName: svc.Name, Teams: teams, TeamIDs: ids, Owner: c.id.Email, OwnerID: owner.ID, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
-	if err := s.provision(c.ctx(), svc, inst); err != nil {
+	if err := s.eng.Provision(c.ctx(), svc, inst); err != nil {
 		return nil, err
 	}
 	return instanceOut(inst), nil
@@ -576,23 +577,23 @@ func (s *Server) removeInstance(c *call, name string) (any, error) {
 	}
 	c.target = name
 	if len(inst.Apps) > 0 {
-		return nil, forbidden("service instance %q is bound to %s: unbind first", name, joinOr(inst.Apps))
+		return nil, forbidden("service instance %q is bound to %s: unbind first", name, engine.JoinOr(inst.Apps))
 	}
-	bctx, cancel := s.brokerCtx(c.ctx())
+	bctx, cancel := s.eng.BrokerCtx(c.ctx())
 	defer cancel()
-	b, err := s.brokerFor(bctx, svc)
+	b, err := s.eng.BrokerFor(bctx, svc)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := b.Deprovision(bctx, broker.DeprovisionRequest{InstanceID: name})
 	if err == nil && resp.Async {
-		err = waitOperation(bctx, b, name, resp.Operation)
+		err = engine.WaitOperation(bctx, b, name, resp.Operation)
 		if errors.Is(err, broker.ErrGone) {
 			err = nil
 		}
 	}
 	if err != nil && !errors.Is(err, broker.ErrGone) {
-		return nil, brokerErr("deprovisioning "+name, err)
+		return nil, engine.BrokerErr("deprovisioning "+name, err)
 	}
 	if err := state.Delete(c.ctx(), s.store, state.InstanceKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
 		return nil, err
@@ -616,9 +617,9 @@ func (s *Server) instanceStatus(c *call, name string) (any, error) {
 		return nil, err
 	}
 	out := map[string]any{"name": inst.Name, "state": inst.State}
-	bctx, cancel := s.brokerCtx(c.ctx())
+	bctx, cancel := s.eng.BrokerCtx(c.ctx())
 	defer cancel()
-	b, err := s.brokerFor(bctx, svc)
+	b, err := s.eng.BrokerFor(bctx, svc)
 	if err != nil {
 		out["broker"] = "unreachable: " + err.Error()
 		return out, nil
@@ -643,7 +644,7 @@ func (s *Server) bindInstance(c *call, name, appName string) (any, error) {
 	if err := names.App(appName); err != nil {
 		return nil, err
 	}
-	a, err := s.loadApp(c, appName, ActAppBind)
+	a, err := s.eng.LoadApp(c.ctx(), c.id, appName, engine.ActAppBind)
 	if err != nil {
 		return nil, err
 	}
@@ -655,16 +656,16 @@ func (s *Server) bindInstance(c *call, name, appName string) (any, error) {
 	if inst.State != state.InstanceReady {
 		return nil, conflict("service instance %q is %s, not ready", name, inst.State)
 	}
-	if contains(a.Bindings, name) {
+	if engine.Contains(a.Bindings, name) {
 		return nil, conflict("service instance %q is already bound to app %q", name, appName)
 	}
 	gen := a.Generation + 1
-	if err := s.lockApp(c.ctx(), appName, c.id.Name(), "bind "+name, gen); err != nil {
+	if err := s.eng.LockApp(c.ctx(), appName, c.id.Name(), "bind "+name, gen); err != nil {
 		return nil, err
 	}
-	creds, err := s.bind(c.ctx(), svc, inst, a)
+	creds, err := s.eng.Bind(c.ctx(), svc, inst, a)
 	if err != nil {
-		s.unlockApp(c.ctx(), appName, -1)
+		s.eng.UnlockApp(c.ctx(), appName, -1)
 		return nil, err
 	}
 	s.redeployAfter(c, appName, "bind "+name)
@@ -676,7 +677,7 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 	if err := names.App(appName); err != nil {
 		return nil, err
 	}
-	a, err := s.loadApp(c, appName, ActAppBind)
+	a, err := s.eng.LoadApp(c.ctx(), c.id, appName, engine.ActAppBind)
 	if err != nil {
 		return nil, err
 	}
@@ -685,14 +686,14 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 		return nil, err
 	}
 	c.target = name + "->" + appName
-	if !contains(a.Bindings, name) {
+	if !engine.Contains(a.Bindings, name) {
 		return nil, notFound("service instance %q is not bound to app %q", name, appName)
 	}
-	if err := s.lockApp(c.ctx(), appName, c.id.Name(), "unbind "+name, a.Generation+1); err != nil {
+	if err := s.eng.LockApp(c.ctx(), appName, c.id.Name(), "unbind "+name, a.Generation+1); err != nil {
 		return nil, err
 	}
-	if err := s.unbind(c.ctx(), svc, inst, appName); err != nil {
-		s.unlockApp(c.ctx(), appName, -1)
+	if err := s.eng.Unbind(c.ctx(), svc, inst, appName); err != nil {
+		s.eng.UnlockApp(c.ctx(), appName, -1)
 		return nil, err
 	}
 	s.redeployAfter(c, appName, "unbind "+name)
@@ -705,15 +706,15 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 func (s *Server) redeployAfter(c *call, app, op string) {
 	a, err := state.GetApp(c.ctx(), s.store, app)
 	if err != nil || !a.Deployed {
-		s.unlockApp(c.ctx(), app, -1)
+		s.eng.UnlockApp(c.ctx(), app, -1)
 		return
 	}
-	if _, _, err := s.commitChange(c.ctx(), app, c.id.Name(), op, func(*state.App) error { return nil }); err != nil {
+	if _, _, err := s.eng.CommitChange(c.ctx(), app, c.id.Name(), op, func(*state.App) error { return nil }); err != nil {
 		s.log.Warn("could not redeploy app after a binding change", "app", app, "error", err)
-		s.unlockApp(c.ctx(), app, -1)
+		s.eng.UnlockApp(c.ctx(), app, -1)
 		return
 	}
-	s.rec.kick(app)
+	s.eng.Kick(app)
 }
 
 // serviceRoutes registers the services API (tsuru 1.2 and 1.3). The

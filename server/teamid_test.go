@@ -13,6 +13,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
@@ -70,13 +71,15 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 	// its check for apps.
 	var regErr error
 	hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"list:" + state.AppsPrefix: func() {
-		_, regErr = s.registerApp(ctx, &Identity{Email: "a@b.co"}, newApp{Name: "raced", TeamOwner: "t"})
+		_, regErr = s.eng.RegisterApp(ctx, &engine.Identity{Email: "a@b.co"}, engine.NewApp{Name: "raced", TeamOwner: "t"})
 	}}}
 	s.store = hooked
+	s.eng.ReplaceStore(hooked)
 	c := callAs(ctx, "a@b.co")
 	c.ps = httprouter.Params{{Key: "team", Value: "t"}}
 	_, delErr := s.removeTeam(c)
 	s.store = hooked.Store
+	s.eng.ReplaceStore(hooked.Store)
 	if regErr == nil && delErr == nil {
 		t.Errorf("both the team's delete and the registration of an app for it succeeded")
 	}
@@ -106,15 +109,15 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), reborn); err != nil {
 		t.Fatal(err)
 	}
-	thief := &Identity{Email: "thief@b.co"}
-	if err := s.allowed(ctx, thief, ActAppRead, app); err == nil {
+	thief := &engine.Identity{Email: "thief@b.co"}
+	if err := s.eng.Allowed(ctx, thief, engine.ActAppRead, app); err == nil {
 		t.Errorf("a member of the re-created team may read the app")
 	}
-	if tm, _ := s.teamsOf(ctx, app); s.roleOn(thief, app, tm) != "" {
-		t.Errorf("a member of the re-created team has role %q on the app", s.roleOn(thief, app, tm))
+	if tm, _ := s.eng.TeamsOf(ctx, app); s.eng.RoleOn(thief, app, tm) != "" {
+		t.Errorf("a member of the re-created team has role %q on the app", s.eng.RoleOn(thief, app, tm))
 	}
 	// The owner keeps its role.
-	if err := s.allowed(ctx, &Identity{Email: "a@b.co"}, ActAppDelete, app); err != nil {
+	if err := s.eng.Allowed(ctx, &engine.Identity{Email: "a@b.co"}, engine.ActAppDelete, app); err != nil {
 		t.Errorf("the owner: %v", err)
 	}
 	// The new team is not held by the old team's app: it may be deleted.
@@ -128,7 +131,7 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 // App records older than team IDs keep working for their team (created
 // before the app) and are pinned to it by the sweep; a team created after
 // the app under the name of a deleted one gets nothing, before or after
-// the sweep (which pins the app to a tombstone).
+// the sweep (which pins the app to a engine.Tombstone).
 func TestAppTeamIDsPinned(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	ctx := t.Context()
@@ -149,12 +152,12 @@ func TestAppTeamIDsPinned(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		for app, who := range map[string]*Identity{"keptapp": {Email: "a@b.co"}, "goneapp": {Email: "thief@b.co"}} {
+		for app, who := range map[string]*engine.Identity{"keptapp": {Email: "a@b.co"}, "goneapp": {Email: "thief@b.co"}} {
 			a, err := state.GetApp(ctx, s.store, app)
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = s.allowed(ctx, who, ActAppRead, a)
+			err = s.eng.Allowed(ctx, who, engine.ActAppRead, a)
 			if app == "keptapp" && err != nil {
 				t.Errorf("%s: the team's member may not read its app: %v", when, err)
 			}
@@ -164,12 +167,12 @@ func TestAppTeamIDsPinned(t *testing.T) {
 		}
 	}
 	check("before the sweep")
-	s.pinIdentities(ctx)
+	s.eng.PinIdentities(ctx)
 	check("after the sweep")
 	kept, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("kept"))
 	ka, _ := state.GetApp(ctx, s.store, "keptapp")
 	ga, _ := state.GetApp(ctx, s.store, "goneapp")
-	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != tombstone {
+	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != engine.Tombstone {
 		t.Errorf("pinned: keptapp %v (team ID %q), goneapp %v", ka.TeamIDs, kept.ID, ga.TeamIDs)
 	}
 }
@@ -186,7 +189,7 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.registerApp(ctx, &Identity{Email: "o@b.co"}, newApp{Name: "kept"}); err != nil {
+	if _, err := s.eng.RegisterApp(ctx, &engine.Identity{Email: "o@b.co"}, engine.NewApp{Name: "kept"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), &state.Team{ID: state.NewID(), Name: "t", Users: []string{"o@b.co"}, Created: time.Now()}); err != nil {
@@ -209,9 +212,13 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			_, rmErr = s.removeUser(callAs(ctx, "leaver@b.co"))
 		}}}
 		s.store = hooked
-		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
+		s.eng.ReplaceStore(hooked)
+		s.eng.ReplaceStore(hooked)
+		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &engine.Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
 		_, err := grant.run(c)
 		s.store = hooked.Store
+		s.eng.ReplaceStore(hooked.Store)
+		s.eng.ReplaceStore(hooked.Store)
 		if rmErr != nil {
 			t.Fatalf("%s: removing the user: %v", grant.name, rmErr)
 		}
@@ -223,10 +230,10 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 		app, _ := state.GetApp(ctx, s.store, "kept")
-		if err := s.allowed(ctx, &Identity{Email: "leaver@b.co"}, ActAppRead, app); err == nil {
+		if err := s.eng.Allowed(ctx, &engine.Identity{Email: "leaver@b.co"}, engine.ActAppRead, app); err == nil {
 			t.Errorf("%s: the re-registered email has a role on the app (maintainers %v)", grant.name, app.Maintainers)
 		}
-		if tm, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("t")); contains(tm.Users, "leaver@b.co") {
+		if tm, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("t")); engine.Contains(tm.Users, "leaver@b.co") {
 			t.Errorf("%s: the re-registered email is in the team: %v", grant.name, tm.Users)
 		}
 		if _, err := s.removeUser(callAs(ctx, "leaver@b.co")); err != nil {

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 type teamView struct {
@@ -32,7 +33,7 @@ func (s *Server) listTeams(c *call) (any, error) {
 	}
 	out := []teamView{}
 	for _, t := range ts {
-		if c.id.Admin || contains(t.Users, c.id.Email) {
+		if c.id.Admin || engine.Contains(t.Users, c.id.Email) {
 			out = append(out, teamOut(t))
 		}
 	}
@@ -80,7 +81,7 @@ func (s *Server) teamForMember(c *call) (*state.Team, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.id.Admin && !contains(t.Users, c.id.Email) {
+	if !c.id.Admin && !engine.Contains(t.Users, c.id.Email) {
 		return nil, forbidden("you are not a member of team %q", name)
 	}
 	return t, nil
@@ -97,7 +98,7 @@ func (s *Server) getTeam(c *call) (any, error) {
 
 // DELETE /teams/:team — refused while it owns apps (403), or while
 // services or service instances refer to it (409, naming them: hand a
-// service over by granting another team and revoking this one; remove the
+// service over by granting another team and revoking this one; engine.Remove the
 // instances). The team's ID is never reused: a team created later under
 // the same name matches none of the old team's grants.
 func (s *Server) removeTeam(c *call) (any, error) {
@@ -106,7 +107,7 @@ func (s *Server) removeTeam(c *call) (any, error) {
 		return nil, err
 	}
 	if t.ID == "" {
-		if t, err = s.teamWithID(c.ctx(), t.Name); err != nil {
+		if t, err = s.eng.TeamWithID(c.ctx(), t.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -125,17 +126,17 @@ func (s *Server) removeTeam(c *call) (any, error) {
 		return nil, conflict("team %q changed meanwhile; try again", t.Name)
 	}
 	t = cur
-	svcs, insts, err := s.teamHoldings(c.ctx(), t)
+	svcs, insts, err := s.eng.TeamHoldings(c.ctx(), t)
 	if err != nil {
 		return nil, err
 	}
 	if len(svcs) > 0 || len(insts) > 0 {
 		var what []string
 		if len(svcs) > 0 {
-			what = append(what, "service(s) "+quoteList(svcs)+" (hand them over: grant another team, then revoke this one)")
+			what = append(what, "service(s) "+engine.QuoteList(svcs)+" (hand them over: grant another team, then revoke this one)")
 		}
 		if len(insts) > 0 {
-			what = append(what, "service instance(s) "+quoteList(insts)+" (remove them)")
+			what = append(what, "service instance(s) "+engine.QuoteList(insts)+" (engine.Remove them)")
 		}
 		return nil, conflict("team %q still holds %s", t.Name, strings.Join(what, " and "))
 	}
@@ -144,8 +145,8 @@ func (s *Server) removeTeam(c *call) (any, error) {
 		return nil, err
 	}
 	for _, a := range apps {
-		if contains(appTeams(a), t.Name) && appTeamMatches(a, t.Name, t) {
-			return nil, forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
+		if engine.Contains(engine.AppTeams(a), t.Name) && engine.AppTeamMatches(a, t.Name, t) {
+			return nil, forbidden("team %q still has access to app %q: engine.Remove it from the app first", t.Name, a.Name)
 		}
 	}
 	ok, _, err := s.store.DeleteCAS(c.ctx(), state.TeamKey(t.Name), idx)
@@ -168,8 +169,8 @@ func (s *Server) addTeamUser(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = updateForUser(c.ctx(), s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
-		if contains(t.Users, email) {
+	err = engine.UpdateForUser(c.ctx(), s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
+		if engine.Contains(t.Users, email) {
 			return conflict("%s is already in team %q", email, t.Name)
 		}
 		t.Users = append(t.Users, email)
@@ -189,13 +190,13 @@ func (s *Server) removeTeamUser(c *call) (any, error) {
 		return nil, err
 	}
 	_, _, err = state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
-		if !contains(t.Users, email) {
+		if !engine.Contains(t.Users, email) {
 			return notFound("%s is not in team %q", email, t.Name)
 		}
 		if len(t.Users) == 1 {
-			return forbidden("%s is the last member of team %q; remove the team instead", email, t.Name)
+			return forbidden("%s is the last member of team %q; engine.Remove the team instead", email, t.Name)
 		}
-		t.Users = remove(t.Users, email)
+		t.Users = engine.Remove(t.Users, email)
 		return nil
 	})
 	return nil, err

@@ -13,9 +13,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // maxPasswordBytes is bcrypt's limit: it refuses longer input (and would
@@ -42,7 +43,7 @@ func CreateUser(ctx context.Context, st backends.Store, email, password string, 
 	if err := checkPasswordLength("password", password); err != nil {
 		return nil, err
 	}
-	h, err := hashPassword(password)
+	h, err := engine.HashPassword(password)
 	if err != nil {
 		return nil, err
 	}
@@ -142,17 +143,17 @@ func (s *Server) login(c *call) (any, error) {
 		return nil, err
 	}
 	if err != nil {
-		checkPassword(dummyHash(), *in.Password) // the same work as for a real account
+		engine.CheckPassword(dummyHash(), *in.Password) // the same work as for a real account
 		counted(true)
 		return nil, unauthorized("wrong email or password")
 	}
-	if !checkPassword(u.PasswordHash, *in.Password) {
+	if !engine.CheckPassword(u.PasswordHash, *in.Password) {
 		counted(true)
 		return nil, unauthorized("wrong email or password")
 	}
 	counted(false)
 	s.limits.known.add(known)
-	tok, exp, err := s.issueToken(c.ctx(), email, tokenUser, "", s.cfg.Users.TokenTTLDur)
+	tok, exp, err := s.eng.IssueToken(c.ctx(), email, engine.TokenUser, "", s.cfg.Users.TokenTTLDur)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ var (
 // unknown accounts.
 func dummyHash() string {
 	dummyOnce.Do(func() {
-		h, err := hashPassword(newSecret(16))
+		h, err := engine.HashPassword(engine.NewSecret(16))
 		if err != nil {
 			panic(err)
 		}
@@ -182,7 +183,7 @@ func (s *Server) logout(c *call) (any, error) {
 	if c.id.AppToken {
 		return nil, forbidden("an app token cannot log out; it expires by itself")
 	}
-	if err := s.revokeToken(c.ctx(), c.id.Email, c.id.TokenHash); err != nil {
+	if err := s.eng.RevokeToken(c.ctx(), c.id.Email, c.id.TokenHash); err != nil {
 		return nil, err
 	}
 	c.target = c.id.Email
@@ -227,13 +228,13 @@ func (s *Server) changePassword(c *call) (any, error) {
 	}
 	failed := false
 	defer func() { t.done(failed) }()
-	h, err := hashPassword(*in.New)
+	h, err := engine.HashPassword(*in.New)
 	if err != nil {
 		return nil, err
 	}
 	c.target = c.id.Email
 	_, _, err = state.Update(c.ctx(), s.store, state.UserKey(c.id.Email), func(u *state.User) error {
-		if !checkPassword(u.PasswordHash, *in.Old) {
+		if !engine.CheckPassword(u.PasswordHash, *in.Old) {
 			failed = true
 			return forbidden("the old password does not match")
 		}
@@ -272,14 +273,14 @@ func (s *Server) resetPassword(c *call) (any, error) {
 			c.log.Debug("no reset mail sent", "exists", exists, "throttled", !ok)
 			return answer, nil
 		}
-		reset := newSecret(20)
+		reset := engine.NewSecret(20)
 		exp := time.Now().Add(s.cfg.Users.ResetTokenTTLDur).UTC()
-		if _, err := s.secrets.Put(c.ctx(), resetPath(tokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
+		if _, err := s.secrets.Put(c.ctx(), engine.ResetPath(engine.TokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
 			return nil, err
 		}
 		body := fmt.Sprintf("Someone asked to reset the Berth password of %s.\n\nTo get a new password, call:\n\n  POST /users/%s/password?token=%s\n\nThis token works once and expires at %s. If you did not ask for this, ignore this message.\n",
 			email, email, reset, exp.Format(time.RFC3339))
-		if err := s.mailer.Send(c.ctx(), email, "Berth password reset", body); err != nil {
+		if err := s.eng.Mailer().Send(c.ctx(), email, "Berth password reset", body); err != nil {
 			return nil, fmt.Errorf("sending the reset mail: %w", err)
 		}
 		return answer, nil
@@ -287,7 +288,7 @@ func (s *Server) resetPassword(c *call) (any, error) {
 	if !exists {
 		return nil, forbidden("invalid, used or expired reset token")
 	}
-	path := resetPath(tokenHash(tok))
+	path := engine.ResetPath(engine.TokenHash(tok))
 	sec, err := s.secrets.Get(c.ctx(), path, 0)
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil, forbidden("invalid, used or expired reset token")
@@ -305,8 +306,8 @@ func (s *Server) resetPassword(c *call) (any, error) {
 	if err := s.secrets.Delete(c.ctx(), path); err != nil {
 		return nil, err
 	}
-	newPw := newSecret(8)
-	h, err := hashPassword(newPw)
+	newPw := engine.NewSecret(8)
+	h, err := engine.HashPassword(newPw)
 	if err != nil {
 		return nil, err
 	}
@@ -316,17 +317,17 @@ func (s *Server) resetPassword(c *call) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.revokeUserTokens(c.ctx(), email, tokenUser); err != nil {
+	if err := s.eng.RevokeUserTokens(c.ctx(), email, engine.TokenUser); err != nil {
 		return nil, err
 	}
 	body := fmt.Sprintf("Your Berth password was reset. Your new password is:\n\n  %s\n\nLog in and change it with PUT /users/password.\n", newPw)
-	if err := s.mailer.Send(c.ctx(), email, "Your new Berth password", body); err != nil {
+	if err := s.eng.Mailer().Send(c.ctx(), email, "Your new Berth password", body); err != nil {
 		return nil, fmt.Errorf("sending the new password: %w", err)
 	}
 	return map[string]string{"status": "a new password was sent to " + email}, nil
 }
 
-// DELETE /users — remove the caller's account, its tokens, its team
+// DELETE /users — engine.Remove the caller's account, its tokens, its team
 // memberships and its maintainer roles (so that whoever registers the email
 // next inherits nothing). Refused while the user still owns apps, or is the
 // last owner of one (they would be orphaned). The service instances the
@@ -339,7 +340,7 @@ func (s *Server) removeUser(c *call) (any, error) {
 		return nil, err
 	}
 	if u.Owned > 0 {
-		return nil, forbidden("you still own %d app(s): remove them or hand them over first", u.Owned)
+		return nil, forbidden("you still own %d app(s): engine.Remove them or hand them over first", u.Owned)
 	}
 	c.target = u.Email
 	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
@@ -348,15 +349,15 @@ func (s *Server) removeUser(c *call) (any, error) {
 	}
 	for _, a := range apps {
 		if a.Maintainers[u.Email] == state.RoleOwner && owners(a) == 1 {
-			return nil, forbidden("you are the last owner of app %q: make someone else an owner or remove the app first", a.Name)
+			return nil, forbidden("you are the last owner of app %q: make someone else an owner or engine.Remove the app first", a.Name)
 		}
 	}
 	// Service instances the user created go to their teams; one with no
 	// team would be left to no one.
-	if lone, err := s.instancesWithoutTeam(c.ctx(), u); err != nil {
+	if lone, err := s.eng.InstancesWithoutTeam(c.ctx(), u); err != nil {
 		return nil, err
 	} else if len(lone) > 0 {
-		return nil, conflict("you own service instance(s) %s, which have no team to hand them to: remove them first", quoteList(lone))
+		return nil, conflict("you own service instance(s) %s, which have no team to hand them to: engine.Remove them first", engine.QuoteList(lone))
 	}
 	ok, _, err := s.store.DeleteCAS(c.ctx(), state.UserKey(u.Email), idx)
 	if err != nil {
@@ -365,7 +366,7 @@ func (s *Server) removeUser(c *call) (any, error) {
 	if !ok {
 		return nil, conflict("your account changed meanwhile; try again")
 	}
-	if err := s.revokeUserTokens(c.ctx(), u.Email, ""); err != nil {
+	if err := s.eng.RevokeUserTokens(c.ctx(), u.Email, ""); err != nil {
 		return nil, err
 	}
 	// The account is gone, so no one can add it to a team or an app any
@@ -380,15 +381,15 @@ func (s *Server) removeUser(c *call) (any, error) {
 			}
 		}
 	}
-	note("service instances", u.Email, s.handOverInstances(c.ctx(), u))
+	note("service instances", u.Email, s.eng.HandOverInstances(c.ctx(), u))
 	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range teams {
-		if contains(t.Users, u.Email) {
+		if engine.Contains(t.Users, u.Email) {
 			_, _, err := state.Update(c.ctx(), s.store, state.TeamKey(t.Name), func(t *state.Team) error {
-				t.Users = remove(t.Users, u.Email)
+				t.Users = engine.Remove(t.Users, u.Email)
 				return nil
 			})
 			note("team", t.Name, err)
@@ -421,16 +422,6 @@ func owners(a *state.App) int {
 		}
 	}
 	return n
-}
-
-func remove(list []string, s string) []string {
-	out := list[:0:0]
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // parseKey parses an SSH public key in authorized_keys form.

@@ -52,7 +52,7 @@ func (s *Server) mayManageServices(c *call) error {
 	if c.id.AppToken {
 		return forbidden("an app token cannot create or change services")
 	}
-	mine, err := s.userTeams(c)
+	mine, err := s.eng.UserTeams(c.ctx(), c.id)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -68,17 +68,17 @@ var policy = map[Action]rule{
 	ActUserQuotaOthers: {AdminOnly: true},
 }
 
-// roleOn is the caller's effective role on an app: the maintainer role, or
+// RoleOn is the caller's effective role on an app: the maintainer role, or
 // developer through membership of one of the app's teams (the team that
 // was given the app, by ID: not one re-created under its name).
-func (s *Server) roleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
+func (s *Engine) RoleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
 	if id == nil || id.AppToken {
 		return ""
 	}
 	role := app.Maintainers[id.Email]
 	if role == "" {
-		for _, t := range appTeams(app) {
-			if tm := teams[t]; appTeamMatches(app, t, tm) && contains(tm.Users, id.Email) {
+		for _, t := range AppTeams(app) {
+			if tm := teams[t]; AppTeamMatches(app, t, tm) && Contains(tm.Users, id.Email) {
 				return state.RoleDeveloper
 			}
 		}
@@ -86,25 +86,19 @@ func (s *Server) roleOn(id *Identity, app *state.App, teams map[string]*state.Te
 	return role
 }
 
-func appTeams(app *state.App) []string {
+func AppTeams(app *state.App) []string {
 	ts := append([]string(nil), app.Teams...)
-	if app.TeamOwner != "" && !contains(ts, app.TeamOwner) {
+	if app.TeamOwner != "" && !Contains(ts, app.TeamOwner) {
 		ts = append(ts, app.TeamOwner)
 	}
 	return ts
-}
-
-// may reports whether id may do act on app (app may be nil for actions
-// that are not about an app). It returns nil or a 403 saying why.
-func (s *Server) may(c *call, act Action, app *state.App) error {
-	return s.allowed(c.ctx(), c.id, act, app)
 }
 
 // allowed is may for any identity (nil = anonymous). App tokens are checked
 // against their app here; that the token still stands (its app is the one
 // it was issued for, its creator may still issue it) is checked when it is
 // authenticated (checkAppToken).
-func (s *Server) allowed(ctx context.Context, id *Identity, act Action, app *state.App) error {
+func (s *Engine) Allowed(ctx context.Context, id *Identity, act Action, app *state.App) error {
 	r, ok := policy[act]
 	if !ok {
 		return forbidden("action %s is not allowed", act)
@@ -127,11 +121,11 @@ func (s *Server) allowed(ctx context.Context, id *Identity, act Action, app *sta
 		}
 		return forbidden("this app token may not do %s on app %q", act, app.Name)
 	}
-	teams, err := s.teamsOf(ctx, app)
+	teams, err := s.TeamsOf(ctx, app)
 	if err != nil {
 		return err
 	}
-	role := s.roleOn(id, app, teams)
+	role := s.RoleOn(id, app, teams)
 	if state.RoleRank(role) >= state.RoleRank(r.MinRole) && role != "" {
 		return nil
 	}
@@ -141,9 +135,9 @@ func (s *Server) allowed(ctx context.Context, id *Identity, act Action, app *sta
 	return forbidden("you (%s) are %s on app %q; %s needs %s", id.Email, role, app.Name, act, r.MinRole)
 }
 
-func (s *Server) teamsOf(ctx context.Context, app *state.App) (map[string]*state.Team, error) {
+func (s *Engine) TeamsOf(ctx context.Context, app *state.App) (map[string]*state.Team, error) {
 	out := map[string]*state.Team{}
-	for _, name := range appTeams(app) {
+	for _, name := range AppTeams(app) {
 		t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
 		if errors.Is(err, state.ErrNotFound) {
 			continue
@@ -156,11 +150,29 @@ func (s *Server) teamsOf(ctx context.Context, app *state.App) (map[string]*state
 	return out, nil
 }
 
-func contains(list []string, s string) bool {
+func Contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
 			return true
 		}
 	}
 	return false
+}
+
+// QuotaOf is how many apps u may own.
+func (s *Engine) QuotaOf(u *state.User) int {
+	if u.Quota != nil {
+		return *u.Quota
+	}
+	return *s.cfg.Users.DefaultQuota
+}
+
+func Remove(list []string, s string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -1,48 +1,47 @@
-package server
+package engine
 
 import (
+	"context"
 	"errors"
 	"time"
 
-	"github.com/berthpaas/berth/names"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // resourceInstanceName names the instance of resource serving client.
 func resourceInstanceName(resource, client string) string { return resource + "-" + client }
 
-// checkResourceUse: a release may only use resources its pusher (or
+// CheckResourceUse: a release may only use resources its pusher (or
 // deployer) may use: a developer or more on the resource (a maintainer, or
 // a member of one of its teams), or a site admin. An app token acts for
 // the user who created it. Otherwise 403, and nothing is recorded or run.
-func (s *Server) checkResourceUse(c *call, resources []string) error {
-	id := c.id
+func (s *Engine) CheckResourceUse(ctx context.Context, id *Identity, resources []string) error {
 	if id != nil && id.AppToken {
 		id = &Identity{Email: id.Email, Admin: s.cfg.IsAdmin(id.Email)}
 	}
 	for _, resName := range resources {
-		res, err := state.GetApp(c.ctx(), s.store, resName)
+		res, err := state.GetApp(ctx, s.store, resName)
 		if errors.Is(err, state.ErrNotFound) {
 			continue // may be registered later: checked again at deploy time
 		}
 		if err != nil {
 			return err
 		}
-		if err := s.allowed(c.ctx(), id, ActResourceUse, res); err != nil {
+		if err := s.Allowed(ctx, id, ActResourceUse, res); err != nil {
 			return forbidden("use_resources: you (%s) may not use resource %q: only its maintainers and the members of its teams may", id.Email, resName)
 		}
 	}
 	return nil
 }
 
-// ensureResourceInstances creates (or moves to the resource's latest
+// EnsureResourceInstances creates (or moves to the resource's latest
 // release) one resource-instance app per resource the release uses. They
 // are owned by the resource's owner and do not count against quotas.
-func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.Release) ([]string, error) {
-	ctx := c.ctx()
+func (s *Engine) EnsureResourceInstances(ctx context.Context, id *Identity, client *state.App, rel *state.Release) ([]string, error) {
 	// Checked again at deploy time: the release may have been pushed by
 	// someone else, or before the deployer lost access to the resource.
-	if err := s.checkResourceUse(c, rel.Spec.Resources); err != nil {
+	if err := s.CheckResourceUse(ctx, id, rel.Spec.Resources); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -57,7 +56,7 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 		if res.AppType != state.AppTypeResource {
 			return nil, badRequest("release %s uses %q as a resource, but it is an %s", rel.MetaVersion, resName, res.AppType)
 		}
-		resRel, err := s.latestRelease(ctx, resName)
+		resRel, err := s.LatestRelease(ctx, resName)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +91,7 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 			if cur.AppType != state.AppTypeResourceInstance || cur.Resource != resName || cur.Client != client.Name {
 				return nil, conflict("app %q exists and is not the instance of resource %q for %q", name, resName, client.Name)
 			}
-			if !sameIncarnationOf(cur.ResourceCreated, res) || !sameIncarnationOf(cur.ClientCreated, client) {
+			if !SameIncarnationOf(cur.ResourceCreated, res) || !SameIncarnationOf(cur.ClientCreated, client) {
 				return nil, conflict("app %q is the instance of an earlier app named %q or %q (removed since): remove it first", name, resName, client.Name)
 			}
 			if !cur.Deployed || cur.MetaVersion != resRel.MetaVersion {
@@ -112,35 +111,8 @@ func (s *Server) ensureResourceInstances(c *call, client *state.App, rel *state.
 	return out, nil
 }
 
-// sameIncarnationOf reports whether an app recorded as created at t is a
+// SameIncarnationOf reports whether an app recorded as created at t is a
 // (a zero t is an older record: it matches by name).
-func sameIncarnationOf(t time.Time, a *state.App) bool {
+func SameIncarnationOf(t time.Time, a *state.App) bool {
 	return t.IsZero() || t.Equal(a.Created)
-}
-
-// GET /api/v1/resources/:resource/instances/
-func (s *Server) listResourceInstances(c *call) (any, error) {
-	res, err := s.appParam(c, "resource", ActAppRead)
-	if err != nil {
-		return nil, err
-	}
-	if res.AppType != state.AppTypeResource {
-		return nil, notFound("app %q is not a resource", res.Name)
-	}
-	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	out := []*deployedView{}
-	for _, a := range apps {
-		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name || !sameIncarnationOf(a.ResourceCreated, res) {
-			continue
-		}
-		v, err := s.deployedOut(c, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }

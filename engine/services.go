@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/plugins/broker"
 )
 
 // Brokers starts and reaches service-broker plugins (plugins.Manager).
@@ -25,7 +25,7 @@ type Brokers interface {
 	Stop(key string)
 }
 
-func serviceSettingsPath(service string) string { return "services/" + service + "/settings" }
+func ServiceSettingsPath(service string) string { return "services/" + service + "/settings" }
 func bindingPath(app, instance string) string   { return bindingPrefix(app) + instance }
 
 // bindingID is the broker's id of the binding of instance to app.
@@ -34,8 +34,8 @@ func bindingID(instance, app string) string {
 	return "b-" + hex.EncodeToString(sum[:12])
 }
 
-// brokerErr maps a broker's answer to the API's.
-func brokerErr(what string, err error) error {
+// BrokerErr maps a broker's answer to the API's.
+func BrokerErr(what string, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -46,17 +46,17 @@ func brokerErr(what string, err error) error {
 	case errors.Is(err, broker.ErrNotFound):
 		return notFound("%s: the broker does not know it: %v", what, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return errStatus(504, "%s: the broker did not answer in time: %v", what, err)
+		return Errorf(KindTimeout, "%s: the broker did not answer in time: %v", what, err)
 	case errors.Is(err, broker.ErrUnavailable):
-		return errStatus(502, "%s: the broker or its backing server is unavailable: %v", what, err)
+		return Errorf(KindUpstream, "%s: the broker or its backing server is unavailable: %v", what, err)
 	}
-	return errStatus(502, "%s: the broker failed: %v", what, err)
+	return Errorf(KindUpstream, "%s: the broker failed: %v", what, err)
 }
 
-// brokerFor returns the broker of a service, started with its settings.
-func (s *Server) brokerFor(ctx context.Context, svc *state.Service) (broker.Broker, error) {
+// BrokerFor returns the broker of a service, started with its settings.
+func (s *Engine) BrokerFor(ctx context.Context, svc *state.Service) (broker.Broker, error) {
 	if s.brokers == nil {
-		return nil, errStatus(503, "no broker manager is configured")
+		return nil, Errorf(KindUnavailable, "no broker manager is configured")
 	}
 	settings := map[string]string{}
 	if svc.Target != "" {
@@ -64,16 +64,16 @@ func (s *Server) brokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 		// configuration each time (a restart picks up a changed target).
 		t := s.cfg.Target(svc.Target)
 		if t == nil {
-			return nil, errStatus(503, "service %q names broker target %q, which is not configured any more", svc.Name, svc.Target)
+			return nil, Errorf(KindUnavailable, "service %q names broker target %q, which is not configured any more", svc.Name, svc.Target)
 		}
 		if t.Broker != svc.Broker {
-			return nil, errStatus(503, "broker target %q is for broker %q, not %q of service %q", t.Name, t.Broker, svc.Broker, svc.Name)
+			return nil, Errorf(KindUnavailable, "broker target %q is for broker %q, not %q of service %q", t.Name, t.Broker, svc.Broker, svc.Name)
 		}
 		for k, v := range t.Resolved {
 			settings[k] = v
 		}
 	} else {
-		sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
+		sec, err := s.secrets.Get(ctx, ServiceSettingsPath(svc.Name), 0)
 		if err == nil {
 			settings = sec.Data
 		} else if !errors.Is(err, backends.ErrNotFound) {
@@ -82,18 +82,18 @@ func (s *Server) brokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 	}
 	b, err := s.brokers.Broker(ctx, svc.Name, svc.Broker, settings)
 	if err != nil {
-		return nil, brokerErr("starting broker "+svc.Broker, err)
+		return nil, BrokerErr("starting broker "+svc.Broker, err)
 	}
 	return b, nil
 }
 
-// brokerCtx bounds one saga's broker calls.
-func (s *Server) brokerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+// BrokerCtx bounds one saga's broker calls.
+func (s *Engine) BrokerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.Plugins.CallTimeoutDur+5*time.Second)
 }
 
-// waitOperation polls an asynchronous broker operation until it ends.
-func waitOperation(ctx context.Context, b broker.Broker, instance, op string) error {
+// WaitOperation polls an asynchronous broker operation until it ends.
+func WaitOperation(ctx context.Context, b broker.Broker, instance, op string) error {
 	for {
 		lo, err := b.LastOperation(ctx, broker.LastOperationRequest{InstanceID: instance, Operation: op})
 		if err != nil {
@@ -113,11 +113,11 @@ func waitOperation(ctx context.Context, b broker.Broker, instance, op string) er
 	}
 }
 
-// provision is the provision saga: the instance is recorded first (so a
+// Provision is the Provision saga: the instance is recorded first (so a
 // crash leaves a record the sweep cleans up), then provisioned; on failure
 // the broker is asked to deprovision (OSB orphan mitigation) and the record
 // is removed.
-func (s *Server) provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
+func (s *Engine) Provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
 	if _, err := state.Create(ctx, s.store, state.InstanceKey(inst.Name), inst); errors.Is(err, state.ErrExists) {
 		return conflict("service instance %q already exists", inst.Name)
 	} else if err != nil {
@@ -127,9 +127,9 @@ func (s *Server) provision(ctx context.Context, svc *state.Service, inst *state.
 		s.cleanupInstance(inst.Name, svc)
 		return err
 	}
-	bctx, cancel := s.brokerCtx(ctx)
+	bctx, cancel := s.BrokerCtx(ctx)
 	defer cancel()
-	b, err := s.brokerFor(bctx, svc)
+	b, err := s.BrokerFor(bctx, svc)
 	if err != nil {
 		return fail(err)
 	}
@@ -143,10 +143,10 @@ func (s *Server) provision(ctx context.Context, svc *state.Service, inst *state.
 	}
 	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID})
 	if err == nil && resp.Async {
-		err = waitOperation(bctx, b, inst.Name, resp.Operation)
+		err = WaitOperation(bctx, b, inst.Name, resp.Operation)
 	}
 	if err != nil {
-		return fail(brokerErr("provisioning "+inst.Name, err))
+		return fail(BrokerErr("provisioning "+inst.Name, err))
 	}
 	_, _, err = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
 		i.State = state.InstanceReady
@@ -160,12 +160,12 @@ func (s *Server) provision(ctx context.Context, svc *state.Service, inst *state.
 }
 
 // cleanupInstance deprovisions (gone is fine) and removes the record; used
-// to undo a failed provision and by the sweep for orphans.
-func (s *Server) cleanupInstance(name string, svc *state.Service) {
+// to undo a failed Provision and by the sweep for orphans.
+func (s *Engine) cleanupInstance(name string, svc *state.Service) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Plugins.CallTimeoutDur+5*time.Second)
 	defer cancel()
 	if svc != nil {
-		if b, err := s.brokerFor(ctx, svc); err == nil {
+		if b, err := s.BrokerFor(ctx, svc); err == nil {
 			_, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
 			if err != nil && !errors.Is(err, broker.ErrGone) {
 				s.log.Warn("orphan cleanup: deprovision failed; the sweep retries", "instance", name, "error", err)
@@ -180,31 +180,31 @@ func (s *Server) cleanupInstance(name string, svc *state.Service) {
 	_, _ = s.store.Delete(ctx, state.InstanceKey(name))
 }
 
-// bind is the bind saga; each step has an undo.
+// Bind is the Bind saga; each step has an undo.
 //  1. broker Bind (undo: Unbind)
 //  2. credentials into Secrets (undo: delete)
 //  3. app.Bindings and instance.Apps in one transaction
 //
 // The caller holds the app's lease and redeploys afterwards.
-func (s *Server) bind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app *state.App) (map[string]string, error) {
-	bctx, cancel := s.brokerCtx(ctx)
+func (s *Engine) Bind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app *state.App) (map[string]string, error) {
+	bctx, cancel := s.BrokerCtx(ctx)
 	defer cancel()
-	b, err := s.brokerFor(bctx, svc)
+	b, err := s.BrokerFor(bctx, svc)
 	if err != nil {
 		return nil, err
 	}
 	bid := bindingID(inst.Name, app.Name)
 	resp, err := b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bid, AppName: app.Name})
 	if err != nil {
-		return nil, brokerErr("binding "+inst.Name, err)
+		return nil, BrokerErr("binding "+inst.Name, err)
 	}
 	undoBroker := func() {
 		if err := b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bid}); err != nil && !errors.Is(err, broker.ErrGone) {
-			s.log.Warn("bind undo: unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
+			s.log.Warn("bind undo: Unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
 		}
 	}
 	// Created only if absent: a binding's credentials are never replaced
-	// (and then removed by this saga's undo) by a concurrent bind.
+	// (and then removed by this saga's undo) by a concurrent Bind.
 	if _, err := s.secrets.PutCAS(ctx, bindingPath(app.Name, inst.Name), resp.Credentials, 0); err != nil {
 		if errors.Is(err, backends.ErrCASMismatch) {
 			return nil, conflict("service instance %q is already bound to app %q", inst.Name, app.Name)
@@ -222,7 +222,7 @@ func (s *Server) bind(ctx context.Context, svc *state.Service, inst *state.Servi
 }
 
 // linkBinding adds (or removes) the binding in both records atomically.
-func (s *Server) linkBinding(ctx context.Context, instance, app string, add bool) error {
+func (s *Engine) linkBinding(ctx context.Context, instance, app string, add bool) error {
 	for attempt := 0; attempt < 32; attempt++ {
 		a, err := state.GetApp(ctx, s.store, app)
 		if err != nil {
@@ -233,22 +233,22 @@ func (s *Server) linkBinding(ctx context.Context, instance, app string, add bool
 			return err
 		}
 		if add {
-			if contains(a.Bindings, instance) {
+			if Contains(a.Bindings, instance) {
 				return conflict("service instance %q is already bound to app %q", instance, app)
 			}
 			a.Bindings = append(a.Bindings, instance)
-			if !contains(inst.Apps, app) {
+			if !Contains(inst.Apps, app) {
 				inst.Apps = append(inst.Apps, app)
 			}
 		} else {
-			a.Bindings = remove(a.Bindings, instance)
-			inst.Apps = remove(inst.Apps, app)
+			a.Bindings = Remove(a.Bindings, instance)
+			inst.Apps = Remove(inst.Apps, app)
 		}
-		ab, err := jsonBytes(a)
+		ab, err := JsonBytes(a)
 		if err != nil {
 			return err
 		}
-		ib, err := jsonBytes(inst)
+		ib, err := JsonBytes(inst)
 		if err != nil {
 			return err
 		}
@@ -264,18 +264,18 @@ func (s *Server) linkBinding(ctx context.Context, instance, app string, add bool
 	return conflict("too many concurrent changes; try again")
 }
 
-// unbind revokes the credentials first (so they stop working even if a
+// Unbind revokes the credentials first (so they stop working even if a
 // later step fails), then removes the secret and the records.
-func (s *Server) unbind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app string) error {
-	bctx, cancel := s.brokerCtx(ctx)
+func (s *Engine) Unbind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app string) error {
+	bctx, cancel := s.BrokerCtx(ctx)
 	defer cancel()
-	b, err := s.brokerFor(bctx, svc)
+	b, err := s.BrokerFor(bctx, svc)
 	if err != nil {
 		return err
 	}
 	err = b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app)})
 	if err != nil && !errors.Is(err, broker.ErrGone) {
-		return brokerErr("unbinding "+inst.Name, err)
+		return BrokerErr("unbinding "+inst.Name, err)
 	}
 	if err := s.secrets.Delete(ctx, bindingPath(app, inst.Name)); err != nil {
 		return err
@@ -284,32 +284,32 @@ func (s *Server) unbind(ctx context.Context, svc *state.Service, inst *state.Ser
 }
 
 // unbindAll removes an app's service bindings before the app goes away.
-func (s *Server) unbindAll(c *call, a *state.App) error {
+func (s *Engine) unbindAll(ctx context.Context, id *Identity, a *state.App) error {
 	for _, name := range a.Bindings {
-		inst, _, err := state.Get[state.ServiceInstance](c.ctx(), s.store, state.InstanceKey(name))
+		inst, _, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey(name))
 		if errors.Is(err, state.ErrNotFound) {
-			_ = s.secrets.Delete(c.ctx(), bindingPath(a.Name, name))
+			_ = s.secrets.Delete(ctx, bindingPath(a.Name, name))
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		svc, _, err := state.Get[state.Service](c.ctx(), s.store, state.ServiceKey(inst.ServiceName))
+		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
 		if err != nil {
 			return err
 		}
-		if err := s.unbind(c.ctx(), svc, inst, a.Name); err != nil {
+		if err := s.Unbind(ctx, svc, inst, a.Name); err != nil {
 			return fmt.Errorf("unbinding %s before removing app %s: %w", name, a.Name, err)
 		}
 	}
 	return nil
 }
 
-// serviceSweep repairs drift between Berth's records and the brokers:
+// ServiceSweep repairs drift between Berth's records and the brokers:
 // instances stuck provisioning (a crash mid-saga) or deprovisioning are
 // cleaned up, and bindings whose credentials are missing from Secrets are
 // bound again (Bind is idempotent by binding id).
-func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
+func (s *Engine) ServiceSweep(ctx context.Context) (repaired []string) {
 	s.pinIdentities(ctx)
 	if s.brokers == nil {
 		return nil
@@ -333,8 +333,8 @@ func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
 			if _, err := s.secrets.Get(ctx, bindingPath(app, inst.Name), 0); !errors.Is(err, backends.ErrNotFound) {
 				continue
 			}
-			bctx, cancel := s.brokerCtx(ctx)
-			b, err := s.brokerFor(bctx, svc)
+			bctx, cancel := s.BrokerCtx(ctx)
+			b, err := s.BrokerFor(bctx, svc)
 			if err == nil {
 				var resp *broker.BindResponse
 				resp, err = b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app), AppName: app})
@@ -354,11 +354,11 @@ func (s *Server) serviceSweep(ctx context.Context) (repaired []string) {
 }
 
 // canUseService: admins, and members of a team the service is granted to.
-func (s *Server) serviceAccess(c *call, svc *state.Service, manage bool) error {
-	if c.id.Admin {
+func (s *Engine) ServiceAccess(ctx context.Context, id *Identity, svc *state.Service, manage bool) error {
+	if id.Admin {
 		return nil
 	}
-	if c.id.AppToken {
+	if id.AppToken {
 		return forbidden("an app token cannot use services")
 	}
 	teams := svc.Teams
@@ -368,8 +368,8 @@ func (s *Server) serviceAccess(c *call, svc *state.Service, manage bool) error {
 	for _, t := range teams {
 		// The team must be the one granted (same ID), not a team
 		// re-created later under the name.
-		tm, _, err := state.Get[state.Team](c.ctx(), s.store, state.TeamKey(t))
-		if err == nil && contains(tm.Users, c.id.Email) && teamMatches(svc.TeamIDs, t, tm) {
+		tm, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(t))
+		if err == nil && Contains(tm.Users, id.Email) && TeamMatches(svc.TeamIDs, t, tm) {
 			return nil
 		}
 	}
@@ -379,19 +379,19 @@ func (s *Server) serviceAccess(c *call, svc *state.Service, manage bool) error {
 	return forbidden("service %q is not granted to any of your teams", svc.Name)
 }
 
-// userTeams lists the teams the caller belongs to.
-func (s *Server) userTeams(c *call) ([]string, error) {
-	ts, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+// UserTeams lists the teams the caller belongs to.
+func (s *Engine) UserTeams(ctx context.Context, id *Identity) ([]string, error) {
+	ts, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, t := range ts {
-		if contains(t.Users, c.id.Email) {
+		if Contains(t.Users, id.Email) {
 			out = append(out, t.Name)
 		}
 	}
 	return out, nil
 }
 
-func joinOr(list []string) string { return strings.Join(list, ", ") }
+func JoinOr(list []string) string { return strings.Join(list, ", ") }

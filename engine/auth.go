@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 // Token kinds.
 const (
-	tokenUser = "user"
+	TokenUser = "user"
 	tokenApp  = "app"
 )
 
@@ -41,17 +41,17 @@ func (id *Identity) Name() string {
 
 const bcryptCost = 10
 
-func hashPassword(pw string) (string, error) {
+func HashPassword(pw string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcryptCost)
 	return string(h), err
 }
 
-func checkPassword(hash, pw string) bool {
+func CheckPassword(hash, pw string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
 }
 
-// newSecret returns n random bytes, hex encoded.
-func newSecret(n int) string {
+// NewSecret returns n random bytes, hex encoded.
+func NewSecret(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
@@ -59,7 +59,7 @@ func newSecret(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func tokenHash(tok string) string {
+func TokenHash(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
 }
@@ -67,19 +67,19 @@ func tokenHash(tok string) string {
 func tokenPath(hash string) string            { return "tokens/" + hash }
 func userTokenPath(email, hash string) string { return "user-tokens/" + email + "/" + hash }
 func appTokenPath(app, hash string) string    { return "app-tokens/" + app + "/" + hash }
-func resetPath(hash string) string            { return "resets/" + hash }
+func ResetPath(hash string) string            { return "resets/" + hash }
 
-// issueToken creates a token (256 random bits), keeps only its hash, and
+// IssueToken creates a token (256 random bits), keeps only its hash, and
 // returns the token and its expiry.
-func (s *Server) issueToken(ctx context.Context, email, kind, app string, ttl time.Duration) (string, time.Time, error) {
+func (s *Engine) IssueToken(ctx context.Context, email, kind, app string, ttl time.Duration) (string, time.Time, error) {
 	return s.issue(ctx, email, kind, app, nil, ttl)
 }
 
-// appTokenTTL is the lifetime of an app token asked for with "expires"
+// AppTokenTTL is the lifetime of an app token asked for with "expires"
 // (seconds; 0 = users.app_token_ttl). It is checked in seconds, before any
 // conversion can overflow: more than users.max_token_ttl is refused, not
 // cut short.
-func (s *Server) appTokenTTL(secs int64) (time.Duration, error) {
+func (s *Engine) AppTokenTTL(secs int64) (time.Duration, error) {
 	max := s.cfg.Users.MaxTokenTTLDur
 	switch {
 	case secs < 0:
@@ -92,20 +92,20 @@ func (s *Server) appTokenTTL(secs int64) (time.Duration, error) {
 	return time.Duration(secs) * time.Second, nil
 }
 
-// issueAppToken creates an app token for app, bound to this incarnation of
+// IssueAppToken creates an app token for app, bound to this incarnation of
 // the app (its creation time): an app re-created under the same name does
 // not accept it. It is also indexed under the app, so that removing the app
-// revokes it (revokeAppTokens).
-func (s *Server) issueAppToken(ctx context.Context, email string, app *state.App, ttl time.Duration) (string, time.Time, error) {
+// revokes it (RevokeAppTokens).
+func (s *Engine) IssueAppToken(ctx context.Context, email string, app *state.App, ttl time.Duration) (string, time.Time, error) {
 	return s.issue(ctx, email, tokenApp, app.Name, map[string]string{"app_created": app.Created.UTC().Format(time.RFC3339Nano)}, ttl)
 }
 
-func (s *Server) issue(ctx context.Context, email, kind, app string, extra map[string]string, ttl time.Duration) (string, time.Time, error) {
+func (s *Engine) issue(ctx context.Context, email, kind, app string, extra map[string]string, ttl time.Duration) (string, time.Time, error) {
 	if ttl <= 0 || ttl > s.cfg.Users.MaxTokenTTLDur {
 		return "", time.Time{}, badRequest("a token's lifetime must be more than 0 and at most %s (users.max_token_ttl)", s.cfg.Users.MaxTokenTTLDur)
 	}
-	tok := newSecret(32)
-	h := tokenHash(tok)
+	tok := NewSecret(32)
+	h := TokenHash(tok)
 	exp := time.Now().Add(ttl).UTC()
 	data := map[string]string{
 		"email": email, "kind": kind, "app": app,
@@ -115,7 +115,7 @@ func (s *Server) issue(ctx context.Context, email, kind, app string, extra map[s
 		data[k] = v
 	}
 	// The indexes first, then the token itself: a token that works is
-	// always found by revokeUserTokens and revokeAppTokens.
+	// always found by RevokeUserTokens and RevokeAppTokens.
 	if _, err := s.secrets.Put(ctx, userTokenPath(email, h), map[string]string{"kind": kind}); err != nil {
 		return "", time.Time{}, err
 	}
@@ -135,8 +135,8 @@ func (s *Server) issue(ctx context.Context, email, kind, app string, extra map[s
 	return tok, exp, nil
 }
 
-// revokeToken deletes a token by hash, with its index entries.
-func (s *Server) revokeToken(ctx context.Context, email, hash string) error {
+// RevokeToken deletes a token by hash, with its index entries.
+func (s *Engine) RevokeToken(ctx context.Context, email, hash string) error {
 	app := ""
 	if sec, err := s.secrets.Get(ctx, tokenPath(hash), 0); err == nil {
 		if sec.Data["kind"] == tokenApp {
@@ -162,8 +162,8 @@ func (s *Server) revokeToken(ctx context.Context, email, hash string) error {
 	return s.secrets.Delete(ctx, userTokenPath(email, hash))
 }
 
-// revokeUserTokens deletes every token of a user (of a kind; "" = all).
-func (s *Server) revokeUserTokens(ctx context.Context, email, kind string) error {
+// RevokeUserTokens deletes every token of a user (of a kind; "" = all).
+func (s *Engine) RevokeUserTokens(ctx context.Context, email, kind string) error {
 	paths, err := s.secrets.List(ctx, "user-tokens/"+email+"/")
 	if err != nil {
 		return err
@@ -176,15 +176,15 @@ func (s *Server) revokeUserTokens(ctx context.Context, email, kind string) error
 				continue
 			}
 		}
-		if err := s.revokeToken(ctx, email, h); err != nil {
+		if err := s.RevokeToken(ctx, email, h); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// revokeAppTokens deletes every app token of an app (when it is removed).
-func (s *Server) revokeAppTokens(ctx context.Context, app string) error {
+// RevokeAppTokens deletes every app token of an app (when it is removed).
+func (s *Engine) RevokeAppTokens(ctx context.Context, app string) error {
 	paths, err := s.secrets.List(ctx, "app-tokens/"+app+"/")
 	if err != nil {
 		return err
@@ -195,10 +195,10 @@ func (s *Server) revokeAppTokens(ctx context.Context, app string) error {
 		if sec, err := s.secrets.Get(ctx, p, 0); err == nil {
 			email = sec.Data["email"]
 		}
-		if err := s.revokeToken(ctx, email, h); err != nil {
+		if err := s.RevokeToken(ctx, email, h); err != nil {
 			return err
 		}
-		// revokeToken finds the index entry through the token; if the token
+		// RevokeToken finds the index entry through the token; if the token
 		// itself is already gone, drop the entry here.
 		if err := s.secrets.Delete(ctx, p); err != nil {
 			return err
@@ -220,9 +220,9 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("access-token"))
 }
 
-// authenticate resolves the request's token. No token is (nil, nil); a
+// Authenticate resolves the request's token. No token is (nil, nil); a
 // token that is malformed, unknown or expired is a 401.
-func (s *Server) authenticate(r *http.Request) (*Identity, error) {
+func (s *Engine) Authenticate(r *http.Request) (*Identity, error) {
 	hasAuth := r.Header.Get("Authorization") != "" || r.Header.Get("access-token") != ""
 	tok := bearer(r)
 	if tok == "" {
@@ -234,7 +234,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	if len(tok) > 256 {
 		return nil, unauthorized("invalid token")
 	}
-	h := tokenHash(tok)
+	h := TokenHash(tok)
 	sec, err := s.secrets.Get(r.Context(), tokenPath(h), 0)
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil, unauthorized("invalid or expired token")
@@ -244,7 +244,7 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	}
 	exp, err := time.Parse(time.RFC3339, sec.Data["expires"])
 	if err != nil || time.Now().After(exp) {
-		_ = s.revokeToken(r.Context(), sec.Data["email"], h)
+		_ = s.RevokeToken(r.Context(), sec.Data["email"], h)
 		return nil, unauthorized("invalid or expired token")
 	}
 	email := sec.Data["email"]
@@ -273,24 +273,23 @@ func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 // creator still holds a role that may issue app tokens on it. A token of a
 // removed app is revoked; one whose creator lost the role is refused but
 // kept (it works again if the role is given back, until it expires).
-func (s *Server) checkAppToken(ctx context.Context, sec *backends.Secret, hash string, creator *state.User) error {
+func (s *Engine) checkAppToken(ctx context.Context, sec *backends.Secret, hash string, creator *state.User) error {
 	email, name := sec.Data["email"], sec.Data["app"]
 	app, err := state.GetApp(ctx, s.store, name)
 	if errors.Is(err, state.ErrNotFound) {
-		_ = s.revokeToken(ctx, email, hash)
+		_ = s.RevokeToken(ctx, email, hash)
 		return unauthorized("the app of this token (%q) no longer exists", name)
 	}
 	if err != nil {
 		return err
 	}
 	if !sameIncarnation(sec.Data, app) {
-		_ = s.revokeToken(ctx, email, hash)
+		_ = s.RevokeToken(ctx, email, hash)
 		return unauthorized("this token was issued for an earlier app named %q, which was removed", name)
 	}
 	by := &Identity{Email: email, Admin: creator.Admin || s.cfg.IsAdmin(email)}
-	if err := s.allowed(ctx, by, ActAppToken, app); err != nil {
-		var he *Error
-		if errors.As(err, &he) && (he.Status == http.StatusForbidden || he.Status == http.StatusUnauthorized) {
+	if err := s.Allowed(ctx, by, ActAppToken, app); err != nil {
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthenticated) {
 			return forbidden("this app token's creator (%s) may no longer issue tokens for app %q, so the token is not accepted", email, name)
 		}
 		return err

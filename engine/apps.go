@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -9,36 +9,27 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/names"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
-// appParam validates the app name in the path and loads the app, checking
-// that the caller may do act on it. Unknown apps are 404.
-func (s *Server) appParam(c *call, param string, act Action) (*state.App, error) {
-	name := c.param(param)
-	if err := names.App(name); err != nil {
-		return nil, err
-	}
-	c.target = name
-	return s.loadApp(c, name, act)
-}
-
-func (s *Server) loadApp(c *call, name string, act Action) (*state.App, error) {
-	a, err := state.GetApp(c.ctx(), s.store, name)
+// LoadApp loads an app, checking that the caller may do act on it.
+// Unknown apps are ErrNotFound.
+func (s *Engine) LoadApp(ctx context.Context, id *Identity, name string, act Action) (*state.App, error) {
+	a, err := state.GetApp(ctx, s.store, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("app %q not found", name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := s.may(c, act, a); err != nil {
+	if err := s.Allowed(ctx, id, act, a); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-type newApp struct {
+type NewApp struct {
 	Name      string
 	Platform  string
 	TeamOwner string
@@ -47,10 +38,10 @@ type newApp struct {
 	Client    string
 }
 
-// registerApp creates an app owned by the caller, counting it against the
+// RegisterApp creates an app owned by the caller, counting it against the
 // caller's quota in the same transaction, so concurrent creates can never
 // exceed it.
-func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*state.App, error) {
+func (s *Engine) RegisterApp(ctx context.Context, id *Identity, in NewApp) (*state.App, error) {
 	if id.AppToken {
 		return nil, forbidden("an app token cannot create apps")
 	}
@@ -65,7 +56,7 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 	default:
 		return nil, badRequest("apptype must be one of app, service, resource, not %q", in.AppType)
 	}
-	if in.Platform != "" && !contains(s.cfg.Platforms, in.Platform) {
+	if in.Platform != "" && !Contains(s.cfg.Platforms, in.Platform) {
 		return nil, badRequest("unknown platform %q; see GET /platforms", in.Platform)
 	}
 	if in.TeamOwner != "" {
@@ -98,20 +89,20 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 			if err != nil {
 				return nil, err
 			}
-			if !id.Admin && !contains(t.Users, id.Email) {
+			if !id.Admin && !Contains(t.Users, id.Email) {
 				return nil, forbidden("you are not a member of team %q", in.TeamOwner)
 			}
 			if t.ID == "" {
 				t.ID = state.NewID()
 			}
 			app.TeamIDs = map[string]string{in.TeamOwner: t.ID}
-			teamJSON, err := jsonBytes(t)
+			teamJSON, err := JsonBytes(t)
 			if err != nil {
 				return nil, err
 			}
 			teamOp = []backends.TxnOp{{Verb: backends.TxnCAS, Key: state.TeamKey(in.TeamOwner), Value: teamJSON, Index: tidx}}
 		}
-		appJSON, err := jsonBytes(app)
+		appJSON, err := JsonBytes(app)
 		if err != nil {
 			return nil, err
 		}
@@ -122,11 +113,11 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 		if err != nil {
 			return nil, err
 		}
-		if limit := s.quotaOf(u); u.Owned >= limit {
+		if limit := s.QuotaOf(u); u.Owned >= limit {
 			return nil, forbidden("quota exceeded: you own %d of %d apps allowed; remove one or ask an admin to raise your quota", u.Owned, limit)
 		}
 		u.Owned++
-		userJSON, err := jsonBytes(u)
+		userJSON, err := JsonBytes(u)
 		if err != nil {
 			return nil, err
 		}
@@ -151,9 +142,9 @@ func (s *Server) registerApp(ctx context.Context, id *Identity, in newApp) (*sta
 	return nil, conflict("too many concurrent changes; try again")
 }
 
-// unregisterApp removes an app's record, gives its owner the quota back,
+// UnregisterApp removes an app's record, gives its owner the quota back,
 // and removes its releases and private env. The caller has undeployed it.
-func (s *Server) unregisterApp(ctx context.Context, app *state.App) error {
+func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
 	for attempt := 0; attempt < 32; attempt++ {
 		cur, err := state.GetApp(ctx, s.store, app.Name)
 		if errors.Is(err, state.ErrNotFound) {
@@ -171,7 +162,7 @@ func (s *Server) unregisterApp(ctx context.Context, app *state.App) error {
 			if u.Owned > 0 {
 				u.Owned--
 			}
-			b, err := jsonBytes(u)
+			b, err := JsonBytes(u)
 			if err != nil {
 				return err
 			}
@@ -189,7 +180,7 @@ func (s *Server) unregisterApp(ctx context.Context, app *state.App) error {
 		if _, err := s.store.DeleteTree(ctx, state.ReleasePrefix(app.Name)); err != nil {
 			s.log.Warn("could not delete releases", "app", app.Name, "error", err)
 		}
-		if err := s.secrets.Delete(ctx, envSecretPath(app.Name)); err != nil {
+		if err := s.secrets.Delete(ctx, EnvSecretPath(app.Name)); err != nil {
 			s.log.Warn("could not delete private env", "app", app.Name, "error", err)
 		}
 		return nil
@@ -197,18 +188,18 @@ func (s *Server) unregisterApp(ctx context.Context, app *state.App) error {
 	return conflict("too many concurrent changes; try again")
 }
 
-func envSecretPath(app string) string { return "apps/" + app + "/env" }
+func EnvSecretPath(app string) string { return "apps/" + app + "/env" }
 
-// visibleApps lists the apps the caller may read.
-func (s *Server) visibleApps(c *call) ([]*state.App, error) {
-	apps, err := state.List[state.App](c.ctx(), s.store, state.AppsPrefix)
+// VisibleApps lists the apps the caller may read.
+func (s *Engine) VisibleApps(ctx context.Context, id *Identity) ([]*state.App, error) {
+	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
 	if err != nil {
 		return nil, err
 	}
-	if c.id.Admin {
+	if id.Admin {
 		return apps, nil
 	}
-	teams, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+	teams, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -218,21 +209,21 @@ func (s *Server) visibleApps(c *call) ([]*state.App, error) {
 	}
 	out := apps[:0]
 	for _, a := range apps {
-		if c.id.AppToken {
-			if a.Name == c.id.App {
+		if id.AppToken {
+			if a.Name == id.App {
 				out = append(out, a)
 			}
 			continue
 		}
-		if s.roleOn(c.id, a, tm) != "" {
+		if s.RoleOn(id, a, tm) != "" {
 			out = append(out, a)
 		}
 	}
 	return out, nil
 }
 
-// latestRelease returns the newest pushed release of an app, or nil.
-func (s *Server) latestRelease(ctx context.Context, app string) (*state.Release, error) {
+// LatestRelease returns the newest pushed release of an app, or nil.
+func (s *Engine) LatestRelease(ctx context.Context, app string) (*state.Release, error) {
 	rs, err := state.List[state.Release](ctx, s.store, state.ReleasePrefix(app))
 	if err != nil || len(rs) == 0 {
 		return nil, err
@@ -246,4 +237,4 @@ func (s *Server) latestRelease(ctx context.Context, app string) (*state.Release,
 	return rs[len(rs)-1], nil
 }
 
-func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }
+func JsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

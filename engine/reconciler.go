@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // With several servers on one Store, only the holder of the reconciler
 // lease (locks/reconciler) runs it.
 type reconciler struct {
-	s        *Server
+	s        *Engine
 	mu       sync.Mutex
 	applied  map[string]string // app -> hash of the last spec submitted
 	restarts map[string]int64  // app -> restart generation applied
@@ -36,7 +36,7 @@ type reconciler struct {
 	id       string
 }
 
-func newReconciler(s *Server) *reconciler {
+func newReconciler(s *Engine) *reconciler {
 	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(s.cfg.DataDir, s.log)}
 }
 
@@ -46,7 +46,7 @@ func newReconciler(s *Server) *reconciler {
 // servers sharing one Store have their own data dirs, hence their own ids.
 func serverID(dataDir string, log hclog.Logger) string {
 	if dataDir == "" {
-		return "server-" + newSecret(8)
+		return "server-" + NewSecret(8)
 	}
 	path := filepath.Join(dataDir, "server-id")
 	if b, err := os.ReadFile(path); err == nil {
@@ -54,7 +54,7 @@ func serverID(dataDir string, log hclog.Logger) string {
 			return id
 		}
 	}
-	id := "server-" + newSecret(8)
+	id := "server-" + NewSecret(8)
 	if err := os.MkdirAll(dataDir, 0o700); err == nil {
 		err = os.WriteFile(path, []byte(id+"\n"), 0o600)
 		if err == nil {
@@ -116,7 +116,7 @@ func (r *reconciler) run(ctx context.Context) {
 					return
 				}
 				log.Warn("watching apps failed; retrying", "in", backoff, "error", err)
-				sleep(ctx, backoff)
+				Sleep(ctx, backoff)
 				if backoff *= 2; backoff > time.Minute {
 					backoff = time.Minute
 				}
@@ -149,7 +149,7 @@ func (r *reconciler) run(ctx context.Context) {
 			// Writes through this server kick the reconciler directly; the
 			// watch is for other writers. Coalescing their changes keeps a
 			// burst of writes from listing every app once per write.
-			sleep(ctx, watchCoalesce)
+			Sleep(ctx, watchCoalesce)
 		}
 	}()
 	sweep := time.NewTicker(r.s.cfg.Reconcile.IntervalDur)
@@ -164,7 +164,7 @@ func (r *reconciler) run(ctx context.Context) {
 		case <-sweep.C:
 			r.kick()
 			if r.leader(ctx) {
-				for _, msg := range r.s.serviceSweep(ctx) {
+				for _, msg := range r.s.ServiceSweep(ctx) {
 					log.Info("service sweep", "repaired", msg)
 				}
 			}
@@ -241,7 +241,7 @@ func (r *reconciler) passDirty(ctx context.Context) error {
 	return firstErr
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+func Sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -351,7 +351,7 @@ func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	if err != nil {
 		return "", err
 	}
-	spec, err := s.renderSpec(ctx, a, rel)
+	spec, err := s.RenderSpec(ctx, a, rel)
 	if err != nil {
 		return "", err
 	}
@@ -460,7 +460,7 @@ func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
 	if st == state.DeployDeploying {
 		// The progress deadline runs from the submit; the lease lasts
 		// at least until then.
-		deadline, revert := r.s.deployPolicy(a)
+		deadline, revert := r.s.DeployPolicy(a)
 		at := d.Updated.Add(deadline)
 		d.Deadline, d.AutoRevert = &at, revert
 		r.extendLease(ctx, a, at.Add(5*time.Second))
@@ -484,7 +484,7 @@ func (r *reconciler) extendLease(ctx context.Context, a *state.App, at time.Time
 // the next operation at once, then records the state (check-and-set, so a
 // new operation's pending record is never overwritten).
 func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
-	r.s.unlockApp(ctx, a.Name, a.Generation)
+	r.s.UnlockApp(ctx, a.Name, a.Generation)
 	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
 	if err != nil {
 		return
@@ -523,7 +523,7 @@ func (r *reconciler) progress(ctx context.Context) {
 	r.mu.Unlock()
 	sort.Strings(names)
 	for _, name := range names {
-		d, err := r.s.getDeploy(ctx, name)
+		d, err := r.s.GetDeploy(ctx, name)
 		if err != nil {
 			continue
 		}
@@ -576,10 +576,10 @@ func (r *reconciler) progress(ctx context.Context) {
 	}
 }
 
-// schedulerDeadlineGrace is how long after a scheduler's own progress
+// SchedulerDeadlineGrace is how long after a scheduler's own progress
 // deadline Berth's deadline of the same deploy passes: the scheduler (and
 // its auto_revert) decides first.
-const schedulerDeadlineGrace = 10 * time.Second
+const SchedulerDeadlineGrace = 10 * time.Second
 
 // followSchedulerDeadline moves the deploy's deadline (and the app's lease)
 // to just after the scheduler's own progress deadline by, when that is
@@ -591,7 +591,7 @@ func (r *reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, 
 	if by.IsZero() {
 		return
 	}
-	at := by.Add(schedulerDeadlineGrace).UTC()
+	at := by.Add(SchedulerDeadlineGrace).UTC()
 	if !at.After(*d.Deadline) {
 		return
 	}

@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // place; the write retries on a concurrent change, so no writer's update is
 // lost. An empty result is written as an empty version (a delete cannot be
 // checked-and-set). It returns the values before the winning write.
-func (s *Server) updateSecret(ctx context.Context, path string, fn func(cur map[string]string)) (map[string]string, error) {
+func (s *Engine) updateSecret(ctx context.Context, path string, fn func(cur map[string]string)) (map[string]string, error) {
 	for attempt := 0; attempt < 128; attempt++ {
 		prev, ver := map[string]string{}, 0
 		sec, err := s.secrets.Get(ctx, path, 0)
@@ -48,10 +48,10 @@ func (s *Server) updateSecret(ctx context.Context, path string, fn func(cur map[
 	return nil, conflict("too many concurrent changes of the same secret; try again")
 }
 
-// mergeSecret sets the values in set and removes the names in del, and
+// MergeSecret sets the values in set and removes the names in del, and
 // returns an undo that restores exactly those names to what they were
 // (leaving other writers' changes alone).
-func (s *Server) mergeSecret(ctx context.Context, path string, set map[string]string, del []string) (undo func(), err error) {
+func (s *Engine) MergeSecret(ctx context.Context, path string, set map[string]string, del []string) (undo func(), err error) {
 	var touched []string
 	prev, err := s.updateSecret(ctx, path, func(cur map[string]string) {
 		touched = touched[:0]

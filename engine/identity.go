@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 // it was granted; a check matches only if the current record has that ID,
 // so a re-created name inherits nothing. Records written before IDs existed
 // have no recorded ID: they match by name until the service sweep pins
-// them (to the current record, or to a tombstone when the name is gone).
+// them (to the current record, or to a Tombstone when the name is gone).
 
-// teamWithID reads a team, giving it an ID if it has none (older records).
-func (s *Server) teamWithID(ctx context.Context, name string) (*state.Team, error) {
+// TeamWithID reads a team, giving it an ID if it has none (older records).
+func (s *Engine) TeamWithID(ctx context.Context, name string) (*state.Team, error) {
 	t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
 	if err != nil || t.ID != "" {
 		return t, err
@@ -35,9 +35,9 @@ func (s *Server) teamWithID(ctx context.Context, name string) (*state.Team, erro
 	return t, err
 }
 
-// userWithID reads a user, giving it an ID if it has none (users get one
+// UserWithID reads a user, giving it an ID if it has none (users get one
 // the first time something is recorded as theirs).
-func (s *Server) userWithID(ctx context.Context, email string) (*state.User, error) {
+func (s *Engine) UserWithID(ctx context.Context, email string) (*state.User, error) {
 	u, _, err := state.Get[state.User](ctx, s.store, state.UserKey(email))
 	if err != nil || u.ID != "" {
 		return u, err
@@ -51,10 +51,10 @@ func (s *Server) userWithID(ctx context.Context, email string) (*state.User, err
 	return u, err
 }
 
-// teamMatches reports whether t is the team that was granted under name:
+// TeamMatches reports whether t is the team that was granted under name:
 // the ID recorded at grant time (ids) is t's. A reference with no recorded
 // ID (an older record not yet pinned by the sweep) matches by name.
-func teamMatches(ids map[string]string, name string, t *state.Team) bool {
+func TeamMatches(ids map[string]string, name string, t *state.Team) bool {
 	if t == nil || t.Name != name {
 		return false
 	}
@@ -65,12 +65,12 @@ func teamMatches(ids map[string]string, name string, t *state.Team) bool {
 	return id != "" && id == t.ID
 }
 
-// appTeamMatches is teamMatches for the teams of an app. An app record
+// AppTeamMatches is TeamMatches for the teams of an app. An app record
 // with no recorded ID (older than app team IDs, not yet pinned by the
 // sweep) matches only a team created no later than the app was (or, for a
 // resource instance, than its resource was): an app is given its teams
 // when it is registered, so a team created after that is a re-creation.
-func appTeamMatches(app *state.App, name string, t *state.Team) bool {
+func AppTeamMatches(app *state.App, name string, t *state.Team) bool {
 	if t == nil || t.Name != name {
 		return false
 	}
@@ -84,27 +84,27 @@ func appTeamMatches(app *state.App, name string, t *state.Team) bool {
 	return since.IsZero() || !t.Created.After(since)
 }
 
-// ownsInstance reports whether u is the user that created inst.
-func ownsInstance(inst *state.ServiceInstance, u *state.User) bool {
+// OwnsInstance reports whether u is the user that created inst.
+func OwnsInstance(inst *state.ServiceInstance, u *state.User) bool {
 	if u == nil || inst.Owner == "" || inst.Owner != u.Email {
 		return false
 	}
 	return inst.OwnerID == "" || inst.OwnerID == u.ID
 }
 
-// myTeams is the caller's teams by name, each with its ID.
-func (s *Server) myTeams(c *call) (map[string]*state.Team, error) {
-	ts, err := state.List[state.Team](c.ctx(), s.store, state.TeamsPrefix)
+// MyTeams is the caller's teams by name, each with its ID.
+func (s *Engine) MyTeams(ctx context.Context, id *Identity) (map[string]*state.Team, error) {
+	ts, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]*state.Team{}
 	for _, t := range ts {
-		if !contains(t.Users, c.id.Email) {
+		if !Contains(t.Users, id.Email) {
 			continue
 		}
 		if t.ID == "" {
-			if t, err = s.teamWithID(c.ctx(), t.Name); err != nil {
+			if t, err = s.TeamWithID(ctx, t.Name); err != nil {
 				if errors.Is(err, state.ErrNotFound) {
 					continue
 				}
@@ -116,11 +116,11 @@ func (s *Server) myTeams(c *call) (map[string]*state.Team, error) {
 	return out, nil
 }
 
-// teamIDs records the current IDs of the named teams (grant time).
-func (s *Server) teamIDs(ctx context.Context, teams []string) (map[string]string, error) {
+// TeamIDs records the current IDs of the named teams (grant time).
+func (s *Engine) TeamIDs(ctx context.Context, teams []string) (map[string]string, error) {
 	ids := map[string]string{}
 	for _, name := range teams {
-		t, err := s.teamWithID(ctx, name)
+		t, err := s.TeamWithID(ctx, name)
 		if errors.Is(err, state.ErrNotFound) {
 			return nil, notFound("team %q not found", name)
 		}
@@ -132,15 +132,15 @@ func (s *Server) teamIDs(ctx context.Context, teams []string) (map[string]string
 	return ids, nil
 }
 
-// teamHoldings names the services and service instances that refer to team
+// TeamHoldings names the services and service instances that refer to team
 // t (as owner or granted team); a team is not deleted while it has any.
-func (s *Server) teamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
+func (s *Engine) TeamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
 	svcs, err := state.List[state.Service](ctx, s.store, state.ServicesPrefix)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, svc := range svcs {
-		if (contains(svc.Teams, t.Name) || contains(svc.OwnerTeams, t.Name)) && teamMatches(svc.TeamIDs, t.Name, t) {
+		if (Contains(svc.Teams, t.Name) || Contains(svc.OwnerTeams, t.Name)) && TeamMatches(svc.TeamIDs, t.Name, t) {
 			services = append(services, svc.Name)
 		}
 	}
@@ -149,23 +149,23 @@ func (s *Server) teamHoldings(ctx context.Context, t *state.Team) (services, ins
 		return nil, nil, err
 	}
 	for _, inst := range insts {
-		if contains(inst.Teams, t.Name) && teamMatches(inst.TeamIDs, t.Name, t) {
+		if Contains(inst.Teams, t.Name) && TeamMatches(inst.TeamIDs, t.Name, t) {
 			instances = append(instances, inst.Name)
 		}
 	}
 	return services, instances, nil
 }
 
-// instancesWithoutTeam names the instances u owns that have no team to be
+// InstancesWithoutTeam names the instances u owns that have no team to be
 // handed to: deleting u is refused while there are any.
-func (s *Server) instancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
+func (s *Engine) InstancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, inst := range insts {
-		if ownsInstance(inst, u) && len(inst.Teams) == 0 {
+		if OwnsInstance(inst, u) && len(inst.Teams) == 0 {
 			out = append(out, inst.Name)
 		}
 	}
@@ -173,21 +173,21 @@ func (s *Server) instancesWithoutTeam(ctx context.Context, u *state.User) ([]str
 	return out, nil
 }
 
-// handOverInstances gives the instances u owned to their teams: the owner
+// HandOverInstances gives the instances u owned to their teams: the owner
 // is cleared, so only members of the instance's teams (checked by ID) have
 // access. Run after the account is deleted.
-func (s *Server) handOverInstances(ctx context.Context, u *state.User) error {
+func (s *Engine) HandOverInstances(ctx context.Context, u *state.User) error {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return err
 	}
 	var failed error
 	for _, inst := range insts {
-		if !ownsInstance(inst, u) {
+		if !OwnsInstance(inst, u) {
 			continue
 		}
 		_, _, err := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
-			if ownsInstance(i, u) {
+			if OwnsInstance(i, u) {
 				i.Owner, i.OwnerID = "", ""
 			}
 			return nil
@@ -199,14 +199,14 @@ func (s *Server) handOverInstances(ctx context.Context, u *state.User) error {
 	return failed
 }
 
-// updateForUser is state.Update for a change that names the user email
+// UpdateForUser is state.Update for a change that names the user email
 // (a maintainer role, a team membership): the record is written in one
 // transaction with a check that the user's record is unchanged, so the
 // change never lands after DELETE /users deleted the account (that
 // deletes the record first, then drops the email from apps and teams;
 // a change committed before the delete is seen by that sweep). 404 if
 // the user does not exist.
-func updateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
+func UpdateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
 	for attempt := 0; attempt < 64; attempt++ {
 		_, uidx, err := state.Get[state.User](ctx, st, state.UserKey(email))
 		if errors.Is(err, state.ErrNotFound) {
@@ -222,7 +222,7 @@ func updateForUser[T any](ctx context.Context, st backends.Store, key, email str
 		if err := fn(v); err != nil {
 			return err
 		}
-		b, err := jsonBytes(v)
+		b, err := JsonBytes(v)
 		if err != nil {
 			return err
 		}
@@ -241,15 +241,15 @@ func updateForUser[T any](ctx context.Context, st backends.Store, key, email str
 	return state.ErrConflict
 }
 
-// tombstone is recorded for a reference whose team or user no longer
+// Tombstone is recorded for a reference whose team or user no longer
 // exists when the sweep pins it: it matches no record.
-const tombstone = "deleted"
+const Tombstone = "deleted"
 
 // pinIdentities records IDs in older service and instance records that
 // have none (run by the service sweep). A reference to a team or user that
-// no longer exists is pinned to a tombstone, so a re-created name never
+// no longer exists is pinned to a Tombstone, so a re-created name never
 // matches it.
-func (s *Server) pinIdentities(ctx context.Context) {
+func (s *Engine) pinIdentities(ctx context.Context) {
 	pinTeams := func(ids map[string]string, names []string) (map[string]string, bool) {
 		changed := false
 		for _, n := range names {
@@ -259,12 +259,12 @@ func (s *Server) pinIdentities(ctx context.Context) {
 			if ids == nil {
 				ids = map[string]string{}
 			}
-			t, err := s.teamWithID(ctx, n)
+			t, err := s.TeamWithID(ctx, n)
 			switch {
 			case err == nil:
 				ids[n] = t.ID
 			case errors.Is(err, state.ErrNotFound):
-				ids[n] = tombstone
+				ids[n] = Tombstone
 			default:
 				continue
 			}
@@ -300,7 +300,7 @@ func (s *Server) pinIdentities(ctx context.Context) {
 		_, _, err := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
 			i.TeamIDs, _ = pinTeams(i.TeamIDs, i.Teams)
 			if i.Owner != "" && i.OwnerID == "" {
-				u, err := s.userWithID(ctx, i.Owner)
+				u, err := s.UserWithID(ctx, i.Owner)
 				switch {
 				case err == nil:
 					i.OwnerID = u.ID
@@ -320,22 +320,22 @@ func (s *Server) pinIdentities(ctx context.Context) {
 
 // pinAppTeams records the IDs of the teams of apps that have none (older
 // records): the current team's if it is the one the app was given
-// (appTeamMatches), else a tombstone.
-func (s *Server) pinAppTeams(ctx context.Context) {
+// (AppTeamMatches), else a Tombstone.
+func (s *Engine) pinAppTeams(ctx context.Context) {
 	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
 	if err != nil {
 		return
 	}
 	pin := func(a *state.App) error {
-		for _, n := range appTeams(a) {
+		for _, n := range AppTeams(a) {
 			if _, ok := a.TeamIDs[n]; ok {
 				continue
 			}
-			t, err := s.teamWithID(ctx, n)
+			t, err := s.TeamWithID(ctx, n)
 			switch {
-			case err == nil && appTeamMatches(a, n, t):
+			case err == nil && AppTeamMatches(a, n, t):
 			case err == nil || errors.Is(err, state.ErrNotFound):
-				t = &state.Team{ID: tombstone}
+				t = &state.Team{ID: Tombstone}
 			default:
 				return err
 			}
@@ -348,7 +348,7 @@ func (s *Server) pinAppTeams(ctx context.Context) {
 	}
 	for _, a := range apps {
 		missing := false
-		for _, n := range appTeams(a) {
+		for _, n := range AppTeams(a) {
 			if _, ok := a.TeamIDs[n]; !ok {
 				missing = true
 			}
@@ -374,7 +374,7 @@ func cloneMap(m map[string]string) map[string]string {
 	return out
 }
 
-func quoteList(l []string) string {
+func QuoteList(l []string) string {
 	q := make([]string, len(l))
 	for i, x := range l {
 		q[i] = "\"" + x + "\""

@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 )
 
 // Notify types.
-const notifyImagePush = "imagepush"
+const NotifyImagePush = "imagepush"
 
 // notifySecretPath keeps the generated HMAC key when config has none.
 const notifySecretPath = "berth/notify-hmac"
@@ -34,7 +34,7 @@ type delivery struct {
 // notifier delivers webhooks asynchronously with retries and backoff. A
 // failing notifier never blocks or fails the operation that triggered it.
 type notifier struct {
-	s       *Server
+	s       *Engine
 	client  *http.Client
 	queue   chan delivery
 	wg      sync.WaitGroup
@@ -44,7 +44,7 @@ type notifier struct {
 	key     []byte
 }
 
-func newNotifier(s *Server) *notifier {
+func newNotifier(s *Engine) *notifier {
 	return &notifier{
 		s:       s,
 		client:  &http.Client{Timeout: s.cfg.Notify.TimeoutDur, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -76,7 +76,7 @@ func (n *notifier) hmacKey(ctx context.Context) ([]byte, error) {
 	}
 	sec, err := n.s.secrets.Get(ctx, notifySecretPath, 0)
 	if errors.Is(err, backends.ErrNotFound) {
-		k := newSecret(32)
+		k := NewSecret(32)
 		// Created only if absent: two servers starting together must not
 		// each keep a key of their own.
 		_, err = n.s.secrets.PutCAS(ctx, notifySecretPath, map[string]string{"key": k}, 0)
@@ -115,12 +115,12 @@ func (n *notifier) notify(ctx context.Context, typ string, payload any) {
 		select {
 		case n.queue <- delivery{url: nt.URL, event: typ, body: body}:
 		default:
-			n.s.log.Warn("notify queue full; dropping delivery", "type", typ, "host", hostOf(nt.URL))
+			n.s.log.Warn("notify queue full; dropping delivery", "type", typ, "host", HostOf(nt.URL))
 		}
 	}
 }
 
-func hostOf(u string) string {
+func HostOf(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "?"
@@ -148,10 +148,10 @@ func (n *notifier) deliver(d delivery) {
 	for attempt := 1; attempt <= cfg.MaxAttempts; attempt++ {
 		err := n.post(d, attempt)
 		if err == nil {
-			n.s.log.Debug("notified", "type", d.event, "host", hostOf(d.url), "attempt", attempt)
+			n.s.log.Debug("notified", "type", d.event, "host", HostOf(d.url), "attempt", attempt)
 			return
 		}
-		n.s.log.Warn("notify failed", "type", d.event, "host", hostOf(d.url), "attempt", attempt, "error", err)
+		n.s.log.Warn("notify failed", "type", d.event, "host", HostOf(d.url), "attempt", attempt, "error", err)
 		if attempt == cfg.MaxAttempts {
 			return
 		}
@@ -198,7 +198,7 @@ func (n *notifier) post(d delivery, attempt int) error {
 func redactURLError(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Op + " " + hostOf(ue.URL) + ": " + ue.Err.Error()
+		return ue.Op + " " + HostOf(ue.URL) + ": " + ue.Err.Error()
 	}
 	return err.Error()
 }

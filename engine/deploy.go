@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -14,10 +13,10 @@ import (
 	"github.com/berthpaas/berth/engine/state"
 )
 
-// lockApp takes the app's operation lease for op, or answers 409 naming
+// LockApp takes the app's operation lease for op, or answers 409 naming
 // who holds it. The lease expires after reconciler.lock_ttl; the
 // reconciler releases it when the operation has converged.
-func (s *Server) lockApp(ctx context.Context, app, holder, op string, gen int64) error {
+func (s *Engine) LockApp(ctx context.Context, app, holder, op string, gen int64) error {
 	key := state.LockKey(app)
 	for attempt := 0; attempt < 16; attempt++ {
 		cur, idx, err := state.Get[state.Lock](ctx, s.store, key)
@@ -25,9 +24,10 @@ func (s *Server) lockApp(ctx context.Context, app, holder, op string, gen int64)
 			return err
 		}
 		if err == nil && time.Now().Before(cur.Expires) {
-			return &Error{Status: 409, Msg: fmt.Sprintf("app %q is busy: %s holds it for %q until %s; try again when that finishes",
-				app, cur.Holder, cur.Operation, cur.Expires.Format(time.RFC3339)),
-				Extra: map[string]any{"lock_holder": cur.Holder, "lock_operation": cur.Operation}}
+			e := conflict("app %q is busy: %s holds it for %q until %s; try again when that finishes",
+				app, cur.Holder, cur.Operation, cur.Expires.Format(time.RFC3339))
+			e.Holder, e.Operation = cur.Holder, cur.Operation
+			return e
 		}
 		l := &state.Lock{Holder: holder, Operation: op, Generation: gen, Expires: time.Now().Add(s.cfg.Reconcile.LockTTLDur).UTC()}
 		if errors.Is(err, state.ErrNotFound) {
@@ -43,9 +43,9 @@ func (s *Server) lockApp(ctx context.Context, app, holder, op string, gen int64)
 	return conflict("app %q is busy", app)
 }
 
-// unlockApp releases the lease if it is still the one for gen (gen < 0:
+// UnlockApp releases the lease if it is still the one for gen (gen < 0:
 // whatever lease there is).
-func (s *Server) unlockApp(ctx context.Context, app string, gen int64) {
+func (s *Engine) UnlockApp(ctx context.Context, app string, gen int64) {
 	key := state.LockKey(app)
 	cur, idx, err := state.Get[state.Lock](ctx, s.store, key)
 	if err != nil {
@@ -57,50 +57,49 @@ func (s *Server) unlockApp(ctx context.Context, app string, gen int64) {
 	_, _, _ = s.store.DeleteCAS(ctx, key, idx)
 }
 
-// changeApp is every state change of a deployed app's desired state: it
+// ChangeApp is every state change of a deployed app's desired state: it
 // takes the lease, applies fn to the app record (check-and-set), bumps the
 // generation, records the pending deploy and kicks the reconciler. The
 // answer is at once; progress is in GET /api/v1/apps/:app/ and its events.
-func (s *Server) changeApp(c *call, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
-	return s.changeAppWith(c, name, op, nil, fn)
+func (s *Engine) ChangeApp(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.ChangeAppWith(ctx, id, name, op, nil, fn)
 }
 
-// changeAppWith is changeApp with a step that writes Secrets (private
+// ChangeAppWith is ChangeApp with a step that writes Secrets (private
 // values) between taking the lease and committing the app record: an
 // operation refused for a held lease writes nothing, and when the commit
 // fails the secret write is undone (pre returns the undo).
-func (s *Server) changeAppWith(c *call, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
-	ctx := c.ctx()
+func (s *Engine) ChangeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	holder := c.id.Name()
-	if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
+	holder := id.Name()
+	if err := s.LockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 		return nil, nil, err
 	}
 	undo := func() {}
 	if pre != nil {
 		u, err := pre(ctx)
 		if err != nil {
-			s.unlockApp(ctx, name, -1)
+			s.UnlockApp(ctx, name, -1)
 			return nil, nil, err
 		}
 		if u != nil {
 			undo = u
 		}
 	}
-	a, d, err := s.commitChange(ctx, name, holder, op, fn)
+	a, d, err := s.CommitChange(ctx, name, holder, op, fn)
 	if err != nil {
 		undo()
-		s.unlockApp(ctx, name, -1)
+		s.UnlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
 	s.rec.kick(name)
 	return a, d, nil
 }
 
-// commitChange applies fn to the app record and bumps its generation.
+// CommitChange applies fn to the app record and bumps its generation.
 // The app record, the pending deploy record and the lease (naming the
 // generation that releases it) are written in one transaction: the
 // reconciler, woken by the app's change, always finds the deploy record of
@@ -111,12 +110,12 @@ func (s *Server) changeAppWith(c *call, name, op string, pre func(ctx context.Co
 // from the previous record: it is read and written with check-and-set, so
 // a running state the reconciler records meanwhile is not lost. dfn (if
 // any) adjusts the new deploy record.
-func (s *Server) commitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+func (s *Engine) CommitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	return s.commitChangeWith(ctx, name, holder, op, fn, nil)
 }
 
-// commitChangeWith is commitChange with dfn adjusting the deploy record.
-func (s *Server) commitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
+// commitChangeWith is CommitChange with dfn adjusting the deploy record.
+func (s *Engine) commitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
 	for attempt := 0; ; attempt++ {
 		a, idx, err := state.Get[state.App](ctx, s.store, state.AppKey(name))
 		if err != nil {
@@ -160,7 +159,7 @@ func (s *Server) commitChangeWith(ctx context.Context, name, holder, op string, 
 	}
 }
 
-func (s *Server) putDeploy(ctx context.Context, d *state.Deploy) error {
+func (s *Engine) putDeploy(ctx context.Context, d *state.Deploy) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -169,57 +168,19 @@ func (s *Server) putDeploy(ctx context.Context, d *state.Deploy) error {
 	return err
 }
 
-func (s *Server) getDeploy(ctx context.Context, app string) (*state.Deploy, error) {
+func (s *Engine) GetDeploy(ctx context.Context, app string) (*state.Deploy, error) {
 	d, _, err := s.getDeployIndex(ctx, app)
 	return d, err
 }
 
 // getDeployIndex reads the deploy record and its modify index (nil, 0 if
 // there is none).
-func (s *Server) getDeployIndex(ctx context.Context, app string) (*state.Deploy, uint64, error) {
+func (s *Engine) getDeployIndex(ctx context.Context, app string) (*state.Deploy, uint64, error) {
 	d, idx, err := state.Get[state.Deploy](ctx, s.store, state.DeployKey(app))
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, 0, nil
 	}
 	return d, idx, err
-}
-
-// accepted is the 202 answer of an operation.
-func accepted(a *state.App, d *state.Deploy, extra map[string]any) *reply {
-	body := map[string]any{
-		"appname": a.Name, "meta_version": a.MetaVersion, "generation": d.Generation,
-		"operation": d.Operation, "state": d.State,
-		"watch": "/api/v1/apps/" + a.Name + "/", "events": "/api/v1/apps/" + a.Name + "/events/",
-	}
-	for k, v := range extra {
-		body[k] = v
-	}
-	return &reply{Status: 202, Body: body}
-}
-
-// deployRoutes registers the deploy engine's endpoints (both surfaces).
-func (s *Server) deployRoutes() {
-	g, p, u, d, pa := "GET", "POST", "PUT", "DELETE", "PATCH"
-	s.handle(g, "/api/v1/apps", authed, s.listDeployed)
-	s.handle(p, "/api/v1/apps", act("app.deploy"), s.deployApp)
-	s.handle(g, "/api/v1/apps/:app", authed, s.getDeployed)
-	s.handle(u, "/api/v1/apps/:app", act("app.update"), s.updateDeployed)
-	s.handle(d, "/api/v1/apps/:app", act("app.undeploy"), s.undeployApp)
-	s.handle(g, "/api/v1/apps/:app/events", authed, s.streamEvents)
-	s.handle(g, "/api/v1/apps/:app/procs", authed, s.listProcs)
-	s.handle(p, "/api/v1/apps/:app/procs", act("proc.deploy"), s.deployProc)
-	s.handle(g, "/api/v1/apps/:app/procs/:proc", authed, s.getProc)
-	s.handle(pa, "/api/v1/apps/:app/procs/:proc", act("proc.patch"), s.patchProc)
-	s.handle(d, "/api/v1/apps/:app/procs/:proc", act("proc.undeploy"), s.undeployProc)
-	s.handle(g, "/api/v1/resources/:resource/instances", authed, s.listResourceInstances)
-
-	s.handle(g, "/apps/:app/restart", act("app.restart"), s.restartApp)
-	s.handle(g, "/apps/:app/env", authed, s.getEnv)
-	s.handle(p, "/apps/:app/env", act("app.env.set"), s.setEnv)
-	s.handle(d, "/apps/:app/env", act("app.env.unset"), s.unsetEnv)
-	s.handle(u, "/swap", act("app.swap"), s.swap)
-	s.handle(g, "/healers", authed, s.listHealers)
-	s.handle(g, "/healers/:healer", act("healer.run"), s.runHealer)
 }
 
 // runtimeEnvPath is where the merged private env (private vars and bound
@@ -230,9 +191,9 @@ func runtimeEnvPath(app string) string { return "apps/" + app + "/runtime-env" }
 func bindingPrefix(app string) string { return "apps/" + app + "/bindings/" }
 
 // privateEnv reads an app's private variables and bound credentials.
-func (s *Server) privateEnv(ctx context.Context, a *state.App) (map[string]string, error) {
+func (s *Engine) privateEnv(ctx context.Context, a *state.App) (map[string]string, error) {
 	out := map[string]string{}
-	sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
+	sec, err := s.secrets.Get(ctx, EnvSecretPath(a.Name), 0)
 	if err != nil && !errors.Is(err, backends.ErrNotFound) {
 		return nil, err
 	}
@@ -264,10 +225,10 @@ func (s *Server) privateEnv(ctx context.Context, a *state.App) (map[string]strin
 	return out, nil
 }
 
-// renderSpec builds the scheduler's AppSpec from the app's desired state
+// RenderSpec builds the scheduler's AppSpec from the app's desired state
 // and its release: release procs, with the overrides that survive new
 // versions (scale, cpu, memory, undeployed procs), env and routes.
-func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Release) (*backends.AppSpec, error) {
+func (s *Engine) RenderSpec(ctx context.Context, a *state.App, rel *state.Release) (*backends.AppSpec, error) {
 	spec := &backends.AppSpec{App: a.Name, MetaVersion: a.MetaVersion, Env: map[string]string{}, SecretPath: s.secretRd + runtimeEnvPath(a.Name)}
 	for _, v := range a.Env {
 		if v.Public {
@@ -279,7 +240,7 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 		return nil, err
 	}
 	spec.PrivateEnv = priv
-	spec.ProgressDeadline, spec.AutoRevert = s.deployPolicy(a)
+	spec.ProgressDeadline, spec.AutoRevert = s.DeployPolicy(a)
 	hasWeb := false
 	for _, p := range rel.Spec.Procs {
 		o := a.Procs[p.Name]
@@ -311,9 +272,9 @@ func (s *Server) renderSpec(ctx context.Context, a *state.App, rel *state.Releas
 	return spec, nil
 }
 
-// deployPolicy is the app's progress deadline and auto_revert: its own
+// DeployPolicy is the app's progress deadline and auto_revert: its own
 // settings, else the reconciler's defaults.
-func (s *Server) deployPolicy(a *state.App) (time.Duration, bool) {
+func (s *Engine) DeployPolicy(a *state.App) (time.Duration, bool) {
 	deadline := s.cfg.Reconcile.ProgressDeadlineDur
 	if d, err := time.ParseDuration(a.ProgressDeadline); err == nil && d > 0 {
 		deadline = d
@@ -336,42 +297,39 @@ func specHash(spec *backends.AppSpec, restartGen int64) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// units reports an app's running instances from the scheduler, and the
-// app's state for the tsuru view.
-func (s *Server) units(c *call, a *state.App) ([]unitView, string) {
-	units := []unitView{}
+// Units reports an app's running instances from the scheduler, and the
+// app's state: "registered" when it is not deployed, "unknown" when the
+// scheduler cannot say.
+func (s *Engine) Units(ctx context.Context, a *state.App) ([]backends.Instance, string) {
 	if !a.Deployed || s.sched == nil {
-		return units, "registered"
+		return nil, "registered"
 	}
-	st, err := s.sched.Status(c.ctx(), a.Name)
+	st, err := s.sched.Status(ctx, a.Name)
 	if err != nil {
-		return units, "unknown"
+		return nil, "unknown"
 	}
-	for _, in := range st.Instances {
-		units = append(units, unitView{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: in.State})
-	}
-	return units, st.Deployment
+	return st.Instances, st.Deployment
 }
 
-// beforeRemoveApp undeploys an app (and its resource instances) before its
+// BeforeRemoveApp undeploys an app (and its resource instances) before its
 // record is removed.
-func (s *Server) beforeRemoveApp(c *call, a *state.App) error {
-	if err := s.lockApp(c.ctx(), a.Name, c.id.Name(), "remove", a.Generation+1); err != nil {
+func (s *Engine) BeforeRemoveApp(ctx context.Context, id *Identity, a *state.App) error {
+	if err := s.LockApp(ctx, a.Name, id.Name(), "remove", a.Generation+1); err != nil {
 		return err
 	}
-	if err := s.unbindAll(c, a); err != nil {
-		s.unlockApp(c.ctx(), a.Name, -1)
+	if err := s.unbindAll(ctx, id, a); err != nil {
+		s.UnlockApp(ctx, a.Name, -1)
 		return err
 	}
 	if s.sched != nil {
-		if err := s.sched.Stop(c.ctx(), a.Name); err != nil {
-			s.unlockApp(c.ctx(), a.Name, -1)
+		if err := s.sched.Stop(ctx, a.Name); err != nil {
+			s.UnlockApp(ctx, a.Name, -1)
 			return err
 		}
 	}
 	s.rec.forget(a.Name)
-	_, _ = s.store.Delete(c.ctx(), state.DeployKey(a.Name))
-	_ = s.secrets.Delete(c.ctx(), runtimeEnvPath(a.Name))
-	s.unlockApp(c.ctx(), a.Name, -1)
+	_, _ = s.store.Delete(ctx, state.DeployKey(a.Name))
+	_ = s.secrets.Delete(ctx, runtimeEnvPath(a.Name))
+	s.UnlockApp(ctx, a.Name, -1)
 	return nil
 }
