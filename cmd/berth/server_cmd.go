@@ -16,10 +16,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/berthpaas/berth/plugins"
-	"github.com/berthpaas/berth/server"
 	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/plugins"
+	"github.com/berthpaas/berth/server"
 )
 
 // loadConfig reads -config (or the embedded defaults) and applies flags.
