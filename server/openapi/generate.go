@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,7 @@ func Generate(info Info, ops []Operation) ([]byte, error) {
 	paths := map[string]any{}
 	seen := map[string]bool{}
 	ids := map[string]string{}
+	shapes := map[string]string{} // /a/{} -> /a/{x}: one path, one name per parameter
 	for _, op := range ops {
 		where := op.Method + " " + op.Path
 		if !methods[op.Method] {
@@ -123,6 +125,11 @@ func Generate(info Info, ops []Operation) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("openapi: %s: %w", where, err)
 		}
+		shape := paramRE.ReplaceAllString(tmpl, "{}")
+		if other, ok := shapes[shape]; ok && other != tmpl {
+			return nil, fmt.Errorf("openapi: %s: same path as %s with other parameter names", where, other)
+		}
+		shapes[shape] = tmpl
 		key := op.Method + " " + tmpl
 		if seen[key] {
 			return nil, fmt.Errorf("openapi: %s: declared twice", where)
@@ -394,6 +401,8 @@ func operationID(method, path string) string {
 	}
 	return b.String()
 }
+
+var paramRE = regexp.MustCompile(`\{[^}]*\}`)
 
 func ref(name string) map[string]any {
 	return map[string]any{"$ref": "#/components/schemas/" + name}
