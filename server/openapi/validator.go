@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -156,6 +158,10 @@ func (v *Validator) check(req *http.Request, reqBody []byte, status int, header 
 	rin.SetBodyBytes(respBody)
 	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
 		for _, e := range flatten(err) {
+			if e == "status is not supported" {
+				codes := slices.Sorted(maps.Keys(route.Operation.Responses.Map()))
+				e = "status not in the document (it lists " + strings.Join(codes, ", ") + ")"
+			}
 			out = append(out, fmt.Sprintf("response %d: %s", status, e))
 		}
 	}
@@ -183,15 +189,41 @@ func hasCredentials(_ context.Context, in *openapi3filter.AuthenticationInput) e
 	return fmt.Errorf("unsupported security scheme %q", in.SecurityScheme.Type)
 }
 
-// flatten splits kin-openapi's multi-errors into one line each.
+// flatten splits kin-openapi's multi-errors into one line each, keeping
+// what each part was about (request body, parameter, response body).
 func flatten(err error) []string {
-	var me openapi3.MultiError
-	if errors.As(err, &me) {
+	prefixed := func(prefix string, inner error) []string {
+		if inner == nil {
+			return []string{prefix}
+		}
 		var out []string
-		for _, e := range me {
-			out = append(out, flatten(e)...)
+		for _, s := range flatten(inner) {
+			if prefix == "" || s == prefix {
+				out = append(out, s)
+			} else {
+				out = append(out, prefix+": "+s)
+			}
 		}
 		return out
+	}
+	switch e := err.(type) {
+	case openapi3.MultiError:
+		var out []string
+		for _, sub := range e {
+			out = append(out, flatten(sub)...)
+		}
+		return out
+	case *openapi3filter.ResponseError:
+		return prefixed(e.Reason, e.Err)
+	case *openapi3filter.RequestError:
+		prefix := e.Reason
+		switch {
+		case e.Parameter != nil:
+			prefix = strings.TrimSuffix(fmt.Sprintf("parameter %q in %s: %s", e.Parameter.Name, e.Parameter.In, e.Reason), ": ")
+		case e.RequestBody != nil:
+			prefix = strings.TrimSuffix("request body: "+e.Reason, ": ")
+		}
+		return prefixed(prefix, e.Err)
 	}
 	return []string{oneLine(err.Error())}
 }
