@@ -3,13 +3,22 @@
 // checks that a document covers every endpoint the seed documents name.
 //
 // The route table is data owned by the server; this package does not import
-// it. The server converts each of its routes into an Operation and calls
-// Generate. The document is plain JSON built from Go maps, so its output is
+// it. The server converts each of its routes into an Operation, calls
+// Generate once at start-up (an error there is a mistake in the table) and
+// serves the bytes as GET /openapi.json. Tests wrap their client's transport
+// with NewValidator(doc).Transport(nil, report) so that every exchange is
+// checked against the same document; tools/seedcheck checks the document
+// against the seed documents in docs/seeds/ (SeedEndpoints, Uncovered). The document is plain JSON built from Go maps, so its output is
 // deterministic (encoding/json sorts map keys; operations are sorted by path
 // and method) and it carries only constructs that kin-openapi's OpenAPI 3.1
 // loader and validator accept: nullable values are written as a type array
 // with "null" (`type: ["string", "null"]`), a nullable reference as
 // `anyOf: [{$ref}, {type: "null"}]`, never the 3.0 `nullable` keyword.
+//
+// kin-openapi v0.153.0 loads and validates OpenAPI 3.1 documents as they
+// are (openapi3filter switches to JSON Schema 2020-12 for them), so the
+// document is served and validated as 3.1.0: no version rewriting.
+// Generate checks its output with kin-openapi's loader and validator.
 package openapi
 
 import (
@@ -22,6 +31,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // Version is the OpenAPI version of generated documents.
@@ -62,6 +73,7 @@ type Operation struct {
 	// RequestContentType, application/json when that is empty.
 	Request            reflect.Type
 	RequestContentType string
+	RequestOptional    bool // the body may be left out
 	// Response is the type of the success answer (a struct, slice, map, ...);
 	// nil for an answer without a body (Status then defaults to 204).
 	Response reflect.Type
@@ -95,6 +107,9 @@ var methods = map[string]bool{
 func Generate(info Info, ops []Operation) ([]byte, error) {
 	if len(ops) == 0 {
 		return nil, errors.New("openapi: no operations")
+	}
+	if info.Title == "" || info.Version == "" {
+		return nil, errors.New("openapi: the info's title and version are required")
 	}
 	ops = slices.Clone(ops)
 	for i := range ops {
@@ -202,7 +217,21 @@ func Generate(info Info, ops []Operation) ([]byte, error) {
 			map[string]any{headerScheme: []string{}},
 		},
 	}
-	return json.MarshalIndent(doc, "", "  ")
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	// What is served must load and validate; check it here rather than
+	// find out from a client.
+	loader := openapi3.NewLoader()
+	t, err := loader.LoadFromData(b)
+	if err == nil {
+		err = t.Validate(loader.Context)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("openapi: the generated document is invalid: %w", err)
+	}
+	return b, nil
 }
 
 func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map[string]any, error) {
@@ -267,7 +296,7 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 			ct = jsonType
 		}
 		o["requestBody"] = map[string]any{
-			"required": true,
+			"required": !op.RequestOptional,
 			"content":  map[string]any{ct: map[string]any{"schema": sg.schema(op.Request)}},
 		}
 	}

@@ -52,13 +52,15 @@ type ProcPatch struct {
 func testOps() []Operation {
 	return []Operation{
 		{Method: "GET", Path: "/api/v1/apps/", Summary: "List deployed apps", Response: reflect.TypeFor[[]App](),
-			Query: []Param{{Name: "apptype", Description: "app, service, resource or resource-instance"}}},
+			Query: []Param{{Name: "apptype", Description: "app, service, resource or resource-instance"}, {Name: "limit", Type: "integer"}}},
 		{Method: "GET", Path: "/api/v1/apps/:app", Summary: "One deployed app", Response: reflect.TypeFor[App]()},
 		{Method: "PATCH", Path: "/api/v1/apps/:app/procs/:proc/", Summary: "Scale a proc", Action: "proc.patch",
 			Request: reflect.TypeFor[ProcPatch](), Response: reflect.TypeFor[Unit](), Status: 202},
 		{Method: "DELETE", Path: "/api/v1/apps/:app", Summary: "Undeploy", Action: "app.undeploy",
 			Errors: map[int]string{409: "A deploy is running."}},
 		{Method: "GET", Path: "/services/:name/doc", Summary: "Service documentation", Text: true},
+		{Method: "PUT", Path: "/services/:name/doc", Summary: "Set the documentation", Action: "service.doc",
+			Request: reflect.TypeFor[string](), RequestContentType: "text/plain", RequestOptional: true},
 		{Method: "GET", Path: "/api/v1/apps/:app/events", Summary: "Watch events", Stream: true},
 		{Method: "GET", Path: "/healthz", Summary: "Health", Public: true, Response: reflect.TypeFor[map[string]bool]()},
 		{Method: "GET", Path: "/files/*path", Summary: "A file", Text: true},
@@ -189,6 +191,7 @@ func TestGeneratePaths(t *testing.T) {
 		"get /healthz",
 		"get /services/{name}/doc",
 		"patch /api/v1/apps/{app}/procs/{proc}",
+		"put /services/{name}/doc",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("operations:\n%v\nwant\n%v", got, want)
@@ -250,7 +253,7 @@ func TestGeneratePaths(t *testing.T) {
 	if got := asJSON(t, at(t, list, "responses", "200", "content")); got != `{"application/json":{"schema":{"items":{"$ref":"#/components/schemas/App"},"type":"array"}}}` {
 		t.Errorf("list 200 = %s", got)
 	}
-	if got := asJSON(t, at(t, list, "parameters")); got != `[{"description":"app, service, resource or resource-instance","in":"query","name":"apptype","schema":{"type":"string"}}]` {
+	if got := asJSON(t, at(t, list, "parameters")); got != `[{"description":"app, service, resource or resource-instance","in":"query","name":"apptype","schema":{"type":"string"}},{"in":"query","name":"limit","schema":{"type":"integer"}}]` {
 		t.Errorf("list parameters = %s", got)
 	}
 	if got := codes(list); !slices.Equal(got, []string{"200", "401", "4XX", "5XX"}) {
@@ -277,6 +280,9 @@ func TestGeneratePaths(t *testing.T) {
 		t.Errorf("accessToken = %s", got)
 	}
 
+	if got := asJSON(t, at(t, paths, "/services/{name}/doc", "put", "requestBody")); got != `{"content":{"text/plain":{"schema":{"type":"string"}}},"required":false}` {
+		t.Errorf("text request = %s", got)
+	}
 	if got := asJSON(t, at(t, paths, "/services/{name}/doc", "get", "responses", "200", "content")); got != `{"text/plain":{"schema":{"type":"string"}}}` {
 		t.Errorf("text = %s", got)
 	}
@@ -311,12 +317,16 @@ func TestGenerateRefusesBadTables(t *testing.T) {
 		"query type":     {{Method: "GET", Path: "/a", Query: []Param{{Name: "q", Type: "object"}}}},
 		"chan":           {{Method: "GET", Path: "/a", Response: reflect.TypeFor[chan int]()}},
 		"struct map key": {{Method: "GET", Path: "/a", Response: reflect.TypeFor[map[Unit]int]()}},
+		"no operations":  {},
 	} {
-		if _, err := Generate(Info{}, ops); err == nil {
+		if _, err := Generate(Info{Title: "t", Version: "1"}, ops); err == nil {
 			t.Errorf("%s: no error", name)
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+	if _, err := Generate(Info{Version: "1"}, testOps()); err == nil {
+		t.Error("no title: no error")
 	}
 }
 

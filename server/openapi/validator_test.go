@@ -56,8 +56,10 @@ func roundTrip(t *testing.T, v *Validator, ex exchange) (got string, reports []s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ex.body != "" {
+	if strings.HasPrefix(ex.body, "{") {
 		req.Header.Set("Content-Type", "application/json")
+	} else if ex.body != "" {
+		req.Header.Set("Content-Type", "text/plain")
 	}
 	if !ex.noToken {
 		req.Header.Set("Authorization", "bearer tok")
@@ -101,12 +103,16 @@ func TestValidatorAcceptsRightAnswers(t *testing.T) {
 		{method: "GET", path: "/api/v1/apps/hello", status: 200, answer: goodApp},
 		{method: "GET", path: "/api/v1/apps/hello/", status: 200, answer: goodApp}, // trailing slash
 		{method: "GET", path: "/api/v1/apps?apptype=app", status: 200, answer: "[" + goodApp + "]"},
-		{method: "GET", path: "/api/v1/apps", status: 200, answer: "[]"},
+		{method: "GET", path: "/api/v1/apps?limit=10", status: 200, answer: "[]"},
+		{method: "GET", path: "/api/v1/apps/hello", status: 200, // a nil pointer to a struct
+			answer: strings.Replace(goodApp, `"owner":{"created_by":"bob"}`, `"owner":null`, 1)},
 		{method: "PATCH", path: "/api/v1/apps/hello/procs/web", body: `{"num_instances":3}`, status: 202,
 			answer: `{"name":"web.1","state":"running","started":"2026-11-30T10:00:00Z"}`},
 		{method: "DELETE", path: "/api/v1/apps/hello", status: 204},
 		{method: "DELETE", path: "/api/v1/apps/hello", status: 409, answer: `{"error":"a deploy is running","status":409,"request_id":"ab12"}`},
 		{method: "GET", path: "/services/mysql/doc", status: 200, contentType: "text/plain; charset=utf-8", answer: "MySQL databases."},
+		{method: "PUT", path: "/services/mysql/doc", body: "MySQL databases.", status: 204},
+		{method: "PUT", path: "/services/mysql/doc", status: 204}, // the body is optional
 		{method: "GET", path: "/healthz", noToken: true, status: 200, answer: `{"store":true}`},
 		{method: "GET", path: "/files/a.txt", status: 200, contentType: "text/plain", answer: "a"},
 		// Refused requests the document also refuses: the two agree.
@@ -151,6 +157,8 @@ func TestValidatorReportsWrongAnswers(t *testing.T) {
 		{exchange{method: "PATCH", path: "/api/v1/apps/hello/procs/web", body: `{"num_instances":"three"}`, status: 202,
 			answer: `{"name":"web.1","state":"running","started":"2026-11-30T10:00:00Z"}`},
 			[]string{`PATCH /api/v1/apps/hello/procs/web: request accepted with 202 but the document refuses it: request body: doesn't match schema #/components/schemas/ProcPatch: validation failed due to: error at "/num_instances": at '/num_instances': got string, want null or integer`}},
+		{exchange{method: "GET", path: "/api/v1/apps?limit=ten", status: 200, answer: `[]`},
+			[]string{`GET /api/v1/apps: request accepted with 200 but the document refuses it: parameter "limit" in query: value ten: an invalid integer: invalid syntax`}},
 		{exchange{method: "GET", path: "/api/v1/apps/hello", noToken: true, status: 200, answer: goodApp},
 			[]string{`GET /api/v1/apps/hello: request accepted with 200 but the document refuses it: security requirements failed: no Authorization: bearer <token> header | no access-token header`}},
 		{exchange{method: "GET", path: "/api/v1/apps/hello/", status: 200, // trailing slash; one report per mistake
