@@ -57,7 +57,9 @@ type Param struct {
 type Operation struct {
 	Method string
 	// Path is an httprouter pattern: /api/v1/apps/:app, /files/*path. A
-	// trailing slash is ignored; every route also answers with one.
+	// trailing slash is ignored; every route also answers with one. A
+	// catch-all becomes a {path} parameter: OpenAPI has no multi-segment
+	// parameter, so the validator routes only one-segment values to it.
 	Path        string
 	Summary     string // one line
 	Description string

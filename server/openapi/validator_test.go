@@ -236,3 +236,50 @@ func TestNewValidatorRefusesBadDocuments(t *testing.T) {
 		}
 	}
 }
+
+// One validator serves a whole test suite's concurrent requests.
+func TestValidatorConcurrent(t *testing.T) {
+	v := testValidator(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("bad") != "" {
+			_, _ = io.WriteString(w, `{"name":1}`)
+			return
+		}
+		_, _ = io.WriteString(w, goodApp)
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	reports := 0
+	client := &http.Client{Transport: v.Transport(nil, func(string) { mu.Lock(); reports++; mu.Unlock() })}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := ""
+			if i%4 == 0 {
+				q = "?bad=1"
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/api/v1/apps/hello"+q, nil)
+			req.Header.Set("access-token", "tok")
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Each bad answer: name has the wrong type and 10 properties are missing.
+	if reports != 10*11 {
+		t.Fatalf("%d reports, want %d", reports, 10*11)
+	}
+}
