@@ -514,28 +514,3 @@ func accepted(a *state.App, d *state.Deploy, extra map[string]any) *reply {
 	}
 	return &reply{Status: 202, Body: body}
 }
-
-// deployRoutes registers the deploy engine's endpoints (both surfaces).
-func (s *Server) deployRoutes() {
-	g, p, u, d, pa := "GET", "POST", "PUT", "DELETE", "PATCH"
-	s.handle(g, "/api/v1/apps", authed, s.listDeployed)
-	s.handle(p, "/api/v1/apps", act("app.deploy"), s.deployApp)
-	s.handle(g, "/api/v1/apps/:app", authed, s.getDeployed)
-	s.handle(u, "/api/v1/apps/:app", act("app.update"), s.updateDeployed)
-	s.handle(d, "/api/v1/apps/:app", act("app.undeploy"), s.undeployApp)
-	s.handle(g, "/api/v1/apps/:app/events", authed, s.streamEvents)
-	s.handle(g, "/api/v1/apps/:app/procs", authed, s.listProcs)
-	s.handle(p, "/api/v1/apps/:app/procs", act("proc.deploy"), s.deployProc)
-	s.handle(g, "/api/v1/apps/:app/procs/:proc", authed, s.getProc)
-	s.handle(pa, "/api/v1/apps/:app/procs/:proc", act("proc.patch"), s.patchProc)
-	s.handle(d, "/api/v1/apps/:app/procs/:proc", act("proc.undeploy"), s.undeployProc)
-	s.handle(g, "/api/v1/resources/:resource/instances", authed, s.listResourceInstances)
-
-	s.handle(g, "/apps/:app/restart", act("app.restart"), s.restartApp)
-	s.handle(g, "/apps/:app/env", authed, s.getEnv)
-	s.handle(p, "/apps/:app/env", act("app.env.set"), s.setEnv)
-	s.handle(d, "/apps/:app/env", act("app.env.unset"), s.unsetEnv)
-	s.handle(u, "/swap", act("app.swap"), s.swap)
-	s.handle(g, "/healers", authed, s.listHealers)
-	s.handle(g, "/healers/:healer", act("healer.run"), s.runHealer)
-}

@@ -141,6 +141,7 @@ type call struct {
 	reqID  string
 	action string
 	target string
+	app    *state.App // the app the route's action was checked against, if any
 }
 
 func (c *call) param(name string) string { return c.ps.ByName(name) }
@@ -149,12 +150,6 @@ func (c *call) ctx() context.Context     { return c.r.Context() }
 // handlerFunc is the shape of every endpoint: it returns a value to be
 // written as JSON, or an error.
 type handlerFunc func(c *call) (any, error)
-
-// route options.
-type routeOpts struct {
-	public bool   // no authentication needed
-	action string // audit action name for state changes
-}
 
 type metrics struct {
 	requests *prometheus.CounterVec
@@ -176,20 +171,6 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.latency)
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
-}
-
-// handle registers h for method and pattern, with and without a trailing
-// slash, both answered directly (no redirect).
-func (s *Server) handle(method, pattern string, opts routeOpts, h handlerFunc) {
-	base := strings.TrimSuffix(pattern, "/")
-	if base == "" {
-		base = "/"
-	}
-	wrapped := s.wrap(method, base, opts, h)
-	s.router.Handle(method, base, wrapped)
-	if base != "/" {
-		s.router.Handle(method, base+"/", wrapped)
-	}
 }
 
 func newRequestID(r *http.Request) string {
@@ -256,7 +237,8 @@ func (w *statusWriter) Flush() {
 // wrap is the one wrapper: request id, body limit, authentication, panic
 // recovery, JSON encoding of the value or the error, logging, metrics and
 // the audit record of state changes.
-func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httprouter.Handle {
+func (s *Server) wrap(rt *route) httprouter.Handle {
+	method, routeName := rt.Method, rt.Path
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		reqID := startRequest(w, r)
@@ -269,28 +251,31 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 			// long handler (or stream) is not cut off by it.
 			r.Body = withReadDeadline(w, r.Body, start.Add(s.cfg.HTTP.ReadTimeoutDur))
 		}
-		c := &call{w: sw, r: r, ps: ps, log: log, reqID: reqID, action: opts.action}
+		c := &call{w: sw, r: r, ps: ps, log: log, reqID: reqID, action: string(rt.Action)}
 		var val any
 		var err error
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					log.Error("panic in handler", "route", route, "panic", fmt.Sprint(p))
+					log.Error("panic in handler", "route", routeName, "panic", fmt.Sprint(p))
 					err = errors.New("panic")
 				}
 			}()
 			c.id, err = s.eng.Authenticate(r)
-			if err == nil && c.id == nil && !opts.public {
+			if err == nil && c.id == nil && !rt.Public {
 				err = unauthorized("authentication required: send a token as 'Authorization: bearer <token>' or in the 'access-token' header")
 			}
+			if err == nil && !rt.Public {
+				err = s.authorize(c, rt)
+			}
 			if err == nil {
-				val, err = h(c)
+				val, err = rt.h(c)
 			}
 		}()
 		if err != nil {
 			status, msg := errorStatus(err)
 			if status >= 500 {
-				log.Error("request failed", "method", method, "route", route, "status", status, "error", err.Error())
+				log.Error("request failed", "method", method, "route", routeName, "status", status, "error", err.Error())
 			}
 			writeError(sw, reqID, status, msg, errorExtra(err))
 		} else {
@@ -317,10 +302,10 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 			status = http.StatusOK
 		}
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
+		s.metrics.requests.WithLabelValues(routeName, method, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(routeName, method).Observe(elapsed.Seconds())
 		log.Debug("request", "method", method, "path", r.URL.Path, "status", status, "duration", elapsed)
-		if opts.action != "" {
+		if rt.Action != "" && rt.audited() {
 			actor := "anonymous"
 			if c.id != nil {
 				actor = c.id.Name()
@@ -329,7 +314,7 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 			if target == "" {
 				target = paramsTarget(ps)
 			}
-			s.audit(actor, opts.action, target, status, reqID)
+			s.audit(actor, string(rt.Action), target, status, reqID)
 		}
 	}
 }

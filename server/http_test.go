@@ -127,7 +127,7 @@ func TestRequestIDs(t *testing.T) {
 
 func TestUnencodableAnswerIs500WithBody(t *testing.T) {
 	s, _ := newTestServer(t, nil)
-	s.handle("GET", "/nan", public, func(c *call) (any, error) { return map[string]any{"x": math.NaN()}, nil })
+	s.register([]route{{Method: "GET", Path: "/nan", Public: true, h: func(c *call) (any, error) { return map[string]any{"x": math.NaN()}, nil }}})
 	w := serve(s, "GET", "/nan", "", nil)
 	if w.Code != 500 {
 		t.Fatalf("got %d %s, want 500", w.Code, w.Body)
@@ -139,7 +139,7 @@ func TestUnencodableAnswerIs500WithBody(t *testing.T) {
 
 func TestPanicIsOpaque500(t *testing.T) {
 	s, logs := newTestServer(t, nil)
-	s.handle("GET", "/boom", public, func(c *call) (any, error) { panic("secret-internal-detail") })
+	s.register([]route{{Method: "GET", Path: "/boom", Public: true, h: func(c *call) (any, error) { panic("secret-internal-detail") }}})
 	w := serve(s, "GET", "/boom", "", nil)
 	if w.Code != 500 {
 		t.Fatalf("got %d", w.Code)

@@ -2,130 +2,163 @@ package server
 
 import (
 	"net/http"
-	"strings"
 
-	"github.com/julienschmidt/httprouter"
+	"github.com/berthpaas/berth/engine"
 )
 
-var (
-	public = routeOpts{public: true}
-	authed = routeOpts{}
-)
-
-func act(name string) routeOpts       { return routeOpts{action: name} }
-func publicAct(name string) routeOpts { return routeOpts{public: true, action: name} }
-
-// sub is one handler behind a switch on a path parameter.
-type sub struct {
-	opts routeOpts
-	h    handlerFunc
+// route is one endpoint, as data: the table below is the one description
+// of the API from which the router, the permission check, the audit log
+// and the OpenAPI document (/openapi.json) are all made.
+type route struct {
+	Method string
+	// Path is an httprouter pattern. Every route also answers with a
+	// trailing slash, directly (no redirect). Static segments and
+	// parameters may share a place (/services/instances beside
+	// /services/:name): register resolves that, static segments first.
+	Path    string
+	Summary string // one line, for the OpenAPI document
+	// Action is what the caller does: it is checked (engine.Allowed)
+	// before the handler runs — against the app the path names in AppParam
+	// when the action's rule is about an app — and it is the action of the
+	// audit record of a state change.
+	Action engine.Action
+	// AppParam is the path parameter naming the app an app action is
+	// checked against ("app" when empty).
+	AppParam string
+	Public   bool // no authentication needed
+	// Writes marks a GET that changes state (tsuru's restart and healer
+	// runs): audited like the other methods' routes.
+	Writes bool
+	Tag    string // the group of the route in the OpenAPI document
+	// In and Out are zero values of the request body's type and of the
+	// answer's type (nil: none); Status is the success status (200 when 0).
+	In, Out any
+	Status  int
+	// InType is the request body's content type when it is not JSON.
+	InType string
+	// Query names the query parameters the handler reads.
+	Query []queryParam
+	// Text and Stream: the answer is text/plain or text/event-stream.
+	Text, Stream bool
+	h            handlerFunc
 }
 
-// handleSwitch registers a route whose handler is chosen by the value of
-// one path parameter. httprouter cannot hold a static segment and a
-// parameter at the same place (/services/instances beside
-// /services/:name), so those routes share the parameter and dispatch here;
-// "" in cases is the fallback for any other value.
-func (s *Server) handleSwitch(method, pattern, param string, cases map[string]sub) {
-	route := strings.TrimSuffix(pattern, "/")
-	wrapped := map[string]httprouter.Handle{}
-	for v, sb := range cases {
-		name := route
-		if v != "" {
-			name = strings.Replace(route, ":"+param, v, 1)
-		}
-		wrapped[v] = s.wrap(method, name, sb.opts, sb.h)
-	}
-	notFound := jsonStatusHandler(http.StatusNotFound, "no such endpoint")
-	h := func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if hh, ok := wrapped[ps.ByName(param)]; ok {
-			hh(w, r, ps)
-			return
-		}
-		if hh, ok := wrapped[""]; ok {
-			hh(w, r, ps)
-			return
-		}
-		notFound.ServeHTTP(w, r)
-	}
-	s.router.Handle(method, route, h)
-	s.router.Handle(method, route+"/", h)
+// queryParam is a query parameter of a route.
+type queryParam struct {
+	Name, Type, Doc string
 }
 
-// routes registers every endpoint of both API surfaces.
-func (s *Server) routes() {
-	g, p, u, d := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+// audited reports whether the route's requests are recorded in the audit
+// log.
+func (rt *route) audited() bool { return rt.Method != http.MethodGet || rt.Writes }
 
-	// Operations.
-	s.handle(g, "/healthz", public, s.healthz)
-	s.router.Handler(g, "/metrics", s.metricsHandler())
-	s.router.Handler(g, "/metrics/", s.metricsHandler())
-
-	// tsuru-style surface: users (1.7).
-	s.handle(p, "/users", publicAct("user.create"), s.createUser)
-	s.handle(d, "/users", act("user.remove"), s.removeUser)
-	s.handle(g, "/users/info", authed, s.whoami)
-	s.handle(g, "/users/keys", authed, s.listKeys)
-	s.handle(d, "/users/keys", act("user.key.remove"), s.removeKey)
-	s.handle(d, "/users/tokens", act("user.logout"), s.logout)
-	s.handle(u, "/users/password", act("user.password.change"), s.changePassword)
-	s.handleSwitch(p, "/users/:email", "email", map[string]sub{
-		"keys": {act("user.key.add"), s.addKey},
-	})
-	s.handle(p, "/users/:email/tokens", publicAct("user.login"), s.login)
-	s.handle(p, "/users/:email/password", publicAct("user.password.reset"), s.resetPassword)
-
-	// Teams (1.8).
-	s.handle(g, "/teams", authed, s.listTeams)
-	s.handle(p, "/teams", act("team.create"), s.createTeam)
-	s.handle(g, "/teams/:team", authed, s.getTeam)
-	s.handle(d, "/teams/:team", act("team.remove"), s.removeTeam)
-	s.handle(u, "/teams/:team/:user", act("team.user.add"), s.addTeamUser)
-	s.handle(d, "/teams/:team/:user", act("team.user.remove"), s.removeTeamUser)
-
-	// Quotas (1.4) and app tokens (1.9).
-	s.handle(g, "/quota/:user", authed, s.getQuota)
-	s.handle(u, "/quota/:user", act("quota.set"), s.setQuota)
-	s.handle(p, "/tokens", act("app.token.create"), s.createAppToken)
-
-	// Apps (1.1) and platforms (1.6).
-	s.handle(g, "/apps", authed, s.listApps)
-	s.handle(p, "/apps", act("app.create"), s.createAppTsuru)
-	s.handle(g, "/apps/:app", authed, s.getApp)
-	s.handle(d, "/apps/:app", act("app.remove"), s.removeApp)
-	s.handle(g, "/platforms", authed, s.listPlatforms)
-
-	// LAIN-style console surface: repos (registration), maintainers, push.
-	s.handle(g, "/api/v1/repos", authed, s.listRepos)
-	s.handle(p, "/api/v1/repos", act("repo.create"), s.createRepo)
-	s.handle(g, "/api/v1/repos/:app", authed, s.getRepo)
-	s.handle(g, "/api/v1/repos/:app/details", authed, s.repoDetails)
-	s.handle(g, "/api/v1/repos/:app/roles", authed, s.myRole)
-	s.handle(g, "/api/v1/repos/:app/roles/:username", authed, s.userRole)
-	s.handle(g, "/api/v1/repos/:app/maintainers", authed, s.listMaintainers)
-	s.handle(p, "/api/v1/repos/:app/maintainers", act("repo.maintainer.add"), s.addMaintainer)
-	s.handle(g, "/api/v1/repos/:app/maintainers/:username", authed, s.getMaintainer)
-	s.handle(d, "/api/v1/repos/:app/maintainers/:username", act("repo.maintainer.remove"), s.removeMaintainer)
-	s.handle(p, "/api/v1/repos/:app/push", act("repo.push"), s.push)
-
-	// Notifiers and audit events.
-	s.handle(g, "/api/v1/notify/:type", authed, s.listNotifiers)
-	s.handle(p, "/api/v1/notify/:type", act("notify.add"), s.addNotifier)
-	s.handle(d, "/api/v1/notify/:type", act("notify.remove"), s.removeNotifier)
-	s.handle(g, "/api/v1/events", authed, s.listEvents)
-
-	s.deployRoutes()
-	s.serviceRoutes()
+func (rt *route) appParam() string {
+	if rt.AppParam != "" {
+		return rt.AppParam
+	}
+	return "app"
 }
 
-// renameParam returns ps with the parameter from renamed to to.
-func renameParam(ps httprouter.Params, from, to string) httprouter.Params {
-	out := make(httprouter.Params, len(ps))
-	for i, p := range ps {
-		if p.Key == from {
-			p.Key = to
-		}
-		out[i] = p
+// routes builds the route table of both API surfaces.
+func (s *Server) routes() []route {
+	const g, p, u, d, pa = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
+	return []route{
+		// Operations.
+		{Method: g, Path: "/healthz", Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
+		{Method: g, Path: "/openapi.json", Public: true, Tag: "operations", Summary: "This API's OpenAPI 3.1 document", h: s.openapiDoc},
+
+		// tsuru-style surface: users (1.7).
+		{Method: p, Path: "/users", Action: engine.ActUserCreate, Public: true, Tag: "users", Summary: "Create a user", h: s.createUser},
+		{Method: d, Path: "/users", Action: engine.ActUserRemove, Tag: "users", Summary: "Remove the calling user (or, for an admin, ?user=email)", h: s.removeUser},
+		{Method: g, Path: "/users/info", Action: engine.ActUserRead, Tag: "users", Summary: "Who the caller is", h: s.whoami},
+		{Method: g, Path: "/users/keys", Action: engine.ActUserRead, Tag: "users", Summary: "List the caller's SSH keys", h: s.listKeys},
+		{Method: p, Path: "/users/keys", Action: engine.ActUserKeyAdd, Tag: "users", Summary: "Add an SSH key", h: s.addKey},
+		{Method: d, Path: "/users/keys", Action: engine.ActUserKeyRemove, Tag: "users", Summary: "Remove an SSH key", h: s.removeKey},
+		{Method: d, Path: "/users/tokens", Action: engine.ActUserLogout, Tag: "users", Summary: "Log out: revoke the token in use", h: s.logout},
+		{Method: u, Path: "/users/password", Action: engine.ActUserPasswordSet, Tag: "users", Summary: "Change the caller's password", h: s.changePassword},
+		{Method: p, Path: "/users/:email/tokens", Action: engine.ActUserLogin, Public: true, Tag: "users", Summary: "Log in: a token for email and password", h: s.login},
+		{Method: p, Path: "/users/:email/password", Action: engine.ActUserPasswordReset, Public: true, Tag: "users", Summary: "Reset a password (a token is mailed first, then the new password)", h: s.resetPassword},
+
+		// Teams (1.8).
+		{Method: g, Path: "/teams", Action: engine.ActTeamRead, Tag: "teams", Summary: "List the caller's teams", h: s.listTeams},
+		{Method: p, Path: "/teams", Action: engine.ActTeamCreate, Tag: "teams", Summary: "Create a team", h: s.createTeam},
+		{Method: g, Path: "/teams/:team", Action: engine.ActTeamRead, Tag: "teams", Summary: "A team and its members", h: s.getTeam},
+		{Method: d, Path: "/teams/:team", Action: engine.ActTeamRemove, Tag: "teams", Summary: "Remove a team that owns nothing", h: s.removeTeam},
+		{Method: u, Path: "/teams/:team/:user", Action: engine.ActTeamUserAdd, Tag: "teams", Summary: "Add a user to a team", h: s.addTeamUser},
+		{Method: d, Path: "/teams/:team/:user", Action: engine.ActTeamUserRemove, Tag: "teams", Summary: "Remove a user from a team", h: s.removeTeamUser},
+
+		// Quotas (1.4) and app tokens (1.9).
+		{Method: g, Path: "/quota/:user", Action: engine.ActQuotaRead, Tag: "quotas", Summary: "A user's app quota", h: s.getQuota},
+		{Method: u, Path: "/quota/:user", Action: engine.ActQuotaSet, Tag: "quotas", Summary: "Set a user's app quota (admins)", h: s.setQuota},
+		{Method: p, Path: "/tokens", Action: engine.ActAppToken, Tag: "tokens", Summary: "Create a token acting on one app", h: s.createAppToken},
+
+		// Apps (1.1) and platforms (1.6).
+		{Method: g, Path: "/apps", Action: engine.ActAppList, Tag: "apps", Summary: "List the apps the caller may see", h: s.listApps},
+		{Method: p, Path: "/apps", Action: engine.ActAppCreate, Tag: "apps", Summary: "Create an app", h: s.createAppTsuru},
+		{Method: g, Path: "/apps/:app", Action: engine.ActAppRead, Tag: "apps", Summary: "An app, its units and state", h: s.getApp},
+		{Method: d, Path: "/apps/:app", Action: engine.ActAppRemove, Tag: "apps", Summary: "Remove an app: undeploy, unbind, delete", h: s.removeApp},
+		{Method: g, Path: "/apps/:app/restart", Action: engine.ActAppRestart, Writes: true, Tag: "apps", Status: 202, Summary: "Restart an app's instances", h: s.restartApp},
+		{Method: g, Path: "/apps/:app/env", Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
+		{Method: p, Path: "/apps/:app/env", Action: engine.ActAppEnvSet, Tag: "env", Status: 202, Summary: "Set environment variables and redeploy", h: s.setEnv},
+		{Method: d, Path: "/apps/:app/env", Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
+		{Method: u, Path: "/swap", Action: engine.ActAppSwap, Tag: "apps", Summary: "Swap the routes of two apps", h: s.swap},
+		{Method: g, Path: "/platforms", Action: engine.ActPlatformRead, Tag: "apps", Summary: "List the platforms apps may use", h: s.listPlatforms},
+		{Method: g, Path: "/healers", Action: engine.ActHealerRead, Tag: "healers", Summary: "List the healers", h: s.listHealers},
+		{Method: g, Path: "/healers/:healer", Action: engine.ActHealerRun, Writes: true, Tag: "healers", Summary: "Run a healer (admins)", h: s.runHealer},
+
+		// LAIN-style console surface: repos (registration), maintainers, push.
+		{Method: g, Path: "/api/v1/repos", Action: engine.ActAppList, Tag: "repos", Summary: "List the registered apps the caller may see", h: s.listRepos},
+		{Method: p, Path: "/api/v1/repos", Action: engine.ActRepoCreate, Tag: "repos", Status: 201, Summary: "Register an app", h: s.createRepo},
+		{Method: g, Path: "/api/v1/repos/:app", Action: engine.ActAppRead, Tag: "repos", Summary: "A registered app", h: s.getRepo},
+		{Method: g, Path: "/api/v1/repos/:app/details", Action: engine.ActAppRead, Tag: "repos", Summary: "A registered app with its releases", h: s.repoDetails},
+		{Method: g, Path: "/api/v1/repos/:app/roles", Action: engine.ActAppRead, Tag: "repos", Summary: "The caller's role on an app", h: s.myRole},
+		{Method: g, Path: "/api/v1/repos/:app/roles/:username", Action: engine.ActAppMaintRead, Tag: "repos", Summary: "A user's role on an app", h: s.userRole},
+		{Method: g, Path: "/api/v1/repos/:app/maintainers", Action: engine.ActAppMaintRead, Tag: "repos", Summary: "List an app's maintainers", h: s.listMaintainers},
+		{Method: p, Path: "/api/v1/repos/:app/maintainers", Action: engine.ActRepoMaintAdd, Tag: "repos", Status: 201, Summary: "Add a maintainer", h: s.addMaintainer},
+		{Method: g, Path: "/api/v1/repos/:app/maintainers/:username", Action: engine.ActAppMaintRead, Tag: "repos", Summary: "A maintainer of an app", h: s.getMaintainer},
+		{Method: d, Path: "/api/v1/repos/:app/maintainers/:username", Action: engine.ActRepoMaintRemove, Tag: "repos", Summary: "Remove a maintainer", h: s.removeMaintainer},
+		{Method: p, Path: "/api/v1/repos/:app/push", Action: engine.ActRepoPush, Tag: "repos", Status: 201, Summary: "Record a release (lain.yaml as YAML or JSON)", h: s.push},
+
+		// Notifiers and audit events.
+		{Method: g, Path: "/api/v1/notify/:type", Action: engine.ActNotifyRead, Tag: "notify", Summary: "List the notifiers of an event type", h: s.listNotifiers},
+		{Method: p, Path: "/api/v1/notify/:type", Action: engine.ActNotifyAdd, Tag: "notify", Status: 201, Summary: "Register a notifier (admins)", h: s.addNotifier},
+		{Method: d, Path: "/api/v1/notify/:type", Action: engine.ActNotifyRemove, Tag: "notify", Summary: "Remove a notifier (admins)", h: s.removeNotifier},
+		{Method: g, Path: "/api/v1/events", Action: engine.ActEventsRead, Tag: "events", Summary: "The audit log, newest first, page by page (admins)", h: s.listEvents},
+
+		// Deploys (LAIN console: apps and procs).
+		{Method: g, Path: "/api/v1/apps", Action: engine.ActAppList, Tag: "deploys", Summary: "List deployed apps", h: s.listDeployed},
+		{Method: p, Path: "/api/v1/apps", Action: engine.ActAppDeploy, Tag: "deploys", Status: 202, Summary: "Deploy an app's release", h: s.deployApp},
+		{Method: g, Path: "/api/v1/apps/:app", Action: engine.ActAppRead, Tag: "deploys", Summary: "A deployed app: desired and actual state, progress", h: s.getDeployed},
+		{Method: u, Path: "/api/v1/apps/:app", Action: engine.ActAppUpdate, Tag: "deploys", Status: 202, Summary: "Move a deployed app to another release, or change its deploy policy", h: s.updateDeployed},
+		{Method: d, Path: "/api/v1/apps/:app", Action: engine.ActAppUndeploy, Tag: "deploys", Status: 202, Summary: "Undeploy an app", h: s.undeployApp},
+		{Method: g, Path: "/api/v1/apps/:app/events", Action: engine.ActAppRead, Tag: "deploys", Stream: true, Summary: "Progress of an app's deploys (server-sent events)", h: s.streamEvents},
+		{Method: g, Path: "/api/v1/apps/:app/procs", Action: engine.ActAppRead, Tag: "deploys", Summary: "List an app's procs", h: s.listProcs},
+		{Method: p, Path: "/api/v1/apps/:app/procs", Action: engine.ActProcDeploy, Tag: "deploys", Status: 202, Summary: "Deploy an undeployed proc", h: s.deployProc},
+		{Method: g, Path: "/api/v1/apps/:app/procs/:proc", Action: engine.ActAppRead, Tag: "deploys", Summary: "A proc and its instances", h: s.getProc},
+		{Method: pa, Path: "/api/v1/apps/:app/procs/:proc", Action: engine.ActProcPatch, Tag: "deploys", Status: 202, Summary: "Scale a proc, or change its cpu or memory", h: s.patchProc},
+		{Method: d, Path: "/api/v1/apps/:app/procs/:proc", Action: engine.ActProcUndeploy, Tag: "deploys", Status: 202, Summary: "Undeploy a proc", h: s.undeployProc},
+		{Method: g, Path: "/api/v1/resources/:resource/instances", Action: engine.ActAppRead, AppParam: "resource", Tag: "deploys", Summary: "List a resource's instances", h: s.listResourceInstances},
+
+		// Services (tsuru): definitions, docs, grants, instances, bindings.
+		{Method: g, Path: "/services", Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
+		{Method: p, Path: "/services", Action: engine.ActServiceCreate, InType: "application/x-yaml", Tag: "services", Summary: "Create a service from its YAML definition", h: s.createService},
+		{Method: u, Path: "/services", Action: engine.ActServiceUpdate, InType: "application/x-yaml", Tag: "services", Summary: "Update a service from its YAML definition", h: s.updateService},
+		{Method: g, Path: "/services/instances", Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
+		{Method: p, Path: "/services/instances", Action: engine.ActInstanceCreate, Tag: "instances", Summary: "Create a service instance (provisioned by the service's broker)", h: s.createInstance},
+		{Method: g, Path: "/services/instances/:instance", Action: engine.ActInstanceRead, Tag: "instances", Summary: "A service instance", h: func(c *call) (any, error) { return s.getInstance(c, c.param("instance")) }},
+		{Method: d, Path: "/services/instances/:instance", Action: engine.ActInstanceRemove, Tag: "instances", Summary: "Remove a service instance (deprovisioned by its broker)", h: func(c *call) (any, error) { return s.removeInstance(c, c.param("instance")) }},
+		{Method: g, Path: "/services/instances/:instance/status", Action: engine.ActInstanceRead, Tag: "instances", Text: true, Summary: "A service instance's status", h: func(c *call) (any, error) { return s.instanceStatus(c, c.param("instance")) }},
+		{Method: u, Path: "/services/instances/:instance/:app", Action: engine.ActServiceBind, Tag: "instances", Summary: "Bind an instance to an app: credentials into its env, redeployed", h: func(c *call) (any, error) {
+			return s.bindInstance(c, c.param("instance"), c.param("app"))
+		}},
+		{Method: d, Path: "/services/instances/:instance/:app", Action: engine.ActServiceUnbind, Tag: "instances", Summary: "Unbind an instance from an app and redeploy it", h: func(c *call) (any, error) {
+			return s.unbindInstance(c, c.param("instance"), c.param("app"))
+		}},
+		{Method: g, Path: "/services/:name", Action: engine.ActServiceRead, Tag: "services", Summary: "A service", h: s.getService},
+		{Method: d, Path: "/services/:name", Action: engine.ActServiceRemove, Tag: "services", Status: 204, Summary: "Remove a service without instances", h: s.removeService},
+		{Method: g, Path: "/services/:name/doc", Action: engine.ActServiceRead, Tag: "services", Text: true, Summary: "A service's documentation", h: s.getServiceDoc},
+		{Method: u, Path: "/services/:name/doc", Action: engine.ActServiceDocSet, InType: "text/plain", Tag: "services", Summary: "Set a service's documentation", h: s.putServiceDoc},
+		{Method: u, Path: "/services/:name/:team", Action: engine.ActServiceGrant, Tag: "services", Summary: "Grant a service to a team", h: s.grantService},
+		{Method: d, Path: "/services/:name/:team", Action: engine.ActServiceRevoke, Tag: "services", Summary: "Revoke a service from a team", h: s.revokeService},
 	}
-	return out
 }

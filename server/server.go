@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +49,9 @@ type Server struct {
 	metrics   *metrics
 	startedAt time.Time
 	limits    *accountLimits
+	docOnce   sync.Once
+	doc       []byte
+	docErr    error
 }
 
 // New builds a server; call Start to run its background work.
@@ -76,7 +80,9 @@ func New(d Deps) (*Server, error) {
 	s.router.PanicHandler = func(w http.ResponseWriter, r *http.Request, _ any) {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "status": 500})
 	}
-	s.routes()
+	s.register(s.routes())
+	s.router.Handler(http.MethodGet, "/metrics", s.metricsHandler())
+	s.router.Handler(http.MethodGet, "/metrics/", s.metricsHandler())
 	return s, nil
 }
 
@@ -110,10 +116,37 @@ func (s *Server) audit(actor, action, target string, status int, reqID string) {
 	}
 }
 
-// appParam validates the app name in the path and loads the app, checking
-// that the caller may do act on it. Unknown apps are 404.
+// authorize checks the route's action before its handler runs: against
+// the app the path names when the action is about an app (which it
+// loads: an invalid name is 400, an unknown app 404), else for the caller
+// alone. The handler finds the app in c.app.
+func (s *Server) authorize(c *call, rt *route) error {
+	if engine.OnApp(rt.Action) {
+		if name := c.param(rt.appParam()); name != "" {
+			if err := names.App(name); err != nil {
+				return err
+			}
+			c.target = name
+			a, err := s.eng.LoadApp(c.ctx(), c.id, name, rt.Action)
+			if err != nil {
+				return err
+			}
+			c.app = a
+			return nil
+		}
+	}
+	return s.eng.Allowed(c.ctx(), c.id, rt.Action, nil)
+}
+
+// appParam is the app named by the path parameter param: the one the
+// wrapper loaded and checked the route's action against, or (for a
+// parameter the route's action is not checked on) loaded here and checked
+// against act.
 func (s *Server) appParam(c *call, param string, act engine.Action) (*state.App, error) {
 	name := c.param(param)
+	if c.app != nil && c.app.Name == name {
+		return c.app, nil
+	}
 	if err := names.App(name); err != nil {
 		return nil, err
 	}
