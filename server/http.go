@@ -320,7 +320,10 @@ func (s *Server) wrap(method, route string, opts routeOpts, h handlerFunc) httpr
 		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		log.Debug("request", "method", method, "path", r.URL.Path, "status", status, "duration", elapsed)
-		if opts.action != "" {
+		// An anonymous request refused as unauthenticated changed nothing
+		// and names no one: it is not recorded (it would let anyone fill
+		// the log).
+		if opts.action != "" && !(status == http.StatusUnauthorized && c.id == nil) {
 			actor := "anonymous"
 			if c.id != nil {
 				actor = c.id.Name()
