@@ -285,9 +285,13 @@ func TestRetention(t *testing.T) {
 			t.Errorf("buckets left: %v %v, want the 3 recent ones", hours, err)
 		}
 		// And hourly: time passes, the sweep deletes the 719h-old record.
-		later := now.Add(3 * time.Hour)
-		w2 := newWriter(t, st, Config{Now: func() time.Time { return later }, Retention: 720 * time.Hour, SweepEvery: 50 * time.Millisecond})
-		_ = w2
+		var shift atomic.Int64
+		moving := func() time.Time { return now.Add(time.Duration(shift.Load())) }
+		newWriter(t, st, Config{Now: moving, Retention: 720 * time.Hour, SweepEvery: 50 * time.Millisecond})
+		if got := all(t, st); len(got) != 3 {
+			t.Fatalf("a writer at the same time deleted records: %d left", len(got))
+		}
+		shift.Store(int64(3 * time.Hour))
 		deadline := time.Now().Add(10 * time.Second)
 		for len(all(t, st)) != 2 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
