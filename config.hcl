@@ -86,6 +86,17 @@ metrics {
   token_required = false
 }
 
+# The audit log (GET /api/v1/events/, site admins): one record per state
+# change, written in the background through a queue of at most `queue`
+# records (when it is full, records are dropped and counted in the metric
+# berth_audit_dropped_total; a request never waits for the log). Records
+# older than `retention` are deleted (at start and hourly). Requests refused
+# as unauthenticated (401) are not recorded. The defaults:
+# audit {
+#   retention = "720h"
+#   queue     = 4096
+# }
+
 apps {
   # The router sends <app>.<domain> to the app's web proc.
   domain = "apps.localhost"

@@ -45,6 +45,7 @@ type Config struct {
 	Limits    *Limits    `hcl:"limits,block"`
 	HTTP      *HTTP      `hcl:"http,block"`
 	Metrics   *Metrics   `hcl:"metrics,block"`
+	Audit     *Audit     `hcl:"audit,block"`
 
 	BrokerTargets []*BrokerTarget `hcl:"broker_target,block"`
 
@@ -104,6 +105,18 @@ type HTTP struct {
 type Metrics struct {
 	// TokenRequired: only a site admin's token may read /metrics.
 	TokenRequired bool `hcl:"token_required,optional"`
+}
+
+// Audit configures the audit log (GET /api/v1/events/).
+type Audit struct {
+	// Retention is how long records are kept; older ones are deleted
+	// (hourly, and at start).
+	Retention string `hcl:"retention,optional"`
+	// Queue is how many records may wait to be written; over it a record
+	// is dropped and counted in berth_audit_dropped_total.
+	Queue int `hcl:"queue,optional"`
+
+	RetentionDur time.Duration
 }
 
 // Apps configures app naming and routing.
@@ -559,6 +572,22 @@ func (c *Config) finishLimits() error {
 	}
 	if c.Metrics == nil {
 		c.Metrics = &Metrics{}
+	}
+	if c.Audit == nil {
+		c.Audit = &Audit{}
+	}
+	a := c.Audit
+	if err := dur("audit.retention", a.Retention, 720*time.Hour, &a.RetentionDur); err != nil {
+		return err
+	}
+	if a.RetentionDur < time.Hour {
+		return fmt.Errorf("audit.retention: must be at least 1h")
+	}
+	if a.Queue == 0 {
+		a.Queue = 4096
+	}
+	if a.Queue < 0 {
+		return fmt.Errorf("audit.queue: must be positive")
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestCommittedConfigParses(t *testing.T) {
-	c, err := Load(filepath.Join("..", "..", "config.hcl"))
+	c, err := Load(filepath.Join("..", "config.hcl"))
 	if err != nil {
 		t.Fatalf("committed config.hcl: %v", err)
 	}
@@ -146,6 +146,35 @@ func TestLimitsHTTPMetrics(t *testing.T) {
 	}
 }
 
+func TestAudit(t *testing.T) {
+	c := Default()
+	if c.Audit.RetentionDur != 720*time.Hour || c.Audit.Queue != 4096 {
+		t.Fatalf("defaults: audit %+v", c.Audit)
+	}
+	c, err := Parse([]byte("audit {\n  retention = \"48h\"\n  queue = 10\n}\n"), "x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit.RetentionDur != 48*time.Hour || c.Audit.Queue != 10 {
+		t.Fatalf("parsed: audit %+v", c.Audit)
+	}
+	c, err = Parse([]byte("audit {\n  queue = 7\n}\n"), "x.hcl")
+	if err != nil || c.Audit.RetentionDur != 720*time.Hour || c.Audit.Queue != 7 {
+		t.Fatalf("queue alone: audit %+v, %v", c.Audit, err)
+	}
+	for _, bad := range []string{
+		"audit {\n  retention = \"0s\"\n}\n",
+		"audit {\n  retention = \"a month\"\n}\n",
+		"audit {\n  retention = \"10m\"\n}\n", // under an hour: the sweep could not keep up
+		"audit {\n  queue = -1\n}\n",
+		"audit {\n  keep = 1\n}\n",
+	} {
+		if _, err := Parse([]byte(bad), "x.hcl"); err == nil {
+			t.Errorf("accepted: %s", bad)
+		}
+	}
+}
+
 func TestBrokerTargets(t *testing.T) {
 	t.Setenv("BERTH_TEST_MYSQL_PW", "s3cret")
 	src := `
@@ -173,7 +202,7 @@ broker_target "cache" {
 	if c.Target("cache") == nil || c.Target("nosuch") != nil {
 		t.Error("Target lookup")
 	}
-	committed, err := Load(filepath.Join("..", "..", "config.hcl"))
+	committed, err := Load(filepath.Join("..", "config.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,19 @@
 package server
 
 import (
-	"sort"
+	"context"
+	"errors"
 	"strconv"
+	"time"
 
+	"github.com/berthpaas/berth/audit"
 	"github.com/berthpaas/berth/engine"
-	"github.com/berthpaas/berth/engine/state"
 )
 
 // GET /api/v1/events/?limit=N&before=<id> — audit events, newest first,
-// for site admins. "next" is the cursor for the following page.
+// for site admins. "next" is the cursor for the following page (pass it as
+// before=), "" on the last page. A page reads only the hourly buckets it
+// needs (see package audit), never the whole log.
 func (s *Server) listEvents(c *call) (any, error) {
 	if err := s.eng.Allowed(c.ctx(), c.id, engine.ActEventsRead, nil); err != nil {
 		return nil, err
@@ -23,25 +27,17 @@ func (s *Server) listEvents(c *call) (any, error) {
 		}
 		limit = n
 	}
-	before := q.Get("before")
-	evs, err := state.List[state.Event](c.ctx(), s.store, state.EventsPrefix)
+	// Records are written in the background: wait (briefly) for those
+	// queued before this request, so a reader sees what it just did.
+	sctx, cancel := context.WithTimeout(c.ctx(), 2*time.Second)
+	_ = s.auditLog.Sync(sctx)
+	cancel()
+	evs, next, err := audit.List(c.ctx(), s.store, q.Get("before"), limit)
+	if errors.Is(err, audit.ErrBadCursor) {
+		return nil, badRequest("before must be an event id (the \"next\" of a previous page)")
+	}
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].ID > evs[j].ID })
-	out := make([]*state.Event, 0, limit)
-	for _, e := range evs {
-		if before != "" && e.ID >= before {
-			continue
-		}
-		if len(out) == limit {
-			break
-		}
-		out = append(out, e)
-	}
-	next := ""
-	if len(out) == limit && len(out) > 0 && out[len(out)-1].ID != evs[len(evs)-1].ID {
-		next = out[len(out)-1].ID
-	}
-	return map[string]any{"events": out, "next": next}, nil
+	return map[string]any{"events": evs, "next": next}, nil
 }

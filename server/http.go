@@ -305,7 +305,10 @@ func (s *Server) wrap(rt *route) httprouter.Handle {
 		s.metrics.requests.WithLabelValues(routeName, method, strconv.Itoa(status)).Inc()
 		s.metrics.latency.WithLabelValues(routeName, method).Observe(elapsed.Seconds())
 		log.Debug("request", "method", method, "path", r.URL.Path, "status", status, "duration", elapsed)
-		if rt.Action != "" && rt.audited() {
+		// An anonymous request refused as unauthenticated changed nothing
+		// and names no one: it is not recorded (it would let anyone fill
+		// the log).
+		if rt.Action != "" && rt.audited() && !(status == http.StatusUnauthorized && c.id == nil) {
 			actor := "anonymous"
 			if c.id != nil {
 				actor = c.id.Name()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/berthpaas/berth/audit"
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine"
@@ -52,6 +53,7 @@ type Server struct {
 	docOnce   sync.Once
 	doc       []byte
 	docErr    error
+	auditLog  *audit.Writer
 }
 
 // New builds a server; call Start to run its background work.
@@ -70,6 +72,13 @@ func New(d Deps) (*Server, error) {
 		metrics:   newMetrics(),
 		startedAt: time.Now(),
 		limits:    newAccountLimits(d.Config.Limits),
+	}
+	acfg := audit.Config{Registerer: s.metrics.reg}
+	if a := d.Config.Audit; a != nil {
+		acfg.Queue, acfg.Retention = a.Queue, a.RetentionDur
+	}
+	if s.auditLog, err = audit.New(d.Store, d.Logger.Named("audit"), acfg); err != nil {
+		return nil, err
 	}
 	s.router = httprouter.New()
 	s.router.RedirectTrailingSlash = false
@@ -95,25 +104,30 @@ func (s *Server) Handler() http.Handler { return s.router }
 // Start runs the background work (notifier delivery, reconciler).
 func (s *Server) Start() { s.eng.Start() }
 
-// Close stops background work and waits for it.
-func (s *Server) Close() { s.eng.Close() }
+// Close stops background work and waits for it. Call it after the HTTP
+// server has stopped: it writes the audit records still queued.
+func (s *Server) Close() {
+	s.eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.auditLog.Close(ctx); err != nil {
+		s.log.Warn("audit log closed with records unwritten", "error", err)
+	}
+}
 
-// audit records one state change. Failures to record are logged, not fatal.
+// audit queues the record of one state change; it never waits for the
+// Store (a full queue drops the record and counts it in
+// berth_audit_dropped_total; write failures are logged).
 func (s *Server) audit(actor, action, target string, status int, reqID string) {
 	outcome := "success"
 	if status >= 400 {
 		outcome = fmt.Sprintf("failure (%d %s)", status, http.StatusText(status))
 	}
 	now := time.Now().UTC()
-	ev := &state.Event{
-		ID:   fmt.Sprintf("%020d-%s", now.UnixNano(), reqID),
+	s.auditLog.Record(&state.Event{
+		ID:   audit.NewID(now, reqID),
 		Time: now, Actor: actor, Action: action, Target: target, Outcome: outcome,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := state.Create(ctx, s.store, state.EventsPrefix+ev.ID, ev); err != nil {
-		s.log.Warn("could not record audit event", "action", action, "error", err)
-	}
+	})
 }
 
 // authorize checks the route's action before its handler runs: against
