@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/audit"
 )
 
 // login creates a user through the API and returns a token of theirs.
@@ -33,7 +33,11 @@ func login(t *testing.T, s *Server, email string) string {
 
 func auditActions(t *testing.T, s *Server) []string {
 	t.Helper()
-	evs, err := state.List[state.Event](context.Background(), s.store, state.EventsPrefix)
+	ctx := context.Background()
+	if err := s.auditLog.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := audit.List(ctx, s.store, "", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
