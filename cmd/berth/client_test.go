@@ -15,8 +15,8 @@ import (
 	"github.com/berthpaas/berth/backends/bolt"
 	"github.com/berthpaas/berth/backends/local"
 	"github.com/berthpaas/berth/backends/sealed"
-	"github.com/berthpaas/berth/server"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/server"
 )
 
 // TestClientCommands drives the client CLI against a real server (bolt,
