@@ -201,7 +201,7 @@ type WriteMeta struct {
 // Status is the answer of an endpoint that has nothing else to say:
 // {"status": "ok"}, or a sentence (password resets).
 type Status struct {
-	Status string `json:"status"`
+	Status string `json:"status"` // "ok", or a sentence
 }
 
 // Error is a non-2xx answer of the server. The server's error body is

@@ -9,8 +9,8 @@ import (
 // App is the tsuru view of a registered app (GET /apps, GET /apps/:app).
 // Field names are tsuru's (capitalised).
 type App struct {
-	Name     string `json:"Name"`
-	Platform string `json:"Platform"`
+	Name     string `json:"Name"`     // the app's name
+	Platform string `json:"Platform"` // the platform named at registration
 	// Framework repeats Platform (tsuru clients read either).
 	Framework string `json:"Framework"`
 	// Repository is the app's git URL.
@@ -19,8 +19,8 @@ type App struct {
 	Ip string `json:"Ip"`
 	// State is the state of its deploy ("" when never deployed).
 	State     string `json:"State"`
-	Owner     string `json:"Owner"`
-	TeamOwner string `json:"TeamOwner"`
+	Owner     string `json:"Owner"`     // the email of the user who registered it
+	TeamOwner string `json:"TeamOwner"` // the team that owns it
 	// Teams are the teams with access, sorted; never null.
 	Teams []string `json:"Teams"`
 	// Units are its running instances.
@@ -29,32 +29,32 @@ type App struct {
 	AppType string `json:"AppType"`
 	// MetaVersion is the release it is deployed at.
 	MetaVersion string    `json:"MetaVersion"`
-	Created     time.Time `json:"Created"`
+	Created     time.Time `json:"Created"` // when the app was registered
 }
 
 // Unit is one instance of an app in the tsuru view.
 type Unit struct {
 	// Name is "<app>.<proc>.<index>".
 	Name  string `json:"Name"`
-	Ip    string `json:"Ip"`
-	State string `json:"State"`
+	Ip    string `json:"Ip"`    // its address (host:port)
+	State string `json:"State"` // its state as the scheduler reports it
 }
 
 // AppCreateRequest is the body of POST /apps (tsuru's fields; Plan and Pool
 // are accepted and ignored).
 type AppCreateRequest struct {
-	Name      string `json:"name"`
-	Platform  string `json:"platform,omitempty"`
-	TeamOwner string `json:"teamOwner,omitempty"`
-	Plan      string `json:"plan,omitempty"`
-	Pool      string `json:"pool,omitempty"`
+	Name      string `json:"name"`                // the app's name (lowercase letters, digits and dashes)
+	Platform  string `json:"platform,omitempty"`  // one of GET /platforms
+	TeamOwner string `json:"teamOwner,omitempty"` // the owner team (default: the caller's)
+	Plan      string `json:"plan,omitempty"`      // accepted for tsuru clients; ignored
+	Pool      string `json:"pool,omitempty"`      // accepted for tsuru clients; ignored
 }
 
 // AppCreated is the answer of POST /apps.
 type AppCreated struct {
 	// Status is "success".
 	Status        string `json:"status"`
-	RepositoryURL string `json:"repository_url"`
+	RepositoryURL string `json:"repository_url"` // the app's git URL
 }
 
 // Apps is the tsuru-style apps resource (/apps).

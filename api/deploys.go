@@ -23,14 +23,14 @@ const (
 // DeployedApp is the LAIN view of a deployed app (GET /api/v1/apps/,
 // GET /api/v1/apps/:app/, GET /api/v1/resources/:resource/instances/).
 type DeployedApp struct {
-	AppName     string `json:"appname"`
-	AppType     string `json:"apptype"`
-	MetaVersion string `json:"meta_version"`
+	AppName     string `json:"appname"`      // the app's name
+	AppType     string `json:"apptype"`      // app, service or resource-instance
+	MetaVersion string `json:"meta_version"` // the release it is (being) deployed at
 	// State is the state of its last operation (see the Deploy* constants).
 	State string `json:"state"`
 	// Message says why, when State is failed.
 	Message   string `json:"message,omitempty"`
-	Operation string `json:"operation,omitempty"`
+	Operation string `json:"operation,omitempty"` // its last operation, e.g. "deploy 1700000000-abc"
 	// Generation counts the changes of its desired state.
 	Generation int64 `json:"generation"`
 	// Routes are its public addresses; never null.
@@ -52,16 +52,16 @@ type DeployedApp struct {
 
 // Proc is one proc of a deployed app (GET /api/v1/apps/:app/procs/...).
 type Proc struct {
-	ProcName string `json:"procname"`
+	ProcName string `json:"procname"` // the proc's name
 	// Type is web, worker, portal or oneshot.
 	Type         string  `json:"proctype"`
-	NumInstances int     `json:"num_instances"`
-	CPU          float64 `json:"cpu"`
+	NumInstances int     `json:"num_instances"` // its desired number of instances (0 when undeployed)
+	CPU          float64 `json:"cpu"`           // its CPU, in cores
 	// Memory is "<MiB>m".
 	Memory string `json:"memory"`
-	Cmd    string `json:"cmd,omitempty"`
-	Image  string `json:"image,omitempty"`
-	Port   int    `json:"port,omitempty"`
+	Cmd    string `json:"cmd,omitempty"`   // the command it runs
+	Image  string `json:"image,omitempty"` // the Docker image it runs
+	Port   int    `json:"port,omitempty"`  // the port it listens on (in $PORT)
 	// Deployed is false for a proc undeployed on its own.
 	Deployed bool `json:"deployed"`
 	// Instances are its instances as the scheduler reports them.
@@ -72,27 +72,27 @@ type Proc struct {
 type Instance struct {
 	// Name is "<app>.<proc>.<index>".
 	Name  string `json:"name"`
-	Index int    `json:"index"`
-	ID    string `json:"id"`
-	State string `json:"state"`
+	Index int    `json:"index"` // its index within the proc, from 0
+	ID    string `json:"id"`    // the scheduler's id of the instance
+	State string `json:"state"` // the scheduler's state, e.g. pending, running, failed
 	// Address is host:port, for procs with a port.
 	Address  string `json:"address,omitempty"`
-	PID      int    `json:"pid,omitempty"`
-	Restarts int    `json:"restarts"`
-	Message  string `json:"message,omitempty"`
+	PID      int    `json:"pid,omitempty"`     // its process id (local scheduler)
+	Restarts int    `json:"restarts"`          // how often it was restarted
+	Message  string `json:"message,omitempty"` // the scheduler's word on its state
 }
 
 // Deploy is the record of an app's last operation (DeployedApp.Deploy, and
 // each event of GET /api/v1/apps/:app/events/).
 type Deploy struct {
-	AppName     string    `json:"appname"`
-	Generation  int64     `json:"generation"`
-	Operation   string    `json:"operation"`
-	MetaVersion string    `json:"meta_version"`
-	State       string    `json:"state"`
-	Message     string    `json:"message,omitempty"`
-	By          string    `json:"by,omitempty"`
-	Updated     time.Time `json:"updated"`
+	AppName     string    `json:"appname"`           // the app
+	Generation  int64     `json:"generation"`        // the app's generation the operation is for
+	Operation   string    `json:"operation"`         // what was asked, e.g. "deploy 1700000000-abc", "scale web to 2"
+	MetaVersion string    `json:"meta_version"`      // the release being deployed ("" for an undeploy)
+	State       string    `json:"state"`             // pending, deploying, running, failed or undeployed
+	Message     string    `json:"message,omitempty"` // why, when State is failed
+	By          string    `json:"by,omitempty"`      // who started the operation
+	Updated     time.Time `json:"updated"`           // when the record last changed
 	// Deadline is when a deploy that has not converged is failed.
 	Deadline *time.Time `json:"deadline,omitempty"`
 	// AutoRevert says whether a failure of this deploy reverts the app.
@@ -105,20 +105,20 @@ type Deploy struct {
 
 // Reverted names the failed deploy an automatic revert undid.
 type Reverted struct {
-	Generation  int64  `json:"generation"`
-	MetaVersion string `json:"meta_version"`
-	Message     string `json:"message"`
+	Generation  int64  `json:"generation"`   // the generation of the deploy that failed
+	MetaVersion string `json:"meta_version"` // the release that failed
+	Message     string `json:"message"`      // why it failed
 }
 
 // Operation is the answer of a change to a deployed app (202; 200 for
 // GET /apps/:app/restart): the operation started. Follow it with
 // Deploys().Get (Watch) or Deploys().Events (Events).
 type Operation struct {
-	AppName     string `json:"appname"`
-	MetaVersion string `json:"meta_version"`
-	Generation  int64  `json:"generation"`
-	Operation   string `json:"operation"`
-	State       string `json:"state"`
+	AppName     string `json:"appname"`      // the app
+	MetaVersion string `json:"meta_version"` // the release the app is at
+	Generation  int64  `json:"generation"`   // the app's new generation
+	Operation   string `json:"operation"`    // what was asked, e.g. "restart"
+	State       string `json:"state"`        // the operation's state (pending at first)
 	// Watch is the path of the app's view.
 	Watch string `json:"watch"`
 	// Events is the path of the app's events stream.
@@ -147,14 +147,14 @@ type DeployPolicy struct {
 // DeployRequest is the body of POST /api/v1/apps/: deploy the latest
 // pushed release.
 type DeployRequest struct {
-	AppName string `json:"appname"`
+	AppName string `json:"appname"` // the app to deploy
 	DeployPolicy
 }
 
 // DeployVersionRequest is the body of PUT /api/v1/apps/:app/: deploy that
 // release (also a rollback).
 type DeployVersionRequest struct {
-	MetaVersion string `json:"meta_version"`
+	MetaVersion string `json:"meta_version"` // the pushed release to deploy
 	DeployPolicy
 }
 

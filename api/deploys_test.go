@@ -168,6 +168,8 @@ func TestSwapAndHealers(t *testing.T) {
 	if err != nil || r.Healer != "reconcile" || r.Result == nil {
 		t.Fatalf("reconcile healer %+v %v", r, err)
 	}
+	strict(t, admin, "/healers", &[]api.Healer{})
+	strict(t, admin, "/healers/reconcile", &api.HealerResult{})
 	_, _, err = admin.Healers().Run("nope", nil)
 	apiError(t, err, 404)
 }

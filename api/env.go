@@ -8,15 +8,15 @@ import (
 // EnvVar is one of an app's variables (GET /apps/:app/env). A private
 // value is shown as "*** (private)".
 type EnvVar struct {
-	Name   string `json:"name"`
-	Value  string `json:"value"`
-	Public bool   `json:"public"`
+	Name   string `json:"name"`   // the variable's name
+	Value  string `json:"value"`  // its value, or "*** (private)"
+	Public bool   `json:"public"` // false for a private variable (kept in Secrets)
 }
 
 // EnvSetVar is one variable of EnvSetRequest.
 type EnvSetVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name  string `json:"name"`  // the variable's name
+	Value string `json:"value"` // its value
 	// Public overrides EnvSetRequest.Private for this variable.
 	Public *bool `json:"public,omitempty"`
 }
@@ -24,7 +24,7 @@ type EnvSetVar struct {
 // EnvSetRequest is the body of POST /apps/:app/env. (The endpoint also
 // takes a flat object {"KEY": "value", ...} of public variables: SetFlat.)
 type EnvSetRequest struct {
-	Envs []EnvSetVar `json:"envs"`
+	Envs []EnvSetVar `json:"envs"` // the variables to set
 	// Private makes the variables private (kept in Secrets, masked when read).
 	Private bool `json:"private,omitempty"`
 	// NoRestart changes the variables without redeploying the app.
@@ -33,8 +33,8 @@ type EnvSetRequest struct {
 
 // EnvUnsetRequest is the body of DELETE /apps/:app/env.
 type EnvUnsetRequest struct {
-	Names     []string `json:"names"`
-	NoRestart bool     `json:"norestart,omitempty"`
+	Names     []string `json:"names"`               // the variables to remove
+	NoRestart bool     `json:"norestart,omitempty"` // removes them without redeploying the app
 }
 
 // Env is an app's environment variables (/apps/:app/env).

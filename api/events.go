@@ -10,21 +10,21 @@ import (
 type AuditEvent struct {
 	// ID orders the events (newest has the greatest).
 	ID   string    `json:"id"`
-	Time time.Time `json:"time"`
+	Time time.Time `json:"time"` // when the request was answered
 	// Actor is the user (or "app:<name>", or "anonymous").
 	Actor string `json:"actor"`
 	// Action is the route's action, e.g. "app.create".
 	Action string `json:"action"`
-	Target string `json:"target"`
+	Target string `json:"target"` // what the action was on, e.g. an app or "app/user"
 	// Outcome is the answer's HTTP status, e.g. "201".
 	Outcome string `json:"outcome"`
-	Detail  string `json:"detail,omitempty"`
+	Detail  string `json:"detail,omitempty"` // more about the outcome, if any
 }
 
 // EventsPage is the answer of GET /api/v1/events/: a page of events,
 // newest first.
 type EventsPage struct {
-	Events []AuditEvent `json:"events"`
+	Events []AuditEvent `json:"events"` // the events of the page, newest first
 	// Next is the cursor of the following page ("" on the last).
 	Next string `json:"next"`
 }

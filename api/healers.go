@@ -6,15 +6,15 @@ type Healer map[string]string
 
 // PassResult is what a reconcile pass did (HealerResult.Result).
 type PassResult struct {
-	Checked   int      `json:"checked"`
-	Submitted []string `json:"submitted"`
-	Stopped   []string `json:"stopped"`
-	Failed    []string `json:"failed"`
+	Checked   int      `json:"checked"`   // the apps looked at
+	Submitted []string `json:"submitted"` // the apps (re)submitted to the scheduler
+	Stopped   []string `json:"stopped"`   // the orphans stopped
+	Failed    []string `json:"failed"`    // the apps that could not be reconciled
 }
 
 // HealerResult is the answer of GET /healers/:healer.
 type HealerResult struct {
-	Healer string `json:"healer"`
+	Healer string `json:"healer"` // the healer that ran
 	// Repaired lists what the "services" healer repaired.
 	Repaired []string `json:"repaired,omitempty"`
 	// Result is what the "reconcile" healer did.

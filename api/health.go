@@ -13,15 +13,15 @@ type Health struct {
 	Status string `json:"status"`
 	// Backends maps each role (store, secrets, scheduler) to its health.
 	Backends      map[string]BackendHealth `json:"backends"`
-	UptimeSeconds int                      `json:"uptime_seconds"`
+	UptimeSeconds int                      `json:"uptime_seconds"` // how long the server has run
 }
 
 // BackendHealth is one backend's health.
 type BackendHealth struct {
 	// Backend is the implementation, e.g. "bolt", "consul".
 	Backend string `json:"backend"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
+	OK      bool   `json:"ok"`              // whether its health check passed
+	Error   string `json:"error,omitempty"` // why the health check failed
 }
 
 // HealthAPI is the server's health (/healthz).

@@ -10,30 +10,30 @@ const (
 // ServiceInstance is a provisioned instance of a service
 // (POST /services/instances, GET /services/instances/:name).
 type ServiceInstance struct {
-	Name        string   `json:"name"`
-	ServiceName string   `json:"servicename"`
-	Teams       []string `json:"teams"`
+	Name        string   `json:"name"`        // the instance's name
+	ServiceName string   `json:"servicename"` // the service it was provisioned from
+	Teams       []string `json:"teams"`       // the teams that own it; never null
 	// Apps are the apps it is bound to; never null.
 	Apps  []string `json:"apps"`
-	State string   `json:"state"`
+	State string   `json:"state"` // its state, e.g. ready
 	// Message says why, when provisioning failed.
 	Message string `json:"message,omitempty"`
 }
 
 // InstanceCreateRequest is the body of POST /services/instances.
 type InstanceCreateRequest struct {
-	Name        string `json:"name"`
-	ServiceName string `json:"service_name"`
+	Name        string `json:"name"`         // the instance's name
+	ServiceName string `json:"service_name"` // the service to provision it from
 }
 
 // InstanceStatus is the answer of GET /services/instances/:name/status.
 type InstanceStatus struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
+	Name  string `json:"name"`  // the instance's name
+	State string `json:"state"` // its state in Berth
 	// Broker is the broker's last-operation state, or "unreachable: …",
 	// "gone: …" or "error: …".
 	Broker      string `json:"broker"`
-	Description string `json:"description,omitempty"`
+	Description string `json:"description,omitempty"` // the broker's description of its last operation
 }
 
 // Instances is the service instances resource (/services/instances).

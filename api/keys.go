@@ -15,14 +15,14 @@ type SSHKey struct {
 // KeyRequest is the body of POST /users/keys ({"key"[, "name"]}) and of
 // DELETE /users/keys ({"key"} or {"name"}).
 type KeyRequest struct {
-	Key  string `json:"key,omitempty"`
-	Name string `json:"name,omitempty"`
+	Key  string `json:"key,omitempty"`  // the public key in authorized_keys form
+	Name string `json:"name,omitempty"` // the key's name (default: its comment)
 }
 
 // KeyAdded is the answer of POST /users/keys.
 type KeyAdded struct {
-	Fingerprint string `json:"fingerprint"`
-	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"` // the key's fingerprint, "SHA256:<base64>"
+	Name        string `json:"name"`        // the key's name
 }
 
 // Keys is the caller's SSH keys (/users/keys).

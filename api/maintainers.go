@@ -5,14 +5,14 @@ import "net/http"
 // Maintainer is a user with a role on an app
 // (GET /api/v1/repos/:app/maintainers/...).
 type Maintainer struct {
-	Username string `json:"username"`
+	Username string `json:"username"` // the user's email
 	// Role is owner, admin or developer.
 	Role string `json:"role"`
 }
 
 // MaintainerAddRequest is the body of POST /api/v1/repos/:app/maintainers/.
 type MaintainerAddRequest struct {
-	Username string `json:"username"`
+	Username string `json:"username"` // the user's email
 	// Role is owner, admin or developer (default developer); at most the
 	// caller's own.
 	Role string `json:"role,omitempty"`

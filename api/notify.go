@@ -17,7 +17,7 @@ type Notifier struct {
 	URL string `json:"notify_url"`
 	// By is who registered it.
 	By      string    `json:"registered_by"`
-	Created time.Time `json:"created"`
+	Created time.Time `json:"created"` // when it was registered
 }
 
 // NotifierRequest is the body of POST and DELETE /api/v1/notify/:type/.

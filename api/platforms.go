@@ -2,7 +2,7 @@ package api
 
 // Platform is one platform apps may name (GET /platforms).
 type Platform struct {
-	Name string `json:"Name"`
+	Name string `json:"Name"` // the platform's name
 }
 
 // Platforms is the platforms resource (/platforms).

@@ -4,15 +4,15 @@ import "net/http"
 
 // ProcDeployRequest is the body of POST /api/v1/apps/:app/procs/.
 type ProcDeployRequest struct {
-	ProcName string `json:"procname"`
+	ProcName string `json:"procname"` // the proc to deploy again
 }
 
 // ProcPatchRequest is the body of PATCH /api/v1/apps/:app/procs/:proc/:
 // NumInstances, or CPU and/or Memory. With both kinds, NumInstances is
 // applied and the others are not (Operation.Ignored says so).
 type ProcPatchRequest struct {
-	NumInstances *int     `json:"num_instances,omitempty"`
-	CPU          *float64 `json:"cpu,omitempty"`
+	NumInstances *int     `json:"num_instances,omitempty"` // the new number of instances
+	CPU          *float64 `json:"cpu,omitempty"`           // the new CPU, in cores
 	// Memory is a size: a string with a k, m or g suffix ("256m"), or a
 	// number of bytes.
 	Memory any `json:"memory,omitempty"`

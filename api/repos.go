@@ -9,21 +9,21 @@ import (
 // Repo is the LAIN view of a registered app (GET /api/v1/repos/,
 // GET /api/v1/repos/:app/, POST /api/v1/repos/).
 type Repo struct {
-	AppName string `json:"appname"`
+	AppName string `json:"appname"` // the app's name
 	// AppType is app, service, resource or resource-instance.
 	AppType string `json:"apptype"`
-	GitURL  string `json:"giturl"`
-	Owner   string `json:"owner"`
+	GitURL  string `json:"giturl"` // the app's git URL
+	Owner   string `json:"owner"`  // the email of the user who registered it
 	// Teams are the teams with access, sorted; never null.
 	Teams []string `json:"teams"`
 	// MetaVersion is the release it is deployed at ("" if none).
 	MetaVersion string    `json:"meta_version"`
-	Created     time.Time `json:"created"`
+	Created     time.Time `json:"created"` // when the app was registered
 }
 
 // RepoCreateRequest is the body of POST /api/v1/repos/.
 type RepoCreateRequest struct {
-	AppName string `json:"appname"`
+	AppName string `json:"appname"` // the app's name
 	// AppType is app (default), service or resource.
 	AppType string `json:"apptype,omitempty"`
 	// Team is the owner team (default: the caller's).
@@ -32,18 +32,18 @@ type RepoCreateRequest struct {
 
 // RepoDetails is the answer of GET /api/v1/repos/:app/details/.
 type RepoDetails struct {
-	AppName     string `json:"appname"`
-	GitURL      string `json:"giturl"`
-	MetaVersion string `json:"meta_version"`
-	Deployed    bool   `json:"deployed"`
+	AppName     string `json:"appname"`      // the app's name
+	GitURL      string `json:"giturl"`       // the app's git URL
+	MetaVersion string `json:"meta_version"` // the release it is deployed at
+	Deployed    bool   `json:"deployed"`     // whether the app is deployed
 	// LatestMetaVersion is the newest pushed release ("" if none).
 	LatestMetaVersion string `json:"latest_meta_version"`
 }
 
 // Role is a user's role on an app (GET /api/v1/repos/:app/roles/...).
 type Role struct {
-	AppName  string `json:"appname"`
-	Username string `json:"username"`
+	AppName  string `json:"appname"`  // the app
+	Username string `json:"username"` // the user (or app token) asked about
 	// Role is owner, admin or developer; for GET .../roles/ also
 	// "site-admin" or "" (no role).
 	Role string `json:"role"`
@@ -63,27 +63,27 @@ type PushRequest struct {
 
 // ReleaseProc is one proc of a release as the server understood it.
 type ReleaseProc struct {
-	Name string `json:"name"`
+	Name string `json:"name"` // the proc's name
 	// Type is web, worker, portal or oneshot.
 	Type         string            `json:"type"`
-	Cmd          string            `json:"cmd,omitempty"`
-	Image        string            `json:"image,omitempty"`
-	Port         int               `json:"port,omitempty"`
-	NumInstances int               `json:"num_instances"`
-	CPU          float64           `json:"cpu"`
-	MemoryMB     int               `json:"memory_mb"`
-	Env          map[string]string `json:"env,omitempty"`
-	HealthCheck  string            `json:"healthcheck,omitempty"`
+	Cmd          string            `json:"cmd,omitempty"`         // the command it runs
+	Image        string            `json:"image,omitempty"`       // the Docker image it runs
+	Port         int               `json:"port,omitempty"`        // the port it listens on
+	NumInstances int               `json:"num_instances"`         // its number of instances
+	CPU          float64           `json:"cpu"`                   // its CPU, in cores
+	MemoryMB     int               `json:"memory_mb"`             // its memory, in MiB
+	Env          map[string]string `json:"env,omitempty"`         // its own variables
+	HealthCheck  string            `json:"healthcheck,omitempty"` // the HTTP path of its health check
 }
 
 // PushResult is the answer of POST /api/v1/repos/:app/push/ (201 "pushed";
 // 200 "unchanged" when the same release was pushed before).
 type PushResult struct {
-	AppName     string `json:"appname"`
-	MetaVersion string `json:"meta_version"`
+	AppName     string `json:"appname"`      // the app
+	MetaVersion string `json:"meta_version"` // the release recorded
 	// Status is "pushed" or "unchanged".
 	Status string        `json:"status"`
-	Procs  []ReleaseProc `json:"procs"`
+	Procs  []ReleaseProc `json:"procs"` // the release's procs as the server understood them
 }
 
 // Repos is the LAIN-style registration resource (/api/v1/repos).

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -114,7 +115,9 @@ func apiError(t *testing.T, err error, status int) *api.Error {
 }
 
 // strict GETs path as c and decodes the answer into v refusing unknown
-// fields: the api type holds every field the server sends.
+// fields, then encodes v again and compares: the api type holds every field
+// the server sends and encodes to the same JSON (omitted fields, nulls and
+// time formats included), so the server can encode these types.
 func strict(t *testing.T, c *api.Client, path string, v any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, c.Address()+path, nil)
@@ -126,6 +129,7 @@ func strict(t *testing.T, c *api.Client, path string, v any) {
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
+	raw := append([]byte(nil), buf.Bytes()...)
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, buf.String())
 	}
@@ -133,6 +137,16 @@ func strict(t *testing.T, c *api.Client, path string, v any) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		t.Fatalf("GET %s: the answer does not fit %T: %v\n%s", path, v, err, buf.String())
+	}
+	again, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got any
+	_ = json.Unmarshal(raw, &want)
+	_ = json.Unmarshal(again, &got)
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("GET %s: %T does not encode to the server's JSON:\nserver: %s\ntype:   %s", path, v, raw, again)
 	}
 }
 

@@ -19,36 +19,36 @@ import (
 // Settings (broker connection settings) are for site admins only; others
 // name a Target.
 type ServiceDefinition struct {
-	ID       string            `yaml:"id"`
-	Broker   string            `yaml:"broker"`
-	Endpoint map[string]string `yaml:"endpoint,omitempty"`
-	Settings map[string]string `yaml:"settings,omitempty"`
-	Target   string            `yaml:"target,omitempty"`
+	ID       string            `yaml:"id"`                 // the service's name
+	Broker   string            `yaml:"broker"`             // the broker plugin: mysql, redis, mongodb or an external one
+	Endpoint map[string]string `yaml:"endpoint,omitempty"` // the backing endpoints by environment
+	Settings map[string]string `yaml:"settings,omitempty"` // broker connection settings (site admins only)
+	Target   string            `yaml:"target,omitempty"`   // one of the operator's broker targets
 	// Team is the owner team (default: all of the creator's teams).
 	Team string `yaml:"team,omitempty"`
 	// Plan is the broker's plan id (default: its first).
 	Plan string `yaml:"plan,omitempty"`
-	Doc  string `yaml:"doc,omitempty"`
+	Doc  string `yaml:"doc,omitempty"` // documentation shown by GET /services/:name/doc
 }
 
 // Service is the answer of POST /services: the service made. Settings are
 // never shown, only their keys.
 type Service struct {
-	ID         string            `json:"id"`
-	Broker     string            `json:"broker"`
-	Endpoint   map[string]string `json:"endpoint"`
-	OwnerTeams []string          `json:"owner_teams"`
+	ID         string            `json:"id"`          // the service's name
+	Broker     string            `json:"broker"`      // the broker plugin
+	Endpoint   map[string]string `json:"endpoint"`    // the backing endpoints by environment
+	OwnerTeams []string          `json:"owner_teams"` // the teams that manage it
 	// Teams are the teams granted access (owners included).
 	Teams       []string `json:"teams"`
-	Plan        string   `json:"plan"`
-	SettingKeys []string `json:"setting_keys"`
-	Target      string   `json:"target,omitempty"`
+	Plan        string   `json:"plan"`             // the broker's plan
+	SettingKeys []string `json:"setting_keys"`     // the keys of the settings given (never their values)
+	Target      string   `json:"target,omitempty"` // the operator's broker target it uses
 }
 
 // ServiceListItem is one service of GET /services (and of
 // GET /services/instances, which answers the same).
 type ServiceListItem struct {
-	Service string `json:"service"`
+	Service string `json:"service"` // the service's name
 	// Instances are its instances' names; never null.
 	Instances []string `json:"instances"`
 }
@@ -56,10 +56,10 @@ type ServiceListItem struct {
 // ServiceInstanceSummary is one instance of GET /services/:name (tsuru's
 // capitalised field names, unlike ServiceInstance).
 type ServiceInstanceSummary struct {
-	Name        string   `json:"Name"`
-	Teams       []string `json:"Teams"`
-	Apps        []string `json:"Apps"`
-	ServiceName string   `json:"ServiceName"`
+	Name        string   `json:"Name"`        // the instance's name
+	Teams       []string `json:"Teams"`       // the teams that own it; never null
+	Apps        []string `json:"Apps"`        // the apps it is bound to; never null
+	ServiceName string   `json:"ServiceName"` // the service
 }
 
 // Services is the services resource (/services).

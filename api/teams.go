@@ -5,14 +5,14 @@ import "net/http"
 // Team is a group of users that owns apps and is granted services
 // (GET /teams, GET /teams/:team, POST /teams).
 type Team struct {
-	Name string `json:"name"`
+	Name string `json:"name"` // the team's name
 	// Users are the members' emails, sorted.
 	Users []string `json:"users"`
 }
 
 // TeamCreateRequest is the body of POST /teams.
 type TeamCreateRequest struct {
-	Name string `json:"name"`
+	Name string `json:"name"` // the team's name
 }
 
 // Teams is the teams resource (/teams).

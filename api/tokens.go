@@ -5,8 +5,8 @@ import "net/http"
 // AppTokenRequest is the body of POST /tokens. The app is named by AppName
 // ("appname") or, failing that, App ("app").
 type AppTokenRequest struct {
-	AppName string `json:"appname,omitempty"`
-	App     string `json:"app,omitempty"`
+	AppName string `json:"appname,omitempty"` // the app the token will act on
+	App     string `json:"app,omitempty"`     // the app, when AppName is empty
 	// Expires is the token's lifetime in seconds (0: the server's default).
 	Expires int64 `json:"expires,omitempty"`
 }
@@ -14,12 +14,12 @@ type AppTokenRequest struct {
 // AppToken is the answer of POST /tokens: a token that acts on one app
 // (tsuru's field names).
 type AppToken struct {
-	Token string `json:"Token"`
+	Token string `json:"Token"` // sent as "Authorization: bearer <token>"
 	// Creation is when it was made, RFC 3339.
 	Creation string `json:"Creation"`
 	// Expires is its lifetime in seconds from now.
 	Expires int64  `json:"Expires"`
-	AppName string `json:"AppName"`
+	AppName string `json:"AppName"` // the app the token acts on
 }
 
 // Tokens is the app tokens resource (/tokens).

@@ -16,13 +16,13 @@ type UserCreateRequest struct {
 
 // User is the answer of POST /users: the account made.
 type User struct {
-	Email   string    `json:"email"`
-	Created time.Time `json:"created"`
+	Email   string    `json:"email"`   // the account's email
+	Created time.Time `json:"created"` // when the account was made
 }
 
 // LoginRequest is the body of POST /users/:email/tokens.
 type LoginRequest struct {
-	Password string `json:"password"`
+	Password string `json:"password"` // the user's password
 }
 
 // Login is the answer of POST /users/:email/tokens: a user token.
@@ -50,8 +50,8 @@ type UserInfo struct {
 
 // PasswordChangeRequest is the body of PUT /users/password.
 type PasswordChangeRequest struct {
-	Old string `json:"old"`
-	New string `json:"new"`
+	Old string `json:"old"` // the current password
+	New string `json:"new"` // the new password (6 to 50 characters)
 }
 
 // Users is the users resource (/users).
