@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // unhealthyRelease is a web release whose health check path never answers 200.
@@ -19,34 +21,13 @@ func unhealthyRelease(mv, bin string) map[string]any {
 	return rel
 }
 
-// deadlineView is GET /api/v1/apps/:app/ with the deploy record's deadline fields.
-type deadlineView struct {
-	MetaVersion      string `json:"meta_version"`
-	ProgressDeadline string `json:"progress_deadline"`
-	AutoRevert       bool   `json:"auto_revert"`
-	State            string `json:"state"`
-	Message          string `json:"message"`
-	Operation        string `json:"operation"`
-	Deploy           *struct {
-		Generation int64  `json:"generation"`
-		State      string `json:"state"`
-		Operation  string `json:"operation"`
-		Message    string `json:"message"`
-		Reverted   *struct {
-			Generation  int64  `json:"generation"`
-			MetaVersion string `json:"meta_version"`
-			Message     string `json:"message"`
-		} `json:"reverted"`
-	} `json:"deploy"`
-}
-
 // waitDeploy polls the app until cond holds (within 40s) and returns the view.
-func waitDeploy(t *testing.T, b *Berth, u *User, app, what string, cond func(v deadlineView) bool) deadlineView {
+func waitDeploy(t *testing.T, b *Berth, u *User, app, what string, cond func(v api.DeployedApp) bool) api.DeployedApp {
 	t.Helper()
-	var v deadlineView
+	var v api.DeployedApp
 	deadline := time.Now().Add(40 * time.Second)
 	for {
-		v = decodeAs[deadlineView](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
+		v = decodeAs[api.DeployedApp](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
 		if v.Deploy != nil && cond(v) {
 			return v
 		}
@@ -84,7 +65,7 @@ func TestDeployProgressDeadline(t *testing.T) {
 		start := time.Now()
 		r := b.operate(t, "PUT", "/api/v1/apps/"+app, u, map[string]any{"meta_version": v2}).want(t, http.StatusAccepted)
 		gen := generationOf(t, r)
-		v := waitDeploy(t, b, u, app, "the failure of the never-healthy deploy", func(v deadlineView) bool {
+		v := waitDeploy(t, b, u, app, "the failure of the never-healthy deploy", func(v api.DeployedApp) bool {
 			return v.Deploy.Generation >= gen && v.State != "pending" && v.State != "deploying"
 		})
 		t.Logf("failed after %v: %s", time.Since(start).Round(100*time.Millisecond), v.Message)
@@ -116,7 +97,7 @@ func TestDeployProgressDeadline(t *testing.T) {
 		b.push(t, u, app, unhealthyRelease(v2, bin))
 		r := b.operate(t, "PUT", "/api/v1/apps/"+app, u, map[string]any{"meta_version": v2}).want(t, http.StatusAccepted)
 		gen := generationOf(t, r)
-		v := waitDeploy(t, b, u, app, "the revert of the never-healthy deploy", func(v deadlineView) bool {
+		v := waitDeploy(t, b, u, app, "the revert of the never-healthy deploy", func(v api.DeployedApp) bool {
 			return v.Deploy.Generation > gen && v.State == "running" || v.Deploy.Generation >= gen && v.State == "failed"
 		})
 		if v.State != "running" || v.MetaVersion != v1 {

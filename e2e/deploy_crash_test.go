@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // TestDeployCrashRecovery kills berth with SIGKILL in the middle of a
@@ -37,7 +39,7 @@ func TestDeployCrashRecovery(t *testing.T) {
 	b.push(t, u, app, webRelease(v2, bin+" & wait", 2, "WEBAPP_VERSION=two", "WEBAPP_START_DELAY=3s"))
 	r = b.operate(t, "PUT", "/api/v1/apps/"+app+"/", u, map[string]any{"meta_version": v2}).want(t, http.StatusAccepted)
 	gen := generationOf(t, r)
-	var mid []instanceInfo
+	var mid []api.Instance
 	eventually(t, 10*time.Second, "the new version's instances to start", func() bool {
 		mid = b.proc(t, u, app, "web").Instances
 		started := 0
@@ -69,9 +71,9 @@ func TestDeployCrashRecovery(t *testing.T) {
 	if len(orphans) == 0 {
 		t.Logf("no process of %s outlived the killed berth: the reaping of leftovers is not exercised", app)
 	}
-	var orphanInfo []instanceInfo
+	var orphanInfo []api.Instance
 	for _, pid := range orphans {
-		orphanInfo = append(orphanInfo, instanceInfo{PID: pid})
+		orphanInfo = append(orphanInfo, api.Instance{PID: pid})
 	}
 	ps.note(t, app, orphanInfo)
 
@@ -83,7 +85,7 @@ func TestDeployCrashRecovery(t *testing.T) {
 	ps.waitGone(t, orphans, 5*time.Second, "by the killed run, after the restart")
 	// The restarted server resubmits the app and converges to version two.
 	// Its instances need ~3s to listen; 20s is ample.
-	var conv deployView
+	var conv api.DeployedApp
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		conv = b.deployed(t, u, app)

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // appsDomain is the server's default apps domain (the harness config does
@@ -58,47 +60,6 @@ func (b *Berth) push(t testing.TB, u *User, app string, body map[string]any) {
 	b.do(t, "POST", "/api/v1/repos/"+app+"/push/", u, body).want(t, http.StatusCreated)
 }
 
-// deployView is GET /api/v1/apps/:app/.
-type deployView struct {
-	AppName     string     `json:"appname"`
-	AppType     string     `json:"apptype"`
-	MetaVersion string     `json:"meta_version"`
-	State       string     `json:"state"`
-	Message     string     `json:"message"`
-	Operation   string     `json:"operation"`
-	Generation  int64      `json:"generation"`
-	Routes      []string   `json:"routes"`
-	Procs       []procInfo `json:"procs"`
-	Resource    string     `json:"resource"`
-	Client      string     `json:"client"`
-	Deploy      *struct {
-		Generation int64  `json:"generation"`
-		State      string `json:"state"`
-		Operation  string `json:"operation"`
-		Message    string `json:"message"`
-	} `json:"deploy"`
-}
-
-type procInfo struct {
-	ProcName     string         `json:"procname"`
-	Type         string         `json:"proctype"`
-	NumInstances int            `json:"num_instances"`
-	CPU          float64        `json:"cpu"`
-	Memory       string         `json:"memory"`
-	Deployed     bool           `json:"deployed"`
-	Instances    []instanceInfo `json:"instances"`
-}
-
-type instanceInfo struct {
-	Name     string `json:"name"`
-	Index    int    `json:"index"`
-	State    string `json:"state"`
-	Address  string `json:"address"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
-	Message  string `json:"message"`
-}
-
 func decodeAs[T any](t testing.TB, r *Resp) T {
 	t.Helper()
 	var v T
@@ -109,15 +70,15 @@ func decodeAs[T any](t testing.TB, r *Resp) T {
 }
 
 // deployed reads GET /api/v1/apps/:app/.
-func (b *Berth) deployed(t testing.TB, u *User, app string) deployView {
+func (b *Berth) deployed(t testing.TB, u *User, app string) api.DeployedApp {
 	t.Helper()
-	return decodeAs[deployView](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
+	return decodeAs[api.DeployedApp](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
 }
 
 // proc reads GET /api/v1/apps/:app/procs/:proc/.
-func (b *Berth) proc(t testing.TB, u *User, app, proc string) procInfo {
+func (b *Berth) proc(t testing.TB, u *User, app, proc string) api.Proc {
 	t.Helper()
-	return decodeAs[procInfo](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/"+proc+"/", u, nil).want(t, http.StatusOK))
+	return decodeAs[api.Proc](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/"+proc+"/", u, nil).want(t, http.StatusOK))
 }
 
 // generationOf is the generation a 202 (or restart's 200) answer names.
@@ -133,16 +94,16 @@ func generationOf(t testing.TB, r *Resp) int64 {
 // waitRunning waits until the app's operation of generation gen (or a
 // later one) has converged to running, and returns the app's view. A
 // failed deploy ends the test with the server's reason.
-func (b *Berth) waitRunning(t testing.TB, u *User, app string, gen int64) deployView {
+func (b *Berth) waitRunning(t testing.TB, u *User, app string, gen int64) api.DeployedApp {
 	t.Helper()
 	return b.waitRunningWithin(t, u, app, gen, 45*time.Second, 100*time.Millisecond)
 }
 
 // waitRunningWithin is waitRunning with a deadline and polling interval of
 // the scheduler's pace.
-func (b *Berth) waitRunningWithin(t testing.TB, u *User, app string, gen int64, within, every time.Duration) deployView {
+func (b *Berth) waitRunningWithin(t testing.TB, u *User, app string, gen int64, within, every time.Duration) api.DeployedApp {
 	t.Helper()
-	var v deployView
+	var v api.DeployedApp
 	deadline := time.Now().Add(within)
 	for {
 		v = b.deployed(t, u, app)
@@ -355,7 +316,7 @@ func trackProcs(t *testing.T) *procTracker {
 
 // note records the instances of a view and returns their pids (0 for an
 // instance without a process).
-func (p *procTracker) note(t testing.TB, app string, ins []instanceInfo) []int {
+func (p *procTracker) note(t testing.TB, app string, ins []api.Instance) []int {
 	t.Helper()
 	out := make([]int, 0, len(ins))
 	for _, in := range ins {

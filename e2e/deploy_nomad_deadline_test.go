@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // nomadDeadline is the progress_deadline of the failing deploys: Nomad's
@@ -48,12 +50,12 @@ func (s nomadStep) String() string {
 // followDeploy polls GET /api/v1/apps/:app/ from start until done holds
 // (within nomadTimeout), logging every change, and returns the last view
 // and the steps seen.
-func followDeploy(t *testing.T, b *Berth, u *User, app string, start time.Time, done func(v deadlineView) bool) (deadlineView, []nomadStep) {
+func followDeploy(t *testing.T, b *Berth, u *User, app string, start time.Time, done func(v api.DeployedApp) bool) (api.DeployedApp, []nomadStep) {
 	t.Helper()
 	var steps []nomadStep
 	deadline := time.Now().Add(nomadTimeout)
 	for {
-		v := decodeAs[deadlineView](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
+		v := decodeAs[api.DeployedApp](t, b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusOK))
 		if v.Deploy != nil {
 			s := nomadStep{time.Since(start), v.Deploy.Generation, v.State, v.MetaVersion, v.Operation, v.Message}
 			if n := len(steps); n == 0 || steps[n-1].gen != s.gen || steps[n-1].state != s.state || steps[n-1].mv != s.mv || steps[n-1].message != s.message {
@@ -74,9 +76,9 @@ func followDeploy(t *testing.T, b *Berth, u *User, app string, start time.Time, 
 // healthyAt waits until the Nomad job app's latest version carries
 // meta_version mv and every group runs its count of healthy allocations of
 // that version, and returns the job.
-func healthyAt(t *testing.T, nc *api.Client, app, mv string) *api.Job {
+func healthyAt(t *testing.T, nc *nomadapi.Client, app, mv string) *nomadapi.Job {
 	t.Helper()
-	var job *api.Job
+	var job *nomadapi.Job
 	var why string
 	deadline := time.Now().Add(nomadTimeout)
 	for {
@@ -117,7 +119,7 @@ func healthyAt(t *testing.T, nc *api.Client, app, mv string) *api.Job {
 
 // jobVersions lists the Nomad job's versions, oldest first, as
 // "N:meta_version".
-func jobVersions(t *testing.T, nc *api.Client, app string) []string {
+func jobVersions(t *testing.T, nc *nomadapi.Client, app string) []string {
 	t.Helper()
 	vs, _, _, err := nc.Jobs().Versions(app, false, nil)
 	if err != nil {
@@ -132,7 +134,7 @@ func jobVersions(t *testing.T, nc *api.Client, app string) []string {
 
 // stays checks for d that the Nomad job keeps its version and meta_version
 // (nobody registers it again: Berth and Nomad do not fight).
-func stays(t *testing.T, nc *api.Client, app string, d time.Duration) {
+func stays(t *testing.T, nc *nomadapi.Client, app string, d time.Duration) {
 	t.Helper()
 	first := nomadJob(t, nc, app)
 	end := time.Now().Add(d)
@@ -148,7 +150,7 @@ func stays(t *testing.T, nc *api.Client, app string, d time.Duration) {
 }
 
 // undeployNomad undeploys app through Berth and waits for its job to go.
-func undeployNomad(t *testing.T, b *Berth, u *User, nc *api.Client, app string) {
+func undeployNomad(t *testing.T, b *Berth, u *User, nc *nomadapi.Client, app string) {
 	t.Helper()
 	b.operate(t, "DELETE", "/api/v1/apps/"+app+"/", u, nil).want(t, http.StatusAccepted)
 	eventually(t, nomadTimeout, "the Nomad job "+app+" to be gone or stopped", func() bool {
@@ -165,7 +167,7 @@ func TestNomadDeployDeadline(t *testing.T) {
 	// (a running Berth would heal a purged job).
 	t.Cleanup(func() {
 		for _, app := range apps {
-			_, _, _ = nc.Jobs().DeregisterOpts(app, &api.DeregisterOptions{Purge: true}, nil)
+			_, _, _ = nc.Jobs().DeregisterOpts(app, &nomadapi.DeregisterOptions{Purge: true}, nil)
 		}
 	})
 	b := startBerth(t, Options{ExtraHCL: nomadHCL(addr)})
@@ -204,7 +206,7 @@ func TestNomadDeployDeadline(t *testing.T) {
 		}).want(t, http.StatusAccepted)
 		gen := generationOf(t, r)
 		var failedSeen time.Duration
-		v, steps := followDeploy(t, b, u, app, start, func(v deadlineView) bool {
+		v, steps := followDeploy(t, b, u, app, start, func(v api.DeployedApp) bool {
 			if failedSeen == 0 && v.Deploy.Generation == gen && v.State == "failed" {
 				failedSeen = time.Since(start)
 			}
@@ -258,7 +260,7 @@ func TestNomadDeployDeadline(t *testing.T) {
 			"meta_version": v2, "progress_deadline": nomadDeadline, "auto_revert": false,
 		}).want(t, http.StatusAccepted)
 		gen := generationOf(t, r)
-		v, steps := followDeploy(t, b, u, app, start, func(v deadlineView) bool {
+		v, steps := followDeploy(t, b, u, app, start, func(v api.DeployedApp) bool {
 			return v.Deploy.Generation >= gen && (v.State == "running" || v.State == "failed")
 		})
 		t.Logf("no_revert: settled after %v: %s %s: %s", time.Since(start).Round(100*time.Millisecond), v.State, v.MetaVersion, v.Message)
@@ -315,7 +317,7 @@ func TestNomadDeployDeadline(t *testing.T) {
 			"meta_version": v2, "progress_deadline": nomadDeadline, "auto_revert": true,
 		}).want(t, http.StatusAccepted)
 		gen := generationOf(t, r)
-		v, steps := followDeploy(t, b, u, app, start, func(v deadlineView) bool {
+		v, steps := followDeploy(t, b, u, app, start, func(v api.DeployedApp) bool {
 			return v.Deploy.Generation > gen || v.Deploy.Generation == gen && (v.State == "running" || v.State == "failed")
 		})
 		took := time.Since(start)

@@ -28,8 +28,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
+	nomadapi "github.com/hashicorp/nomad/api"
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // nomadSkipMsg is what the test prints when it does not run.
@@ -41,15 +43,15 @@ const nomadSkipMsg = "NOMAD_ADDR not set: skipping the e2e deploy test against a
 const nomadTimeout = 4 * time.Minute
 
 // nomadEnv is the Nomad the test runs against, or a skip.
-func nomadEnv(t *testing.T) (addr string, client *api.Client) {
+func nomadEnv(t *testing.T) (addr string, client *nomadapi.Client) {
 	t.Helper()
 	addr = os.Getenv("NOMAD_ADDR")
 	if addr == "" {
 		fmt.Fprintln(os.Stderr, nomadSkipMsg)
 		t.Skip(nomadSkipMsg)
 	}
-	cfg := api.DefaultConfig() // reads NOMAD_ADDR, NOMAD_TOKEN, NOMAD_REGION, NOMAD_NAMESPACE
-	client, err := api.NewClient(cfg)
+	cfg := nomadapi.DefaultConfig() // reads NOMAD_ADDR, NOMAD_TOKEN, NOMAD_REGION, NOMAD_NAMESPACE
+	client, err := nomadapi.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("a Nomad API client for %s: %v", addr, err)
 	}
@@ -81,40 +83,22 @@ func nomadHCL(addr string, policies ...string) string {
 	return c.String()
 }
 
-// nomadInstance is one instance of GET /api/v1/apps/:app/procs/:proc/ (the
-// id is the Nomad allocation's).
-type nomadInstance struct {
-	Name    string `json:"name"`
-	Index   int    `json:"index"`
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Address string `json:"address"`
-	Message string `json:"message"`
-}
-
-type nomadProc struct {
-	ProcName     string          `json:"procname"`
-	NumInstances int             `json:"num_instances"`
-	Deployed     bool            `json:"deployed"`
-	Instances    []nomadInstance `json:"instances"`
-}
-
-func (b *Berth) nomadProc(t testing.TB, u *User, app, proc string) nomadProc {
+func (b *Berth) nomadProc(t testing.TB, u *User, app, proc string) api.Proc {
 	t.Helper()
-	return decodeAs[nomadProc](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/"+proc+"/", u, nil).want(t, http.StatusOK))
+	return decodeAs[api.Proc](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/"+proc+"/", u, nil).want(t, http.StatusOK))
 }
 
 // waitNomadRunning is waitRunning with Nomad's pace.
-func (b *Berth) waitNomadRunning(t testing.TB, u *User, app string, gen int64) deployView {
+func (b *Berth) waitNomadRunning(t testing.TB, u *User, app string, gen int64) api.DeployedApp {
 	t.Helper()
 	return b.waitRunningWithin(t, u, app, gen, nomadTimeout, 500*time.Millisecond)
 }
 
 // runningInstances waits until proc has exactly n instances, all running
 // with an address when addressed, and returns them.
-func (b *Berth) runningInstances(t testing.TB, u *User, app, proc string, n int, addressed bool) []nomadInstance {
+func (b *Berth) runningInstances(t testing.TB, u *User, app, proc string, n int, addressed bool) []api.Instance {
 	t.Helper()
-	var p nomadProc
+	var p api.Proc
 	deadline := time.Now().Add(nomadTimeout)
 	for {
 		p = b.nomadProc(t, u, app, proc)
@@ -154,7 +138,7 @@ func fetch(addr, path string) (int, string) {
 
 // answers waits until every instance answers GET path with want at its
 // address.
-func answers(t testing.TB, ins []nomadInstance, path, want string) {
+func answers(t testing.TB, ins []api.Instance, path, want string) {
 	t.Helper()
 	for _, in := range ins {
 		var code int
@@ -174,7 +158,7 @@ func answers(t testing.TB, ins []nomadInstance, path, want string) {
 }
 
 // nomadJob reads the app's job from Nomad (nil when there is none).
-func nomadJob(t testing.TB, c *api.Client, id string) *api.Job {
+func nomadJob(t testing.TB, c *nomadapi.Client, id string) *nomadapi.Job {
 	t.Helper()
 	job, _, err := c.Jobs().Info(id, nil)
 	if err != nil {
@@ -187,7 +171,7 @@ func nomadJob(t testing.TB, c *api.Client, id string) *api.Job {
 }
 
 // groupCount is the count of group in job (-1 when absent).
-func groupCount(job *api.Job, group string) int {
+func groupCount(job *nomadapi.Job, group string) int {
 	for _, g := range job.TaskGroups {
 		if g.Name != nil && *g.Name == group && g.Count != nil {
 			return *g.Count
@@ -248,7 +232,7 @@ func TestNomadDeploy(t *testing.T) {
 	app := fmt.Sprintf("ne2e%d", time.Now().UnixNano()%1000000)
 	t.Cleanup(func() {
 		// Whatever happened, leave nothing running in the Nomad.
-		_, _, _ = nc.Jobs().DeregisterOpts(app, &api.DeregisterOptions{Purge: true}, nil)
+		_, _, _ = nc.Jobs().DeregisterOpts(app, &nomadapi.DeregisterOptions{Purge: true}, nil)
 	})
 
 	// --- 1. register, push, deploy; units with addresses that answer -------
@@ -440,7 +424,7 @@ func TestNomadDeploy(t *testing.T) {
 		return job == nil || (job.Stop != nil && *job.Stop)
 	})
 	eventually(t, time.Minute, "the allocations of "+app+" to stop", func() bool {
-		allocs, _, err := nc.Allocations().List(&api.QueryOptions{Filter: "JobID == " + fmt.Sprintf("%q", app)})
+		allocs, _, err := nc.Allocations().List(&nomadapi.QueryOptions{Filter: "JobID == " + fmt.Sprintf("%q", app)})
 		if err != nil {
 			t.Fatalf("listing the allocations of %s: %v", app, err)
 		}
@@ -464,7 +448,7 @@ func TestNomadDeploy(t *testing.T) {
 
 // nomadVaultWorkloadIdentity tells whether the Nomad servers are 1.7 or
 // later, where a task's vault block may name a role without policies.
-func nomadVaultWorkloadIdentity(t testing.TB, c *api.Client) bool {
+func nomadVaultWorkloadIdentity(t testing.TB, c *nomadapi.Client) bool {
 	t.Helper()
 	self, err := c.Agent().Self()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // TestDeployResources deploys an app whose release uses a resource: the
@@ -94,13 +96,13 @@ func TestDeployResources(t *testing.T) {
 // (no generation in hand) reports running.
 func eventuallyRunning(t testing.TB, b *Berth, u *User, app string) {
 	t.Helper()
-	var last deployView
+	var last api.DeployedApp
 	eventually(t, 30*time.Second, app+" to run", func() bool {
 		r := b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil)
 		if r.Code != http.StatusOK {
 			return false
 		}
-		last = decodeAs[deployView](t, r)
+		last = decodeAs[api.DeployedApp](t, r)
 		if last.State == "failed" {
 			t.Fatalf("%s failed: %s", app, last.Message)
 		}

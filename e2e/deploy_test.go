@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // TestDeployLifecycle is the whole life of a deployed app: deploy and
@@ -60,7 +62,7 @@ func TestDeployLifecycle(t *testing.T) {
 		t.Fatalf("web proc after deploy: %+v", web)
 	}
 	firstPID := ps.note(t, app, web.Instances)[0]
-	pl := decodeAs[[]procInfo](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/", u, nil).want(t, http.StatusOK))
+	pl := decodeAs[[]api.Proc](t, b.do(t, "GET", "/api/v1/apps/"+app+"/procs/", u, nil).want(t, http.StatusOK))
 	if len(pl) != 1 || pl[0].ProcName != "web" || len(pl[0].Instances) != 1 || pl[0].Instances[0].PID != firstPID {
 		t.Errorf("GET /api/v1/apps/%s/procs/: %+v", app, pl)
 	}
@@ -299,7 +301,7 @@ func TestDeployLifecycle(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatalf("killing instance pid %d: %v", victim, err)
 	}
-	var healed instanceInfo
+	var healed api.Instance
 	eventually(t, 20*time.Second, "the killed instance to be replaced by a running one", func() bool {
 		in := b.proc(t, u, app, "web").Instances
 		if len(in) == 1 && in[0].PID > 0 && in[0].PID != victim && in[0].State == "running" {
@@ -308,7 +310,7 @@ func TestDeployLifecycle(t *testing.T) {
 		}
 		return false
 	})
-	ps.note(t, app, []instanceInfo{healed})
+	ps.note(t, app, []api.Instance{healed})
 	if healed.Restarts < 1 {
 		t.Errorf("the healed instance reports %d restarts", healed.Restarts)
 	}

@@ -31,6 +31,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // dbKind is what differs between brokers in the story.
@@ -583,9 +585,7 @@ func svcCleanupInstances(t *testing.T, b *Berth, u *User, names ...string) {
 			cancel()
 			continue
 		}
-		var v struct {
-			Apps []string `json:"apps"`
-		}
+		var v api.ServiceInstance
 		_ = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
 		for _, app := range v.Apps {

@@ -2,18 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/berthpaas/berth/api"
 )
 
 // The client CLI: thin commands over the HTTP API, for people at a shell.
@@ -82,74 +82,25 @@ func saveCreds(c clientCreds) error {
 	return os.WriteFile(p, b, 0o600)
 }
 
-// client makes API calls.
+// client makes API calls through the api package.
 type client struct {
 	creds clientCreds
-	http  *http.Client
+	api   *api.Client
 	out   io.Writer
-	// status is the HTTP status of the last call (202: an operation was
-	// started, and the command waits for it).
-	status int
 }
 
-func newClient(out io.Writer) *client {
-	return &client{creds: loadCreds(), http: &http.Client{Timeout: 60 * time.Second}, out: out}
+func newClient(out io.Writer) (*client, error) {
+	c := &client{creds: loadCreds(), out: out}
+	return c, c.connect()
 }
 
-// apiError is a non-2xx answer.
-type apiError struct {
-	Status int
-	Msg    string
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
-
-func (c *client) call(method, path string, body any, out any) error {
-	var rd io.Reader
-	ctype := "application/json"
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd, ctype = bytes.NewReader(b), "application/yaml"
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, strings.TrimRight(c.creds.Addr, "/")+path, rd)
+// connect (re)makes the API client from the credentials.
+func (c *client) connect() error {
+	a, err := api.NewClient(&api.Config{Address: c.creds.Addr, Token: c.creds.Token, HTTPClient: &http.Client{Timeout: 60 * time.Second}, UserAgent: "berth-cli"})
 	if err != nil {
 		return err
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if c.creds.Token != "" {
-		req.Header.Set("Authorization", "bearer "+c.creds.Token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	c.status = resp.StatusCode
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return &apiError{Status: resp.StatusCode, Msg: e.Error}
-	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
-	}
+	c.api = a
 	return nil
 }
 
@@ -177,8 +128,10 @@ func needArgs(args []string, n int, usage string) error {
 
 // runClient runs one client command.
 func runClient(name string, args []string, in io.Reader, out io.Writer) error {
-	c := newClient(out)
-	esc := url.PathEscape
+	c, err := newClient(out)
+	if err != nil {
+		return err
+	}
 	switch name {
 	case "login":
 		if err := needArgs(args, 1, "login EMAIL [-addr URL]"); err != nil {
@@ -190,6 +143,9 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 				c.creds.Addr = args[i+1]
 			}
 		}
+		if err := c.connect(); err != nil {
+			return err
+		}
 		pw := os.Getenv("BERTH_PASSWORD")
 		if pw == "" {
 			fmt.Fprint(out, "password: ")
@@ -199,55 +155,54 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 			}
 			pw = strings.TrimRight(line, "\r\n")
 		}
-		var r struct {
-			Token string `json:"token"`
-		}
-		if err := c.call("POST", "/users/"+esc(email)+"/tokens", map[string]string{"password": pw}, &r); err != nil {
+		l, _, err := c.api.Users().Login(email, pw, nil)
+		if err != nil {
 			return err
 		}
-		c.creds.Email, c.creds.Token = email, r.Token
+		c.creds.Email, c.creds.Token = email, l.Token
 		if err := saveCreds(c.creds); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "logged in to %s as %s\n", c.creds.Addr, email)
 		return nil
 	case "logout":
-		if err := c.call("DELETE", "/users/tokens", nil, nil); err != nil {
+		if _, err := c.api.Users().Logout(nil); err != nil {
 			return err
 		}
 		c.creds.Token = ""
 		return saveCreds(c.creds)
 	case "whoami":
-		var r map[string]any
-		if err := c.call("GET", "/users/info", nil, &r); err != nil {
+		r, _, err := c.api.Users().Info(nil)
+		if err != nil {
 			return err
 		}
 		c.print(r)
 		return nil
 	case "apps":
-		var apps []map[string]any
-		if err := c.call("GET", "/apps", nil, &apps); err != nil {
+		apps, _, err := c.api.Apps().List(nil)
+		if err != nil {
 			return err
 		}
 		for _, a := range apps {
-			fmt.Fprintf(out, "%-30v %-12v %-20v %d units\n", a["Name"], a["State"], a["MetaVersion"], len(asList(a["Units"])))
+			fmt.Fprintf(out, "%-30v %-12v %-20v %d units\n", a.Name, a.State, a.MetaVersion, len(a.Units))
 		}
 		return nil
 	case "app-create":
 		if err := needArgs(args, 1, "app-create NAME"); err != nil {
 			return err
 		}
-		var r map[string]any
-		if err := c.call("POST", "/apps", map[string]string{"name": args[0]}, &r); err != nil {
+		r, _, err := c.api.Apps().Create(&api.AppCreateRequest{Name: args[0]}, nil)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "created app %s (repository %v)\n", args[0], r["repository_url"])
+		fmt.Fprintf(out, "created app %s (repository %v)\n", args[0], r.RepositoryURL)
 		return nil
 	case "app-remove":
 		if err := needArgs(args, 1, "app-remove NAME"); err != nil {
 			return err
 		}
-		return c.call("DELETE", "/apps/"+esc(args[0]), nil, nil)
+		_, err := c.api.Apps().Remove(args[0], nil)
+		return err
 	case "push":
 		if err := needArgs(args, 3, "push APP VERSION FILE"); err != nil {
 			return err
@@ -256,11 +211,11 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var r map[string]any
-		if err := c.call("POST", "/api/v1/repos/"+esc(args[0])+"/push/?meta_version="+url.QueryEscape(args[1]), spec, &r); err != nil {
+		r, _, err := c.api.Repos().PushYAML(args[0], args[1], spec, nil)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "pushed %s %s (%v)\n", args[0], args[1], r["status"])
+		fmt.Fprintf(out, "pushed %s %s (%v)\n", args[0], args[1], r.Status)
 		return nil
 	case "deploy":
 		if err := needArgs(args, 1, "deploy APP [VERSION]"); err != nil {
@@ -268,9 +223,9 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		}
 		var err error
 		if len(args) > 1 {
-			err = c.call("PUT", "/api/v1/apps/"+esc(args[0])+"/", map[string]string{"meta_version": args[1]}, nil)
+			_, _, err = c.api.Deploys().DeployVersion(args[0], &api.DeployVersionRequest{MetaVersion: args[1]}, nil)
 		} else {
-			err = c.call("POST", "/api/v1/apps/", map[string]string{"appname": args[0]}, nil)
+			_, _, err = c.api.Deploys().Deploy(&api.DeployRequest{AppName: args[0]}, nil)
 		}
 		if err != nil {
 			return err
@@ -280,21 +235,19 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := needArgs(args, 1, "status APP"); err != nil {
 			return err
 		}
-		var r map[string]any
-		if err := c.call("GET", "/api/v1/apps/"+esc(args[0])+"/", nil, &r); err != nil {
+		r, _, err := c.api.Deploys().Get(args[0], nil)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%v %v: %v", r["appname"], r["meta_version"], r["state"])
-		if m, _ := r["message"].(string); m != "" {
-			fmt.Fprintf(out, " (%s)", m)
+		fmt.Fprintf(out, "%v %v: %v", r.AppName, r.MetaVersion, r.State)
+		if r.Message != "" {
+			fmt.Fprintf(out, " (%s)", r.Message)
 		}
 		fmt.Fprintln(out)
-		for _, p := range asList(r["procs"]) {
-			pm, _ := p.(map[string]any)
-			fmt.Fprintf(out, "  %-20v x%v  cpu %v  mem %v\n", pm["procname"], pm["num_instances"], pm["cpu"], pm["memory"])
-			for _, i := range asList(pm["instances"]) {
-				im, _ := i.(map[string]any)
-				fmt.Fprintf(out, "    %-28v %-10v %v\n", im["name"], im["state"], im["address"])
+		for _, p := range r.Procs {
+			fmt.Fprintf(out, "  %-20v x%v  cpu %v  mem %v\n", p.ProcName, p.NumInstances, p.CPU, p.Memory)
+			for _, i := range p.Instances {
+				fmt.Fprintf(out, "    %-28v %-10v %v\n", i.Name, i.State, i.Address)
 			}
 		}
 		return nil
@@ -306,7 +259,7 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if _, err := fmt.Sscan(args[2], &n); err != nil {
 			return fmt.Errorf("N must be a number")
 		}
-		if err := c.call("PATCH", "/api/v1/apps/"+esc(args[0])+"/procs/"+esc(args[1])+"/", map[string]int{"num_instances": n}, nil); err != nil {
+		if _, _, err := c.api.Procs().Scale(args[0], args[1], n, nil); err != nil {
 			return err
 		}
 		return c.wait(args[0])
@@ -314,7 +267,7 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := needArgs(args, 1, "restart APP"); err != nil {
 			return err
 		}
-		if err := c.call("GET", "/apps/"+esc(args[0])+"/restart", nil, nil); err != nil {
+		if _, _, err := c.api.Apps().Restart(args[0], nil); err != nil {
 			return err
 		}
 		return c.wait(args[0])
@@ -322,7 +275,7 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := needArgs(args, 1, "undeploy APP"); err != nil {
 			return err
 		}
-		if err := c.call("DELETE", "/api/v1/apps/"+esc(args[0])+"/", nil, nil); err != nil {
+		if _, _, err := c.api.Deploys().Undeploy(args[0], nil); err != nil {
 			return err
 		}
 		return c.wait(args[0])
@@ -330,46 +283,47 @@ func runClient(name string, args []string, in io.Reader, out io.Writer) error {
 		if err := needArgs(args, 1, "env APP"); err != nil {
 			return err
 		}
-		var vars []map[string]any
-		if err := c.call("GET", "/apps/"+esc(args[0])+"/env", nil, &vars); err != nil {
+		vars, _, err := c.api.Env().List(args[0], nil)
+		if err != nil {
 			return err
 		}
 		for _, v := range vars {
-			fmt.Fprintf(out, "%v=%v\n", v["name"], v["value"])
+			fmt.Fprintf(out, "%v=%v\n", v.Name, v.Value)
 		}
 		return nil
 	case "env-set":
 		if err := needArgs(args, 2, "env-set APP [-private] KEY=VALUE..."); err != nil {
 			return err
 		}
-		private := false
-		var envs []map[string]string
+		req := &api.EnvSetRequest{}
 		for _, a := range args[1:] {
 			if a == "-private" {
-				private = true
+				req.Private = true
 				continue
 			}
 			k, v, ok := strings.Cut(a, "=")
 			if !ok {
 				return fmt.Errorf("%q is not KEY=VALUE", a)
 			}
-			envs = append(envs, map[string]string{"name": k, "value": v})
+			req.Envs = append(req.Envs, api.EnvSetVar{Name: k, Value: v})
 		}
-		sort.Slice(envs, func(i, j int) bool { return envs[i]["name"] < envs[j]["name"] })
-		return c.waitIfStarted(args[0], c.call("POST", "/apps/"+esc(args[0])+"/env", map[string]any{"envs": envs, "private": private}, nil))
+		sort.Slice(req.Envs, func(i, j int) bool { return req.Envs[i].Name < req.Envs[j].Name })
+		op, _, err := c.api.Env().Set(args[0], req, nil)
+		return c.waitIfStarted(args[0], op, err)
 	case "env-unset":
 		if err := needArgs(args, 2, "env-unset APP KEY..."); err != nil {
 			return err
 		}
-		return c.waitIfStarted(args[0], c.call("DELETE", "/apps/"+esc(args[0])+"/env", map[string]any{"names": args[1:]}, nil))
+		op, _, err := c.api.Env().Unset(args[0], &api.EnvUnsetRequest{Names: args[1:]}, nil)
+		return c.waitIfStarted(args[0], op, err)
 	}
 	return fmt.Errorf("unknown command %q", name)
 }
 
-// waitIfStarted waits for the app's operation when the call err came from
-// started one (202); a change to an app that is not deployed is at once.
-func (c *client) waitIfStarted(app string, err error) error {
-	if err != nil || c.status != http.StatusAccepted {
+// waitIfStarted waits for the app's operation when the call started one
+// (op is not nil: a 202); a change to an app that is not deployed is at once.
+func (c *client) waitIfStarted(app string, op *api.Operation, err error) error {
+	if err != nil || op == nil {
 		return err
 	}
 	return c.wait(app)
@@ -380,33 +334,25 @@ func (c *client) wait(app string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	last := ""
 	for time.Now().Before(deadline) {
-		var r map[string]any
-		err := c.call("GET", "/api/v1/apps/"+url.PathEscape(app)+"/", nil, &r)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == 404 {
+		r, _, err := c.api.Deploys().Get(app, nil)
+		if api.IsNotFound(err) {
 			fmt.Fprintln(c.out, "undeployed")
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		st, _ := r["state"].(string)
-		if st != last {
-			fmt.Fprintf(c.out, "%s %v: %s\n", app, r["meta_version"], st)
-			last = st
+		if r.State != last {
+			fmt.Fprintf(c.out, "%s %v: %s\n", app, r.MetaVersion, r.State)
+			last = r.State
 		}
-		switch st {
-		case "running", "undeployed":
+		switch r.State {
+		case api.DeployRunning, api.DeployUndeployed:
 			return nil
-		case "failed":
-			return fmt.Errorf("%s failed: %v", app, r["message"])
+		case api.DeployFailed:
+			return fmt.Errorf("%s failed: %v", app, r.Message)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not settle in 5 minutes", app)
-}
-
-func asList(v any) []any {
-	l, _ := v.([]any)
-	return l
 }
