@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		if p := os.Getenv("BERTH_E2E_BIN"); p != "" {
 			berthBin = p
-			return m.Run()
+			return runValidated(m)
 		}
 		dir, err := os.MkdirTemp("", "berth-e2e-bin-")
 		if err != nil {
@@ -79,7 +79,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: building the berth binary failed: %v\n%s", err, out)
 			return 1
 		}
-		return m.Run()
+		return runValidated(m)
 	}()
 	devagent.Shutdown()
 	os.Exit(code)
@@ -231,6 +231,7 @@ func tryStart(t testing.TB, opts Options) (b *Berth, retry bool, msg string) {
 		Dir: dir, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "config.hcl"),
 		Addr: freeAddr(t), RouterAddr: freeAddr(t), Opts: opts,
 		http: &http.Client{
+			Transport:     validating{base: http.DefaultTransport},
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -299,6 +300,7 @@ func tryStart(t testing.TB, opts Options) (b *Berth, retry bool, msg string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	watchOpenAPI(b)
 	b.Admin.Token = b.login(t, b.Admin.Email, b.Admin.Password)
 	return b, false, ""
 }
@@ -854,4 +856,14 @@ type scenario struct {
 	name string
 	opts func(*Options) // adjusts the variant's options (may be nil)
 	run  func(t *testing.T, b *Berth)
+}
+
+// runValidated runs the tests, then fails the run if any request or answer
+// disagreed with the server's OpenAPI document.
+func runValidated(m *testing.M) int {
+	code := m.Run()
+	if v := openAPIVerdict(); code == 0 {
+		code = v
+	}
+	return code
 }
