@@ -117,11 +117,12 @@ const MaxHost = 253
 
 // Host validates a host name an app is routed at (AppSpec.Routes, such as
 // "hello.apps.localhost"): 1 to 253 characters of dot-separated labels,
-// each 1 to 63 characters from [a-z0-9-] that neither starts nor ends with
-// a hyphen (RFC 1123, so a label may start with a digit, as in
-// "127.0.0.1.nip.io"), lower case only because routers compare host names
-// in lower case; no trailing dot, port, '/', '_' or non-ASCII character
-// (a name in IDNA form, "xn--...", passes).
+// each 1 to 63 characters from [A-Za-z0-9-] that neither starts nor ends
+// with a hyphen (RFC 1123, so a label may start with a digit, as in
+// "127.0.0.1.nip.io"); no trailing dot, port, '/', '_' or non-ASCII
+// character (a name in IDNA form, "xn--...", passes). Case does not
+// matter, as in DNS: the routers compare host names in lower case, so an
+// operator's apps domain written in capitals keeps working.
 func Host(s string) error {
 	const kind = "host name"
 	switch {
@@ -141,8 +142,8 @@ func Host(s string) error {
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return &Error{kind, s, "may contain only lowercase letters, digits, hyphens and dots"}
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return &Error{kind, s, "may contain only letters, digits, hyphens and dots"}
 			}
 		}
 	}
