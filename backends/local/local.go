@@ -617,15 +617,15 @@ func (s *Scheduler) Status(ctx context.Context, appName string) (*backends.AppSt
 	switch {
 	case a.reached || (allReady && oldLeft == 0):
 		a.reached = true
-		st.Deployment = backends.StateRunning
+		st.Deployment = backends.DeployRunning
 	case failMsg != "":
-		st.Deployment = backends.StateFailed
+		st.Deployment = backends.DeployFailed
 		st.Message = failMsg
 		if oldLeft > 0 {
 			st.Message += fmt.Sprintf("; %d previous instance(s) still serving", oldLeft)
 		}
 	default:
-		st.Deployment = "deploying"
+		st.Deployment = backends.DeployDeploying
 		if oldLeft > 0 {
 			st.Message = fmt.Sprintf("%d instance(s) of the previous version still running until their replacements are ready", oldLeft)
 		}

@@ -262,7 +262,7 @@ func waitStatus(t testing.TB, s *Scheduler, app string, what string, cond func(*
 	return nil
 }
 
-func running(st *backends.AppStatus) bool { return st.Deployment == backends.StateRunning }
+func running(st *backends.AppStatus) bool { return st.Deployment == backends.DeployRunning }
 
 func TestKilledInstanceIsHealed(t *testing.T) {
 	s := newScheduler(t, t.TempDir())
@@ -507,7 +507,7 @@ func TestOneshotRunsOncePerSpec(t *testing.T) {
 	if err := s.Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, s, "once", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.StateFailed })
+	st := waitStatus(t, s, "once", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.DeployFailed })
 	if !strings.Contains(st.Message, "status 7") {
 		t.Errorf("failed deployment message %q does not tell the exit status", st.Message)
 	}
@@ -531,7 +531,7 @@ func TestRollKeepsOldUntilNewReady(t *testing.T) {
 	if err := s.Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	st = waitStatus(t, s, "roll", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.StateFailed })
+	st = waitStatus(t, s, "roll", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.DeployFailed })
 	if !strings.Contains(st.Message, "still serving") {
 		t.Errorf("message %q", st.Message)
 	}
@@ -673,7 +673,7 @@ func helperMain() {
 	}
 	for i := 0; i < 300; i++ {
 		st, err := s.Status(context.Background(), "orphan")
-		if err == nil && st.Deployment == backends.StateRunning {
+		if err == nil && st.Deployment == backends.DeployRunning {
 			fmt.Println("READY")
 			break
 		}
