@@ -4,7 +4,16 @@
 // once per kind, before anything is stored or submitted.
 //
 // Each validator returns nil or an *Error whose message is safe to show to
-// the caller. The rule of each kind is in its doc comment.
+// the caller. The rule of each kind is in its doc comment:
+//
+//	App, Proc, Team, Service, Instance  Label's rule (a DNS label starting with a letter)
+//	BrokerID                            broker instance and binding IDs, broker plugin names: Label's rule
+//	Email                               user names (returns the canonical, lower-case form)
+//	MetaVersion                         release names
+//	EnvKey                              environment variable names (POSIX)
+//	Host                                route host names (RFC 1123)
+//	SettingKey                          keys of a service's broker settings
+//	KeyName                             names of users' SSH keys (free text)
 package names
 
 import (
@@ -145,6 +154,46 @@ func Host(s string) error {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
 				return &Error{kind, s, "may contain only letters, digits, hyphens and dots"}
 			}
+		}
+	}
+	return nil
+}
+
+// MaxSettingKey is the longest key of a service's broker settings.
+const MaxSettingKey = 64
+
+// SettingKey validates a key of a service definition's settings (the
+// broker's configuration: "host", "admin_user", ...), which names a secret:
+// 1 to 64 bytes without a space, '/' or newline. Brokers choose their own
+// keys, so case, digits and punctuation are free.
+func SettingKey(s string) error {
+	const kind = "settings key"
+	switch {
+	case s == "":
+		return &Error{kind, s, "must not be empty"}
+	case len(s) > MaxSettingKey:
+		return &Error{kind, s, "must be at most 64 characters"}
+	case strings.ContainsAny(s, " /\n"):
+		return &Error{kind, s, "must not contain a space, '/' or a newline"}
+	}
+	return nil
+}
+
+// MaxKeyName is the longest name of a user's SSH key.
+const MaxKeyName = 256
+
+// KeyName validates the name of a user's SSH key (its comment when none is
+// given): at most 256 bytes without NUL or control characters (C0, DEL,
+// C1). It is free text shown back to its owner, never a key or a path;
+// empty means unnamed.
+func KeyName(s string) error {
+	const kind = "key name"
+	if len(s) > MaxKeyName {
+		return &Error{kind, s, "must be at most 256 characters"}
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return &Error{kind, s, "must not contain control characters"}
 		}
 	}
 	return nil
