@@ -48,14 +48,35 @@ type AppSpec struct {
 	AutoRevert       bool
 }
 
+// InstanceState is the state of one instance of a proc, as a Scheduler
+// reports it (Instance.State). Every scheduler maps its own states to
+// these (Nomad's client status "running" and a healthy deployment status
+// to StateRunning, a local process that answers its probe to StateRunning).
+type InstanceState string
+
 // Instance states.
 const (
-	StatePending  = "pending"
-	StateStarting = "starting"
-	StateRunning  = "running"
-	StateFailed   = "failed"
-	StateStopped  = "stopped"
-	StateComplete = "complete" // a oneshot that exited 0
+	StatePending  InstanceState = "pending"  // placed or queued, not started
+	StateStarting InstanceState = "starting" // started, not yet ready (healthy)
+	StateRunning  InstanceState = "running"  // ready
+	StateFailed   InstanceState = "failed"   // exited, crashed or unhealthy; restarted if it can be
+	StateStopped  InstanceState = "stopped"  // stopped on purpose (scale down, undeploy, replaced)
+	StateComplete InstanceState = "complete" // a oneshot that exited 0
+)
+
+// DeployState is the state of an app's latest deploy: what a Scheduler
+// reports in AppStatus.Deployment, and what the reconciler records in the
+// app's deploy record (engine/state.Deploy.State, whose constants are these).
+type DeployState string
+
+// Deploy states. A Scheduler reports DeployDeploying, DeployRunning or
+// DeployFailed; DeployPending and DeployUndeployed are the reconciler's.
+const (
+	DeployPending    DeployState = "pending"    // asked for, not yet submitted to the scheduler
+	DeployDeploying  DeployState = "deploying"  // instances of the new version starting
+	DeployRunning    DeployState = "running"    // every proc has its count of ready instances of the version
+	DeployFailed     DeployState = "failed"     // the deploy failed; Message says why
+	DeployUndeployed DeployState = "undeployed" // stopped by an undeploy (reconciler only)
 )
 
 // Instance is one running (or trying to run) copy of a proc.
@@ -63,7 +84,7 @@ type Instance struct {
 	Proc     string
 	Index    int
 	ID       string // scheduler's id (allocation id, or app/proc/index locally)
-	State    string
+	State    InstanceState
 	Address  string // host:port where it listens, if any
 	PID      int    // local scheduler only
 	Restarts int
@@ -75,9 +96,9 @@ type Instance struct {
 type AppStatus struct {
 	App         string
 	MetaVersion string // the version the scheduler is running
-	// Deployment is the state of the latest submit: pending, deploying,
-	// running, or failed (with Message saying why).
-	Deployment string
+	// Deployment is the state of the latest submit: DeployDeploying,
+	// DeployRunning, or DeployFailed (with Message saying why).
+	Deployment DeployState
 	Message    string
 	Instances  []Instance // sorted by Proc, then Index
 	// ProgressBy is when the scheduler itself fails the deploy under way

@@ -308,7 +308,7 @@ func (s *Engine) Units(ctx context.Context, a *state.App) ([]backends.Instance, 
 	if err != nil {
 		return nil, "unknown"
 	}
-	return st.Instances, st.Deployment
+	return st.Instances, string(st.Deployment)
 }
 
 // BeforeRemoveApp undeploys an app (and its resource instances) before its

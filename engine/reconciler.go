@@ -438,7 +438,7 @@ func equalMaps(a, b map[string]string) bool {
 // mark moves the app's current deploy record to state (same generation).
 // It writes with check-and-set: a record a new operation wrote meanwhile
 // is left alone.
-func (r *reconciler) mark(ctx context.Context, a *state.App, st string) {
+func (r *reconciler) mark(ctx context.Context, a *state.App, st state.DeployState) {
 	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
 	if err != nil {
 		return
@@ -483,7 +483,7 @@ func (r *reconciler) extendLease(ctx context.Context, a *state.App, at time.Time
 // app's lease first, so that a client that sees the final state may start
 // the next operation at once, then records the state (check-and-set, so a
 // new operation's pending record is never overwritten).
-func (r *reconciler) finish(ctx context.Context, a *state.App, st, msg string) {
+func (r *reconciler) finish(ctx context.Context, a *state.App, st state.DeployState, msg string) {
 	r.s.UnlockApp(ctx, a.Name, a.Generation)
 	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
 	if err != nil {

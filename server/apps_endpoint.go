@@ -40,7 +40,7 @@ func (s *Server) appOut(c *call, a *state.App) appView {
 	insts, st := s.eng.Units(c.ctx(), a)
 	units := make([]unitView, 0, len(insts))
 	for _, in := range insts {
-		units = append(units, unitView{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: in.State})
+		units = append(units, unitView{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: string(in.State)})
 	}
 	v := appView{
 		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,

@@ -70,7 +70,7 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 		return nil, err
 	}
 	if d != nil {
-		v.State, v.Message, v.Operation, v.Deploy = d.State, d.Message, d.Operation, d
+		v.State, v.Message, v.Operation, v.Deploy = string(d.State), d.Message, d.Operation, d
 	}
 	rel, _, err := state.Get[state.Release](c.ctx(), s.store, state.ReleaseKey(a.Name, a.MetaVersion))
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
@@ -101,7 +101,7 @@ func (s *Server) deployedOut(c *call, a *state.App) (*deployedView, error) {
 		if st != nil {
 			for _, in := range st.Instances {
 				if in.Proc == p.Name {
-					pv.Instances = append(pv.Instances, instanceView{Name: fmt.Sprintf("%s.%s.%d", a.Name, in.Proc, in.Index), Index: in.Index, ID: in.ID, State: in.State, Address: in.Address, PID: in.PID, Restarts: in.Restarts, Message: in.Message})
+					pv.Instances = append(pv.Instances, instanceView{Name: fmt.Sprintf("%s.%s.%d", a.Name, in.Proc, in.Index), Index: in.Index, ID: in.ID, State: string(in.State), Address: in.Address, PID: in.PID, Restarts: in.Restarts, Message: in.Message})
 				}
 			}
 		}

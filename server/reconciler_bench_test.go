@@ -87,7 +87,7 @@ func (m *memScheduler) Status(ctx context.Context, app string) (*backends.AppSta
 	if spec == nil {
 		return nil, fmt.Errorf("mem scheduler: %s: %w", app, backends.ErrNotFound)
 	}
-	st := &backends.AppStatus{App: app, MetaVersion: spec.MetaVersion, Deployment: backends.StateRunning}
+	st := &backends.AppStatus{App: app, MetaVersion: spec.MetaVersion, Deployment: backends.DeployRunning}
 	for _, p := range spec.Procs {
 		for i := 0; i < p.Instances; i++ {
 			st.Instances = append(st.Instances, backends.Instance{Proc: p.Name, Index: i, ID: fmt.Sprintf("%s/%s/%d", app, p.Name, i), State: backends.StateRunning})

@@ -28,7 +28,7 @@ func BenchmarkDeployToRunning(b *testing.B) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			st, err := s.Status(ctx, "bench")
-			if err == nil && st.Deployment == backends.StateRunning && st.MetaVersion == spec.MetaVersion {
+			if err == nil && st.Deployment == backends.DeployRunning && st.MetaVersion == spec.MetaVersion {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -45,7 +45,7 @@ type instance struct {
 	done     chan struct{} // closed when the supervisor has exited and the process is gone
 
 	mu       sync.Mutex
-	state    string
+	state    backends.InstanceState
 	pid      int
 	port     int
 	ready    bool

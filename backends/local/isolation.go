@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/names"
 )
 
 // Isolation modes (Config.Isolation).
@@ -250,7 +251,7 @@ func (s *Scheduler) envOf(a *app, ps backends.ProcSpec) []string {
 
 // forget removes a stopped app's working directory and retires its uid.
 func (s *Scheduler) forget(app string) error {
-	if !dnsLabel.MatchString(app) {
+	if names.App(app) != nil { // never a path outside AppsDir
 		return nil
 	}
 	s.mu.Lock()

@@ -52,7 +52,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -62,6 +61,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/names"
 )
 
 // Config configures the local scheduler.
@@ -117,8 +117,6 @@ var (
 	probeTimeout    = 2 * time.Second // one readiness probe
 	shimMargin      = 2 * time.Second // after StopTimeout, the shim's time to kill the tree before berth SIGKILLs it
 )
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Scheduler is the local backends.Scheduler.
 type Scheduler struct {
@@ -308,13 +306,13 @@ func validate(spec *backends.AppSpec) error {
 	if spec == nil {
 		return errors.New("local scheduler: nil spec")
 	}
-	if !dnsLabel.MatchString(spec.App) {
-		return fmt.Errorf("local scheduler: invalid app name %q", spec.App)
+	if err := names.App(spec.App); err != nil {
+		return fmt.Errorf("local scheduler: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, p := range spec.Procs {
-		if !dnsLabel.MatchString(p.Name) {
-			return fmt.Errorf("local scheduler: app %s: invalid proc name %q", spec.App, p.Name)
+		if err := names.Proc(p.Name); err != nil {
+			return fmt.Errorf("local scheduler: app %s: %w", spec.App, err)
 		}
 		if seen[p.Name] {
 			return fmt.Errorf("local scheduler: app %s: duplicate proc %q", spec.App, p.Name)
@@ -336,8 +334,8 @@ func validate(spec *backends.AppSpec) error {
 		}
 	}
 	for _, h := range spec.Routes {
-		if h == "" || strings.ContainsAny(h, "/ :") {
-			return fmt.Errorf("local scheduler: app %s: invalid route %q", spec.App, h)
+		if err := names.Host(h); err != nil {
+			return fmt.Errorf("local scheduler: app %s: route: %w", spec.App, err)
 		}
 	}
 	return nil
@@ -619,15 +617,15 @@ func (s *Scheduler) Status(ctx context.Context, appName string) (*backends.AppSt
 	switch {
 	case a.reached || (allReady && oldLeft == 0):
 		a.reached = true
-		st.Deployment = backends.StateRunning
+		st.Deployment = backends.DeployRunning
 	case failMsg != "":
-		st.Deployment = backends.StateFailed
+		st.Deployment = backends.DeployFailed
 		st.Message = failMsg
 		if oldLeft > 0 {
 			st.Message += fmt.Sprintf("; %d previous instance(s) still serving", oldLeft)
 		}
 	default:
-		st.Deployment = "deploying"
+		st.Deployment = backends.DeployDeploying
 		if oldLeft > 0 {
 			st.Message = fmt.Sprintf("%d instance(s) of the previous version still running until their replacements are ready", oldLeft)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/backends/schedulertest"
+	"github.com/berthpaas/berth/names"
 )
 
 var (
@@ -261,7 +262,7 @@ func waitStatus(t testing.TB, s *Scheduler, app string, what string, cond func(*
 	return nil
 }
 
-func running(st *backends.AppStatus) bool { return st.Deployment == backends.StateRunning }
+func running(st *backends.AppStatus) bool { return st.Deployment == backends.DeployRunning }
 
 func TestKilledInstanceIsHealed(t *testing.T) {
 	s := newScheduler(t, t.TempDir())
@@ -385,6 +386,41 @@ func TestImageProcRefused(t *testing.T) {
 	}
 }
 
+// TestSubmitRejectsNames: app, proc and route names follow package names
+// (the API's rule); a refused spec leaves nothing behind.
+func TestSubmitRejectsNames(t *testing.T) {
+	s := newScheduler(t, t.TempDir())
+	defer s.Close()
+	web := func(name string) []backends.ProcSpec {
+		return []backends.ProcSpec{{Name: name, Type: backends.ProcWeb, Cmd: "true", Instances: 1, CPU: 1, MemoryMB: 64}}
+	}
+	for _, c := range []struct {
+		spec *backends.AppSpec
+		kind string
+	}{
+		{&backends.AppSpec{App: "1abc", Procs: web("web")}, "app name"},
+		{&backends.AppSpec{App: "..", Procs: web("web")}, "app name"},
+		{&backends.AppSpec{App: "a", Procs: web("We")}, "proc name"},
+		{&backends.AppSpec{App: "a", Procs: web("web"), Routes: []string{"a.apps.localhost:8080"}}, "host name"},
+		{&backends.AppSpec{App: "a", Procs: web("web"), Routes: []string{"a..localhost"}}, "host name"},
+	} {
+		c.spec.MetaVersion = "v1"
+		err := s.Submit(context.Background(), c.spec)
+		var ne *names.Error
+		if !errors.As(err, &ne) || ne.Kind != c.kind {
+			t.Errorf("Submit(app %q, proc %q, routes %q) = %v, want a %s error", c.spec.App, c.spec.Procs[0].Name, c.spec.Routes, err, c.kind)
+		}
+	}
+	if apps, err := s.Apps(context.Background()); err != nil || len(apps) != 0 {
+		t.Fatalf("Apps after refused submits = %v, %v", apps, err)
+	}
+	// Route host names are case-insensitive: the router lower-cases them.
+	ok := &backends.AppSpec{App: "upper", MetaVersion: "v1", Procs: web("web"), Routes: []string{"Upper.Apps.Localhost"}}
+	if err := s.Submit(context.Background(), ok); err != nil {
+		t.Fatalf("Submit(route in capitals) = %v", err)
+	}
+}
+
 func TestLogsCaptured(t *testing.T) {
 	dir := t.TempDir()
 	s := newScheduler(t, dir)
@@ -471,7 +507,7 @@ func TestOneshotRunsOncePerSpec(t *testing.T) {
 	if err := s.Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, s, "once", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.StateFailed })
+	st := waitStatus(t, s, "once", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.DeployFailed })
 	if !strings.Contains(st.Message, "status 7") {
 		t.Errorf("failed deployment message %q does not tell the exit status", st.Message)
 	}
@@ -495,7 +531,7 @@ func TestRollKeepsOldUntilNewReady(t *testing.T) {
 	if err := s.Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	st = waitStatus(t, s, "roll", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.StateFailed })
+	st = waitStatus(t, s, "roll", "deployment failed", func(st *backends.AppStatus) bool { return st.Deployment == backends.DeployFailed })
 	if !strings.Contains(st.Message, "still serving") {
 		t.Errorf("message %q", st.Message)
 	}
@@ -637,7 +673,7 @@ func helperMain() {
 	}
 	for i := 0; i < 300; i++ {
 		st, err := s.Status(context.Background(), "orphan")
-		if err == nil && st.Deployment == backends.StateRunning {
+		if err == nil && st.Deployment == backends.DeployRunning {
 			fmt.Println("READY")
 			break
 		}

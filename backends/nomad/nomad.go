@@ -501,25 +501,29 @@ func deploymentFromAllocs(job *api.Job, allocs []*api.AllocationListStub) deploy
 	version := deref(job.Version)
 	running := map[string]int{}
 	for _, a := range allocs {
-		if a.JobID == deref(job.ID) && a.JobVersion == version && a.DesiredStatus == "run" && a.ClientStatus == "running" {
+		if a.JobID == deref(job.ID) && a.JobVersion == version && a.DesiredStatus == api.AllocDesiredStatusRun && a.ClientStatus == api.AllocClientStatusRunning {
 			running[a.TaskGroup]++
 		}
 	}
 	for _, g := range job.TaskGroups {
 		if running[deref(g.Name)] < deref(g.Count) {
-			return deployResult{State: "deploying", Message: fmt.Sprintf("%s: %d of %d running", deref(g.Name), running[deref(g.Name)], deref(g.Count))}
+			return deployResult{State: backends.DeployDeploying, Message: fmt.Sprintf("%s: %d of %d running", deref(g.Name), running[deref(g.Name)], deref(g.Count))}
 		}
 	}
-	return deployResult{State: backends.StateRunning}
+	return deployResult{State: backends.DeployRunning}
 }
 
 // instancesOf maps allocations that should run (and finished oneshot
-// ones) to instances, sorted by proc and index (and age).
+// ones) to instances, sorted by proc and index (and age). Nomad's client
+// statuses map to Berth's instance states: pending is starting, running is
+// running once healthy (starting before, failed if unhealthy), complete is
+// complete for a batch job and stopped otherwise, failed and lost are
+// failed, and anything else (unknown) is pending.
 func instancesOf(allocs []*api.AllocationListStub) []backends.Instance {
 	var out []backends.Instance
 	created := map[string]uint64{}
 	for _, a := range allocs {
-		if a.DesiredStatus != "run" && !(a.JobType == "batch" && a.ClientStatus == "complete") {
+		if a.DesiredStatus != api.AllocDesiredStatusRun && !(a.JobType == api.JobTypeBatch && a.ClientStatus == api.AllocClientStatusComplete) {
 			continue
 		}
 		in := backends.Instance{
@@ -529,9 +533,9 @@ func instancesOf(allocs []*api.AllocationListStub) []backends.Instance {
 			Since: time.Unix(0, a.ModifyTime),
 		}
 		switch a.ClientStatus {
-		case "pending":
+		case api.AllocClientStatusPending:
 			in.State = backends.StateStarting
-		case "running":
+		case api.AllocClientStatusRunning:
 			in.State = backends.StateRunning
 			// Under a deployment, an allocation is running once healthy.
 			if ds := a.DeploymentStatus; ds != nil && ds.Healthy == nil {
@@ -539,12 +543,12 @@ func instancesOf(allocs []*api.AllocationListStub) []backends.Instance {
 			} else if ds != nil && !*ds.Healthy {
 				in.State = backends.StateFailed
 			}
-		case "complete":
+		case api.AllocClientStatusComplete:
 			in.State = backends.StateComplete
-			if a.JobType != "batch" {
+			if a.JobType != api.JobTypeBatch {
 				in.State = backends.StateStopped
 			}
-		case "failed", "lost":
+		case api.AllocClientStatusFailed, api.AllocClientStatusLost:
 			in.State = backends.StateFailed
 		default:
 			in.State = backends.StatePending

@@ -84,7 +84,7 @@ func TestRealNomadScaleSurvivesNewVersion(t *testing.T) {
 	// Nomad refuses to scale during a deployment: wait for it to end.
 	for {
 		st, err := s.Status(ctx, spec.App)
-		if err == nil && st.Deployment == backends.StateRunning {
+		if err == nil && st.Deployment == backends.DeployRunning {
 			break
 		}
 		if ctx.Err() != nil {

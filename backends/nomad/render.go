@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/names"
 )
 
 // Meta keys Berth puts on the jobs and groups it renders.
@@ -36,8 +36,6 @@ const PortLabel = "http"
 
 // MHzPerCore converts a proc's CPU (cores) to Nomad's CPU shares (MHz).
 const MHzPerCore = 1000
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Update strategy of every service group.
 var (
@@ -141,13 +139,13 @@ func validate(spec *backends.AppSpec) error {
 	if spec == nil {
 		return errors.New("nomad: nil spec")
 	}
-	if !dnsLabel.MatchString(spec.App) {
-		return fmt.Errorf("nomad: invalid app name %q", spec.App)
+	if err := names.App(spec.App); err != nil {
+		return fmt.Errorf("nomad: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, p := range spec.Procs {
-		if !dnsLabel.MatchString(p.Name) {
-			return fmt.Errorf("nomad: app %s: invalid proc name %q", spec.App, p.Name)
+		if err := names.Proc(p.Name); err != nil {
+			return fmt.Errorf("nomad: app %s: %w", spec.App, err)
 		}
 		if seen[p.Name] {
 			return fmt.Errorf("nomad: app %s: duplicate proc %q", spec.App, p.Name)
@@ -163,6 +161,11 @@ func validate(spec *backends.AppSpec) error {
 		}
 		if p.Instances < 0 {
 			return fmt.Errorf("nomad: app %s proc %s: negative instances", spec.App, p.Name)
+		}
+	}
+	for _, h := range spec.Routes {
+		if err := names.Host(h); err != nil {
+			return fmt.Errorf("nomad: app %s: route: %w", spec.App, err)
 		}
 	}
 	if len(spec.PrivateEnv) > 0 && spec.SecretPath == "" {

@@ -3,6 +3,7 @@ package nomad
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/names"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -299,6 +301,37 @@ func TestRenderRejects(t *testing.T) {
 	} {
 		if _, err := Render(spec, Config{}); err == nil {
 			t.Errorf("%s: rendered", name)
+		}
+	}
+}
+
+// TestRenderRejectsNames: the app, proc and route names are checked by
+// package names, the same rule as the API's: a name the API refuses never
+// becomes a job, a group or a Consul tag.
+func TestRenderRejectsNames(t *testing.T) {
+	web := func(name string) []backends.ProcSpec {
+		return []backends.ProcSpec{{Name: name, Type: backends.ProcWeb, Cmd: "x", Instances: 1}}
+	}
+	for _, c := range []struct {
+		spec *backends.AppSpec
+		kind string
+	}{
+		{&backends.AppSpec{App: "1abc", Procs: web("web")}, "app name"},
+		{&backends.AppSpec{App: "a-", Procs: web("web")}, "app name"},
+		{&backends.AppSpec{App: "Shop", Procs: web("web")}, "app name"},
+		{&backends.AppSpec{App: "a", Procs: web("9web")}, "proc name"},
+		{&backends.AppSpec{App: "a", Procs: web("w.b")}, "proc name"},
+		{&backends.AppSpec{App: "a", Procs: web("web"), Routes: []string{"a.example/x"}}, "host name"},
+		{&backends.AppSpec{App: "a", Procs: web("web"), Routes: []string{""}}, "host name"},
+		{&backends.AppSpec{App: "a", Procs: web("web"), Routes: []string{"a b.example"}}, "host name"},
+	} {
+		_, err := Render(c.spec, Config{})
+		var ne *names.Error
+		if !errors.As(err, &ne) || ne.Kind != c.kind {
+			t.Errorf("Render(app %q, procs %v, routes %q) = %v, want a %s error", c.spec.App, c.spec.Procs[0].Name, c.spec.Routes, err, c.kind)
+		}
+		if _, err := RenderOneshots(c.spec, Config{}); !errors.As(err, &ne) {
+			t.Errorf("RenderOneshots(app %q) = %v, want a names error", c.spec.App, err)
 		}
 	}
 }

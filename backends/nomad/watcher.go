@@ -40,7 +40,7 @@ func (a apiDeployments) LatestDeployment(ctx context.Context, jobID string, wait
 
 // deployResult is the watcher's view of a deployment.
 type deployResult struct {
-	State        string // deploying, running or failed (backends.AppStatus.Deployment)
+	State        backends.DeployState // deploying, running or failed (backends.AppStatus.Deployment); "" when unknown
 	Message      string
 	DeploymentID string
 	Terminal     bool // the deployment ended (successful, failed, cancelled) or was superseded
@@ -66,7 +66,7 @@ func watchDeployment(ctx context.Context, src deploymentSource, jobID string, ve
 			}
 		}
 	}
-	emit(deployResult{State: "deploying", Message: fmt.Sprintf("waiting for the deployment of job version %d", version)})
+	emit(deployResult{State: backends.DeployDeploying, Message: fmt.Sprintf("waiting for the deployment of job version %d", version)})
 	for {
 		d, idx, err := src.LatestDeployment(ctx, jobID, index)
 		if ctx.Err() != nil {
@@ -105,16 +105,18 @@ func watchDeployment(ctx context.Context, src deploymentSource, jobID string, ve
 	}
 }
 
-// mapDeployment maps a Nomad deployment to Berth's deployment states.
+// mapDeployment maps a Nomad deployment to Berth's deployment states:
+// successful is running, failed and cancelled are failed, and every other
+// status (running, paused, pending, blocked, ...) is deploying.
 func mapDeployment(d *api.Deployment) deployResult {
 	r := deployResult{DeploymentID: d.ID, Message: d.StatusDescription}
 	switch d.Status {
 	case api.DeploymentStatusSuccessful:
-		r.State, r.Terminal = backends.StateRunning, true
+		r.State, r.Terminal = backends.DeployRunning, true
 	case api.DeploymentStatusFailed, api.DeploymentStatusCancelled:
-		r.State, r.Terminal = backends.StateFailed, true
+		r.State, r.Terminal = backends.DeployFailed, true
 	default:
-		r.State = "deploying"
+		r.State = backends.DeployDeploying
 		if p := progress(d); p != "" {
 			r.Message = strings.TrimSpace(d.StatusDescription + "; " + p)
 			r.Message = strings.TrimPrefix(r.Message, "; ")

@@ -114,11 +114,11 @@ func TestWatcherFollowsToSuccess(t *testing.T) {
 	defer cancel()
 	go func() { done <- watchDeployment(ctx, f, "hello", 4, rec.update) }()
 
-	if r := rec.next(t); r.State != "deploying" {
+	if r := rec.next(t); r.State != backends.DeployDeploying {
 		t.Fatalf("first update %+v", r)
 	}
 	f.push(dep(4, api.DeploymentStatusRunning, "Deployment is running", 0))
-	if r := rec.next(t); r.State != "deploying" || r.Message != "Deployment is running; web 0/2 healthy" {
+	if r := rec.next(t); r.State != backends.DeployDeploying || r.Message != "Deployment is running; web 0/2 healthy" {
 		t.Fatalf("running update %+v", r)
 	}
 	f.push(dep(4, api.DeploymentStatusRunning, "Deployment is running", 1))
@@ -126,11 +126,11 @@ func TestWatcherFollowsToSuccess(t *testing.T) {
 		t.Fatalf("progress update %+v", r)
 	}
 	f.push(dep(4, api.DeploymentStatusSuccessful, "Deployment completed successfully", 2))
-	if r := rec.next(t); r.State != backends.StateRunning || !r.Terminal {
+	if r := rec.next(t); r.State != backends.DeployRunning || !r.Terminal {
 		t.Fatalf("final update %+v", r)
 	}
 	final := <-done
-	if final.State != backends.StateRunning || final.Message != "Deployment completed successfully" {
+	if final.State != backends.DeployRunning || final.Message != "Deployment completed successfully" {
 		t.Fatalf("result %+v", final)
 	}
 	// Blocking queries, not polling: one call per change plus the first.
@@ -155,7 +155,7 @@ func TestWatcherFailedDeployment(t *testing.T) {
 		f.push(dep(1, api.DeploymentStatusFailed, "Failed due to progress deadline - rolling back to job version 0", 0))
 	}()
 	r := watchDeployment(ctx, f, "hello", 1, nil)
-	if r.State != backends.StateFailed || !r.Terminal || r.Message != "Failed due to progress deadline - rolling back to job version 0" {
+	if r.State != backends.DeployFailed || !r.Terminal || r.Message != "Failed due to progress deadline - rolling back to job version 0" {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -168,7 +168,7 @@ func TestWatcherRetriesErrors(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	r := watchDeployment(ctx, f, "hello", 2, nil)
-	if r.State != backends.StateRunning {
+	if r.State != backends.DeployRunning {
 		t.Fatalf("result %+v", r)
 	}
 	if time.Since(start) < 900*time.Millisecond {
@@ -196,7 +196,7 @@ func TestWatcherHonoursContext(t *testing.T) {
 	if time.Since(start) > 3*time.Second {
 		t.Fatal("watcher outlived its context")
 	}
-	if r.State != "deploying" || r.Terminal {
+	if r.State != backends.DeployDeploying || r.Terminal {
 		t.Fatalf("result %+v", r)
 	}
 }

@@ -193,7 +193,7 @@ func Run(t *testing.T, factory func(t testing.TB) backends.Scheduler, app AppFac
 		})
 		mustSubmit(t, ctx, s, spec)
 		st := waitFor(t, ctx, s, spec.App, app.Timeout, "deployment failed", func(st *backends.AppStatus) bool {
-			return st.Deployment == backends.StateFailed
+			return st.Deployment == backends.DeployFailed
 		})
 		if st.Message == "" {
 			t.Errorf("failed deployment has no message: %+v", st)
@@ -301,7 +301,7 @@ func setInstances(spec *backends.AppSpec, proc string, n int) {
 // the spec's version, exactly the desired instances (indexes 0..n-1 of each
 // non-oneshot proc, running, web ones with an address) and no others.
 func converged(spec *backends.AppSpec, st *backends.AppStatus) bool {
-	if st.Deployment != backends.StateRunning || st.MetaVersion != spec.MetaVersion {
+	if st.Deployment != backends.DeployRunning || st.MetaVersion != spec.MetaVersion {
 		return false
 	}
 	want := map[key]backends.ProcSpec{}

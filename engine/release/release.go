@@ -487,16 +487,6 @@ func HasControl(s string, text bool) bool {
 	return false
 }
 
-// ValidEnvName reports whether s is a POSIX environment variable name.
-func ValidEnvName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// ValidEnvName reports whether s is a POSIX environment variable name
+// (names.EnvKey).
+func ValidEnvName(s string) bool { return names.EnvKey(s) == nil }

@@ -349,26 +349,30 @@ type ServiceInstance struct {
 	TeamIDs map[string]string `json:"team_ids,omitempty"`
 }
 
-// Deploy states.
+// DeployState is the state of an app's deploy (backends.DeployState).
+type DeployState = backends.DeployState
+
+// Deploy states (Deploy.State): the schedulers' and the reconciler's one
+// set, defined in package backends.
 const (
-	DeployPending    = "pending"
-	DeployDeploying  = "deploying"
-	DeployRunning    = "running"
-	DeployFailed     = "failed"
-	DeployUndeployed = "undeployed"
+	DeployPending    = backends.DeployPending
+	DeployDeploying  = backends.DeployDeploying
+	DeployRunning    = backends.DeployRunning
+	DeployFailed     = backends.DeployFailed
+	DeployUndeployed = backends.DeployUndeployed
 )
 
 // Deploy is the progress of the latest operation on an app, written by the
 // reconciler; GET /api/v1/apps/:app/ and the events stream show it.
 type Deploy struct {
-	App         string    `json:"appname"`
-	Generation  int64     `json:"generation"`
-	Operation   string    `json:"operation"`
-	MetaVersion string    `json:"meta_version"`
-	State       string    `json:"state"`
-	Message     string    `json:"message,omitempty"`
-	By          string    `json:"by,omitempty"`
-	Updated     time.Time `json:"updated"`
+	App         string      `json:"appname"`
+	Generation  int64       `json:"generation"`
+	Operation   string      `json:"operation"`
+	MetaVersion string      `json:"meta_version"`
+	State       DeployState `json:"state"`
+	Message     string      `json:"message,omitempty"`
+	By          string      `json:"by,omitempty"`
+	Updated     time.Time   `json:"updated"`
 	// Deadline is when a deploy that has not converged is failed: the
 	// progress deadline after it was submitted.
 	Deadline *time.Time `json:"deadline,omitempty"`

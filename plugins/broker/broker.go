@@ -25,7 +25,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+
+	"github.com/berthpaas/berth/names"
 )
 
 // Broker is implemented by every service broker (built-in or third party).
@@ -149,19 +150,21 @@ var (
 	ErrUnavailable = errors.New("broker unavailable")
 )
 
-var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+// ValidID reports whether id is a valid instance or binding ID, or broker
+// plugin name: names.BrokerID's rule (1 to 63 characters from [a-z0-9-],
+// starting with a letter, not ending with a hyphen).
+func ValidID(id string) bool { return names.BrokerID(id) == nil }
 
-// ValidID reports whether id is a valid instance or binding ID:
-// 1 to 63 characters from [a-z0-9-].
-func ValidID(id string) bool { return idPattern.MatchString(id) }
-
-// CheckID returns an ErrBadRequest error naming kind (e.g. "instance_id")
-// if id is not a valid ID.
+// CheckID returns an error if id is not a valid ID (ValidID): it is
+// ErrBadRequest (errors.Is) and a *names.Error whose Kind is kind, e.g.
+// "instance_id" (errors.As).
 func CheckID(kind, id string) error {
-	if !ValidID(id) {
-		return fmt.Errorf("%w: invalid %s %q: want 1-63 characters from [a-z0-9-]", ErrBadRequest, kind, id)
+	err := names.BrokerID(id)
+	var ne *names.Error
+	if !errors.As(err, &ne) {
+		return err
 	}
-	return nil
+	return fmt.Errorf("%w: %w", ErrBadRequest, &names.Error{Kind: kind, Value: id, Reason: ne.Reason})
 }
 
 // EqualParams reports whether two parameter maps are equal (nil and empty

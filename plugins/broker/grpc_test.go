@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/berthpaas/berth/names"
 )
 
 // errBroker returns a configured error from every call, so the test can
@@ -148,13 +151,26 @@ func TestCheckID(t *testing.T) {
 		"a": true, "my-db-1": true, "": false, "A": false, "a_b": false, "a/b": false, "..": false,
 		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123":  true,
 		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234": false,
+		// What Berth sends: instance names and binding IDs "b-<hex>".
+		"mymysql": true, "b-0123456789abcdef01234567": true,
+		// The rule of every other name (names.Label): no leading digit
+		// or hyphen, no trailing hyphen, no dot, no upper case, ASCII.
+		"1abc": false, "-a": false, "a-": false, "a.b": false, "myDB": false, "bäd": false,
+		"6c4f0c4e-1f2e-4d3c-9b8a-7f6e5d4c3b2a": false,
 	} {
 		err := CheckID("instance_id", id)
-		if (err == nil) != ok {
-			t.Errorf("CheckID(%q) = %v, want ok=%v", id, err, ok)
+		if (err == nil) != ok || ValidID(id) != ok {
+			t.Errorf("CheckID(%q) = %v, ValidID = %v, want ok=%v", id, err, ValidID(id), ok)
 		}
-		if err != nil && !errors.Is(err, ErrBadRequest) {
-			t.Errorf("CheckID(%q) error %v is not ErrBadRequest", id, err)
+		if err == nil {
+			continue
+		}
+		var ne *names.Error
+		if !errors.Is(err, ErrBadRequest) || !errors.As(err, &ne) || ne.Kind != "instance_id" || ne.Value != id {
+			t.Errorf("CheckID(%q) error %v is not ErrBadRequest and a *names.Error of kind instance_id", id, err)
+		}
+		if want := fmt.Sprintf("bad request: invalid instance_id %q: ", id); !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("CheckID(%q) = %q, want it to start %q", id, err, want)
 		}
 	}
 }
