@@ -14,7 +14,8 @@ func openapiOps(table []route) []openapi.Operation {
 		op := openapi.Operation{
 			Method: rt.Method, Path: rt.Path, Summary: rt.Summary, Action: string(rt.Action),
 			Public: rt.Public, Status: rt.Status, Text: rt.Text, Stream: rt.Stream,
-			RequestContentType: rt.InType,
+			RequestContentType: rt.InType, AlsoContentTypes: rt.InTypes, RequestOptional: rt.InOptional,
+			AlsoStatus: rt.AlsoStatus,
 		}
 		if rt.Tag != "" {
 			op.Tags = []string{rt.Tag}
@@ -52,5 +53,11 @@ func (s *Server) openapiDoc(c *call) (any, error) {
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.WriteHeader(http.StatusOK)
 	_, _ = c.w.Write(s.doc)
+	return streamed{}, nil
+}
+
+// GET /metrics: Prometheus metrics, in their text format.
+func (s *Server) serveMetrics(c *call) (any, error) {
+	s.metricsHandler().ServeHTTP(c.w, c.r)
 	return streamed{}, nil
 }

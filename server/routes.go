@@ -35,8 +35,14 @@ type route struct {
 	// answer's type (nil: none); Status is the success status (200 when 0).
 	In, Out any
 	Status  int
-	// InType is the request body's content type when it is not JSON.
-	InType string
+	// InType is the request body's content type when it is not JSON;
+	// InTypes are further types it may come in; InOptional: the body may be
+	// left out.
+	InType     string
+	InTypes    []string
+	InOptional bool
+	// AlsoStatus are further success statuses with the same answer.
+	AlsoStatus []int
 	// Query names the query parameters the handler reads.
 	Query []queryParam
 	// Text and Stream: the answer is text/plain or text/event-stream.
@@ -66,6 +72,7 @@ func (s *Server) routes() []route {
 	return []route{
 		// Operations.
 		{Method: g, Path: "/healthz", Out: api.Health{}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
+		{Method: g, Path: "/metrics", Public: true, Text: true, Tag: "operations", Summary: "Prometheus metrics (a token when metrics.token_required)", h: s.serveMetrics},
 		{Method: g, Path: "/openapi.json", Public: true, Tag: "operations", Summary: "This API's OpenAPI 3.1 document", h: s.openapiDoc},
 
 		// tsuru-style surface: users (1.7).
@@ -98,10 +105,10 @@ func (s *Server) routes() []route {
 		{Method: p, Path: "/apps", In: api.AppCreateRequest{}, Out: api.AppCreated{}, Action: engine.ActAppCreate, Tag: "apps", Summary: "Create an app", h: s.createAppTsuru},
 		{Method: g, Path: "/apps/:app", Out: api.App{}, Action: engine.ActAppRead, Tag: "apps", Summary: "An app, its units and state", h: s.getApp},
 		{Method: d, Path: "/apps/:app", Out: api.Status{}, Action: engine.ActAppRemove, Tag: "apps", Summary: "Remove an app: undeploy, unbind, delete", h: s.removeApp},
-		{Method: g, Path: "/apps/:app/restart", Out: api.Operation{}, Action: engine.ActAppRestart, Writes: true, Tag: "apps", Status: 202, Summary: "Restart an app's instances", h: s.restartApp},
+		{Method: g, Path: "/apps/:app/restart", Out: api.Operation{}, Action: engine.ActAppRestart, Writes: true, Tag: "apps", Summary: "Restart an app's instances", h: s.restartApp},
 		{Method: g, Path: "/apps/:app/env", Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
-		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, Summary: "Set environment variables and redeploy", h: s.setEnv},
-		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
+		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, AlsoStatus: []int{200}, Summary: "Set environment variables and redeploy", h: s.setEnv},
+		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, InOptional: true, Query: []queryParam{{Name: "env", Doc: "a variable to unset (repeatable), instead of the body"}}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, AlsoStatus: []int{200}, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
 		{Method: u, Path: "/swap", Out: api.SwapResult{}, Action: engine.ActAppSwap, Tag: "apps", Summary: "Swap the routes of two apps", h: s.swap},
 		{Method: g, Path: "/platforms", Out: []api.Platform{}, Action: engine.ActPlatformRead, Tag: "apps", Summary: "List the platforms apps may use", h: s.listPlatforms},
 		{Method: g, Path: "/healers", Out: []api.Healer{}, Action: engine.ActHealerRead, Tag: "healers", Summary: "List the healers", h: s.listHealers},
@@ -118,7 +125,7 @@ func (s *Server) routes() []route {
 		{Method: p, Path: "/api/v1/repos/:app/maintainers", In: api.MaintainerAddRequest{}, Out: api.Maintainer{}, Action: engine.ActRepoMaintAdd, Tag: "repos", Status: 201, Summary: "Add a maintainer", h: s.addMaintainer},
 		{Method: g, Path: "/api/v1/repos/:app/maintainers/:username", Out: api.Maintainer{}, Action: engine.ActAppMaintRead, Tag: "repos", Summary: "A maintainer of an app", h: s.getMaintainer},
 		{Method: d, Path: "/api/v1/repos/:app/maintainers/:username", Out: api.Status{}, Action: engine.ActRepoMaintRemove, Tag: "repos", Summary: "Remove a maintainer", h: s.removeMaintainer},
-		{Method: p, Path: "/api/v1/repos/:app/push", In: api.PushRequest{}, Out: api.PushResult{}, Action: engine.ActRepoPush, Tag: "repos", Status: 201, Summary: "Record a release (lain.yaml as YAML or JSON)", h: s.push},
+		{Method: p, Path: "/api/v1/repos/:app/push", In: api.PushRequest{}, InTypes: []string{"application/yaml", "application/x-yaml", "text/yaml"}, Out: api.PushResult{}, Action: engine.ActRepoPush, Tag: "repos", Status: 201, AlsoStatus: []int{200}, Summary: "Record a release (lain.yaml as YAML or JSON)", h: s.push},
 
 		// Notifiers and audit events.
 		{Method: g, Path: "/api/v1/notify/:type", Out: []api.Notifier{}, Action: engine.ActNotifyRead, Tag: "notify", Summary: "List the notifiers of an event type", h: s.listNotifiers},

@@ -90,8 +90,6 @@ func New(d Deps) (*Server, error) {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "status": 500})
 	}
 	s.register(s.routes())
-	s.router.Handler(http.MethodGet, "/metrics", s.metricsHandler())
-	s.router.Handler(http.MethodGet, "/metrics/", s.metricsHandler())
 	return s, nil
 }
 

@@ -88,6 +88,12 @@ type Operation struct {
 	// also has 4XX and 5XX answers of the Error shape, and 401 (and 403 for
 	// an operation with an Action) unless it is public.
 	Errors map[int]string
+	// AlsoStatus are further success statuses with the same answer (e.g.
+	// 200 for a push of a version already recorded, beside 201).
+	AlsoStatus []int
+	// AlsoContentTypes are further content types the request body may be
+	// sent in, with the same schema (e.g. YAML beside JSON).
+	AlsoContentTypes []string
 }
 
 const (
@@ -297,9 +303,14 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 		if ct == "" {
 			ct = jsonType
 		}
+		schema := sg.schema(op.Request)
+		content := map[string]any{ct: map[string]any{"schema": schema}}
+		for _, more := range op.AlsoContentTypes {
+			content[more] = map[string]any{"schema": schema}
+		}
 		o["requestBody"] = map[string]any{
 			"required": !op.RequestOptional,
-			"content":  map[string]any{ct: map[string]any{"schema": sg.schema(op.Request)}},
+			"content":  content,
 		}
 	}
 
@@ -331,6 +342,16 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 		ok["content"] = content
 	}
 	responses[strconv.Itoa(status)] = ok
+	for _, also := range op.AlsoStatus {
+		if also < 100 || also > 399 {
+			return nil, fmt.Errorf("success status %d is not 1xx-3xx", also)
+		}
+		more := map[string]any{"description": statusText(also, op.Summary)}
+		if content != nil && also != http.StatusNoContent {
+			more["content"] = content
+		}
+		responses[strconv.Itoa(also)] = more
+	}
 
 	errs := map[int]string{}
 	if !op.Public {
