@@ -185,6 +185,13 @@ func (s *Engine) cleanupInstance(name string, svc *state.Service) {
 //  2. credentials into Secrets (undo: delete)
 //  3. app.Bindings and instance.Apps in one transaction
 //
+// The undo steps run on a context of their own (the request's values, not
+// its cancellation, and plugins.call_timeout): a bind that timed out or
+// whose client went away is the very case that needs them, and an undo on
+// the dead context would leave the broker's user behind. A Bind that
+// failed without a clear refusal may have created the user (the broker
+// answered late), so it is undone too (Unbind of nothing is ErrGone).
+//
 // The caller holds the app's lease and redeploys afterwards.
 func (s *Engine) Bind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app *state.App) (map[string]string, error) {
 	bctx, cancel := s.BrokerCtx(ctx)
@@ -194,14 +201,19 @@ func (s *Engine) Bind(ctx context.Context, svc *state.Service, inst *state.Servi
 		return nil, err
 	}
 	bid := bindingID(inst.Name, app.Name)
-	resp, err := b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bid, AppName: app.Name})
-	if err != nil {
-		return nil, BrokerErr("binding "+inst.Name, err)
-	}
 	undoBroker := func() {
-		if err := b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bid}); err != nil && !errors.Is(err, broker.ErrGone) {
+		uctx, cancel := s.undoCtx(ctx)
+		defer cancel()
+		if err := b.Unbind(uctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bid}); err != nil && !errors.Is(err, broker.ErrGone) {
 			s.log.Warn("bind undo: Unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
 		}
+	}
+	resp, err := b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bid, AppName: app.Name})
+	if err != nil {
+		if !refused(err) {
+			undoBroker()
+		}
+		return nil, BrokerErr("binding "+inst.Name, err)
 	}
 	// Created only if absent: a binding's credentials are never replaced
 	// (and then removed by this saga's undo) by a concurrent Bind.
@@ -212,13 +224,31 @@ func (s *Engine) Bind(ctx context.Context, svc *state.Service, inst *state.Servi
 		undoBroker()
 		return nil, err
 	}
-	undoSecret := func() { _ = s.secrets.Delete(ctx, bindingPath(app.Name, inst.Name)) }
+	undoSecret := func() {
+		uctx, cancel := s.undoCtx(ctx)
+		defer cancel()
+		if err := s.secrets.Delete(uctx, bindingPath(app.Name, inst.Name)); err != nil {
+			s.log.Warn("bind undo: could not delete the credentials", "instance", inst.Name, "app", app.Name, "error", err)
+		}
+	}
 	if err := s.linkBinding(ctx, inst.Name, app.Name, true); err != nil {
 		undoSecret()
 		undoBroker()
 		return nil, err
 	}
 	return resp.Credentials, nil
+}
+
+// undoCtx is the context of a saga's undo step: ctx's values without its
+// cancellation, bounded by plugins.call_timeout.
+func (s *Engine) undoCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Plugins.CallTimeoutDur)
+}
+
+// refused reports whether a broker call failed with a clear refusal, after
+// which the broker has made nothing.
+func refused(err error) bool {
+	return errors.Is(err, broker.ErrBadRequest) || errors.Is(err, broker.ErrConflict) || errors.Is(err, broker.ErrNotFound)
 }
 
 // linkBinding adds (or removes) the binding in both records atomically.

@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/plugins/broker"
+)
+
+// recBroker is a broker that keeps its users in memory, as a database
+// broker keeps them in its server. Like a real broker client it honours
+// its context: a call on a dead context does nothing.
+type recBroker struct {
+	mu    sync.Mutex
+	users map[string]bool // binding id -> user exists
+	// bindHangs makes Bind create the user, then hang until its context
+	// ends (a broker that answers after the caller gave up).
+	bindHangs bool
+	unbinds   int
+}
+
+func newRecBroker() *recBroker { return &recBroker{users: map[string]bool{}} }
+
+func (b *recBroker) Configure(context.Context, map[string]string) error { return nil }
+func (b *recBroker) Catalog(context.Context) (*broker.Catalog, error) {
+	return &broker.Catalog{Services: []broker.Service{{ID: "rec", Plans: []broker.Plan{{ID: "small"}}}}}, nil
+}
+func (b *recBroker) Provision(ctx context.Context, req broker.ProvisionRequest) (*broker.ProvisionResponse, error) {
+	return &broker.ProvisionResponse{}, ctx.Err()
+}
+func (b *recBroker) Deprovision(ctx context.Context, req broker.DeprovisionRequest) (*broker.DeprovisionResponse, error) {
+	return &broker.DeprovisionResponse{}, ctx.Err()
+}
+func (b *recBroker) Bind(ctx context.Context, req broker.BindRequest) (*broker.BindResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.users[req.BindingID] = true
+	b.mu.Unlock()
+	if b.bindHangs {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return &broker.BindResponse{Credentials: map[string]string{"REC_USER": req.BindingID, "REC_PASSWORD": "s3cret"}}, nil
+}
+func (b *recBroker) Unbind(ctx context.Context, req broker.UnbindRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unbinds++
+	if !b.users[req.BindingID] {
+		return broker.ErrGone
+	}
+	delete(b.users, req.BindingID)
+	return nil
+}
+func (b *recBroker) LastOperation(ctx context.Context, req broker.LastOperationRequest) (*broker.LastOperationResponse, error) {
+	return &broker.LastOperationResponse{State: broker.StateSucceeded}, ctx.Err()
+}
+
+func (b *recBroker) userCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.users)
+}
+
+// recBrokers hands out one recBroker for every service.
+type recBrokers struct{ b *recBroker }
+
+func (m recBrokers) Check(string) error { return nil }
+func (m recBrokers) Broker(context.Context, string, string, map[string]string) (broker.Broker, error) {
+	return m.b, nil
+}
+func (m recBrokers) Stop(string) {}
+
+// bindFixture is an engine with a recBroker, a ready instance "db1" of
+// service "recsvc" and an app "hello" (deployed as asked).
+func bindFixture(t *testing.T, deployed bool) (*Engine, *recBroker) {
+	t.Helper()
+	rb := newRecBroker()
+	e, _ := newTestEngine(t, func(cfg *config.Config, d *Deps) {
+		cfg.Plugins.CallTimeoutDur = 2 * time.Second
+		d.Brokers = recBrokers{rb}
+	})
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := state.Create(ctx, e.store, state.ServiceKey("recsvc"), &state.Service{Name: "recsvc", Broker: "rec", Teams: []string{}, OwnerTeams: []string{}})
+	must(err)
+	_, err = state.Create(ctx, e.store, state.InstanceKey("db1"), &state.ServiceInstance{Name: "db1", ServiceName: "recsvc", State: state.InstanceReady, Apps: []string{}})
+	must(err)
+	_, err = state.Create(ctx, e.store, state.AppKey("hello"), &state.App{Name: "hello", Owner: "a@b.co", Deployed: deployed, Generation: 1})
+	must(err)
+	return e, rb
+}
+
+// A bind the client gives up on while the broker is still creating the
+// user: the undo must run anyway, and the broker must not keep a user that
+// no binding records.
+func TestBindTimedOutLeavesNoBrokerUser(t *testing.T) {
+	e, rb := bindFixture(t, false)
+	rb.bindHangs = true
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	svc, _, _ := state.Get[state.Service](context.Background(), e.store, state.ServiceKey("recsvc"))
+	inst, _, _ := state.Get[state.ServiceInstance](context.Background(), e.store, state.InstanceKey("db1"))
+	app, _ := state.GetApp(context.Background(), e.store, "hello")
+	_, err := e.Bind(ctx, svc, inst, app)
+	if err == nil {
+		t.Fatal("a bind whose broker did not answer in time succeeded")
+	}
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("want a timeout error, got %v", err)
+	}
+	if n := rb.userCount(); n != 0 {
+		t.Errorf("after a timed-out bind the broker still has %d user(s) (Unbind calls: %d)", n, rb.unbinds)
+	}
+	a, _ := state.GetApp(context.Background(), e.store, "hello")
+	if len(a.Bindings) != 0 {
+		t.Errorf("after a timed-out bind the app records bindings %v", a.Bindings)
+	}
+}
