@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/plugins/broker"
@@ -130,5 +132,99 @@ func TestBindTimedOutLeavesNoBrokerUser(t *testing.T) {
 	a, _ := state.GetApp(context.Background(), e.store, "hello")
 	if len(a.Bindings) != 0 {
 		t.Errorf("after a timed-out bind the app records bindings %v", a.Bindings)
+	}
+}
+
+// noCommitStore refuses the transaction that commits an app's change of
+// desired state (it writes the app's deploy record).
+type noCommitStore struct {
+	backends.Store
+	app string
+}
+
+func (s noCommitStore) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteMeta, error) {
+	for _, op := range ops {
+		if op.Key == state.DeployKey(s.app) {
+			return nil, backends.ErrUnavailable
+		}
+	}
+	return s.Store.Txn(ctx, ops)
+}
+
+func TestBindAndUnbindDeployedApp(t *testing.T) {
+	e, rb := bindFixture(t, true)
+	ctx := context.Background()
+	creds, err := e.BindApp(ctx, admin, "db1", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds["REC_USER"] == "" || rb.userCount() != 1 {
+		t.Fatalf("bind answered %v; broker users %d", creds, rb.userCount())
+	}
+	a, _ := state.GetApp(ctx, e.store, "hello")
+	if strings.Join(a.Bindings, ",") != "db1" || a.Generation != 2 {
+		t.Errorf("after bind: bindings %v generation %d; want [db1] and a redeploy (generation 2)", a.Bindings, a.Generation)
+	}
+	d, err := e.GetDeploy(ctx, "hello")
+	if err != nil || d.Operation != "bind db1" {
+		t.Errorf("the redeploy's record: %+v %v", d, err)
+	}
+	// The redeploy holds the app's lease until the reconciler has
+	// converged: another binding change waits.
+	if _, err := e.UnbindApp(ctx, admin, "db1", "hello"); !errors.Is(err, ErrConflict) {
+		t.Errorf("unbind while the bind's redeploy runs: %v, want conflict", err)
+	}
+	e.UnlockApp(ctx, "hello", -1)
+	if _, err := e.BindApp(ctx, admin, "db1", "hello"); !errors.Is(err, ErrConflict) {
+		t.Errorf("a second bind: %v, want conflict", err)
+	}
+	if err := e.RemoveInstance(ctx, admin, "db1"); !errors.Is(err, ErrForbidden) {
+		t.Errorf("removing a bound instance: %v, want forbidden", err)
+	}
+	res, err := e.UnbindApp(ctx, admin, "db1", "hello")
+	if err != nil || res.Warning != "" {
+		t.Fatalf("unbind: %+v %v", res, err)
+	}
+	if rb.userCount() != 0 {
+		t.Errorf("after unbind the broker keeps %d user(s)", rb.userCount())
+	}
+	if _, err := e.secrets.Get(ctx, bindingPath("hello", "db1"), 0); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("after unbind the credentials are still in Secrets: %v", err)
+	}
+	e.UnlockApp(ctx, "hello", -1)
+	if _, err := e.UnbindApp(ctx, admin, "db1", "hello"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unbinding what is not bound: %v, want not found", err)
+	}
+}
+
+func TestBindNotDeployedAppReleasesLease(t *testing.T) {
+	e, _ := bindFixture(t, false)
+	ctx := context.Background()
+	if _, err := e.BindApp(ctx, admin, "db1", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	// No redeploy for an app that is not deployed: the lease is free.
+	if _, err := e.UnbindApp(ctx, admin, "db1", "hello"); err != nil {
+		t.Errorf("unbind right after the bind of an undeployed app: %v", err)
+	}
+}
+
+// The engine's side of TestBindWhoseRedeployFailsSaysSo (server/).
+func TestBindRedeployFailureUndoesBinding(t *testing.T) {
+	e, rb := bindFixture(t, true)
+	ctx := context.Background()
+	real := e.ReplaceStore(noCommitStore{e.store, "hello"})
+	_, err := e.BindApp(ctx, admin, "db1", "hello")
+	e.ReplaceStore(real)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "undone") {
+		t.Fatalf("a bind whose redeploy could not be started: %v", err)
+	}
+	a, _ := state.GetApp(ctx, e.store, "hello")
+	inst, _, _ := state.Get[state.ServiceInstance](ctx, e.store, state.InstanceKey("db1"))
+	if len(a.Bindings) != 0 || len(inst.Apps) != 0 || rb.userCount() != 0 {
+		t.Errorf("left behind: app bindings %v, instance apps %v, broker users %d", a.Bindings, inst.Apps, rb.userCount())
+	}
+	if _, err := e.BindApp(ctx, admin, "db1", "hello"); err != nil {
+		t.Errorf("binding again: %v", err)
 	}
 }
