@@ -228,3 +228,44 @@ func TestBindRedeployFailureUndoesBinding(t *testing.T) {
 		t.Errorf("binding again: %v", err)
 	}
 }
+
+// goneStore is the client going away while the binding is recorded: the
+// transaction that links the binding cancels the request and fails.
+type goneStore struct {
+	backends.Store
+	cancel context.CancelFunc
+}
+
+func (s goneStore) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteMeta, error) {
+	for _, op := range ops {
+		if op.Key == state.InstanceKey("db1") {
+			s.cancel()
+			return nil, context.Canceled
+		}
+	}
+	return s.Store.Txn(ctx, ops)
+}
+
+// The later undo steps (credentials out of Secrets, the broker's Unbind)
+// run although the request's context is gone.
+func TestBindClientGoneUndoesOnFreshContext(t *testing.T) {
+	e, rb := bindFixture(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	real := e.ReplaceStore(goneStore{e.store, cancel})
+	_, err := e.BindApp(ctx, admin, "db1", "hello")
+	e.ReplaceStore(real)
+	if err == nil {
+		t.Fatal("a bind whose client went away succeeded")
+	}
+	if n := rb.userCount(); n != 0 {
+		t.Errorf("the broker keeps %d user(s) after a bind whose client went away", n)
+	}
+	if _, err := e.secrets.Get(context.Background(), bindingPath("hello", "db1"), 0); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("the credentials stay in Secrets: %v", err)
+	}
+	// The lease was released on a fresh context too: the app is not busy.
+	if _, err := e.BindApp(context.Background(), admin, "db1", "hello"); err != nil {
+		t.Errorf("binding again: %v", err)
+	}
+}
