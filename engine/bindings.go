@@ -119,7 +119,7 @@ func (s *Engine) UnbindApp(ctx context.Context, id *Identity, instance, app stri
 	if err := s.redeployAfter(ctx, id, app, op); err != nil {
 		s.log.Warn("could not redeploy app after an unbind", "app", app, "instance", instance, "error", err)
 		s.releaseLease(ctx, app)
-		return &UnbindResult{Warning: fmt.Sprintf("service instance %q was unbound from app %q and its credentials revoked, but the app's redeploy could not be started (%v): its processes keep the old variables until it is deployed again", instance, app, err)}, nil
+		return &UnbindResult{Warning: fmt.Sprintf("service instance %q was unbound from app %q and its credentials revoked, but the app was not redeployed: its redeploy could not be started (%v); its processes keep the old variables until it is deployed again", instance, app, err)}, nil
 	}
 	return &UnbindResult{}, nil
 }

@@ -202,8 +202,9 @@ func (s *Server) bindInstance(c *call, name, appName string) (any, error) {
 
 // DELETE /services/instances/:name/:app — unbind. The unbind cannot be
 // undone once the broker has revoked the credentials: when the app's
-// redeploy cannot be started, the answer is still 200, with
-// "redeployed": false and a "warning" saying why.
+// redeploy cannot be started, the answer is still 200 (api.Status), its
+// status not "ok" but the sentence that says the app was not redeployed
+// and why.
 func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 	c.target = name + "->" + appName
 	res, err := s.eng.UnbindApp(c.ctx(), c.id, name, appName)
@@ -211,7 +212,7 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 		return nil, err
 	}
 	if res.Warning != "" {
-		return map[string]any{"status": "ok", "redeployed": false, "warning": res.Warning}, nil
+		return map[string]string{"status": res.Warning}, nil
 	}
 	return nil, nil
 }
