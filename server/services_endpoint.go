@@ -62,8 +62,15 @@ func (s *Server) createService(c *call) (any, error) {
 	return serviceOut(svc), nil
 }
 
+// serviceOut is the answer of POST /services (api.Service): a service with
+// no endpoint or settings answers {} and [] for them, as its documented
+// type says, not null.
 func serviceOut(svc *state.Service) map[string]any {
-	out := map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": svc.Endpoint, "owner_teams": svc.OwnerTeams, "teams": svc.Teams, "plan": svc.Plan, "setting_keys": svc.SettingKeys}
+	endpoint := svc.Endpoint
+	if endpoint == nil {
+		endpoint = map[string]string{}
+	}
+	out := map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": endpoint, "owner_teams": nonNil(svc.OwnerTeams), "teams": nonNil(svc.Teams), "plan": svc.Plan, "setting_keys": nonNil(svc.SettingKeys)}
 	if svc.Target != "" {
 		out["target"] = svc.Target
 	}
