@@ -1,16 +1,22 @@
 package engine
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
 )
 
@@ -25,17 +31,12 @@ type Brokers interface {
 	Stop(key string)
 }
 
-func ServiceSettingsPath(service string) string { return "services/" + service + "/settings" }
-func bindingPath(app, instance string) string   { return bindingPrefix(app) + instance }
+// serviceSettingsPath is where a service's broker settings (given by a site
+// admin) live in Secrets.
+func serviceSettingsPath(service string) string { return "services/" + service + "/settings" }
 
-// bindingID is the broker's id of the binding of instance to app.
-func bindingID(instance, app string) string {
-	sum := sha256.Sum256([]byte(instance + "/" + app))
-	return "b-" + hex.EncodeToString(sum[:12])
-}
-
-// BrokerErr maps a broker's answer to the API's.
-func BrokerErr(what string, err error) error {
+// brokerErr maps a broker's answer to the API's.
+func brokerErr(what string, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -53,8 +54,8 @@ func BrokerErr(what string, err error) error {
 	return Errorf(KindUpstream, "%s: the broker failed: %v", what, err)
 }
 
-// BrokerFor returns the broker of a service, started with its settings.
-func (s *Engine) BrokerFor(ctx context.Context, svc *state.Service) (broker.Broker, error) {
+// brokerFor returns the broker of a service, started with its settings.
+func (s *Engine) brokerFor(ctx context.Context, svc *state.Service) (broker.Broker, error) {
 	if s.brokers == nil {
 		return nil, Errorf(KindUnavailable, "no broker manager is configured")
 	}
@@ -73,7 +74,7 @@ func (s *Engine) BrokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 			settings[k] = v
 		}
 	} else {
-		sec, err := s.secrets.Get(ctx, ServiceSettingsPath(svc.Name), 0)
+		sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
 		if err == nil {
 			settings = sec.Data
 		} else if !errors.Is(err, backends.ErrNotFound) {
@@ -82,18 +83,18 @@ func (s *Engine) BrokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 	}
 	b, err := s.brokers.Broker(ctx, svc.Name, svc.Broker, settings)
 	if err != nil {
-		return nil, BrokerErr("starting broker "+svc.Broker, err)
+		return nil, brokerErr("starting broker "+svc.Broker, err)
 	}
 	return b, nil
 }
 
-// BrokerCtx bounds one saga's broker calls.
-func (s *Engine) BrokerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+// brokerCtx bounds one saga's broker calls.
+func (s *Engine) brokerCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.Plugins.CallTimeoutDur+5*time.Second)
 }
 
-// WaitOperation polls an asynchronous broker operation until it ends.
-func WaitOperation(ctx context.Context, b broker.Broker, instance, op string) error {
+// waitOperation polls an asynchronous broker operation until it ends.
+func waitOperation(ctx context.Context, b broker.Broker, instance, op string) error {
 	for {
 		lo, err := b.LastOperation(ctx, broker.LastOperationRequest{InstanceID: instance, Operation: op})
 		if err != nil {
@@ -113,247 +114,7 @@ func WaitOperation(ctx context.Context, b broker.Broker, instance, op string) er
 	}
 }
 
-// Provision is the Provision saga: the instance is recorded first (so a
-// crash leaves a record the sweep cleans up), then provisioned; on failure
-// the broker is asked to deprovision (OSB orphan mitigation) and the record
-// is removed.
-func (s *Engine) Provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
-	if _, err := state.Create(ctx, s.store, state.InstanceKey(inst.Name), inst); errors.Is(err, state.ErrExists) {
-		return conflict("service instance %q already exists", inst.Name)
-	} else if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		s.cleanupInstance(inst.Name, svc)
-		return err
-	}
-	bctx, cancel := s.BrokerCtx(ctx)
-	defer cancel()
-	b, err := s.BrokerFor(bctx, svc)
-	if err != nil {
-		return fail(err)
-	}
-	planID := svc.Plan
-	serviceID := svc.Broker
-	if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
-		serviceID = cat.Services[0].ID
-		if planID == "" && len(cat.Services[0].Plans) > 0 {
-			planID = cat.Services[0].Plans[0].ID
-		}
-	}
-	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID})
-	if err == nil && resp.Async {
-		err = WaitOperation(bctx, b, inst.Name, resp.Operation)
-	}
-	if err != nil {
-		return fail(BrokerErr("provisioning "+inst.Name, err))
-	}
-	_, _, err = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
-		i.State = state.InstanceReady
-		return nil
-	})
-	if err != nil {
-		return fail(err)
-	}
-	inst.State = state.InstanceReady
-	return nil
-}
-
-// cleanupInstance deprovisions (gone is fine) and removes the record; used
-// to undo a failed Provision and by the sweep for orphans.
-func (s *Engine) cleanupInstance(name string, svc *state.Service) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Plugins.CallTimeoutDur+5*time.Second)
-	defer cancel()
-	if svc != nil {
-		if b, err := s.BrokerFor(ctx, svc); err == nil {
-			_, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
-			if err != nil && !errors.Is(err, broker.ErrGone) {
-				s.log.Warn("orphan cleanup: deprovision failed; the sweep retries", "instance", name, "error", err)
-				_, _, _ = state.Update(ctx, s.store, state.InstanceKey(name), func(i *state.ServiceInstance) error {
-					i.State, i.Message = state.InstanceDeprovisioning, "deprovision failed: "+err.Error()
-					return nil
-				})
-				return
-			}
-		}
-	}
-	_, _ = s.store.Delete(ctx, state.InstanceKey(name))
-}
-
-// Bind is the Bind saga; each step has an undo.
-//  1. broker Bind (undo: Unbind)
-//  2. credentials into Secrets (undo: delete)
-//  3. app.Bindings and instance.Apps in one transaction
-//
-// The caller holds the app's lease and redeploys afterwards.
-func (s *Engine) Bind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app *state.App) (map[string]string, error) {
-	bctx, cancel := s.BrokerCtx(ctx)
-	defer cancel()
-	b, err := s.BrokerFor(bctx, svc)
-	if err != nil {
-		return nil, err
-	}
-	bid := bindingID(inst.Name, app.Name)
-	resp, err := b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bid, AppName: app.Name})
-	if err != nil {
-		return nil, BrokerErr("binding "+inst.Name, err)
-	}
-	undoBroker := func() {
-		if err := b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bid}); err != nil && !errors.Is(err, broker.ErrGone) {
-			s.log.Warn("bind undo: Unbind failed", "instance", inst.Name, "app", app.Name, "error", err)
-		}
-	}
-	// Created only if absent: a binding's credentials are never replaced
-	// (and then removed by this saga's undo) by a concurrent Bind.
-	if _, err := s.secrets.PutCAS(ctx, bindingPath(app.Name, inst.Name), resp.Credentials, 0); err != nil {
-		if errors.Is(err, backends.ErrCASMismatch) {
-			return nil, conflict("service instance %q is already bound to app %q", inst.Name, app.Name)
-		}
-		undoBroker()
-		return nil, err
-	}
-	undoSecret := func() { _ = s.secrets.Delete(ctx, bindingPath(app.Name, inst.Name)) }
-	if err := s.linkBinding(ctx, inst.Name, app.Name, true); err != nil {
-		undoSecret()
-		undoBroker()
-		return nil, err
-	}
-	return resp.Credentials, nil
-}
-
-// linkBinding adds (or removes) the binding in both records atomically.
-func (s *Engine) linkBinding(ctx context.Context, instance, app string, add bool) error {
-	for attempt := 0; attempt < 32; attempt++ {
-		a, err := state.GetApp(ctx, s.store, app)
-		if err != nil {
-			return err
-		}
-		inst, iidx, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey(instance))
-		if err != nil {
-			return err
-		}
-		if add {
-			if Contains(a.Bindings, instance) {
-				return conflict("service instance %q is already bound to app %q", instance, app)
-			}
-			a.Bindings = append(a.Bindings, instance)
-			if !Contains(inst.Apps, app) {
-				inst.Apps = append(inst.Apps, app)
-			}
-		} else {
-			a.Bindings = Remove(a.Bindings, instance)
-			inst.Apps = Remove(inst.Apps, app)
-		}
-		ab, err := JsonBytes(a)
-		if err != nil {
-			return err
-		}
-		ib, err := JsonBytes(inst)
-		if err != nil {
-			return err
-		}
-		_, err = s.store.Txn(ctx, []backends.TxnOp{
-			{Verb: backends.TxnCAS, Key: state.AppKey(app), Value: ab, Index: a.ModifyIndex},
-			{Verb: backends.TxnCAS, Key: state.InstanceKey(instance), Value: ib, Index: iidx},
-		})
-		if errors.Is(err, backends.ErrCASConflict) {
-			continue
-		}
-		return err
-	}
-	return conflict("too many concurrent changes; try again")
-}
-
-// Unbind revokes the credentials first (so they stop working even if a
-// later step fails), then removes the secret and the records.
-func (s *Engine) Unbind(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, app string) error {
-	bctx, cancel := s.BrokerCtx(ctx)
-	defer cancel()
-	b, err := s.BrokerFor(bctx, svc)
-	if err != nil {
-		return err
-	}
-	err = b.Unbind(bctx, broker.UnbindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app)})
-	if err != nil && !errors.Is(err, broker.ErrGone) {
-		return BrokerErr("unbinding "+inst.Name, err)
-	}
-	if err := s.secrets.Delete(ctx, bindingPath(app, inst.Name)); err != nil {
-		return err
-	}
-	return s.linkBinding(ctx, inst.Name, app, false)
-}
-
-// unbindAll removes an app's service bindings before the app goes away.
-func (s *Engine) unbindAll(ctx context.Context, id *Identity, a *state.App) error {
-	for _, name := range a.Bindings {
-		inst, _, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey(name))
-		if errors.Is(err, state.ErrNotFound) {
-			_ = s.secrets.Delete(ctx, bindingPath(a.Name, name))
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
-		if err != nil {
-			return err
-		}
-		if err := s.Unbind(ctx, svc, inst, a.Name); err != nil {
-			return fmt.Errorf("unbinding %s before removing app %s: %w", name, a.Name, err)
-		}
-	}
-	return nil
-}
-
-// ServiceSweep repairs drift between Berth's records and the brokers:
-// instances stuck provisioning (a crash mid-saga) or deprovisioning are
-// cleaned up, and bindings whose credentials are missing from Secrets are
-// bound again (Bind is idempotent by binding id).
-func (s *Engine) ServiceSweep(ctx context.Context) (repaired []string) {
-	s.pinIdentities(ctx)
-	if s.brokers == nil {
-		return nil
-	}
-	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
-	if err != nil {
-		return nil
-	}
-	for _, inst := range insts {
-		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
-		if err != nil {
-			continue
-		}
-		stale := time.Since(inst.Created) > 2*s.cfg.Plugins.CallTimeoutDur
-		if (inst.State == state.InstanceProvisioning && stale) || inst.State == state.InstanceDeprovisioning {
-			s.cleanupInstance(inst.Name, svc)
-			repaired = append(repaired, "cleaned up instance "+inst.Name)
-			continue
-		}
-		for _, app := range inst.Apps {
-			if _, err := s.secrets.Get(ctx, bindingPath(app, inst.Name), 0); !errors.Is(err, backends.ErrNotFound) {
-				continue
-			}
-			bctx, cancel := s.BrokerCtx(ctx)
-			b, err := s.BrokerFor(bctx, svc)
-			if err == nil {
-				var resp *broker.BindResponse
-				resp, err = b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app), AppName: app})
-				if err == nil {
-					_, err = s.secrets.PutCAS(ctx, bindingPath(app, inst.Name), resp.Credentials, 0)
-				}
-			}
-			cancel()
-			if err == nil {
-				repaired = append(repaired, "restored binding "+inst.Name+" -> "+app)
-			} else {
-				s.log.Warn("service sweep: could not restore binding", "instance", inst.Name, "app", app, "error", err)
-			}
-		}
-	}
-	return repaired
-}
-
-// canUseService: admins, and members of a team the service is granted to.
+// ServiceAccess: admins, and members of a team the service is granted to.
 func (s *Engine) ServiceAccess(ctx context.Context, id *Identity, svc *state.Service, manage bool) error {
 	if id.Admin {
 		return nil
@@ -379,8 +140,8 @@ func (s *Engine) ServiceAccess(ctx context.Context, id *Identity, svc *state.Ser
 	return forbidden("service %q is not granted to any of your teams", svc.Name)
 }
 
-// UserTeams lists the teams the caller belongs to.
-func (s *Engine) UserTeams(ctx context.Context, id *Identity) ([]string, error) {
+// userTeams lists the teams the caller belongs to.
+func (s *Engine) userTeams(ctx context.Context, id *Identity) ([]string, error) {
 	ts, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
@@ -394,4 +155,465 @@ func (s *Engine) UserTeams(ctx context.Context, id *Identity) ([]string, error) 
 	return out, nil
 }
 
-func JoinOr(list []string) string { return strings.Join(list, ", ") }
+// The service definitions: POST and PUT /services take one as YAML.
+//
+//	id: mysql
+//	broker: mysql            # plugin: mysql, redis, mongodb, or berth-broker-<name> in plugin_dir
+//	endpoint:
+//	  production: 127.0.0.1:3306
+//	target: shared-mysql     # an operator's broker_target (config.hcl): its settings go to the broker
+//	settings:                # site admins only, instead of target: handed to the broker; kept in Secrets only
+//	  host: 127.0.0.1
+//	  port: "3306"
+//	  user: root
+//	team: myteam             # owner team (default: all of the creator's teams)
+//	plan: ""                 # broker plan id (default: the broker's first)
+//	doc: "..."
+type serviceDef struct {
+	ID       string            `yaml:"id"`
+	Broker   string            `yaml:"broker"`
+	Endpoint map[string]string `yaml:"endpoint"`
+	Settings map[string]string `yaml:"settings"`
+	Target   string            `yaml:"target"`
+	Team     string            `yaml:"team"`
+	Plan     string            `yaml:"plan"`
+	Doc      string            `yaml:"doc"`
+}
+
+// Limits on a service definition. It is a handful of fields with small
+// maps; these are far above any real one and keep decoding cheap (see
+// release.YAMLLimits for why the limits are checked on parsed nodes before
+// decoding).
+const maxServiceYAMLBytes = 64 << 10
+
+var serviceYAMLLimits = release.YAMLLimits{MaxNodes: 4096, MaxMappingKeys: 512, MaxDepth: 16, NoControl: true}
+
+// readServiceDef reads and checks a service definition: its size
+// (KindTooLarge), its shape (node count, keys per mapping, depth, no
+// aliases, no control characters in any key or value), known fields only,
+// and the values. Invalid YAML is KindInvalid (the seed answers 500; the
+// fault is in the request, and a 500 would tell the client to retry the
+// same body). Errors reading r are returned as they are.
+func readServiceDef(r io.Reader) (*serviceDef, error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxServiceYAMLBytes {
+		return nil, Errorf(KindTooLarge, "a service definition must be at most %d bytes (this one is %d)", maxServiceYAMLBytes, len(body))
+	}
+	if err := release.CheckYAML(body, serviceYAMLLimits); err != nil {
+		return nil, badRequest("invalid service YAML: %v", err)
+	}
+	var in serviceDef
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, badRequest("the body must be a YAML service definition (id, broker, endpoint, settings)")
+		}
+		return nil, badRequest("invalid service YAML: %v", err)
+	}
+	if err := names.Service(in.ID); err != nil {
+		return nil, err
+	}
+	if in.Broker == "" {
+		return nil, badRequest("broker is required: mysql, redis, mongodb, or an external broker's name")
+	}
+	for k := range in.Settings {
+		if k == "" || len(k) > 64 || strings.ContainsAny(k, " /\n") {
+			return nil, badRequest("invalid settings key %q", k)
+		}
+	}
+	return &in, nil
+}
+
+// mayManageServices is the check made before a service definition is read
+// at all: only an admin, or a user in at least one team, can create or
+// update a service (the full check, on the named team or the service's
+// owner teams, follows the parse).
+func (s *Engine) mayManageServices(ctx context.Context, id *Identity) error {
+	if id.Admin {
+		return nil
+	}
+	if id.AppToken {
+		return forbidden("an app token cannot create or change services")
+	}
+	mine, err := s.userTeams(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(mine) == 0 {
+		return forbidden("you must be a member of a team to create or change a service")
+	}
+	return nil
+}
+
+// checkBrokerConnection says whether the caller may point the service's
+// broker where the definition does. Broker connection settings (host, port,
+// admin credentials) are operator configuration: a broker_target in
+// config.hcl, or settings given by a site admin. Anyone else may only name
+// a target; a built-in broker with neither has no server to provision on.
+// It runs before anything else is looked at.
+func (s *Engine) checkBrokerConnection(id *Identity, in *serviceDef) error {
+	if len(in.Settings) > 0 && !id.Admin {
+		return forbidden("only site admins may give broker settings: name one of the operator's broker targets instead (target: <name>; configured for %s: %s)", in.Broker, s.targetNames(in.Broker))
+	}
+	if len(in.Settings) > 0 && in.Target != "" {
+		return badRequest("give either target or settings, not both")
+	}
+	if in.Target != "" {
+		t := s.cfg.Target(in.Target)
+		if t == nil {
+			return badRequest("no broker target %q is configured (configured for %s: %s)", in.Target, in.Broker, s.targetNames(in.Broker))
+		}
+		if t.Broker != in.Broker {
+			return badRequest("broker target %q is for broker %q, not %q", in.Target, t.Broker, in.Broker)
+		}
+		return nil
+	}
+	if len(in.Settings) == 0 && Contains(plugins.Builtins, in.Broker) {
+		return badRequest("no target configured: the %s broker needs a server; name one of the operator's broker targets (target: <name>; configured for %s: %s)", in.Broker, in.Broker, s.targetNames(in.Broker))
+	}
+	return nil
+}
+
+// targetNames lists the configured broker targets of broker.
+func (s *Engine) targetNames(brokerName string) string {
+	var out []string
+	for _, t := range s.cfg.BrokerTargets {
+		if t.Broker == brokerName {
+			out = append(out, t.Name)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// ownerTeams picks the owner teams of a new service.
+func (s *Engine) ownerTeams(ctx context.Context, id *Identity, team string) ([]string, error) {
+	mine, err := s.userTeams(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if team != "" {
+		if err := names.Team(team); err != nil {
+			return nil, err
+		}
+		if !id.Admin && !Contains(mine, team) {
+			return nil, forbidden("you are not a member of team %q", team)
+		}
+		if _, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(team)); errors.Is(err, state.ErrNotFound) {
+			return nil, notFound("team %q not found", team)
+		}
+		return []string{team}, nil
+	}
+	if len(mine) == 0 && !id.Admin {
+		return nil, forbidden("you must be a member of a team to create a service")
+	}
+	if mine == nil {
+		mine = []string{}
+	}
+	return mine, nil
+}
+
+// ServiceInstances is a service and its instances.
+type ServiceInstances struct {
+	Service   *state.Service
+	Instances []*state.ServiceInstance
+}
+
+// ListServices lists the services granted to the caller's teams (all, for
+// admins), each with its instances.
+func (s *Engine) ListServices(ctx context.Context, id *Identity) ([]ServiceInstances, error) {
+	svcs, err := state.List[state.Service](ctx, s.store, state.ServicesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	by, err := s.instancesByService(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []ServiceInstances{}
+	for _, svc := range svcs {
+		if s.ServiceAccess(ctx, id, svc, false) == nil {
+			out = append(out, ServiceInstances{Service: svc, Instances: by[svc.Name]})
+		}
+	}
+	return out, nil
+}
+
+func (s *Engine) instancesByService(ctx context.Context) (map[string][]*state.ServiceInstance, error) {
+	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]*state.ServiceInstance{}
+	for _, i := range insts {
+		m[i.ServiceName] = append(m[i.ServiceName], i)
+	}
+	return m, nil
+}
+
+// CreateService creates a service from its YAML definition, read from def
+// only once the caller is known to be allowed to manage services. name is
+// the definition's id once it has been read ("" before), whether or not
+// the create then succeeded.
+func (s *Engine) CreateService(ctx context.Context, id *Identity, def io.Reader) (name string, svc *state.Service, err error) {
+	if id.AppToken {
+		return "", nil, forbidden("an app token cannot create services")
+	}
+	if err := s.mayManageServices(ctx, id); err != nil {
+		return "", nil, err
+	}
+	in, err := readServiceDef(def)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := s.checkBrokerConnection(id, in); err != nil {
+		return in.ID, nil, err
+	}
+	owners, err := s.ownerTeams(ctx, id, in.Team)
+	if err != nil {
+		return in.ID, nil, err
+	}
+	ids, err := s.TeamIDs(ctx, owners)
+	if err != nil {
+		return in.ID, nil, err
+	}
+	if s.brokers == nil {
+		return in.ID, nil, Unavailable("no broker manager is configured")
+	}
+	if err := s.brokers.Check(in.Broker); err != nil {
+		return in.ID, nil, badRequest("unknown broker %q: %v", in.Broker, err)
+	}
+	svc = &state.Service{Name: in.ID, Broker: in.Broker, Endpoint: in.Endpoint, Plan: in.Plan, OwnerTeams: owners, Teams: append([]string{}, owners...), Doc: in.Doc, Created: time.Now().UTC(), Target: in.Target, TeamIDs: ids}
+	for k := range in.Settings {
+		svc.SettingKeys = append(svc.SettingKeys, k)
+	}
+	sort.Strings(svc.SettingKeys)
+	if _, err := state.Create(ctx, s.store, state.ServiceKey(in.ID), svc); errors.Is(err, state.ErrExists) {
+		return in.ID, nil, conflict("service %q already exists", in.ID)
+	} else if err != nil {
+		return in.ID, nil, err
+	}
+	if len(in.Settings) > 0 {
+		if _, err := s.secrets.Put(ctx, serviceSettingsPath(in.ID), in.Settings); err != nil {
+			_, _ = s.store.Delete(ctx, state.ServiceKey(in.ID))
+			return in.ID, nil, err
+		}
+	}
+	return in.ID, svc, nil
+}
+
+// UpdateService replaces a service's definition (the caller's teams must
+// own it). Its broker and target cannot change while it has instances.
+// name is as for CreateService.
+func (s *Engine) UpdateService(ctx context.Context, id *Identity, def io.Reader) (name string, err error) {
+	if err := s.mayManageServices(ctx, id); err != nil {
+		return "", err
+	}
+	in, err := readServiceDef(def)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkBrokerConnection(id, in); err != nil {
+		return in.ID, err
+	}
+	svc, err := s.serviceByName(ctx, id, in.ID, true)
+	if err != nil {
+		return in.ID, err
+	}
+	if in.Target != svc.Target || in.Broker != svc.Broker {
+		by, err := s.instancesByService(ctx)
+		if err != nil {
+			return in.ID, err
+		}
+		n := len(by[svc.Name])
+		if in.Target != svc.Target && n > 0 {
+			return in.ID, conflict("service %q has %d instance(s) on broker target %q: its target cannot change until they are removed", svc.Name, n, svc.Target)
+		}
+		if in.Broker != svc.Broker {
+			if n > 0 {
+				return in.ID, conflict("service %q has %d instance(s) made by broker %q: its broker cannot change until they are removed", svc.Name, n, svc.Broker)
+			}
+			if s.brokers == nil {
+				return in.ID, Unavailable("no broker manager is configured")
+			}
+			if err := s.brokers.Check(in.Broker); err != nil {
+				return in.ID, badRequest("unknown broker %q: %v", in.Broker, err)
+			}
+		}
+	}
+	_, _, err = state.Update(ctx, s.store, state.ServiceKey(in.ID), func(x *state.Service) error {
+		x.Broker, x.Endpoint, x.Plan, x.Target = in.Broker, in.Endpoint, in.Plan, in.Target
+		if in.Doc != "" {
+			x.Doc = in.Doc
+		}
+		x.SettingKeys = nil
+		for k := range in.Settings {
+			x.SettingKeys = append(x.SettingKeys, k)
+		}
+		sort.Strings(x.SettingKeys)
+		return nil
+	})
+	if err != nil {
+		return in.ID, err
+	}
+	if len(in.Settings) > 0 {
+		if _, err := s.secrets.Put(ctx, serviceSettingsPath(in.ID), in.Settings); err != nil {
+			return in.ID, err
+		}
+	} else if err := s.secrets.Delete(ctx, serviceSettingsPath(in.ID)); err != nil {
+		return in.ID, err
+	}
+	if s.brokers != nil {
+		s.brokers.Stop(in.ID) // restarted with the new settings on next use
+	}
+	return in.ID, nil
+}
+
+// serviceByName loads a service and checks access (manage: owner teams).
+func (s *Engine) serviceByName(ctx context.Context, id *Identity, name string, manage bool) (*state.Service, error) {
+	if err := names.Service(name); err != nil {
+		return nil, err
+	}
+	svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound("service %q not found", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ServiceAccess(ctx, id, svc, manage); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// RemoveService removes a service that has no instances (KindForbidden
+// while it has some), its settings, and stops its broker.
+func (s *Engine) RemoveService(ctx context.Context, id *Identity, name string) error {
+	svc, err := s.serviceByName(ctx, id, name, true)
+	if err != nil {
+		return err
+	}
+	by, err := s.instancesByService(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(by[svc.Name]); n > 0 {
+		return forbidden("service %q has %d instance(s): remove them first", svc.Name, n)
+	}
+	if err := state.Delete(ctx, s.store, state.ServiceKey(svc.Name)); err != nil {
+		return err
+	}
+	_ = s.secrets.Delete(ctx, serviceSettingsPath(svc.Name))
+	if s.brokers != nil {
+		s.brokers.Stop(svc.Name)
+	}
+	return nil
+}
+
+// Service is a service the caller may use, with its instances.
+func (s *Engine) Service(ctx context.Context, id *Identity, name string) (ServiceInstances, error) {
+	svc, err := s.serviceByName(ctx, id, name, false)
+	if err != nil {
+		return ServiceInstances{}, err
+	}
+	by, err := s.instancesByService(ctx)
+	if err != nil {
+		return ServiceInstances{}, err
+	}
+	return ServiceInstances{Service: svc, Instances: by[svc.Name]}, nil
+}
+
+// ServiceDoc is the documentation of a service the caller may use.
+func (s *Engine) ServiceDoc(ctx context.Context, id *Identity, name string) (string, error) {
+	svc, err := s.serviceByName(ctx, id, name, false)
+	if err != nil {
+		return "", err
+	}
+	return svc.Doc, nil
+}
+
+// SetServiceDoc replaces a service's documentation with what doc holds,
+// read only once the caller is known to own the service.
+func (s *Engine) SetServiceDoc(ctx context.Context, id *Identity, name string, doc io.Reader) error {
+	svc, err := s.serviceByName(ctx, id, name, true)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(doc)
+	if err != nil {
+		return err
+	}
+	_, _, err = state.Update(ctx, s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
+		x.Doc = string(b)
+		return nil
+	})
+	return err
+}
+
+// GrantService gives team access to a service the caller's teams own.
+func (s *Engine) GrantService(ctx context.Context, id *Identity, name, team string) error {
+	return s.grantService(ctx, id, name, team, true)
+}
+
+// RevokeService takes a team's access to a service away. Revoking an owner
+// team hands the service over: when no owner team is left, the teams still
+// granted become owners. The last team with access cannot be revoked.
+func (s *Engine) RevokeService(ctx context.Context, id *Identity, name, team string) error {
+	return s.grantService(ctx, id, name, team, false)
+}
+
+func (s *Engine) grantService(ctx context.Context, id *Identity, name, team string, add bool) error {
+	svc, err := s.serviceByName(ctx, id, name, true)
+	if err != nil {
+		return err
+	}
+	if err := names.Team(team); err != nil {
+		return err
+	}
+	tm, err := s.TeamWithID(ctx, team)
+	if errors.Is(err, state.ErrNotFound) {
+		return notFound("team %q not found", team)
+	}
+	if err != nil {
+		return err
+	}
+	_, _, err = state.Update(ctx, s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
+		// A name granted to a team since deleted and re-created is not
+		// this team: granting it again records this team's ID.
+		has := Contains(x.Teams, team) && TeamMatches(x.TeamIDs, team, tm)
+		switch {
+		case add && has:
+			return conflict("team %q already has access to service %q", team, x.Name)
+		case add:
+			if !Contains(x.Teams, team) {
+				x.Teams = append(x.Teams, team)
+			}
+			x.OwnerTeams = Remove(x.OwnerTeams, team)
+			if x.TeamIDs == nil {
+				x.TeamIDs = map[string]string{}
+			}
+			x.TeamIDs[team] = tm.ID
+		case !Contains(x.Teams, team) && !Contains(x.OwnerTeams, team):
+			return notFound("team %q has no access to service %q", team, x.Name)
+		case len(Remove(x.Teams, team)) == 0:
+			return forbidden("team %q is the last with access to service %q", team, x.Name)
+		default:
+			x.Teams = Remove(x.Teams, team)
+			x.OwnerTeams = Remove(x.OwnerTeams, team)
+			delete(x.TeamIDs, team)
+			if len(x.OwnerTeams) == 0 {
+				x.OwnerTeams = append([]string{}, x.Teams...)
+			}
+		}
+		return nil
+	})
+	return err
+}

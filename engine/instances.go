@@ -1,0 +1,284 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/plugins/broker"
+)
+
+// instanceByName loads an instance; the caller must be able to use it (an
+// admin, its owner, or a member of one of its teams).
+func (s *Engine) instanceByName(ctx context.Context, id *Identity, name string) (*state.ServiceInstance, *state.Service, error) {
+	if err := names.Instance(name); err != nil {
+		return nil, nil, err
+	}
+	inst, _, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey(name))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil, notFound("service instance %q not found", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil, notFound("service %q of instance %q not found", inst.ServiceName, name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !id.Admin && !id.AppToken {
+		mine, err := s.MyTeams(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		ok := false
+		if inst.Owner == id.Email {
+			// The owner is the user who created it (same ID), not whoever
+			// registered the email since.
+			u, _, err := state.Get[state.User](ctx, s.store, state.UserKey(id.Email))
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return nil, nil, err
+			}
+			ok = err == nil && OwnsInstance(inst, u)
+		}
+		for _, t := range inst.Teams {
+			ok = ok || TeamMatches(inst.TeamIDs, t, mine[t])
+		}
+		if !ok {
+			return nil, nil, forbidden("you have no access to service instance %q", name)
+		}
+	} else if id.AppToken {
+		return nil, nil, forbidden("an app token cannot manage service instances")
+	}
+	return inst, svc, nil
+}
+
+// CreateInstance provisions an instance of a service the caller may use,
+// owned by the caller and given to all the caller's teams.
+func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service string) (*state.ServiceInstance, error) {
+	if err := names.Instance(name); err != nil {
+		return nil, err
+	}
+	svc, err := s.serviceByName(ctx, id, service, false)
+	if err != nil {
+		return nil, err
+	}
+	mine, err := s.MyTeams(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	teams, ids := []string{}, map[string]string{}
+	for name, t := range mine {
+		teams = append(teams, name)
+		ids[name] = t.ID
+	}
+	sort.Strings(teams)
+	owner, err := s.UserWithID(ctx, id.Email)
+	if err != nil {
+		return nil, err
+	}
+	inst := &state.ServiceInstance{Name: name, ServiceName: svc.Name, Teams: teams, TeamIDs: ids, Owner: id.Email, OwnerID: owner.ID, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
+	if err := s.provision(ctx, svc, inst); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// Instance is a service instance the caller may use.
+func (s *Engine) Instance(ctx context.Context, id *Identity, name string) (*state.ServiceInstance, error) {
+	inst, _, err := s.instanceByName(ctx, id, name)
+	return inst, err
+}
+
+// RemoveInstance deprovisions an instance and removes its record; it is
+// refused (KindForbidden) while the instance is bound to apps.
+func (s *Engine) RemoveInstance(ctx context.Context, id *Identity, name string) error {
+	inst, svc, err := s.instanceByName(ctx, id, name)
+	if err != nil {
+		return err
+	}
+	if len(inst.Apps) > 0 {
+		return forbidden("service instance %q is bound to %s: unbind first", name, strings.Join(inst.Apps, ", "))
+	}
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return err
+	}
+	resp, err := b.Deprovision(bctx, broker.DeprovisionRequest{InstanceID: name})
+	if err == nil && resp.Async {
+		err = waitOperation(bctx, b, name, resp.Operation)
+		if errors.Is(err, broker.ErrGone) {
+			err = nil
+		}
+	}
+	if err != nil && !errors.Is(err, broker.ErrGone) {
+		return brokerErr("deprovisioning "+name, err)
+	}
+	if err := state.Delete(ctx, s.store, state.InstanceKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// InstanceStatus is an instance's state as Berth records it and as its
+// broker reports it.
+type InstanceStatus struct {
+	Name  string
+	State string
+	// Broker is the broker's state of the last operation, or what kept
+	// the broker from saying ("unreachable: ...", "gone: ...", "error: ...").
+	Broker      string
+	Description string // the broker's description of the operation, if any
+}
+
+// InstanceStatus asks the instance's broker about it. A broker that cannot
+// answer is reported in the status, not as an error.
+func (s *Engine) InstanceStatus(ctx context.Context, id *Identity, name string) (*InstanceStatus, error) {
+	inst, svc, err := s.instanceByName(ctx, id, name)
+	if err != nil {
+		return nil, err
+	}
+	out := &InstanceStatus{Name: inst.Name, State: inst.State}
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		out.Broker = "unreachable: " + err.Error()
+		return out, nil
+	}
+	lo, err := b.LastOperation(bctx, broker.LastOperationRequest{InstanceID: name})
+	switch {
+	case errors.Is(err, broker.ErrGone):
+		out.Broker = "gone: the broker no longer has this instance"
+	case err != nil:
+		out.Broker = "error: " + err.Error()
+	default:
+		out.Broker = lo.State
+		out.Description = lo.Description
+	}
+	return out, nil
+}
+
+// provision is the Provision saga: the instance is recorded first (so a
+// crash leaves a record the sweep cleans up), then provisioned; on failure
+// the broker is asked to deprovision (OSB orphan mitigation) and the record
+// is removed.
+func (s *Engine) provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
+	if _, err := state.Create(ctx, s.store, state.InstanceKey(inst.Name), inst); errors.Is(err, state.ErrExists) {
+		return conflict("service instance %q already exists", inst.Name)
+	} else if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		s.cleanupInstance(inst.Name, svc)
+		return err
+	}
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return fail(err)
+	}
+	planID := svc.Plan
+	serviceID := svc.Broker
+	if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
+		serviceID = cat.Services[0].ID
+		if planID == "" && len(cat.Services[0].Plans) > 0 {
+			planID = cat.Services[0].Plans[0].ID
+		}
+	}
+	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID})
+	if err == nil && resp.Async {
+		err = waitOperation(bctx, b, inst.Name, resp.Operation)
+	}
+	if err != nil {
+		return fail(brokerErr("provisioning "+inst.Name, err))
+	}
+	_, _, err = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+		i.State = state.InstanceReady
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	inst.State = state.InstanceReady
+	return nil
+}
+
+// cleanupInstance deprovisions (gone is fine) and removes the record; used
+// to undo a failed Provision and by the sweep for orphans.
+func (s *Engine) cleanupInstance(name string, svc *state.Service) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Plugins.CallTimeoutDur+5*time.Second)
+	defer cancel()
+	if svc != nil {
+		if b, err := s.brokerFor(ctx, svc); err == nil {
+			_, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
+			if err != nil && !errors.Is(err, broker.ErrGone) {
+				s.log.Warn("orphan cleanup: deprovision failed; the sweep retries", "instance", name, "error", err)
+				_, _, _ = state.Update(ctx, s.store, state.InstanceKey(name), func(i *state.ServiceInstance) error {
+					i.State, i.Message = state.InstanceDeprovisioning, "deprovision failed: "+err.Error()
+					return nil
+				})
+				return
+			}
+		}
+	}
+	_, _ = s.store.Delete(ctx, state.InstanceKey(name))
+}
+
+// ServiceSweep repairs drift between Berth's records and the brokers:
+// instances stuck provisioning (a crash mid-saga) or deprovisioning are
+// cleaned up, and bindings whose credentials are missing from Secrets are
+// bound again (Bind is idempotent by binding id).
+func (s *Engine) ServiceSweep(ctx context.Context) (repaired []string) {
+	s.pinIdentities(ctx)
+	if s.brokers == nil {
+		return nil
+	}
+	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
+	if err != nil {
+		return nil
+	}
+	for _, inst := range insts {
+		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
+		if err != nil {
+			continue
+		}
+		stale := time.Since(inst.Created) > 2*s.cfg.Plugins.CallTimeoutDur
+		if (inst.State == state.InstanceProvisioning && stale) || inst.State == state.InstanceDeprovisioning {
+			s.cleanupInstance(inst.Name, svc)
+			repaired = append(repaired, "cleaned up instance "+inst.Name)
+			continue
+		}
+		for _, app := range inst.Apps {
+			if _, err := s.secrets.Get(ctx, bindingPath(app, inst.Name), 0); !errors.Is(err, backends.ErrNotFound) {
+				continue
+			}
+			bctx, cancel := s.brokerCtx(ctx)
+			b, err := s.brokerFor(bctx, svc)
+			if err == nil {
+				var resp *broker.BindResponse
+				resp, err = b.Bind(bctx, broker.BindRequest{InstanceID: inst.Name, BindingID: bindingID(inst.Name, app), AppName: app})
+				if err == nil {
+					_, err = s.secrets.PutCAS(ctx, bindingPath(app, inst.Name), resp.Credentials, 0)
+				}
+			}
+			cancel()
+			if err == nil {
+				repaired = append(repaired, "restored binding "+inst.Name+" -> "+app)
+			} else {
+				s.log.Warn("service sweep: could not restore binding", "instance", inst.Name, "app", app, "error", err)
+			}
+		}
+	}
+	return repaired
+}
