@@ -116,3 +116,31 @@ func (s *Engine) EnsureResourceInstances(ctx context.Context, id *Identity, clie
 func SameIncarnationOf(t time.Time, a *state.App) bool {
 	return t.IsZero() || t.Equal(a.Created)
 }
+
+// ResourceInstances lists the instances of a resource (one per app that
+// uses it) that are of its current incarnation.
+func (s *Engine) ResourceInstances(ctx context.Context, id *Identity, resource string) ([]*DeployedApp, error) {
+	res, err := s.loadApp(ctx, id, resource, ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	if res.AppType != state.AppTypeResource {
+		return nil, notFound("app %q is not a resource", res.Name)
+	}
+	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := []*DeployedApp{}
+	for _, a := range apps {
+		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name || !SameIncarnationOf(a.ResourceCreated, res) {
+			continue
+		}
+		v, err := s.deployed(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
