@@ -415,7 +415,7 @@ type Change struct {
 // loadApp validates an app name and loads the app for act.
 func (s *Engine) loadApp(ctx context.Context, id *Identity, name string, act Action) (*state.App, error) {
 	if err := names.App(name); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	return s.LoadApp(ctx, id, name, act)
 }
@@ -517,7 +517,7 @@ func (s *Engine) GetDeployed(ctx context.Context, id *Identity, app string) (*De
 // DeployLatest deploys the app's latest pushed release.
 func (s *Engine) DeployLatest(ctx context.Context, id *Identity, app string, set DeploySettings) (*Change, error) {
 	if err := names.App(app); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	if err := set.check(); err != nil {
 		return nil, err
@@ -543,7 +543,7 @@ func (s *Engine) DeployVersion(ctx context.Context, id *Identity, app, metaVersi
 		return nil, err
 	}
 	if err := names.MetaVersion(metaVersion); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	if err := set.check(); err != nil {
 		return nil, err
@@ -654,4 +654,16 @@ func (w *DeployWatch) Next(ctx context.Context) (*state.Deploy, uint64, error) {
 		}
 		return &d, w.index, nil
 	}
+}
+
+// invalid makes a validation failure of the names or release package (or
+// any error) a KindInvalid domain error with the same message.
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := AsError(err); ok {
+		return err
+	}
+	return &Error{Kind: KindInvalid, Msg: err.Error()}
 }

@@ -39,7 +39,7 @@ func (s *Engine) SetEnv(ctx context.Context, id *Identity, app string, vars []En
 	}
 	for _, e := range vars {
 		if err := release.CheckEnv(e.Name, e.Value); err != nil {
-			return nil, err
+			return nil, invalid(err)
 		}
 	}
 	list := append([]EnvSet(nil), vars...)

@@ -24,7 +24,7 @@ func (s *Engine) currentRelease(ctx context.Context, a *state.App) (*state.Relea
 // release.
 func (s *Engine) findProc(ctx context.Context, a *state.App, name string) (*release.Proc, error) {
 	if err := names.Proc(name); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	rel, err := s.currentRelease(ctx, a)
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string,
 	var apply func(o *state.ProcOverride)
 	if in.NumInstances != nil {
 		if err := release.CheckInstances(*in.NumInstances); err != nil {
-			return nil, err
+			return nil, invalid(err)
 		}
 		n := *in.NumInstances
 		op = fmt.Sprintf("scale %s to %d", proc, n)
@@ -136,7 +136,7 @@ func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string,
 		var mem *int
 		if in.CPU != nil {
 			if err := release.CheckCPU(*in.CPU); err != nil {
-				return nil, err
+				return nil, invalid(err)
 			}
 			c := *in.CPU
 			cpu = &c
@@ -144,7 +144,7 @@ func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string,
 		if in.Memory != nil {
 			m, err := release.MemoryValue(in.Memory)
 			if err != nil {
-				return nil, err
+				return nil, invalid(err)
 			}
 			mem = &m
 		}
