@@ -61,19 +61,19 @@ func (s *Engine) UnlockApp(ctx context.Context, app string, gen int64) {
 	_, _, _ = s.store.DeleteCAS(ctx, key, idx)
 }
 
-// ChangeApp is every state change of a deployed app's desired state: it
+// changeApp is every state change of a deployed app's desired state: it
 // takes the lease, applies fn to the app record (check-and-set), bumps the
 // generation, records the pending deploy and kicks the reconciler. The
 // answer is at once; progress is in GET /api/v1/apps/:app/ and its events.
-func (s *Engine) ChangeApp(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
-	return s.ChangeAppWith(ctx, id, name, op, nil, fn)
+func (s *Engine) changeApp(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.changeAppWith(ctx, id, name, op, nil, fn)
 }
 
-// ChangeAppWith is ChangeApp with a step that writes Secrets (private
+// changeAppWith is changeApp with a step that writes Secrets (private
 // values) between taking the lease and committing the app record: an
 // operation refused for a held lease writes nothing, and when the commit
 // fails the secret write is undone (pre returns the undo).
-func (s *Engine) ChangeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
 		return nil, nil, err
@@ -568,11 +568,11 @@ func (s *Engine) deployVersion(ctx context.Context, id *Identity, a *state.App, 
 	if s.sched == nil {
 		return nil, Unavailable("no scheduler is configured")
 	}
-	instances, err := s.EnsureResourceInstances(ctx, id, a, rel)
+	instances, err := s.ensureResourceInstances(ctx, id, a, rel)
 	if err != nil {
 		return nil, err
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, "deploy "+rel.MetaVersion, func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, "deploy "+rel.MetaVersion, func(x *state.App) error {
 		x.Deployed = true
 		x.MetaVersion = rel.MetaVersion
 		set.apply(x)
@@ -596,7 +596,7 @@ func (s *Engine) Undeploy(ctx context.Context, id *Identity, app string) (*Chang
 	if !a.Deployed {
 		return nil, notFound("app %q is not deployed", a.Name)
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, "undeploy", func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, "undeploy", func(x *state.App) error {
 		x.Deployed = false
 		return nil
 	})

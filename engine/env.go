@@ -123,7 +123,7 @@ func (s *Engine) UnsetEnv(ctx context.Context, id *Identity, app string, names [
 // written.
 func (s *Engine) envChange(ctx context.Context, id *Identity, a *state.App, op string, noRestart bool, secret func(ctx context.Context) (func(), error), apply func(x *state.App) error) (*Change, error) {
 	if a.Deployed && !noRestart {
-		na, d, err := s.ChangeAppWith(ctx, id, a.Name, op, secret, apply)
+		na, d, err := s.changeAppWith(ctx, id, a.Name, op, secret, apply)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +151,7 @@ func (s *Engine) RestartApp(ctx context.Context, id *Identity, app string) (*Cha
 	if !a.Deployed {
 		return nil, badRequest("app %q is not deployed", a.Name)
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, "restart", func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, "restart", func(x *state.App) error {
 		x.RestartGen++
 		return nil
 	})

@@ -82,7 +82,7 @@ func (s *Engine) DeployProc(ctx context.Context, id *Identity, app, proc string)
 	if err != nil {
 		return nil, err
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, "deploy proc "+proc, func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, "deploy proc "+proc, func(x *state.App) error {
 		o := x.Procs[proc]
 		o.Undeployed = false
 		setOverride(x, proc, o)
@@ -158,7 +158,7 @@ func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string,
 			}
 		}
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, op, func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, op, func(x *state.App) error {
 		o := x.Procs[proc]
 		apply(&o)
 		setOverride(x, proc, o)
@@ -181,7 +181,7 @@ func (s *Engine) UndeployProc(ctx context.Context, id *Identity, app, proc strin
 	if err != nil {
 		return nil, err
 	}
-	na, d, err := s.ChangeApp(ctx, id, a.Name, "undeploy proc "+proc, func(x *state.App) error {
+	na, d, err := s.changeApp(ctx, id, a.Name, "undeploy proc "+proc, func(x *state.App) error {
 		o := x.Procs[proc]
 		if o.Undeployed {
 			return notFound("proc %q of app %q is not deployed", proc, x.Name)
