@@ -538,7 +538,7 @@ func (s *Engine) DeployLatest(ctx context.Context, id *Identity, app string, set
 
 // DeployVersion deploys a pushed release of the app (a rollback too).
 func (s *Engine) DeployVersion(ctx context.Context, id *Identity, app, metaVersion string, set DeploySettings) (*Change, error) {
-	a, err := s.loadApp(ctx, id, app, ActAppDeploy)
+	a, err := s.loadApp(ctx, id, app, ActAppUpdate)
 	if err != nil {
 		return nil, err
 	}

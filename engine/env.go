@@ -30,7 +30,7 @@ type EnvSet struct {
 // (through its lease: a busy app is a conflict and nothing is written),
 // unless noRestart; the Change is nil when there is no redeploy.
 func (s *Engine) SetEnv(ctx context.Context, id *Identity, app string, vars []EnvSet, noRestart bool) (*Change, error) {
-	a, err := s.loadApp(ctx, id, app, ActAppEnvWrite)
+	a, err := s.loadApp(ctx, id, app, ActAppEnvSet)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (s *Engine) SetEnv(ctx context.Context, id *Identity, app string, vars []En
 // UnsetEnv removes variables of an app (each must exist), redeploying it
 // as SetEnv does.
 func (s *Engine) UnsetEnv(ctx context.Context, id *Identity, app string, names []string, noRestart bool) (*Change, error) {
-	a, err := s.loadApp(ctx, id, app, ActAppEnvWrite)
+	a, err := s.loadApp(ctx, id, app, ActAppEnvUnset)
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ func setOverride(a *state.App, proc string, o state.ProcOverride) {
 // DeployProc deploys again a proc that was undeployed (or failed); its
 // instances are restarted.
 func (s *Engine) DeployProc(ctx context.Context, id *Identity, app, proc string) (*Change, error) {
-	a, err := s.loadProc(ctx, id, app, proc, ActAppDeploy)
+	a, err := s.loadProc(ctx, id, app, proc, ActProcDeploy)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ type ProcSize struct {
 // The two kinds cannot take effect together: with both, NumInstances is
 // applied and CPU/Memory are not, and Change.Ignored names them.
 func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string, in ProcSize) (*Change, error) {
-	a, err := s.loadProc(ctx, id, app, proc, ActAppScale)
+	a, err := s.loadProc(ctx, id, app, proc, ActProcPatch)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func (s *Engine) ResizeProc(ctx context.Context, id *Identity, app, proc string,
 
 // UndeployProc stops one proc of a deployed app.
 func (s *Engine) UndeployProc(ctx context.Context, id *Identity, app, proc string) (*Change, error) {
-	a, err := s.loadProc(ctx, id, app, proc, ActAppUndeploy)
+	a, err := s.loadProc(ctx, id, app, proc, ActProcUndeploy)
 	if err != nil {
 		return nil, err
 	}
