@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +11,10 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/names"
 )
 
 // LockApp takes the app's operation lease for op, or answers 409 naming
@@ -57,19 +61,19 @@ func (s *Engine) UnlockApp(ctx context.Context, app string, gen int64) {
 	_, _, _ = s.store.DeleteCAS(ctx, key, idx)
 }
 
-// ChangeApp is every state change of a deployed app's desired state: it
+// changeApp is every state change of a deployed app's desired state: it
 // takes the lease, applies fn to the app record (check-and-set), bumps the
 // generation, records the pending deploy and kicks the reconciler. The
 // answer is at once; progress is in GET /api/v1/apps/:app/ and its events.
-func (s *Engine) ChangeApp(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
-	return s.ChangeAppWith(ctx, id, name, op, nil, fn)
+func (s *Engine) changeApp(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.changeAppWith(ctx, id, name, op, nil, fn)
 }
 
-// ChangeAppWith is ChangeApp with a step that writes Secrets (private
+// changeAppWith is changeApp with a step that writes Secrets (private
 // values) between taking the lease and committing the app record: an
 // operation refused for a held lease writes nothing, and when the commit
 // fails the secret write is undone (pre returns the undo).
-func (s *Engine) ChangeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
 		return nil, nil, err
@@ -332,4 +336,334 @@ func (s *Engine) BeforeRemoveApp(ctx context.Context, id *Identity, a *state.App
 	_ = s.secrets.Delete(ctx, runtimeEnvPath(a.Name))
 	s.UnlockApp(ctx, a.Name, -1)
 	return nil
+}
+
+// DeployedApp is a deployed app as its users see it: its desired state,
+// its current operation, the deploy policy in effect and each proc of its
+// release with the instances the scheduler reports.
+type DeployedApp struct {
+	App *state.App
+	// Deploy is the app's latest operation (nil before the first).
+	Deploy *state.Deploy
+	// ProgressDeadline and AutoRevert are the deploy policy in effect (the
+	// app's own, else the defaults).
+	ProgressDeadline time.Duration
+	AutoRevert       bool
+	// Procs are the procs of the app's current release (none when that
+	// release is missing).
+	Procs []ProcStatus
+}
+
+// ProcStatus is one proc of a deployed app's release.
+type ProcStatus struct {
+	Proc release.Proc // as released
+	// Deployed is false for a proc undeployed on its own; its size is
+	// then the release's, with no instances wanted.
+	Deployed bool
+	// Instances, CPU and MemoryMB are the size in effect (overrides
+	// applied).
+	Instances int
+	CPU       float64
+	MemoryMB  int
+	// Units are the proc's instances as the scheduler reports them.
+	Units []backends.Instance
+}
+
+// DeploySettings is the optional per-app deploy policy a deploy may set; it
+// is kept on the app for its later operations. Nil fields leave the app's
+// setting alone; an empty ProgressDeadline goes back to the default.
+type DeploySettings struct {
+	ProgressDeadline *string
+	AutoRevert       *bool
+}
+
+func (p DeploySettings) check() error {
+	if p.ProgressDeadline == nil || *p.ProgressDeadline == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(*p.ProgressDeadline)
+	if err != nil || d < config.MinProgressDeadline || d > config.MaxProgressDeadline {
+		return badRequest("progress_deadline must be a duration between %v and %v (e.g. \"90s\", \"5m\")", config.MinProgressDeadline, config.MaxProgressDeadline)
+	}
+	return nil
+}
+
+func (p DeploySettings) apply(x *state.App) {
+	if p.ProgressDeadline != nil {
+		x.ProgressDeadline = *p.ProgressDeadline
+	}
+	if p.AutoRevert != nil {
+		x.AutoRevert = p.AutoRevert
+	}
+}
+
+// Change is the outcome of an accepted change of an app's desired state:
+// the app as committed and its pending operation, whose progress the
+// reconciler records.
+type Change struct {
+	App    *state.App
+	Deploy *state.Deploy
+	// ResourceInstances names the resource instances a deploy created or
+	// moved (if any).
+	ResourceInstances []string
+	// Proc is the proc a proc operation changed.
+	Proc string
+	// Ignored lists the fields of the request that did not take effect.
+	Ignored []string
+}
+
+// loadApp validates an app name and loads the app for act.
+func (s *Engine) loadApp(ctx context.Context, id *Identity, name string, act Action) (*state.App, error) {
+	if err := names.App(name); err != nil {
+		return nil, invalid(err)
+	}
+	return s.LoadApp(ctx, id, name, act)
+}
+
+// loadDeployed is loadApp for an app that must be deployed.
+func (s *Engine) loadDeployed(ctx context.Context, id *Identity, name string, act Action) (*state.App, error) {
+	a, err := s.loadApp(ctx, id, name, act)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Deployed {
+		return nil, notFound("app %q is registered but not deployed", a.Name)
+	}
+	return a, nil
+}
+
+// deployed builds the DeployedApp of a.
+func (s *Engine) deployed(ctx context.Context, a *state.App) (*DeployedApp, error) {
+	v := &DeployedApp{App: a}
+	v.ProgressDeadline, v.AutoRevert = s.DeployPolicy(a)
+	d, err := s.GetDeploy(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	v.Deploy = d
+	rel, _, err := state.Get[state.Release](ctx, s.store, state.ReleaseKey(a.Name, a.MetaVersion))
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return nil, err
+	}
+	var st *backends.AppStatus
+	if s.sched != nil {
+		st, err = s.sched.Status(ctx, a.Name)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if rel == nil {
+		return v, nil
+	}
+	spec, err := s.RenderSpec(ctx, a, rel)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range rel.Spec.Procs {
+		ps := ProcStatus{Proc: p, CPU: p.CPU, MemoryMB: p.MemoryMB}
+		for _, sp := range spec.Procs {
+			if sp.Name == p.Name {
+				ps.Deployed = true
+				ps.Instances, ps.CPU, ps.MemoryMB = sp.Instances, sp.CPU, sp.MemoryMB
+			}
+		}
+		if st != nil {
+			for _, in := range st.Instances {
+				if in.Proc == p.Name {
+					ps.Units = append(ps.Units, in)
+				}
+			}
+		}
+		v.Procs = append(v.Procs, ps)
+	}
+	return v, nil
+}
+
+// ListDeployed lists the deployed apps the caller may read, of one app
+// type ("" for all).
+func (s *Engine) ListDeployed(ctx context.Context, id *Identity, appType string) ([]*DeployedApp, error) {
+	switch appType {
+	case "", state.AppTypeApp, state.AppTypeService, state.AppTypeResource, state.AppTypeResourceInstance:
+	default:
+		return nil, badRequest("apptype must be one of app, service, resource, resource-instance, not %q", appType)
+	}
+	apps, err := s.VisibleApps(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []*DeployedApp{}
+	for _, a := range apps {
+		if !a.Deployed || (appType != "" && a.AppType != appType) {
+			continue
+		}
+		v, err := s.deployed(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// GetDeployed is one deployed app the caller may read.
+func (s *Engine) GetDeployed(ctx context.Context, id *Identity, app string) (*DeployedApp, error) {
+	a, err := s.loadDeployed(ctx, id, app, ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	return s.deployed(ctx, a)
+}
+
+// DeployLatest deploys the app's latest pushed release.
+func (s *Engine) DeployLatest(ctx context.Context, id *Identity, app string, set DeploySettings) (*Change, error) {
+	if err := names.App(app); err != nil {
+		return nil, invalid(err)
+	}
+	if err := set.check(); err != nil {
+		return nil, err
+	}
+	a, err := s.LoadApp(ctx, id, app, ActAppDeploy)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := s.LatestRelease(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	if rel == nil {
+		return nil, badRequest("app %q has no pushed release: push one first (POST /api/v1/repos/%s/push/)", a.Name, a.Name)
+	}
+	return s.deployVersion(ctx, id, a, rel, set)
+}
+
+// DeployVersion deploys a pushed release of the app (a rollback too).
+func (s *Engine) DeployVersion(ctx context.Context, id *Identity, app, metaVersion string, set DeploySettings) (*Change, error) {
+	a, err := s.loadApp(ctx, id, app, ActAppUpdate)
+	if err != nil {
+		return nil, err
+	}
+	if err := names.MetaVersion(metaVersion); err != nil {
+		return nil, invalid(err)
+	}
+	if err := set.check(); err != nil {
+		return nil, err
+	}
+	rel, _, err := state.Get[state.Release](ctx, s.store, state.ReleaseKey(a.Name, metaVersion))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, badRequest("app %q has no release %s: push it first", a.Name, metaVersion)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.deployVersion(ctx, id, a, rel, set)
+}
+
+// deployVersion makes rel the app's desired version, creating the
+// resource instances it uses.
+func (s *Engine) deployVersion(ctx context.Context, id *Identity, a *state.App, rel *state.Release, set DeploySettings) (*Change, error) {
+	if a.AppType == state.AppTypeResource {
+		// A resource is deployed per client, as resource instances.
+		return nil, badRequest("app %q is a resource: it is deployed as resource instances of the apps that use it", a.Name)
+	}
+	if s.sched == nil {
+		return nil, Unavailable("no scheduler is configured")
+	}
+	instances, err := s.ensureResourceInstances(ctx, id, a, rel)
+	if err != nil {
+		return nil, err
+	}
+	na, d, err := s.changeApp(ctx, id, a.Name, "deploy "+rel.MetaVersion, func(x *state.App) error {
+		x.Deployed = true
+		x.MetaVersion = rel.MetaVersion
+		set.apply(x)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Change{App: na, Deploy: d, ResourceInstances: instances}, nil
+}
+
+// Undeploy stops a deployed app, keeping its registration.
+func (s *Engine) Undeploy(ctx context.Context, id *Identity, app string) (*Change, error) {
+	a, err := s.loadApp(ctx, id, app, ActAppUndeploy)
+	if err != nil {
+		return nil, err
+	}
+	if a.AppType == state.AppTypeResource {
+		return nil, forbidden("app %q is a resource: resources cannot be undeployed (undeploy the apps that use it)", a.Name)
+	}
+	if !a.Deployed {
+		return nil, notFound("app %q is not deployed", a.Name)
+	}
+	na, d, err := s.changeApp(ctx, id, a.Name, "undeploy", func(x *state.App) error {
+		x.Deployed = false
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Change{App: na, Deploy: d}, nil
+}
+
+// DeployWatch follows an app's operation records (see WatchDeploy).
+type DeployWatch struct {
+	s     *Engine
+	app   string
+	wait  time.Duration
+	index uint64
+	last  []byte
+}
+
+// WatchDeploy starts following the operations of an app the caller may
+// read: each Next answers the app's operation record when it changes, or
+// nil after wait without a change.
+func (s *Engine) WatchDeploy(ctx context.Context, id *Identity, app string, wait time.Duration) (*DeployWatch, *state.App, error) {
+	a, err := s.loadApp(ctx, id, app, ActAppRead)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &DeployWatch{s: s, app: a.Name, wait: wait}, a, nil
+}
+
+// Next blocks until the app's operation record differs from the last one
+// answered (then it answers it, with the store's index of it), or until
+// the wait has passed (then it answers nil). An error is the store's: the
+// caller may retry.
+func (w *DeployWatch) Next(ctx context.Context) (*state.Deploy, uint64, error) {
+	for {
+		p, meta, err := w.s.store.Get(ctx, state.DeployKey(w.app), &backends.QueryOptions{WaitIndex: w.index, WaitTime: w.wait})
+		if err != nil {
+			return nil, w.index, err
+		}
+		if meta.LastIndex < w.index {
+			w.index = 0 // the store went back (restored): start over
+		} else {
+			w.index = meta.LastIndex
+		}
+		if p == nil || bytes.Equal(p.Value, w.last) {
+			return nil, w.index, nil
+		}
+		w.last = p.Value
+		var d state.Deploy
+		if json.Unmarshal(p.Value, &d) != nil {
+			if ctx.Err() != nil {
+				return nil, w.index, ctx.Err()
+			}
+			continue
+		}
+		return &d, w.index, nil
+	}
+}
+
+// invalid makes a validation failure of the names or release package (or
+// any error) a KindInvalid domain error with the same message.
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := AsError(err); ok {
+		return err
+	}
+	return &Error{Kind: KindInvalid, Msg: err.Error()}
 }

@@ -35,10 +35,10 @@ func (s *Engine) CheckResourceUse(ctx context.Context, id *Identity, resources [
 	return nil
 }
 
-// EnsureResourceInstances creates (or moves to the resource's latest
+// ensureResourceInstances creates (or moves to the resource's latest
 // release) one resource-instance app per resource the release uses. They
 // are owned by the resource's owner and do not count against quotas.
-func (s *Engine) EnsureResourceInstances(ctx context.Context, id *Identity, client *state.App, rel *state.Release) ([]string, error) {
+func (s *Engine) ensureResourceInstances(ctx context.Context, id *Identity, client *state.App, rel *state.Release) ([]string, error) {
 	// Checked again at deploy time: the release may have been pushed by
 	// someone else, or before the deployer lost access to the resource.
 	if err := s.CheckResourceUse(ctx, id, rel.Spec.Resources); err != nil {
@@ -91,7 +91,7 @@ func (s *Engine) EnsureResourceInstances(ctx context.Context, id *Identity, clie
 			if cur.AppType != state.AppTypeResourceInstance || cur.Resource != resName || cur.Client != client.Name {
 				return nil, conflict("app %q exists and is not the instance of resource %q for %q", name, resName, client.Name)
 			}
-			if !SameIncarnationOf(cur.ResourceCreated, res) || !SameIncarnationOf(cur.ClientCreated, client) {
+			if !sameIncarnationOf(cur.ResourceCreated, res) || !sameIncarnationOf(cur.ClientCreated, client) {
 				return nil, conflict("app %q is the instance of an earlier app named %q or %q (removed since): remove it first", name, resName, client.Name)
 			}
 			if !cur.Deployed || cur.MetaVersion != resRel.MetaVersion {
@@ -111,8 +111,36 @@ func (s *Engine) EnsureResourceInstances(ctx context.Context, id *Identity, clie
 	return out, nil
 }
 
-// SameIncarnationOf reports whether an app recorded as created at t is a
+// sameIncarnationOf reports whether an app recorded as created at t is a as it is now
 // (a zero t is an older record: it matches by name).
-func SameIncarnationOf(t time.Time, a *state.App) bool {
+func sameIncarnationOf(t time.Time, a *state.App) bool {
 	return t.IsZero() || t.Equal(a.Created)
+}
+
+// ResourceInstances lists the instances of a resource (one per app that
+// uses it) that are of its current incarnation.
+func (s *Engine) ResourceInstances(ctx context.Context, id *Identity, resource string) ([]*DeployedApp, error) {
+	res, err := s.loadApp(ctx, id, resource, ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	if res.AppType != state.AppTypeResource {
+		return nil, notFound("app %q is not a resource", res.Name)
+	}
+	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := []*DeployedApp{}
+	for _, a := range apps {
+		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name || !sameIncarnationOf(a.ResourceCreated, res) {
+			continue
+		}
+		v, err := s.deployed(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -1,13 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
@@ -17,7 +16,7 @@ import (
 // keepalive comment every 15 seconds. ?until=final ends the stream at
 // running, failed or undeployed.
 func (s *Server) streamEvents(c *call) (any, error) {
-	a, err := s.appParam(c, "app", engine.ActAppRead)
+	w, a, err := s.eng.WatchDeploy(c.ctx(), c.id, appTarget(c, "app"), 15*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -34,32 +33,20 @@ func (s *Server) streamEvents(c *call) (any, error) {
 	fmt.Fprintf(c.w, ": events of app %s\n\n", a.Name)
 	fl.Flush()
 	ctx := c.ctx()
-	var index uint64
-	var last []byte
 	for ctx.Err() == nil {
-		p, meta, err := s.store.Get(ctx, state.DeployKey(a.Name), &backends.QueryOptions{WaitIndex: index, WaitTime: 15 * time.Second})
+		d, index, err := w.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			fmt.Fprintf(c.w, "event: error\ndata: %q\n\n", "the store did not answer; retrying")
 			fl.Flush()
-			engine.Sleep(ctx, time.Second)
+			sleep(ctx, time.Second)
 			continue
 		}
-		if meta.LastIndex < index {
-			index = 0
-		} else {
-			index = meta.LastIndex
-		}
-		if p == nil || string(p.Value) == string(last) {
+		if d == nil {
 			fmt.Fprint(c.w, ": keepalive\n\n")
 			fl.Flush()
-			continue
-		}
-		last = p.Value
-		var d state.Deploy
-		if json.Unmarshal(p.Value, &d) != nil {
 			continue
 		}
 		b, _ := json.Marshal(d)
@@ -70,4 +57,14 @@ func (s *Server) streamEvents(c *call) (any, error) {
 		}
 	}
 	return streamed{}, nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
