@@ -167,14 +167,25 @@ func TestNothingOrphaned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
-		t.Fatal(err)
-	}
 	root, err := sql.Open("mysql", "root@tcp("+addr+")/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer root.Close()
+	countRecords := func() int {
+		var n int
+		if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM berth_broker_test.records WHERE k IN (?, ?, ?)",
+			"instance/"+id, "binding/"+id+"/one", "binding/"+id+"/two").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := countRecords(); n != 3 {
+		t.Fatalf("before Deprovision the server holds %d records of the instance and its two bindings, want 3", n)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Fatal(err)
+	}
 	var n int
 	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?", mysql.OwnerUser(id)[:12]+"%").Scan(&n); err != nil {
 		t.Fatal(err)
@@ -188,11 +199,8 @@ func TestNothingOrphaned(t *testing.T) {
 	if n != 0 {
 		t.Errorf("database %s remains after Deprovision", mysql.DatabaseName(id))
 	}
-	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM berth_broker_test.bindings WHERE instance_id = ?", id).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
-		t.Errorf("%d binding records remain", n)
+	if n := countRecords(); n != 0 {
+		t.Errorf("%d records of the instance remain", n)
 	}
 }
 

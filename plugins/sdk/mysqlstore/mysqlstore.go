@@ -23,9 +23,9 @@ import (
 
 // Store is an sdk.Store and sdk.Locker on a MySQL/MariaDB server.
 type Store struct {
-	db       *sql.DB
-	database string
-	table    string
+	db, locks *sql.DB
+	database  string
+	table     string
 }
 
 var _ interface {
@@ -48,12 +48,18 @@ func ValidDatabase(name string) bool {
 }
 
 // New returns the store in database (created with its table if missing)
-// on db, which must be a go-sql-driver/mysql pool.
-func New(ctx context.Context, db *sql.DB, database string) (*Store, error) {
+// on db, a go-sql-driver/mysql pool. Each lock held keeps a connection of
+// locks (nil: of db) for as long as it is held; give locks no bound on open
+// connections, or a bound of its own, so that the holders of locks can
+// always get a connection of db to work with.
+func New(ctx context.Context, db, locks *sql.DB, database string) (*Store, error) {
 	if !ValidDatabase(database) {
 		return nil, fmt.Errorf("%w: store database %q: want [a-z0-9_]{1,64}", broker.ErrBadRequest, database)
 	}
-	s := &Store{db: db, database: database, table: "`" + database + "`.records"}
+	if locks == nil {
+		locks = db
+	}
+	s := &Store{db: db, locks: locks, database: database, table: "`" + database + "`.records"}
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS `" + database + "`",
 		"CREATE TABLE IF NOT EXISTS " + s.table + " (k VARBINARY(255) NOT NULL PRIMARY KEY, v MEDIUMBLOB NOT NULL," +
@@ -118,7 +124,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 // Lock implements sdk.Locker with a server-side named lock held by a
 // connection of its own; if that connection dies, the server releases it.
 func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.locks.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: mysql: %v", broker.ErrUnavailable, err)
 	}

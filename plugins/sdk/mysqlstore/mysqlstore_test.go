@@ -30,7 +30,7 @@ func TestStore(t *testing.T) {
 			_, _ = db.Exec("DROP DATABASE IF EXISTS `" + ns + "`")
 			db.Close()
 		})
-		s, err := mysqlstore.New(context.Background(), db, ns)
+		s, err := mysqlstore.New(context.Background(), db, nil, ns)
 		if err != nil {
 			t.Fatal(err)
 		}
