@@ -144,12 +144,21 @@ func TestACLLimits(t *testing.T) {
 			t.Errorf("%v: err = %v, want NOPERM", cmd, err)
 		}
 	}
-	// Deprovision deletes the instance's keys.
+	// Deprovision deletes the instance's keys and the broker's records of it.
+	admin := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer admin.Close()
+	records := settings()["meta_prefix"] + ":records"
+	if n, err := admin.HExists(ctx, records, "binding/"+id+"/web").Result(); err != nil || !n {
+		t.Fatalf("the binding's record is not in %s (%v)", records, err)
+	}
 	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
 		t.Fatal(err)
 	}
-	admin := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer admin.Close()
+	for _, k := range []string{"instance/" + id, "binding/" + id + "/web"} {
+		if n, err := admin.HExists(ctx, records, k).Result(); err != nil || n {
+			t.Errorf("record %s remains after Deprovision (%v)", k, err)
+		}
+	}
 	n, err := admin.Exists(ctx, p+"counter", p+"queue", p+"scores").Result()
 	if err != nil || n != 0 {
 		t.Errorf("after Deprovision %d of the instance's keys remain (%v)", n, err)
