@@ -19,6 +19,8 @@ import (
 	"github.com/berthpaas/berth/plugins/brokertest"
 	"github.com/berthpaas/berth/plugins/mongodb"
 	"github.com/berthpaas/berth/plugins/sdk"
+	"github.com/berthpaas/berth/plugins/sdk/mongostore"
+	"github.com/berthpaas/berth/plugins/sdk/storetest"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -303,4 +305,23 @@ func TestBadSettings(t *testing.T) {
 	if err := b.Configure(ctx, nil); !errors.Is(err, broker.ErrBadRequest) || !strings.Contains(err.Error(), "no target configured") {
 		t.Errorf("no settings: err = %v, want ErrBadRequest \"no target configured\"", err)
 	}
+}
+
+// TestRecordStore runs the SDK's store suite against plugins/sdk/mongostore
+// on the server under test (it lives here, where that server is started).
+func TestRecordStore(t *testing.T) {
+	needServer(t)
+	storetest.Run(t, func(t testing.TB, ns string) sdk.Store {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := connect(ctx, serverURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = c.Database(ns).Drop(context.Background())
+			_ = c.Disconnect(context.Background())
+		})
+		return mongostore.New(c.Database(ns))
+	})
 }
