@@ -155,6 +155,11 @@ func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk
 		lockDB.Close()
 		return nil, err
 	}
+	if err := importLegacy(ctx, db, store, c); err != nil {
+		db.Close()
+		lockDB.Close()
+		return nil, err
+	}
 	p.mu.Lock()
 	oldDB, oldLocks := p.db, p.lockDB
 	p.db, p.lockDB, p.cfg = db, lockDB, c
@@ -316,6 +321,10 @@ func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (m
 		return nil, err
 	}
 	p.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
+	return credentials(cfg, dbName, user, password), nil
+}
+
+func credentials(cfg config, dbName, user, password string) map[string]string {
 	u := url.URL{Scheme: "mysql", User: url.UserPassword(user, password),
 		Host: net.JoinHostPort(cfg.publicHost, cfg.publicPort), Path: "/" + dbName}
 	return map[string]string{
@@ -325,7 +334,7 @@ func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (m
 		"MYSQL_PASSWORD": password,
 		"MYSQL_DATABASE": dbName,
 		"DATABASE_URL":   u.String(),
-	}, nil
+	}
 }
 
 // DeleteBinding drops the binding's user and ends its sessions.

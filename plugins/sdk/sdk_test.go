@@ -248,3 +248,33 @@ func TestConnector(t *testing.T) {
 		t.Errorf("LastOperation on the second server: err = %v, want ErrGone", err)
 	}
 }
+
+func TestImport(t *testing.T) {
+	ctx := context.Background()
+	s := sdk.MemoryStore()
+	p := newProvider()
+	b := sdk.NewBroker(p, s)
+	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: "kept", Params: map[string]string{"v": "new"}}); err != nil {
+		t.Fatal(err)
+	}
+	err := sdk.Import(ctx, s,
+		[]broker.ProvisionRequest{{InstanceID: "old", ServiceID: "s", PlanID: "p", Params: map[string]string{"v": "1"}},
+			{InstanceID: "kept", ServiceID: "s", PlanID: "p", Params: map[string]string{"v": "imported"}}},
+		[]sdk.Binding{{Request: broker.BindRequest{InstanceID: "old", BindingID: "web", AppName: "hello"}, Credentials: map[string]string{"TOKEN": "old"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: "old", Params: map[string]string{"v": "1"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Provision of an imported instance = %+v, %v; want AlreadyExisted", r, err)
+	}
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: "kept", Params: map[string]string{"v": "new"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Import overwrote a record the store had: Provision = %+v, %v", r, err)
+	}
+	r, err := b.Bind(ctx, broker.BindRequest{InstanceID: "old", BindingID: "web", AppName: "hello"})
+	if err != nil || !r.AlreadyExisted || r.Credentials["TOKEN"] != "old" {
+		t.Errorf("Bind of an imported binding = %+v, %v; want AlreadyExisted with the imported credentials", r, err)
+	}
+	if p.made.Load() != 0 {
+		t.Errorf("the provider made %d bindings, want 0", p.made.Load())
+	}
+}
