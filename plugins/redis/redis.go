@@ -135,6 +135,11 @@ func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk
 		rdb.Close()
 		return nil, fmt.Errorf("%w: redis server %s has no ACLs (Redis 7 or later needed): %v", broker.ErrBadRequest, c.addr, err)
 	}
+	store := redisstore.New(rdb, c.meta)
+	if err := importLegacy(ctx, rdb, store, c); err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	p.mu.Lock()
 	old := p.rdb
 	p.rdb, p.cfg = rdb, c
@@ -143,7 +148,7 @@ func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk
 		old.Close()
 	}
 	p.log.Info("configured", "addr", c.addr, "meta_prefix", c.meta)
-	return redisstore.New(rdb, c.meta), nil
+	return store, nil
 }
 
 func (p *provider) client() (*goredis.Client, config) {
@@ -252,9 +257,13 @@ func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (m
 		return nil, err
 	}
 	p.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
+	return credentials(cfg, req.InstanceID, user, password), nil
+}
+
+func credentials(cfg config, instanceID, user, password string) map[string]string {
 	u := url.URL{Scheme: "redis", User: url.UserPassword(user, password),
 		Host: net.JoinHostPort(cfg.publicHost, cfg.publicPort), Path: "/0"}
-	return map[string]string{"REDIS_URL": u.String(), "REDIS_KEY_PREFIX": KeyPrefix(req.InstanceID)}, nil
+	return map[string]string{"REDIS_URL": u.String(), "REDIS_KEY_PREFIX": KeyPrefix(instanceID)}
 }
 
 // DeleteBinding deletes the binding's ACL user, which also disconnects its

@@ -195,3 +195,49 @@ func TestBadSettings(t *testing.T) {
 		t.Errorf("unreachable server: err = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestOldRecordsImported: the records of a broker from before plugins/sdk
+// kept them (hashes <meta>:instances and <meta>:bindings:<id>) still answer
+// after an upgrade.
+func TestOldRecordsImported(t *testing.T) {
+	needServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	meta := "berth:brokertest-old-" + brokertest.RandomID("")
+	admin := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer admin.Close()
+	defer func() {
+		keys, _ := admin.Keys(context.Background(), meta+":*").Result()
+		if len(keys) > 0 {
+			admin.Del(context.Background(), keys...)
+		}
+	}()
+	id := brokertest.RandomID("old-")
+	user := redis.BindingUser(id, "web")
+	if err := admin.HSet(ctx, meta+":instances", id, `{"service_id":"redis","plan_id":"redis-default","params":"{\"note\":\"old\"}"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.HSet(ctx, meta+":bindings:"+id, "web", `{"app_name":"hello","params":"{}","user":"`+user+`","password":"oldpassword"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s["meta_prefix"] = meta
+	b := brokertest.Subprocess(t, "redis", s)
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id, Params: map[string]string{"note": "old"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Provision of an instance of the old records = %+v, %v; want AlreadyExisted", r, err)
+	}
+	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id}); !errors.Is(err, broker.ErrConflict) {
+		t.Errorf("Provision with other parameters: err = %v, want ErrConflict", err)
+	}
+	r, err := b.Bind(ctx, broker.BindRequest{InstanceID: id, BindingID: "web", AppName: "hello"})
+	if err != nil || !r.AlreadyExisted || r.Credentials["REDIS_URL"] != "redis://"+user+":oldpassword@127.0.0.1:6379/0" ||
+		r.Credentials["REDIS_KEY_PREFIX"] != redis.KeyPrefix(id) {
+		t.Errorf("Bind of a binding of the old records = %+v, %v; want AlreadyExisted with its credentials", r, err)
+	}
+	if n, err := admin.Exists(ctx, meta+":instances", meta+":bindings:"+id).Result(); err != nil || n != 0 {
+		t.Errorf("%d old keys are left under their names (%v), want them renamed", n, err)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Errorf("Deprovision of an instance of the old records: %v", err)
+	}
+}
