@@ -147,6 +147,11 @@ func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("%w: mongodb server %s: %v", broker.ErrUnavailable, cs.Hosts[0], err)
 	}
+	store := mongostore.New(client.Database(c.meta))
+	if err := importLegacy(ctx, client.Database(c.meta), store, c); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
 	p.mu.Lock()
 	old := p.client
 	p.client, p.cfg = client, c
@@ -155,7 +160,7 @@ func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk
 		_ = old.Disconnect(context.Background())
 	}
 	p.log.Info("configured", "host", cs.Hosts[0], "meta_database", c.meta, "allow_unscoped_users", c.allowUnscoped)
-	return mongostore.New(client.Database(c.meta)), nil
+	return store, nil
 }
 
 func (p *provider) conn() (*mongo.Client, config) {
@@ -271,10 +276,14 @@ func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (m
 		return nil, err
 	}
 	p.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
+	return credentials(cfg, db, user, password), nil
+}
+
+func credentials(cfg config, db, user, password string) map[string]string {
 	u := url.URL{Scheme: "mongodb", User: url.UserPassword(user, password),
 		Host: net.JoinHostPort(cfg.publicHost, cfg.publicPort), Path: "/" + db,
 		RawQuery: "authSource=" + url.QueryEscape(db)}
-	return map[string]string{"MONGODB_URI": u.String(), "MONGODB_DATABASE": db}, nil
+	return map[string]string{"MONGODB_URI": u.String(), "MONGODB_DATABASE": db}
 }
 
 // DeleteBinding drops the binding's user.
