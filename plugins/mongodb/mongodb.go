@@ -27,7 +27,8 @@
 // records (instances and bindings, with the bindings' passwords so that a
 // repeated Bind returns the same credentials) and its per-instance locks
 // live in the collections records and locks of meta_database, on the server
-// itself (plugins/sdk/mongostore).
+// itself (plugins/sdk/mongostore). The records of an earlier broker
+// (collections instances and bindings) are imported on Configure.
 //
 // Names: the database of instance ID is "berth_" + ID with "-" replaced by
 // "_" if the ID has at most 56 characters, otherwise "berth_" + its first 40

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/sdk"
@@ -13,8 +15,8 @@ import (
 
 // importLegacy moves the records of a broker from before plugins/sdk kept
 // them (the tables instances and bindings of meta_database) into the store,
-// once, and renames those tables to instances_imported and
-// bindings_imported (an operator may drop them).
+// once, and renames those tables to instances_imported_<unix time> and
+// bindings_imported_<unix time> (an operator may drop them).
 func importLegacy(ctx context.Context, db *sql.DB, store *mysqlstore.Store, cfg config) error {
 	hasLegacy := func() (bool, error) {
 		var n int
@@ -81,6 +83,6 @@ func importLegacy(ctx context.Context, db *sql.DB, store *mysqlstore.Store, cfg 
 	if err := sdk.Import(ctx, store, instances, bindings); err != nil {
 		return err
 	}
-	m := "`" + cfg.meta + "`."
-	return exec(ctx, db, "RENAME TABLE "+m+"instances TO "+m+"instances_imported, "+m+"bindings TO "+m+"bindings_imported")
+	m, suffix := "`"+cfg.meta+"`.", "_imported_"+strconv.FormatInt(time.Now().Unix(), 10)
+	return exec(ctx, db, "RENAME TABLE "+m+"instances TO "+m+"instances"+suffix+", "+m+"bindings TO "+m+"bindings"+suffix)
 }

@@ -26,7 +26,8 @@
 // credentials, so that a repeated Bind returns the same credentials) live in
 // the table "records" of meta_database on the server itself
 // (plugins/sdk/mysqlstore), so a restarted plugin process picks up where it
-// left off. Only the admin user can read it.
+// left off. Only the admin user can read it. The records of an earlier
+// broker (tables instances and bindings) are imported on Configure.
 //
 // Names: instance and binding IDs are [a-z0-9-]{1,63}. The database of
 // instance ID is "berth_" + ID with "-" replaced by "_" when the ID has at

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/sdk"
@@ -13,8 +15,8 @@ import (
 
 // importLegacy moves the records of a broker from before plugins/sdk kept
 // them (the hashes <meta>:instances and <meta>:bindings:<instance>) into the
-// store, once, and renames those keys under <meta>:imported: (an operator
-// may delete them).
+// store, once, and renames those keys under <meta>:imported:<unix time>:
+// (an operator may delete them).
 func importLegacy(ctx context.Context, rdb *goredis.Client, store *redisstore.Store, cfg config) error {
 	old := cfg.meta + ":instances"
 	if n, err := rdb.Exists(ctx, old).Result(); err != nil || n == 0 {
@@ -73,13 +75,14 @@ func importLegacy(ctx context.Context, rdb *goredis.Client, store *redisstore.St
 	if err := sdk.Import(ctx, store, instances, bindings); err != nil {
 		return err
 	}
+	imported := cfg.meta + ":imported:" + strconv.FormatInt(time.Now().Unix(), 10) + ":"
 	for _, in := range instances {
 		key := cfg.meta + ":bindings:" + in.InstanceID
-		if err := rdb.Rename(ctx, key, cfg.meta+":imported:bindings:"+in.InstanceID).Err(); err != nil && err.Error() != "ERR no such key" {
+		if err := rdb.Rename(ctx, key, imported+"bindings:"+in.InstanceID).Err(); err != nil && err.Error() != "ERR no such key" {
 			return fmt.Errorf("redis: renaming %s: %w", key, err)
 		}
 	}
-	if err := rdb.Rename(ctx, old, cfg.meta+":imported:instances").Err(); err != nil && err.Error() != "ERR no such key" {
+	if err := rdb.Rename(ctx, old, imported+"instances").Err(); err != nil && err.Error() != "ERR no such key" {
 		return fmt.Errorf("redis: renaming %s: %w", old, err)
 	}
 	return nil

@@ -27,7 +27,8 @@
 // records (instances and bindings, with the bindings' credentials so that a
 // repeated Bind returns the same ones) and its per-instance lock live under
 // <meta_prefix> on the server itself (plugins/sdk/redisstore); instances'
-// users cannot read them.
+// users cannot read them. The records of an earlier broker (hashes
+// <meta_prefix>:instances and :bindings:<instance>) are imported on Configure.
 // ACL user names: "berth.<instance>.o" (the instance's own user) and
 // "berth.<instance>.b.<binding>"; Deprovision deletes every user whose name
 // starts with "berth.<instance>.", so nothing is orphaned by a crash.
