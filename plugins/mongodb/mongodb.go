@@ -23,9 +23,12 @@
 //	                     does not stop them from reading other databases.
 //	                     Default false: provisioning on such a server fails.
 //
-// State: the collections instances, bindings (with passwords, so a repeated
-// Bind returns the same credentials) and locks of meta_database, on the
-// server itself.
+// State: the broker is an sdk.NewBroker around this package's provider; its
+// records (instances and bindings, with the bindings' passwords so that a
+// repeated Bind returns the same credentials) and its per-instance locks
+// live in the collections records and locks of meta_database, on the server
+// itself (plugins/sdk/mongostore). The records of an earlier broker
+// (collections instances and bindings) are imported on Configure.
 //
 // Names: the database of instance ID is "berth_" + ID with "-" replaced by
 // "_" if the ID has at most 56 characters, otherwise "berth_" + its first 40
@@ -38,7 +41,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +51,7 @@ import (
 
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/sdk"
+	"github.com/berthpaas/berth/plugins/sdk/mongostore"
 	"github.com/hashicorp/go-hclog"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -56,8 +59,8 @@ import (
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 )
 
-// Broker is the MongoDB broker.
-type Broker struct {
+// provider is the MongoDB side of the broker: sdk.NewBroker does the rest.
+type provider struct {
 	log hclog.Logger
 
 	mu     sync.RWMutex
@@ -65,19 +68,19 @@ type Broker struct {
 	cfg    config
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var _ sdk.Connector = (*provider)(nil)
 
 type config struct {
-	host, publicHost, publicPort, meta string
-	allowUnscoped                      bool
+	publicHost, publicPort, meta string
+	allowUnscoped                bool
 }
 
 // New returns an unconfigured broker; Configure must be called first.
-func New(logger hclog.Logger) *Broker {
+func New(logger hclog.Logger) broker.Broker {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Broker{log: logger}
+	return sdk.NewBroker(&provider{log: logger}, nil)
 }
 
 const (
@@ -94,23 +97,25 @@ var catalog = &broker.Catalog{Services: []broker.Service{{
 	Plans: []broker.Plan{{ID: planID, Name: "default", Description: "One database on the shared server"}},
 }}}
 
+func (p *provider) Catalog() *broker.Catalog { return catalog }
+
 var settingKeys = map[string]bool{"uri": true, "public_host": true, "public_port": true,
 	"meta_database": true, "allow_unscoped_users": true}
 
-// Configure connects to the server.
-func (b *Broker) Configure(ctx context.Context, settings map[string]string) error {
+// Connect connects to the server and opens the broker's records there.
+func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk.Store, error) {
 	for k := range settings {
 		if !settingKeys[k] {
-			return fmt.Errorf("%w: unknown mongodb setting %q", broker.ErrBadRequest, k)
+			return nil, fmt.Errorf("%w: unknown mongodb setting %q", broker.ErrBadRequest, k)
 		}
 	}
 	uri := settings["uri"]
 	if uri == "" {
-		return fmt.Errorf("%w: no target configured: the mongodb broker needs the uri setting (name an operator's broker_target)", broker.ErrBadRequest)
+		return nil, fmt.Errorf("%w: no target configured: the mongodb broker needs the uri setting (name an operator's broker_target)", broker.ErrBadRequest)
 	}
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil || len(cs.Hosts) == 0 {
-		return fmt.Errorf("%w: mongodb setting uri is not a valid connection string", broker.ErrBadRequest)
+		return nil, fmt.Errorf("%w: mongodb setting uri is not a valid connection string", broker.ErrBadRequest)
 	}
 	c := config{meta: settings["meta_database"], publicHost: settings["public_host"], publicPort: settings["public_port"]}
 	if c.meta == "" {
@@ -121,7 +126,7 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 	case "true":
 		c.allowUnscoped = true
 	default:
-		return fmt.Errorf("%w: mongodb setting allow_unscoped_users: want true or false", broker.ErrBadRequest)
+		return nil, fmt.Errorf("%w: mongodb setting allow_unscoped_users: want true or false", broker.ErrBadRequest)
 	}
 	host, port, err := net.SplitHostPort(cs.Hosts[0])
 	if err != nil {
@@ -137,25 +142,33 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 	client, err := mongo.Connect(ctx, options.Client().
 		SetConnectTimeout(5*time.Second).SetServerSelectionTimeout(10*time.Second).SetMaxPoolSize(8).ApplyURI(uri))
 	if err != nil {
-		return fmt.Errorf("%w: mongodb: %v", broker.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: mongodb: %v", broker.ErrBadRequest, err)
 	}
 	if err := client.Ping(ctx, nil); err != nil {
 		_ = client.Disconnect(context.Background())
-		return fmt.Errorf("%w: mongodb server %s: %v", broker.ErrUnavailable, cs.Hosts[0], err)
+		return nil, fmt.Errorf("%w: mongodb server %s: %v", broker.ErrUnavailable, cs.Hosts[0], err)
 	}
-	b.mu.Lock()
-	old := b.client
-	b.client, b.cfg = client, c
-	b.mu.Unlock()
+	store := mongostore.New(client.Database(c.meta))
+	if err := importLegacy(ctx, client.Database(c.meta), store, c); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	p.mu.Lock()
+	old := p.client
+	p.client, p.cfg = client, c
+	p.mu.Unlock()
 	if old != nil {
 		_ = old.Disconnect(context.Background())
 	}
-	b.log.Info("configured", "host", cs.Hosts[0], "meta_database", c.meta, "allow_unscoped_users", c.allowUnscoped)
-	return nil
+	p.log.Info("configured", "host", cs.Hosts[0], "meta_database", c.meta, "allow_unscoped_users", c.allowUnscoped)
+	return store, nil
 }
 
-// Catalog implements broker.Broker.
-func (b *Broker) Catalog(context.Context) (*broker.Catalog, error) { return catalog, nil }
+func (p *provider) conn() (*mongo.Client, config) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.client, p.cfg
+}
 
 func hash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
@@ -173,96 +186,12 @@ func DatabaseName(instanceID string) string {
 // BindingUser returns the user of a binding (in the instance's database).
 func BindingUser(bindingID string) string { return "b-" + bindingID }
 
-func canonical(params map[string]string) string {
-	if params == nil {
-		params = map[string]string{}
-	}
-	out, _ := json.Marshal(params)
-	return string(out)
-}
-
 func randomPassword() string {
 	var p [24]byte
 	if _, err := rand.Read(p[:]); err != nil {
 		panic(err)
 	}
 	return hex.EncodeToString(p[:])
-}
-
-type instanceDoc struct {
-	ID        string `bson:"_id"`
-	ServiceID string `bson:"service_id"`
-	PlanID    string `bson:"plan_id"`
-	Params    string `bson:"params"`
-	Database  string `bson:"database"`
-}
-
-type bindingDoc struct {
-	ID         string `bson:"_id"` // instance/binding
-	InstanceID string `bson:"instance_id"`
-	BindingID  string `bson:"binding_id"`
-	AppName    string `bson:"app_name"`
-	Params     string `bson:"params"`
-	User       string `bson:"user"`
-	Password   string `bson:"password"`
-}
-
-// session holds the lock of one instance.
-type session struct {
-	client *mongo.Client
-	cfg    config
-	meta   *mongo.Database
-	id     string
-	token  string
-}
-
-const lockTTL = 30 * time.Second
-
-func (b *Broker) lock(ctx context.Context, instanceID string) (*session, error) {
-	b.mu.RLock()
-	client, cfg := b.client, b.cfg
-	b.mu.RUnlock()
-	if client == nil {
-		return nil, fmt.Errorf("%w: mongodb broker is not configured", broker.ErrUnavailable)
-	}
-	s := &session{client: client, cfg: cfg, meta: client.Database(cfg.meta), id: instanceID, token: randomPassword()}
-	locks := s.meta.Collection("locks")
-	for {
-		now := time.Now()
-		_, err := locks.InsertOne(ctx, bson.D{{Key: "_id", Value: instanceID}, {Key: "token", Value: s.token},
-			{Key: "expires", Value: now.Add(lockTTL).UnixMilli()}})
-		if err == nil {
-			return s, nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return nil, fmt.Errorf("%w: mongodb: locking instance %s: %v", broker.ErrUnavailable, instanceID, err)
-		}
-		// Break a lock left by a crashed holder.
-		_, _ = locks.DeleteOne(ctx, bson.D{{Key: "_id", Value: instanceID}, {Key: "expires", Value: bson.D{{Key: "$lt", Value: now.UnixMilli()}}}})
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("mongodb: waiting for the lock of instance %s: %w", instanceID, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (s *session) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = s.meta.Collection("locks").DeleteOne(ctx, bson.D{{Key: "_id", Value: s.id}, {Key: "token", Value: s.token}})
-}
-
-func (s *session) instance(ctx context.Context) (*instanceDoc, error) {
-	var d instanceDoc
-	err := s.meta.Collection("instances").FindOne(ctx, bson.D{{Key: "_id", Value: s.id}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: reading instance %s: %w", s.id, err)
-	}
-	return &d, nil
 }
 
 func commandCode(err error) int32 {
@@ -273,13 +202,18 @@ func commandCode(err error) int32 {
 	return 0
 }
 
-// createUser creates user in db, limited to db when the server can.
-func (s *session) createUser(ctx context.Context, db, user, password string) error {
-	d := s.client.Database(db)
+// createUser (re)creates user in db, limited to db when the server can.
+func (p *provider) createUser(ctx context.Context, db, user, password string) error {
+	client, cfg := p.conn()
+	// A user left by a crashed earlier attempt is replaced.
+	if err := p.dropUser(ctx, db, user); err != nil {
+		return err
+	}
+	d := client.Database(db)
 	roles := bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: db}}}
 	err := d.RunCommand(ctx, bson.D{{Key: "createUser", Value: user}, {Key: "pwd", Value: password}, {Key: "roles", Value: roles}}).Err()
 	if commandCode(err) == codeNotImplemented {
-		if !s.cfg.allowUnscoped {
+		if !cfg.allowUnscoped {
 			return fmt.Errorf("%w: mongodb server cannot limit a user to one database (createUser roles: %v); "+
 				"set allow_unscoped_users = \"true\" to accept users limited by authSource only", broker.ErrBadRequest, err)
 		}
@@ -291,214 +225,74 @@ func (s *session) createUser(ctx context.Context, db, user, password string) err
 	return nil
 }
 
-func (s *session) dropUser(ctx context.Context, db, user string) error {
-	err := s.client.Database(db).RunCommand(ctx, bson.D{{Key: "dropUser", Value: user}}).Err()
+func (p *provider) dropUser(ctx context.Context, db, user string) error {
+	client, _ := p.conn()
+	err := client.Database(db).RunCommand(ctx, bson.D{{Key: "dropUser", Value: user}}).Err()
 	if err != nil && commandCode(err) != codeUserNotFound {
 		return fmt.Errorf("mongodb: dropUser %s in %s: %w", user, db, err)
 	}
 	return nil
 }
 
-// Provision implements broker.Broker.
-func (b *Broker) Provision(ctx context.Context, req broker.ProvisionRequest) (*broker.ProvisionResponse, error) {
-	req, err := sdk.CheckProvision(req, catalog)
-	if err != nil {
-		return nil, err
+// CreateInstance creates the instance's owner user (the database comes
+// into being with its first write).
+func (p *provider) CreateInstance(ctx context.Context, req broker.ProvisionRequest) error {
+	db := DatabaseName(req.InstanceID)
+	if err := p.createUser(ctx, db, ownerUser, randomPassword()); err != nil {
+		return err
 	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	doc := instanceDoc{ID: req.InstanceID, ServiceID: req.ServiceID, PlanID: req.PlanID,
-		Params: canonical(req.Params), Database: DatabaseName(req.InstanceID)}
-	existing, err := s.instance(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
-		if existing.ServiceID != doc.ServiceID || existing.PlanID != doc.PlanID || existing.Params != doc.Params {
-			return nil, sdk.Conflict("instance", req.InstanceID)
-		}
-		return &broker.ProvisionResponse{AlreadyExisted: true}, nil
-	}
-	// A user left by a crashed earlier attempt is replaced.
-	if err := s.dropUser(ctx, doc.Database, ownerUser); err != nil {
-		return nil, err
-	}
-	if err := s.createUser(ctx, doc.Database, ownerUser, randomPassword()); err != nil {
-		return nil, err
-	}
-	if _, err := s.meta.Collection("instances").InsertOne(ctx, doc); err != nil {
-		_ = s.destroy(doc.Database)
-		return nil, fmt.Errorf("mongodb: recording instance %s: %w", req.InstanceID, err)
-	}
-	b.log.Info("provisioned", "instance", req.InstanceID, "database", doc.Database)
-	return &broker.ProvisionResponse{}, nil
+	p.log.Info("provisioned", "instance", req.InstanceID, "database", db)
+	return nil
 }
 
-// destroy drops the instance's users, database and records (fresh deadline).
-func (s *session) destroy(db string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// DeleteInstance drops the instance's users and database.
+func (p *provider) DeleteInstance(ctx context.Context, instanceID string) error {
+	client, _ := p.conn()
+	db := DatabaseName(instanceID)
 	var info struct {
 		Users []struct {
 			User string `bson:"user"`
 		} `bson:"users"`
 	}
-	if err := s.client.Database(db).RunCommand(ctx, bson.D{{Key: "usersInfo", Value: 1}}).Decode(&info); err != nil {
+	if err := client.Database(db).RunCommand(ctx, bson.D{{Key: "usersInfo", Value: 1}}).Decode(&info); err != nil {
 		return fmt.Errorf("mongodb: usersInfo on %s: %w", db, err)
 	}
 	for _, u := range info.Users {
-		if err := s.dropUser(ctx, db, u.User); err != nil {
+		if err := p.dropUser(ctx, db, u.User); err != nil {
 			return err
 		}
 	}
-	if err := s.client.Database(db).Drop(ctx); err != nil {
+	if err := client.Database(db).Drop(ctx); err != nil {
 		return fmt.Errorf("mongodb: dropDatabase %s: %w", db, err)
 	}
-	if _, err := s.meta.Collection("bindings").DeleteMany(ctx, bson.D{{Key: "instance_id", Value: s.id}}); err != nil {
-		return fmt.Errorf("mongodb: deleting binding records: %w", err)
-	}
-	if _, err := s.meta.Collection("instances").DeleteOne(ctx, bson.D{{Key: "_id", Value: s.id}}); err != nil {
-		return fmt.Errorf("mongodb: deleting instance record: %w", err)
-	}
+	p.log.Info("deprovisioned", "instance", instanceID, "database", db)
 	return nil
 }
 
-// Deprovision implements broker.Broker.
-func (b *Broker) Deprovision(ctx context.Context, req broker.DeprovisionRequest) (*broker.DeprovisionResponse, error) {
-	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
+// CreateBinding creates the binding's user in the instance's database.
+func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (map[string]string, error) {
+	_, cfg := p.conn()
+	db, user, password := DatabaseName(req.InstanceID), BindingUser(req.BindingID), randomPassword()
+	if err := p.createUser(ctx, db, user, password); err != nil {
 		return nil, err
 	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	in, err := s.instance(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if in == nil {
-		return nil, sdk.Gone("instance", req.InstanceID)
-	}
-	if err := s.destroy(in.Database); err != nil {
-		return nil, err
-	}
-	b.log.Info("deprovisioned", "instance", req.InstanceID, "database", in.Database)
-	return &broker.DeprovisionResponse{}, nil
+	p.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
+	return credentials(cfg, db, user, password), nil
 }
 
-// Bind implements broker.Broker.
-func (b *Broker) Bind(ctx context.Context, req broker.BindRequest) (*broker.BindResponse, error) {
-	if err := sdk.CheckBind(req.InstanceID, req.BindingID); err != nil {
-		return nil, err
-	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	in, err := s.instance(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if in == nil {
-		return nil, sdk.NotFound(req.InstanceID)
-	}
-	params := canonical(req.Params)
-	bindings := s.meta.Collection("bindings")
-	key := req.InstanceID + "/" + req.BindingID
-	var d bindingDoc
-	err = bindings.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&d)
-	switch {
-	case err == nil:
-		if d.AppName != req.AppName || d.Params != params {
-			return nil, sdk.Conflict("binding", req.BindingID)
-		}
-		return &broker.BindResponse{Credentials: s.credentials(in.Database, d.User, d.Password), AlreadyExisted: true}, nil
-	case !errors.Is(err, mongo.ErrNoDocuments):
-		return nil, fmt.Errorf("mongodb: reading binding %s: %w", req.BindingID, err)
-	}
-	d = bindingDoc{ID: key, InstanceID: req.InstanceID, BindingID: req.BindingID, AppName: req.AppName,
-		Params: params, User: BindingUser(req.BindingID), Password: randomPassword()}
-	if err := s.dropUser(ctx, in.Database, d.User); err != nil {
-		return nil, err
-	}
-	if err := s.createUser(ctx, in.Database, d.User, d.Password); err != nil {
-		return nil, err
-	}
-	if _, err := bindings.InsertOne(ctx, d); err != nil {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.dropUser(c, in.Database, d.User)
-		return nil, fmt.Errorf("mongodb: recording binding %s: %w", req.BindingID, err)
-	}
-	b.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", d.User)
-	return &broker.BindResponse{Credentials: s.credentials(in.Database, d.User, d.Password)}, nil
-}
-
-func (s *session) credentials(db, user, password string) map[string]string {
+func credentials(cfg config, db, user, password string) map[string]string {
 	u := url.URL{Scheme: "mongodb", User: url.UserPassword(user, password),
-		Host: net.JoinHostPort(s.cfg.publicHost, s.cfg.publicPort), Path: "/" + db,
+		Host: net.JoinHostPort(cfg.publicHost, cfg.publicPort), Path: "/" + db,
 		RawQuery: "authSource=" + url.QueryEscape(db)}
 	return map[string]string{"MONGODB_URI": u.String(), "MONGODB_DATABASE": db}
 }
 
-// Unbind implements broker.Broker.
-func (b *Broker) Unbind(ctx context.Context, req broker.UnbindRequest) error {
-	if err := sdk.CheckBind(req.InstanceID, req.BindingID); err != nil {
+// DeleteBinding drops the binding's user.
+func (p *provider) DeleteBinding(ctx context.Context, instanceID, bindingID string) error {
+	user := BindingUser(bindingID)
+	if err := p.dropUser(ctx, DatabaseName(instanceID), user); err != nil {
 		return err
 	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	bindings := s.meta.Collection("bindings")
-	key := req.InstanceID + "/" + req.BindingID
-	var d bindingDoc
-	err = bindings.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return sdk.Gone("binding", req.BindingID)
-	}
-	if err != nil {
-		return fmt.Errorf("mongodb: reading binding %s: %w", req.BindingID, err)
-	}
-	in, err := s.instance(ctx)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		if err := s.dropUser(ctx, in.Database, d.User); err != nil {
-			return err
-		}
-	}
-	if _, err := bindings.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}}); err != nil {
-		return fmt.Errorf("mongodb: deleting binding record: %w", err)
-	}
-	b.log.Info("unbound", "instance", req.InstanceID, "binding", req.BindingID, "user", d.User)
+	p.log.Info("unbound", "instance", instanceID, "binding", bindingID, "user", user)
 	return nil
-}
-
-// LastOperation implements broker.Broker: operations are synchronous.
-func (b *Broker) LastOperation(ctx context.Context, req broker.LastOperationRequest) (*broker.LastOperationResponse, error) {
-	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
-		return nil, err
-	}
-	b.mu.RLock()
-	client, cfg := b.client, b.cfg
-	b.mu.RUnlock()
-	if client == nil {
-		return nil, fmt.Errorf("%w: mongodb broker is not configured", broker.ErrUnavailable)
-	}
-	n, err := client.Database(cfg.meta).Collection("instances").CountDocuments(ctx, bson.D{{Key: "_id", Value: req.InstanceID}})
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: %w", err)
-	}
-	if n == 0 {
-		return nil, sdk.Gone("instance", req.InstanceID)
-	}
-	return &broker.LastOperationResponse{State: broker.StateSucceeded}, nil
 }

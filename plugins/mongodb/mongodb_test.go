@@ -19,6 +19,8 @@ import (
 	"github.com/berthpaas/berth/plugins/brokertest"
 	"github.com/berthpaas/berth/plugins/mongodb"
 	"github.com/berthpaas/berth/plugins/sdk"
+	"github.com/berthpaas/berth/plugins/sdk/mongostore"
+	"github.com/berthpaas/berth/plugins/sdk/storetest"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -302,5 +304,73 @@ func TestBadSettings(t *testing.T) {
 	// No server is assumed: without uri there is no target.
 	if err := b.Configure(ctx, nil); !errors.Is(err, broker.ErrBadRequest) || !strings.Contains(err.Error(), "no target configured") {
 		t.Errorf("no settings: err = %v, want ErrBadRequest \"no target configured\"", err)
+	}
+}
+
+// TestRecordStore runs the SDK's store suite against plugins/sdk/mongostore
+// on the server under test (it lives here, where that server is started).
+func TestRecordStore(t *testing.T) {
+	needServer(t)
+	storetest.Run(t, func(t testing.TB, ns string) sdk.Store {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := connect(ctx, serverURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = c.Database(ns).Drop(context.Background())
+			_ = c.Disconnect(context.Background())
+		})
+		return mongostore.New(c.Database(ns))
+	})
+}
+
+// TestOldRecordsImported: the records of a broker from before plugins/sdk
+// kept them (collections instances and bindings) still answer after an
+// upgrade.
+func TestOldRecordsImported(t *testing.T) {
+	needServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := connect(ctx, serverURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(context.Background())
+	metaName := "berth_broker_old_" + brokertest.RandomID("")
+	meta := c.Database(metaName)
+	defer meta.Drop(context.Background())
+	id := brokertest.RandomID("old-")
+	if _, err := meta.Collection("instances").InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "service_id", Value: "mongodb"},
+		{Key: "plan_id", Value: "mongodb-default"}, {Key: "params", Value: `{"note":"old"}`}, {Key: "database", Value: mongodb.DatabaseName(id)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := meta.Collection("bindings").InsertOne(ctx, bson.D{{Key: "_id", Value: id + "/web"}, {Key: "instance_id", Value: id},
+		{Key: "binding_id", Value: "web"}, {Key: "app_name", Value: "hello"}, {Key: "params", Value: "{}"},
+		{Key: "user", Value: "b-web"}, {Key: "password", Value: "oldpassword"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s["meta_database"] = metaName
+	b := brokertest.Subprocess(t, "mongodb", s)
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id, Params: map[string]string{"note": "old"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Provision of an instance of the old records = %+v, %v; want AlreadyExisted", r, err)
+	}
+	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id}); !errors.Is(err, broker.ErrConflict) {
+		t.Errorf("Provision with other parameters: err = %v, want ErrConflict", err)
+	}
+	r, err := b.Bind(ctx, broker.BindRequest{InstanceID: id, BindingID: "web", AppName: "hello"})
+	db := mongodb.DatabaseName(id)
+	if err != nil || !r.AlreadyExisted || r.Credentials["MONGODB_DATABASE"] != db ||
+		!strings.HasPrefix(r.Credentials["MONGODB_URI"], "mongodb://b-web:oldpassword@") {
+		t.Errorf("Bind of a binding of the old records = %+v, %v; want AlreadyExisted with its credentials", r != nil && r.AlreadyExisted, err)
+	}
+	names, err := meta.ListCollectionNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: bson.A{"instances", "bindings"}}}}})
+	if err != nil || len(names) != 0 {
+		t.Errorf("old collections %v are left (%v)", names, err)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Errorf("Deprovision of an instance of the old records: %v", err)
 	}
 }

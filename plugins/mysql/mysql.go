@@ -21,11 +21,13 @@
 //	user_host     host part of created accounts (default %)
 //	meta_database database holding the broker's state (default berth_broker)
 //
-// State: the broker keeps which instances and bindings exist (with their
-// parameters and credentials, so that a repeated Bind returns the same
-// credentials) in the tables of meta_database on the server itself, so a
-// restarted plugin process picks up where it left off. Only the admin user
-// can read it.
+// State: the broker is an sdk.NewBroker around this package's provider; its
+// records (which instances and bindings exist, with their parameters and
+// credentials, so that a repeated Bind returns the same credentials) live in
+// the table "records" of meta_database on the server itself
+// (plugins/sdk/mysqlstore), so a restarted plugin process picks up where it
+// left off. Only the admin user can read it. The records of an earlier
+// broker (tables instances and bindings) are imported on Configure.
 //
 // Names: instance and binding IDs are [a-z0-9-]{1,63}. The database of
 // instance ID is "berth_" + ID with "-" replaced by "_" when the ID has at
@@ -48,7 +50,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -60,20 +61,22 @@ import (
 
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/sdk"
+	"github.com/berthpaas/berth/plugins/sdk/mysqlstore"
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
 )
 
-// Broker is the MySQL/MariaDB broker.
-type Broker struct {
+// provider is the MySQL/MariaDB side of the broker: sdk.NewBroker does the
+// rest.
+type provider struct {
 	log hclog.Logger
 
-	mu  sync.RWMutex
-	db  *sql.DB
-	cfg config
+	mu         sync.RWMutex
+	db, lockDB *sql.DB
+	cfg        config
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var _ sdk.Connector = (*provider)(nil)
 
 type config struct {
 	host, port, user, password string
@@ -82,11 +85,11 @@ type config struct {
 }
 
 // New returns an unconfigured broker; Configure must be called first.
-func New(logger hclog.Logger) *Broker {
+func New(logger hclog.Logger) broker.Broker {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Broker{log: logger}
+	return sdk.NewBroker(&provider{log: logger}, nil)
 }
 
 const (
@@ -99,14 +102,16 @@ var catalog = &broker.Catalog{Services: []broker.Service{{
 	Plans: []broker.Plan{{ID: planID, Name: "default", Description: "One database on the shared server"}},
 }}}
 
+func (p *provider) Catalog() *broker.Catalog { return catalog }
+
 var settingKeys = map[string]bool{"host": true, "port": true, "user": true, "password": true,
 	"public_host": true, "public_port": true, "user_host": true, "meta_database": true}
 
-// Configure connects to the server and creates the broker's state tables.
-func (b *Broker) Configure(ctx context.Context, settings map[string]string) error {
+// Connect connects to the server and opens the broker's records there.
+func (p *provider) Connect(ctx context.Context, settings map[string]string) (sdk.Store, error) {
 	for k := range settings {
 		if !settingKeys[k] {
-			return fmt.Errorf("%w: unknown mysql setting %q", broker.ErrBadRequest, k)
+			return nil, fmt.Errorf("%w: unknown mysql setting %q", broker.ErrBadRequest, k)
 		}
 	}
 	get := func(k, def string) string {
@@ -116,16 +121,16 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 		return def
 	}
 	if settings["host"] == "" || settings["user"] == "" {
-		return fmt.Errorf("%w: no target configured: the mysql broker needs host and user settings (name an operator's broker_target)", broker.ErrBadRequest)
+		return nil, fmt.Errorf("%w: no target configured: the mysql broker needs host and user settings (name an operator's broker_target)", broker.ErrBadRequest)
 	}
 	c := config{host: settings["host"], port: get("port", "3306"), user: settings["user"],
 		password: settings["password"], userHost: get("user_host", "%"), meta: get("meta_database", "berth_broker")}
 	c.publicHost, c.publicPort = get("public_host", c.host), get("public_port", c.port)
 	if _, err := strconv.ParseUint(c.port, 10, 16); err != nil {
-		return fmt.Errorf("%w: mysql setting port %q is not a port number", broker.ErrBadRequest, c.port)
+		return nil, fmt.Errorf("%w: mysql setting port %q is not a port number", broker.ErrBadRequest, c.port)
 	}
-	if !validIdent(c.meta) {
-		return fmt.Errorf("%w: mysql setting meta_database %q: want [a-z0-9_]{1,64}", broker.ErrBadRequest, c.meta)
+	if !mysqlstore.ValidDatabase(c.meta) {
+		return nil, fmt.Errorf("%w: mysql setting meta_database %q: want [a-z0-9_]{1,64}", broker.ErrBadRequest, c.meta)
 	}
 	dc := gomysql.NewConfig()
 	dc.User, dc.Passwd, dc.Net, dc.Addr = c.user, c.password, "tcp", net.JoinHostPort(c.host, c.port)
@@ -133,55 +138,46 @@ func (b *Broker) Configure(ctx context.Context, settings map[string]string) erro
 	dc.Timeout, dc.ReadTimeout, dc.WriteTimeout = 5*time.Second, 30*time.Second, 30*time.Second
 	db, err := sql.Open("mysql", dc.FormatDSN())
 	if err != nil {
-		return fmt.Errorf("%w: mysql: %v", broker.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: mysql: %v", broker.ErrBadRequest, err)
 	}
 	db.SetMaxOpenConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return fmt.Errorf("%w: mysql server %s: %v", broker.ErrUnavailable, dc.Addr, err)
+		return nil, fmt.Errorf("%w: mysql server %s: %v", broker.ErrUnavailable, dc.Addr, err)
 	}
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS `" + c.meta + "`",
-		"CREATE TABLE IF NOT EXISTS `" + c.meta + "`.instances (" +
-			"id VARCHAR(63) NOT NULL PRIMARY KEY, service_id VARCHAR(255) NOT NULL, plan_id VARCHAR(255) NOT NULL," +
-			"params TEXT NOT NULL, db_name VARCHAR(64) NOT NULL, owner_user VARCHAR(32) NOT NULL," +
-			"created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-		"CREATE TABLE IF NOT EXISTS `" + c.meta + "`.bindings (" +
-			"instance_id VARCHAR(63) NOT NULL, binding_id VARCHAR(63) NOT NULL, app_name VARCHAR(255) NOT NULL," +
-			"params TEXT NOT NULL, user_name VARCHAR(32) NOT NULL, password VARCHAR(64) NOT NULL," +
-			"created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (instance_id, binding_id))",
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			db.Close()
-			return fmt.Errorf("mysql: creating the broker's state tables: %w", err)
-		}
+	// Locks hold a connection each; they get their own pool so that their
+	// holders can always work.
+	lockDB, _ := sql.Open("mysql", dc.FormatDSN())
+	lockDB.SetConnMaxIdleTime(time.Minute)
+	store, err := mysqlstore.New(ctx, db, lockDB, c.meta)
+	if err != nil {
+		db.Close()
+		lockDB.Close()
+		return nil, err
 	}
-	b.mu.Lock()
-	old := b.db
-	b.db, b.cfg = db, c
-	b.mu.Unlock()
-	if old != nil {
-		old.Close()
+	if err := importLegacy(ctx, db, store, c); err != nil {
+		db.Close()
+		lockDB.Close()
+		return nil, err
 	}
-	b.log.Info("configured", "addr", dc.Addr, "admin_user", c.user, "meta_database", c.meta)
-	return nil
+	p.mu.Lock()
+	oldDB, oldLocks := p.db, p.lockDB
+	p.db, p.lockDB, p.cfg = db, lockDB, c
+	p.mu.Unlock()
+	if oldDB != nil {
+		oldDB.Close()
+		oldLocks.Close()
+	}
+	p.log.Info("configured", "addr", dc.Addr, "admin_user", c.user, "meta_database", c.meta)
+	return store, nil
 }
 
-func validIdent(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
+func (p *provider) conn() (*sql.DB, config) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.db, p.cfg
 }
-
-// Catalog implements broker.Broker.
-func (b *Broker) Catalog(context.Context) (*broker.Catalog, error) { return catalog, nil }
 
 func hash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
@@ -214,103 +210,16 @@ func randomPassword() string {
 	return hex.EncodeToString(p[:])
 }
 
-func canonical(params map[string]string) string {
-	if params == nil {
-		params = map[string]string{}
-	}
-	out, _ := json.Marshal(params) // keys sorted
-	return string(out)
-}
-
-// session is an admin connection holding the lock of one instance.
-type session struct {
-	conn *sql.Conn
-	cfg  config
-	name string
-}
-
-// lock opens a connection and takes the named lock of instanceID.
-func (b *Broker) lock(ctx context.Context, instanceID string) (*session, error) {
-	b.mu.RLock()
-	db, cfg := b.db, b.cfg
-	b.mu.RUnlock()
-	if db == nil {
-		return nil, fmt.Errorf("%w: mysql broker is not configured", broker.ErrUnavailable)
-	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: mysql: %v", broker.ErrUnavailable, err)
-	}
-	s := &session{conn: conn, cfg: cfg, name: "berth-broker-" + hash(instanceID, 32)}
-	for {
-		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 2)", s.name).Scan(&got); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("mysql: locking instance %s: %w", instanceID, err)
-		}
-		if got.Valid && got.Int64 == 1 {
-			return s, nil
-		}
-		if err := ctx.Err(); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("mysql: waiting for the lock of instance %s: %w", instanceID, err)
-		}
-	}
-}
-
-func (s *session) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = s.conn.ExecContext(ctx, "SELECT RELEASE_LOCK(?)", s.name)
-	s.conn.Close()
-}
-
-type instanceRow struct {
-	serviceID, planID, params, dbName, owner string
-}
-
-func (s *session) instance(ctx context.Context, id string) (*instanceRow, error) {
-	var r instanceRow
-	err := s.conn.QueryRowContext(ctx, "SELECT service_id, plan_id, params, db_name, owner_user FROM `"+s.cfg.meta+"`.instances WHERE id = ?", id).
-		Scan(&r.serviceID, &r.planID, &r.params, &r.dbName, &r.owner)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mysql: reading instance %s: %w", id, err)
-	}
-	return &r, nil
-}
-
-func (s *session) exec(ctx context.Context, q string, args ...any) error {
-	if _, err := s.conn.ExecContext(ctx, q, args...); err != nil {
+func exec(ctx context.Context, db *sql.DB, q string, args ...any) error {
+	if _, err := db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("mysql: %s: %w", strings.SplitN(q, " ?", 2)[0], err)
 	}
 	return nil
 }
 
-// Provision implements broker.Broker.
-func (b *Broker) Provision(ctx context.Context, req broker.ProvisionRequest) (*broker.ProvisionResponse, error) {
-	req, err := sdk.CheckProvision(req, catalog)
-	if err != nil {
-		return nil, err
-	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	params := canonical(req.Params)
-	existing, err := s.instance(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
-		if existing.serviceID != req.ServiceID || existing.planID != req.PlanID || existing.params != params {
-			return nil, sdk.Conflict("instance", req.InstanceID)
-		}
-		return &broker.ProvisionResponse{AlreadyExisted: true}, nil
-	}
+// CreateInstance creates the database and its owner user.
+func (p *provider) CreateInstance(ctx context.Context, req broker.ProvisionRequest) error {
+	db, cfg := p.conn()
 	dbName, owner := DatabaseName(req.InstanceID), OwnerUser(req.InstanceID)
 	steps := []struct {
 		q    string
@@ -318,53 +227,48 @@ func (b *Broker) Provision(ctx context.Context, req broker.ProvisionRequest) (*b
 	}{
 		{"CREATE DATABASE IF NOT EXISTS `" + dbName + "` CHARACTER SET utf8mb4", nil},
 		// DROP+CREATE rather than MariaDB's CREATE OR REPLACE, for MySQL.
-		{"DROP USER IF EXISTS ?@?", []any{owner, s.cfg.userHost}},
-		{"CREATE USER ?@? IDENTIFIED BY ?", []any{owner, s.cfg.userHost, randomPassword()}},
-		{"GRANT ALL PRIVILEGES ON `" + dbName + "`.* TO ?@?", []any{owner, s.cfg.userHost}},
-		{"INSERT INTO `" + s.cfg.meta + "`.instances (id, service_id, plan_id, params, db_name, owner_user) VALUES (?, ?, ?, ?, ?, ?)",
-			[]any{req.InstanceID, req.ServiceID, req.PlanID, params, dbName, owner}},
+		{"DROP USER IF EXISTS ?@?", []any{owner, cfg.userHost}},
+		{"CREATE USER ?@? IDENTIFIED BY ?", []any{owner, cfg.userHost, randomPassword()}},
+		{"GRANT ALL PRIVILEGES ON `" + dbName + "`.* TO ?@?", []any{owner, cfg.userHost}},
 	}
 	for _, st := range steps {
-		if err := s.exec(ctx, st.q, st.args...); err != nil {
-			// Undo what was made so that nothing is orphaned.
-			b.destroy(s, req.InstanceID, dbName)
-			return nil, err
+		if err := exec(ctx, db, st.q, st.args...); err != nil {
+			return err
 		}
 	}
-	b.log.Info("provisioned", "instance", req.InstanceID, "database", dbName)
-	return &broker.ProvisionResponse{}, nil
+	p.log.Info("provisioned", "instance", req.InstanceID, "database", dbName)
+	return nil
 }
 
-// destroy drops everything of an instance (best effort, fresh deadline).
-func (b *Broker) destroy(s *session, instanceID, dbName string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// DeleteInstance drops every user of the instance (those of bindings left
+// by a crash mid-Bind included) and its database.
+func (p *provider) DeleteInstance(ctx context.Context, instanceID string) error {
+	db, _ := p.conn()
 	var errs []error
-	users, err := s.instanceUsers(ctx, instanceID)
+	users, err := instanceUsers(ctx, db, instanceID)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, u := range users {
-		s.killSessions(ctx, u[0])
-		if err := s.exec(ctx, "DROP USER IF EXISTS ?@?", u[0], u[1]); err != nil {
+		killSessions(ctx, db, u[0])
+		if err := exec(ctx, db, "DROP USER IF EXISTS ?@?", u[0], u[1]); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.exec(ctx, "DROP DATABASE IF EXISTS `"+dbName+"`"); err != nil {
+	dbName := DatabaseName(instanceID)
+	if err := exec(ctx, db, "DROP DATABASE IF EXISTS `"+dbName+"`"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := s.exec(ctx, "DELETE FROM `"+s.cfg.meta+"`.bindings WHERE instance_id = ?", instanceID); err != nil {
-		return err
-	}
-	return s.exec(ctx, "DELETE FROM `"+s.cfg.meta+"`.instances WHERE id = ?", instanceID)
+	p.log.Info("deprovisioned", "instance", instanceID, "database", dbName)
+	return nil
 }
 
 // instanceUsers lists (user, host) of every account of an instance.
-func (s *session) instanceUsers(ctx context.Context, instanceID string) ([][2]string, error) {
-	rows, err := s.conn.QueryContext(ctx, "SELECT User, Host FROM mysql.user WHERE User LIKE ?",
+func instanceUsers(ctx context.Context, db *sql.DB, instanceID string) ([][2]string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT User, Host FROM mysql.user WHERE User LIKE ?",
 		strings.ReplaceAll(userPrefix(instanceID), "_", `\_`)+"%")
 	if err != nil {
 		return nil, fmt.Errorf("mysql: listing users of instance %s: %w", instanceID, err)
@@ -383,8 +287,8 @@ func (s *session) instanceUsers(ctx context.Context, instanceID string) ([][2]st
 
 // killSessions ends the open sessions of user, so revoked credentials stop
 // working at once rather than at the app's next connect.
-func (s *session) killSessions(ctx context.Context, user string) {
-	rows, err := s.conn.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+func killSessions(ctx context.Context, db *sql.DB, user string) {
+	rows, err := db.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
 	if err != nil {
 		return
 	}
@@ -397,96 +301,36 @@ func (s *session) killSessions(ctx context.Context, user string) {
 	}
 	rows.Close()
 	for _, id := range ids {
-		_, _ = s.conn.ExecContext(ctx, "KILL "+strconv.FormatInt(id, 10))
+		_, _ = db.ExecContext(ctx, "KILL "+strconv.FormatInt(id, 10))
 	}
 }
 
-// Deprovision implements broker.Broker.
-func (b *Broker) Deprovision(ctx context.Context, req broker.DeprovisionRequest) (*broker.DeprovisionResponse, error) {
-	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
-		return nil, err
-	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	in, err := s.instance(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	if in == nil {
-		return nil, sdk.Gone("instance", req.InstanceID)
-	}
-	if err := b.destroy(s, req.InstanceID, in.dbName); err != nil {
-		return nil, err
-	}
-	b.log.Info("deprovisioned", "instance", req.InstanceID, "database", in.dbName)
-	return &broker.DeprovisionResponse{}, nil
-}
-
-// Bind implements broker.Broker.
-func (b *Broker) Bind(ctx context.Context, req broker.BindRequest) (*broker.BindResponse, error) {
-	if err := sdk.CheckBind(req.InstanceID, req.BindingID); err != nil {
-		return nil, err
-	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	in, err := s.instance(ctx, req.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	if in == nil {
-		return nil, sdk.NotFound(req.InstanceID)
-	}
-	params := canonical(req.Params)
-	var app, oldParams, user, password string
-	err = s.conn.QueryRowContext(ctx, "SELECT app_name, params, user_name, password FROM `"+s.cfg.meta+"`.bindings WHERE instance_id = ? AND binding_id = ?",
-		req.InstanceID, req.BindingID).Scan(&app, &oldParams, &user, &password)
-	switch {
-	case err == nil:
-		if app != req.AppName || oldParams != params {
-			return nil, sdk.Conflict("binding", req.BindingID)
-		}
-		return &broker.BindResponse{Credentials: s.credentials(in.dbName, user, password), AlreadyExisted: true}, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("mysql: reading binding %s: %w", req.BindingID, err)
-	}
-	user, password = BindingUser(req.InstanceID, req.BindingID), randomPassword()
+// CreateBinding creates the binding's user with grants on the instance's
+// database.
+func (p *provider) CreateBinding(ctx context.Context, req broker.BindRequest) (map[string]string, error) {
+	db, cfg := p.conn()
+	dbName := DatabaseName(req.InstanceID)
+	user, password := BindingUser(req.InstanceID, req.BindingID), randomPassword()
 	// A user left by a crash between CREATE USER and the record is replaced.
-	if err := s.exec(ctx, "DROP USER IF EXISTS ?@?", user, s.cfg.userHost); err != nil {
+	if err := exec(ctx, db, "DROP USER IF EXISTS ?@?", user, cfg.userHost); err != nil {
 		return nil, err
 	}
-	if err := s.exec(ctx, "CREATE USER ?@? IDENTIFIED BY ?", user, s.cfg.userHost, password); err != nil {
+	if err := exec(ctx, db, "CREATE USER ?@? IDENTIFIED BY ?", user, cfg.userHost, password); err != nil {
 		return nil, err
 	}
-	undo := func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.exec(c, "DROP USER IF EXISTS ?@?", user, s.cfg.userHost)
-	}
-	if err := s.exec(ctx, "GRANT ALL PRIVILEGES ON `"+in.dbName+"`.* TO ?@?", user, s.cfg.userHost); err != nil {
-		undo()
+	if err := exec(ctx, db, "GRANT ALL PRIVILEGES ON `"+dbName+"`.* TO ?@?", user, cfg.userHost); err != nil {
 		return nil, err
 	}
-	if err := s.exec(ctx, "INSERT INTO `"+s.cfg.meta+"`.bindings (instance_id, binding_id, app_name, params, user_name, password) VALUES (?, ?, ?, ?, ?, ?)",
-		req.InstanceID, req.BindingID, req.AppName, params, user, password); err != nil {
-		undo()
-		return nil, err
-	}
-	b.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
-	return &broker.BindResponse{Credentials: s.credentials(in.dbName, user, password)}, nil
+	p.log.Info("bound", "instance", req.InstanceID, "binding", req.BindingID, "app", req.AppName, "user", user)
+	return credentials(cfg, dbName, user, password), nil
 }
 
-func (s *session) credentials(dbName, user, password string) map[string]string {
+func credentials(cfg config, dbName, user, password string) map[string]string {
 	u := url.URL{Scheme: "mysql", User: url.UserPassword(user, password),
-		Host: net.JoinHostPort(s.cfg.publicHost, s.cfg.publicPort), Path: "/" + dbName}
+		Host: net.JoinHostPort(cfg.publicHost, cfg.publicPort), Path: "/" + dbName}
 	return map[string]string{
-		"MYSQL_HOST":     s.cfg.publicHost,
-		"MYSQL_PORT":     s.cfg.publicPort,
+		"MYSQL_HOST":     cfg.publicHost,
+		"MYSQL_PORT":     cfg.publicPort,
 		"MYSQL_USER":     user,
 		"MYSQL_PASSWORD": password,
 		"MYSQL_DATABASE": dbName,
@@ -494,55 +338,14 @@ func (s *session) credentials(dbName, user, password string) map[string]string {
 	}
 }
 
-// Unbind implements broker.Broker.
-func (b *Broker) Unbind(ctx context.Context, req broker.UnbindRequest) error {
-	if err := sdk.CheckBind(req.InstanceID, req.BindingID); err != nil {
+// DeleteBinding drops the binding's user and ends its sessions.
+func (p *provider) DeleteBinding(ctx context.Context, instanceID, bindingID string) error {
+	db, cfg := p.conn()
+	user := BindingUser(instanceID, bindingID)
+	if err := exec(ctx, db, "DROP USER IF EXISTS ?@?", user, cfg.userHost); err != nil {
 		return err
 	}
-	s, err := b.lock(ctx, req.InstanceID)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	var user string
-	err = s.conn.QueryRowContext(ctx, "SELECT user_name FROM `"+s.cfg.meta+"`.bindings WHERE instance_id = ? AND binding_id = ?",
-		req.InstanceID, req.BindingID).Scan(&user)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sdk.Gone("binding", req.BindingID)
-	}
-	if err != nil {
-		return fmt.Errorf("mysql: reading binding %s: %w", req.BindingID, err)
-	}
-	if err := s.exec(ctx, "DROP USER IF EXISTS ?@?", user, s.cfg.userHost); err != nil {
-		return err
-	}
-	s.killSessions(ctx, user)
-	if err := s.exec(ctx, "DELETE FROM `"+s.cfg.meta+"`.bindings WHERE instance_id = ? AND binding_id = ?", req.InstanceID, req.BindingID); err != nil {
-		return err
-	}
-	b.log.Info("unbound", "instance", req.InstanceID, "binding", req.BindingID, "user", user)
+	killSessions(ctx, db, user)
+	p.log.Info("unbound", "instance", instanceID, "binding", bindingID, "user", user)
 	return nil
-}
-
-// LastOperation implements broker.Broker: operations are synchronous, so an
-// existing instance reports succeeded and a missing one ErrGone.
-func (b *Broker) LastOperation(ctx context.Context, req broker.LastOperationRequest) (*broker.LastOperationResponse, error) {
-	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
-		return nil, err
-	}
-	b.mu.RLock()
-	db, cfg := b.db, b.cfg
-	b.mu.RUnlock()
-	if db == nil {
-		return nil, fmt.Errorf("%w: mysql broker is not configured", broker.ErrUnavailable)
-	}
-	var one int
-	err := db.QueryRowContext(ctx, "SELECT 1 FROM `"+cfg.meta+"`.instances WHERE id = ?", req.InstanceID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, sdk.Gone("instance", req.InstanceID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	return &broker.LastOperationResponse{State: broker.StateSucceeded}, nil
 }

@@ -167,14 +167,25 @@ func TestNothingOrphaned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
-		t.Fatal(err)
-	}
 	root, err := sql.Open("mysql", "root@tcp("+addr+")/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer root.Close()
+	countRecords := func() int {
+		var n int
+		if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM berth_broker_test.records WHERE k IN (?, ?, ?)",
+			"instance/"+id, "binding/"+id+"/one", "binding/"+id+"/two").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := countRecords(); n != 3 {
+		t.Fatalf("before Deprovision the server holds %d records of the instance and its two bindings, want 3", n)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Fatal(err)
+	}
 	var n int
 	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?", mysql.OwnerUser(id)[:12]+"%").Scan(&n); err != nil {
 		t.Fatal(err)
@@ -188,11 +199,8 @@ func TestNothingOrphaned(t *testing.T) {
 	if n != 0 {
 		t.Errorf("database %s remains after Deprovision", mysql.DatabaseName(id))
 	}
-	if err := root.QueryRowContext(ctx, "SELECT COUNT(*) FROM berth_broker_test.bindings WHERE instance_id = ?", id).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
-		t.Errorf("%d binding records remain", n)
+	if n := countRecords(); n != 0 {
+		t.Errorf("%d records of the instance remain", n)
 	}
 }
 
@@ -221,5 +229,57 @@ func TestBadSettings(t *testing.T) {
 	}
 	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: "x"}); !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("Provision on an unconfigured broker: err = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOldRecordsImported: the records of a broker from before plugins/sdk
+// kept them (tables instances and bindings) still answer after an upgrade.
+func TestOldRecordsImported(t *testing.T) {
+	needServer(t)
+	meta := "berth_broker_old_" + brokertest.RandomID("")
+	root, err := sql.Open("mysql", "root@tcp("+addr+")/?interpolateParams=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	defer root.Exec("DROP DATABASE IF EXISTS `" + meta + "`")
+	id, bid := brokertest.RandomID("old-"), "web"
+	user := mysql.BindingUser(id, bid)
+	for _, q := range []string{
+		"CREATE DATABASE `" + meta + "`",
+		"CREATE TABLE `" + meta + "`.instances (id VARCHAR(63) NOT NULL PRIMARY KEY, service_id VARCHAR(255) NOT NULL, plan_id VARCHAR(255) NOT NULL," +
+			"params TEXT NOT NULL, db_name VARCHAR(64) NOT NULL, owner_user VARCHAR(32) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+		"CREATE TABLE `" + meta + "`.bindings (instance_id VARCHAR(63) NOT NULL, binding_id VARCHAR(63) NOT NULL, app_name VARCHAR(255) NOT NULL," +
+			"params TEXT NOT NULL, user_name VARCHAR(32) NOT NULL, password VARCHAR(64) NOT NULL," +
+			"created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (instance_id, binding_id))",
+		"INSERT INTO `" + meta + "`.instances (id, service_id, plan_id, params, db_name, owner_user) VALUES ('" + id + "', 'mysql', 'mysql-default', '{\"note\":\"old\"}', '" + mysql.DatabaseName(id) + "', '" + mysql.OwnerUser(id) + "')",
+		"INSERT INTO `" + meta + "`.bindings (instance_id, binding_id, app_name, params, user_name, password) VALUES ('" + id + "', 'web', 'hello', '{}', '" + user + "', 'oldpassword')",
+	} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := settings()
+	s["meta_database"] = meta
+	b := brokertest.Subprocess(t, "mysql", s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id, Params: map[string]string{"note": "old"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Provision of an instance of the old records = %+v, %v; want AlreadyExisted", r, err)
+	}
+	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id}); !errors.Is(err, broker.ErrConflict) {
+		t.Errorf("Provision with other parameters: err = %v, want ErrConflict", err)
+	}
+	r, err := b.Bind(ctx, broker.BindRequest{InstanceID: id, BindingID: bid, AppName: "hello"})
+	if err != nil || !r.AlreadyExisted || r.Credentials["MYSQL_USER"] != user || r.Credentials["MYSQL_PASSWORD"] != "oldpassword" ||
+		r.Credentials["DATABASE_URL"] != "mysql://"+user+":oldpassword@127.0.0.1:3306/"+mysql.DatabaseName(id) {
+		t.Errorf("Bind of a binding of the old records = %+v, %v; want AlreadyExisted with its credentials", r, err)
+	}
+	var n int
+	if err := root.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN ('instances', 'bindings')", meta).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d old tables are left under their names (%v), want them renamed", n, err)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Errorf("Deprovision of an instance of the old records: %v", err)
 	}
 }

@@ -144,12 +144,21 @@ func TestACLLimits(t *testing.T) {
 			t.Errorf("%v: err = %v, want NOPERM", cmd, err)
 		}
 	}
-	// Deprovision deletes the instance's keys.
+	// Deprovision deletes the instance's keys and the broker's records of it.
+	admin := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer admin.Close()
+	records := settings()["meta_prefix"] + ":records"
+	if n, err := admin.HExists(ctx, records, "binding/"+id+"/web").Result(); err != nil || !n {
+		t.Fatalf("the binding's record is not in %s (%v)", records, err)
+	}
 	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
 		t.Fatal(err)
 	}
-	admin := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer admin.Close()
+	for _, k := range []string{"instance/" + id, "binding/" + id + "/web"} {
+		if n, err := admin.HExists(ctx, records, k).Result(); err != nil || n {
+			t.Errorf("record %s remains after Deprovision (%v)", k, err)
+		}
+	}
 	n, err := admin.Exists(ctx, p+"counter", p+"queue", p+"scores").Result()
 	if err != nil || n != 0 {
 		t.Errorf("after Deprovision %d of the instance's keys remain (%v)", n, err)
@@ -184,5 +193,51 @@ func TestBadSettings(t *testing.T) {
 	}
 	if err := b.Configure(ctx, map[string]string{"addr": "127.0.0.1:1"}); !errors.Is(err, broker.ErrUnavailable) {
 		t.Errorf("unreachable server: err = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOldRecordsImported: the records of a broker from before plugins/sdk
+// kept them (hashes <meta>:instances and <meta>:bindings:<id>) still answer
+// after an upgrade.
+func TestOldRecordsImported(t *testing.T) {
+	needServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	meta := "berth:brokertest-old-" + brokertest.RandomID("")
+	admin := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer admin.Close()
+	defer func() {
+		keys, _ := admin.Keys(context.Background(), meta+":*").Result()
+		if len(keys) > 0 {
+			admin.Del(context.Background(), keys...)
+		}
+	}()
+	id := brokertest.RandomID("old-")
+	user := redis.BindingUser(id, "web")
+	if err := admin.HSet(ctx, meta+":instances", id, `{"service_id":"redis","plan_id":"redis-default","params":"{\"note\":\"old\"}"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.HSet(ctx, meta+":bindings:"+id, "web", `{"app_name":"hello","params":"{}","user":"`+user+`","password":"oldpassword"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s["meta_prefix"] = meta
+	b := brokertest.Subprocess(t, "redis", s)
+	if r, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id, Params: map[string]string{"note": "old"}}); err != nil || !r.AlreadyExisted {
+		t.Errorf("Provision of an instance of the old records = %+v, %v; want AlreadyExisted", r, err)
+	}
+	if _, err := b.Provision(ctx, broker.ProvisionRequest{InstanceID: id}); !errors.Is(err, broker.ErrConflict) {
+		t.Errorf("Provision with other parameters: err = %v, want ErrConflict", err)
+	}
+	r, err := b.Bind(ctx, broker.BindRequest{InstanceID: id, BindingID: "web", AppName: "hello"})
+	if err != nil || !r.AlreadyExisted || r.Credentials["REDIS_URL"] != "redis://"+user+":oldpassword@127.0.0.1:6379/0" ||
+		r.Credentials["REDIS_KEY_PREFIX"] != redis.KeyPrefix(id) {
+		t.Errorf("Bind of a binding of the old records = %+v, %v; want AlreadyExisted with its credentials", r, err)
+	}
+	if n, err := admin.Exists(ctx, meta+":instances", meta+":bindings:"+id).Result(); err != nil || n != 0 {
+		t.Errorf("%d old keys are left under their names (%v), want them renamed", n, err)
+	}
+	if _, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: id}); err != nil {
+		t.Errorf("Deprovision of an instance of the old records: %v", err)
 	}
 }

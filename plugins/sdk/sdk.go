@@ -2,8 +2,11 @@
 //
 // The short way: implement Provider (create/delete an instance, create/delete
 // a binding's credentials on your server) and serve sdk.NewBroker(provider,
-// store), which does ID validation, idempotency, conflicts and "gone"
-// answers. The full way: implement broker.Broker yourself (embed
+// store), which does ID validation, idempotency, conflicts, "gone" answers
+// and per-instance locking. The built-in brokers (plugins/mysql, redis,
+// mongodb) are written this way, each keeping its records and its lock on
+// its own server (plugins/sdk/mysqlstore, redisstore, mongostore; see
+// Connector). The full way: implement broker.Broker yourself (embed
 // sdk.Defaults for Configure and LastOperation) using the Check* and error
 // helpers. Either way, main calls sdk.Serve. Build the binary as
 // <plugin_dir>/berth-broker-<name>; Berth starts it as a go-plugin subprocess

@@ -4,22 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berthpaas/berth/plugins/broker"
 )
 
 // Provider is what a third party writes with NewBroker: the operations on
 // the backing server. NewBroker does the rest (ID validation, idempotency,
-// conflicts, "gone" answers, records of what exists). Each method should be
-// idempotent: it may be called again after a crash.
+// conflicts, "gone" answers, records of what exists, serialising the calls
+// on one instance). Each method must be idempotent: it may be called again
+// after a crash, and a Delete of what does not exist succeeds. A Create that
+// fails (or whose record cannot be written) is followed by the matching
+// Delete, on a fresh context, so it need not clean up after itself.
 type Provider interface {
 	Catalog() *broker.Catalog
 	// CreateInstance makes the instance (e.g. a database).
 	CreateInstance(ctx context.Context, req broker.ProvisionRequest) error
-	// DeleteInstance removes it and everything in it.
+	// DeleteInstance removes it and everything in it. NewBroker has called
+	// DeleteBinding for every binding it knows of first.
 	DeleteInstance(ctx context.Context, instanceID string) error
 	// CreateBinding makes credentials for an app and returns them as
 	// environment variables.
@@ -33,77 +37,33 @@ type Configurer interface {
 	Configure(ctx context.Context, settings map[string]string) error
 }
 
-// Store keeps NewBroker's records: which instances and bindings exist, with
-// their parameters and credentials (so that a repeated Bind returns the same
-// ones). Keep it somewhere that survives a plugin restart, ideally the
-// backing server itself; MemoryStore is for examples and tests.
-type Store interface {
-	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
-	Put(ctx context.Context, key string, value []byte) error
-	Delete(ctx context.Context, key string) error
-	// List returns the keys starting with prefix.
-	List(ctx context.Context, prefix string) ([]string, error)
+// Connector is a Provider that connects to its backing server when the
+// broker is configured and keeps NewBroker's records on that server, as the
+// built-in brokers do: give NewBroker a nil Store, and each Configure calls
+// Connect with the service's settings and uses the Store it returns (and its
+// lock, if it is a Locker) from then on. Until a Connect succeeds, every call
+// fails with ErrUnavailable.
+type Connector interface {
+	Connect(ctx context.Context, settings map[string]string) (Store, error)
 }
 
-// MemoryStore returns a Store in memory: its records die with the process.
-func MemoryStore() Store { return &memStore{m: map[string][]byte{}} }
-
-type memStore struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memStore) Get(_ context.Context, k string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	return v, ok, nil
-}
-
-func (s *memStore) Put(_ context.Context, k string, v []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k] = append([]byte(nil), v...)
-	return nil
-}
-
-func (s *memStore) Delete(_ context.Context, k string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, k)
-	return nil
-}
-
-func (s *memStore) List(_ context.Context, prefix string) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for k := range s.m {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
+// undoTimeout bounds the clean-up after a failed create, which runs on a
+// fresh context so that a caller's expired deadline leaves nothing behind.
+const undoTimeout = 30 * time.Second
 
 // NewBroker returns a complete broker.Broker around p, keeping its records
-// in s. Calls on one instance are serialised within the process.
+// in s (nil when p is a Connector). Calls on one instance are serialised
+// within the process, and across processes when s is also a Locker.
 func NewBroker(p Provider, s Store) broker.Broker {
-	return &simple{p: p, s: s, locks: map[string]*instanceLock{}}
+	return &simple{p: p, s: s}
 }
 
 type simple struct {
-	p Provider
-	s Store
+	p     Provider
+	local KeyedMutex
 
-	mu    sync.Mutex
-	locks map[string]*instanceLock
-}
-
-type instanceLock struct {
-	sync.Mutex
-	refs int
+	mu sync.RWMutex
+	s  Store
 }
 
 type instanceRecord struct {
@@ -119,29 +79,47 @@ type bindingRecord struct {
 func instanceKey(id string) string         { return "instance/" + id }
 func bindingKey(id, binding string) string { return "binding/" + id + "/" + binding }
 
-// lock serialises calls on one instance; it returns the unlock function.
-func (b *simple) lock(id string) func() {
-	b.mu.Lock()
-	l := b.locks[id]
-	if l == nil {
-		l = &instanceLock{}
-		b.locks[id] = l
+// store returns the Store in use.
+func (b *simple) store() (Store, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.s == nil {
+		return nil, fmt.Errorf("%w: broker is not configured", broker.ErrUnavailable)
 	}
-	l.refs++
-	b.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		b.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(b.locks, id)
-		}
-		b.mu.Unlock()
-	}
+	return b.s, nil
 }
 
-func (b *simple) get(ctx context.Context, key string, v any) (bool, error) {
-	raw, ok, err := b.s.Get(ctx, key)
+// lock serialises calls on one instance: in this process, then by the
+// Store's lock if it has one. It returns the Store and the unlock function.
+func (b *simple) lock(ctx context.Context, id string) (Store, func(), error) {
+	s, err := b.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := b.local.Lock(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("waiting for instance %s: %w", id, err)
+	}
+	if l, ok := s.(Locker); ok {
+		unlockShared, err := l.Lock(ctx, id)
+		if err != nil {
+			unlock()
+			return nil, nil, err
+		}
+		return s, func() { unlockShared(); unlock() }, nil
+	}
+	return s, unlock, nil
+}
+
+// undo runs a clean-up step on a fresh context with its own deadline.
+func undo(f func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	_ = f(ctx)
+}
+
+func get(ctx context.Context, s Store, key string, v any) (bool, error) {
+	raw, ok, err := s.Get(ctx, key)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -151,16 +129,25 @@ func (b *simple) get(ctx context.Context, key string, v any) (bool, error) {
 	return true, nil
 }
 
-func (b *simple) put(ctx context.Context, key string, v any) error {
+func put(ctx context.Context, s Store, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.s.Put(ctx, key, raw)
+	return s.Put(ctx, key, raw)
 }
 
 func (b *simple) Configure(ctx context.Context, settings map[string]string) error {
-	if c, ok := b.p.(Configurer); ok {
+	switch c := b.p.(type) {
+	case Connector:
+		s, err := c.Connect(ctx, settings)
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.s = s
+		b.mu.Unlock()
+	case Configurer:
 		return c.Configure(ctx, settings)
 	}
 	return nil
@@ -173,9 +160,13 @@ func (b *simple) Provision(ctx context.Context, req broker.ProvisionRequest) (*b
 	if err != nil {
 		return nil, err
 	}
-	defer b.lock(req.InstanceID)()
+	s, unlock, err := b.lock(ctx, req.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var rec instanceRecord
-	if ok, err := b.get(ctx, instanceKey(req.InstanceID), &rec); err != nil {
+	if ok, err := get(ctx, s, instanceKey(req.InstanceID), &rec); err != nil {
 		return nil, err
 	} else if ok {
 		old := rec.Request
@@ -185,10 +176,11 @@ func (b *simple) Provision(ctx context.Context, req broker.ProvisionRequest) (*b
 		return &broker.ProvisionResponse{AlreadyExisted: true}, nil
 	}
 	if err := b.p.CreateInstance(ctx, req); err != nil {
+		undo(func(ctx context.Context) error { return b.p.DeleteInstance(ctx, req.InstanceID) })
 		return nil, err
 	}
-	if err := b.put(ctx, instanceKey(req.InstanceID), instanceRecord{Request: req}); err != nil {
-		_ = b.p.DeleteInstance(context.WithoutCancel(ctx), req.InstanceID)
+	if err := put(ctx, s, instanceKey(req.InstanceID), instanceRecord{Request: req}); err != nil {
+		undo(func(ctx context.Context) error { return b.p.DeleteInstance(ctx, req.InstanceID) })
 		return nil, err
 	}
 	return &broker.ProvisionResponse{}, nil
@@ -198,14 +190,18 @@ func (b *simple) Deprovision(ctx context.Context, req broker.DeprovisionRequest)
 	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
 		return nil, err
 	}
-	defer b.lock(req.InstanceID)()
-	if ok, err := b.get(ctx, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
+	s, unlock, err := b.lock(ctx, req.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if ok, err := get(ctx, s, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, Gone("instance", req.InstanceID)
 	}
 	prefix := bindingKey(req.InstanceID, "")
-	keys, err := b.s.List(ctx, prefix)
+	keys, err := s.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -213,28 +209,35 @@ func (b *simple) Deprovision(ctx context.Context, req broker.DeprovisionRequest)
 		if err := b.p.DeleteBinding(ctx, req.InstanceID, strings.TrimPrefix(k, prefix)); err != nil {
 			return nil, err
 		}
-		if err := b.s.Delete(ctx, k); err != nil {
+		if err := s.Delete(ctx, k); err != nil {
 			return nil, err
 		}
 	}
 	if err := b.p.DeleteInstance(ctx, req.InstanceID); err != nil {
 		return nil, err
 	}
-	return &broker.DeprovisionResponse{}, b.s.Delete(ctx, instanceKey(req.InstanceID))
+	if err := s.Delete(ctx, instanceKey(req.InstanceID)); err != nil {
+		return nil, err
+	}
+	return &broker.DeprovisionResponse{}, nil
 }
 
 func (b *simple) Bind(ctx context.Context, req broker.BindRequest) (*broker.BindResponse, error) {
 	if err := CheckBind(req.InstanceID, req.BindingID); err != nil {
 		return nil, err
 	}
-	defer b.lock(req.InstanceID)()
-	if ok, err := b.get(ctx, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
+	s, unlock, err := b.lock(ctx, req.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if ok, err := get(ctx, s, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, NotFound(req.InstanceID)
 	}
 	var rec bindingRecord
-	if ok, err := b.get(ctx, bindingKey(req.InstanceID, req.BindingID), &rec); err != nil {
+	if ok, err := get(ctx, s, bindingKey(req.InstanceID, req.BindingID), &rec); err != nil {
 		return nil, err
 	} else if ok {
 		if rec.AppName != req.AppName || !broker.EqualParams(rec.Params, req.Params) {
@@ -243,12 +246,12 @@ func (b *simple) Bind(ctx context.Context, req broker.BindRequest) (*broker.Bind
 		return &broker.BindResponse{Credentials: rec.Credentials, AlreadyExisted: true}, nil
 	}
 	creds, err := b.p.CreateBinding(ctx, req)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		rec = bindingRecord{AppName: req.AppName, Params: req.Params, Credentials: creds}
+		err = put(ctx, s, bindingKey(req.InstanceID, req.BindingID), rec)
 	}
-	rec = bindingRecord{AppName: req.AppName, Params: req.Params, Credentials: creds}
-	if err := b.put(ctx, bindingKey(req.InstanceID, req.BindingID), rec); err != nil {
-		_ = b.p.DeleteBinding(context.WithoutCancel(ctx), req.InstanceID, req.BindingID)
+	if err != nil {
+		undo(func(ctx context.Context) error { return b.p.DeleteBinding(ctx, req.InstanceID, req.BindingID) })
 		return nil, err
 	}
 	return &broker.BindResponse{Credentials: creds}, nil
@@ -258,9 +261,13 @@ func (b *simple) Unbind(ctx context.Context, req broker.UnbindRequest) error {
 	if err := CheckBind(req.InstanceID, req.BindingID); err != nil {
 		return err
 	}
-	defer b.lock(req.InstanceID)()
+	s, unlock, err := b.lock(ctx, req.InstanceID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	key := bindingKey(req.InstanceID, req.BindingID)
-	if ok, err := b.get(ctx, key, &bindingRecord{}); err != nil {
+	if ok, err := get(ctx, s, key, &bindingRecord{}); err != nil {
 		return err
 	} else if !ok {
 		return Gone("binding", req.BindingID)
@@ -268,14 +275,18 @@ func (b *simple) Unbind(ctx context.Context, req broker.UnbindRequest) error {
 	if err := b.p.DeleteBinding(ctx, req.InstanceID, req.BindingID); err != nil {
 		return err
 	}
-	return b.s.Delete(ctx, key)
+	return s.Delete(ctx, key)
 }
 
 func (b *simple) LastOperation(ctx context.Context, req broker.LastOperationRequest) (*broker.LastOperationResponse, error) {
 	if err := broker.CheckID("instance_id", req.InstanceID); err != nil {
 		return nil, err
 	}
-	if ok, err := b.get(ctx, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
+	s, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := get(ctx, s, instanceKey(req.InstanceID), &instanceRecord{}); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, Gone("instance", req.InstanceID)
