@@ -134,6 +134,9 @@ type Scheduler struct {
 	// including retired ones still stopping.
 	live map[*instance]struct{}
 
+	closeOnce sync.Once
+	closeErr  error
+
 	spawnCh   chan spawnReq
 	quit      chan struct{} // closed by Close once every instance has exited
 	spawnDone chan struct{} // closed when the spawner has returned
@@ -779,13 +782,15 @@ func (s *Scheduler) Health(ctx context.Context) error {
 // shuts the router down and stops the spawner. It returns once the
 // scheduler's goroutines have ended (unless an instance outlives the wait:
 // then it says so, and the spawner's end takes that instance's process tree
-// down through Pdeathsig).
+// down through Pdeathsig). A second call waits for the first to finish and
+// returns its error.
 func (s *Scheduler) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Scheduler) close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	names := make([]string, 0, len(s.apps))
 	for n := range s.apps {
