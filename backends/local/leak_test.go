@@ -12,11 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-// ourGoroutines returns the stacks of the goroutines, other than the
+// ourGoroutinesNow returns the stacks of the goroutines, other than the
 // caller's and the test framework's, that are running code of this package
-// at this instant (no retries: a goroutine that ends only after the call
-// under test returned is caught).
-func ourGoroutines() []string {
+// at this instant.
+func ourGoroutinesNow() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -39,6 +38,21 @@ func ourGoroutines() []string {
 		}
 	}
 	return out
+}
+
+// ourGoroutines is ourGoroutinesNow, given a moment to settle: a goroutine
+// that has signalled its end (the thing Close waits for) may still be on
+// its way out for a few microseconds, while one that was not waited for
+// (or never ends) is still there after the grace.
+func ourGoroutines() []string {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for {
+		left := ourGoroutinesNow()
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestNewLeavesNothingRunningWhenTheRouterCannotListen(t *testing.T) {

@@ -18,10 +18,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// ourGoroutines returns the stacks of the goroutines, other than the
+// ourGoroutinesNow returns the stacks of the goroutines, other than the
 // caller's, the test framework's and the tests' own handlers, running code
-// of this package at this instant (no retries).
-func ourGoroutines() []string {
+// of this package at this instant.
+func ourGoroutinesNow() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -45,6 +45,21 @@ func ourGoroutines() []string {
 		}
 	}
 	return out
+}
+
+// ourGoroutines is ourGoroutinesNow, given a moment to settle: a goroutine
+// that has signalled its end (the thing Close waits for) may still be on
+// its way out for a few microseconds, while one that was not waited for
+// (or never ends) is still there after the grace.
+func ourGoroutines() []string {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for {
+		left := ourGoroutinesNow()
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestCloseEndsTheDeploymentWatchers: Close returns once the watcher that
