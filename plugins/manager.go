@@ -99,6 +99,7 @@ type entry struct {
 	raw      broker.Broker
 	settings map[string]string // last successfully configured settings
 	broken   bool              // a call saw the process die: restart on next use
+	removed  bool              // taken out of the Manager by Stop or Close: never start it again
 }
 
 // NewManager returns a Manager; it starts nothing until Broker is called.
@@ -186,12 +187,15 @@ func (m *Manager) Stop(key string) {
 	m.mu.Unlock()
 	if e != nil {
 		e.mu.Lock()
+		e.removed = true
 		e.kill()
 		e.mu.Unlock()
 	}
 }
 
-// Close kills all plugin processes. Later calls fail with ErrClosed.
+// Close kills all plugin processes and returns once they (and the plugin
+// clients' goroutines) are gone; a call waiting to start a process when
+// Close began starts none. Later calls fail with ErrClosed.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
@@ -200,6 +204,7 @@ func (m *Manager) Close() {
 	m.mu.Unlock()
 	for _, e := range entries {
 		e.mu.Lock()
+		e.removed = true
 		e.kill()
 		e.mu.Unlock()
 	}
@@ -242,20 +247,9 @@ func (e *entry) kill() {
 // ensure returns the raw client of b's process, (re)starting and
 // (re)configuring it as needed.
 func (m *Manager) ensure(ctx context.Context, b *managed) (broker.Broker, error) {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrClosed
-	}
-	e := m.entries[b.key]
-	if e == nil {
-		e = &entry{}
-		m.entries[b.key] = e
-	}
-	m.mu.Unlock()
-
-	if err := e.mu.LockContext(ctx); err != nil {
-		return nil, fmt.Errorf("waiting for broker plugin %q (%s) to start: %w", b.key, b.name, err)
+	e, err := m.lockEntry(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	defer e.mu.Unlock()
 	if e.client != nil && (e.broken || e.client.Exited() || e.name != b.name) {
@@ -286,6 +280,33 @@ func (m *Manager) ensure(ctx context.Context, b *managed) (broker.Broker, error)
 		}
 	}
 	return e.raw, nil
+}
+
+// lockEntry returns b's entry, locked. An entry that Stop or Close took
+// out of the Manager while this call waited for its lock is not used (a
+// process started into it would outlive them): the lookup starts over.
+func (m *Manager) lockEntry(ctx context.Context, b *managed) (*entry, error) {
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		e := m.entries[b.key]
+		if e == nil {
+			e = &entry{}
+			m.entries[b.key] = e
+		}
+		m.mu.Unlock()
+
+		if err := e.mu.LockContext(ctx); err != nil {
+			return nil, fmt.Errorf("waiting for broker plugin %q (%s) to start: %w", b.key, b.name, err)
+		}
+		if !e.removed {
+			return e, nil
+		}
+		e.mu.Unlock()
+	}
 }
 
 // start launches plugin name for key into e.

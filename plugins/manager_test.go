@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/brokertest"
@@ -81,7 +83,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	brokertest.ServeChild(func() broker.Broker { return &flaky{log: sdk.Logger("flaky")} })
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func ctx(t *testing.T) context.Context {

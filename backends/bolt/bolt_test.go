@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/backends/storetest"
 )
@@ -41,7 +43,7 @@ func TestMain(m *testing.M) {
 		_ = s.Close()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func openTemp(t testing.TB, opts Options) *Store {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +14,12 @@ import (
 	"github.com/berthpaas/berth/backends/storetest"
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	devagent.Shutdown()
-	os.Exit(code)
+	// The agents are stopped before the check for leaked goroutines.
+	goleak.VerifyTestMain(devagent.RunThenShutdown(m))
 }
 
 func uniquePrefix(t testing.TB) string {

@@ -105,15 +105,33 @@ func Vault(t testing.TB) (addr, rootToken string) {
 	return vault.addr, vault.token
 }
 
-// Shutdown stops every agent this process started and removes their
-// temporary directories. It is safe to call more than once and when nothing
-// was started.
+// Shutdown stops every agent this process started (returning once they
+// have exited) and removes their temporary directories. It is safe to call
+// more than once and when nothing was started.
 func Shutdown() {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, a := range []*agent{consul, vault} {
 		a.stop()
 	}
+	probeTransport.CloseIdleConnections()
+}
+
+// RunThenShutdown wraps m: its Run runs the tests, then Shutdown. Give it
+// to goleak.VerifyTestMain, whose leak check follows Run, so that the
+// agents (and the goroutines waiting on them) are gone by then:
+//
+//	func TestMain(m *testing.M) {
+//		goleak.VerifyTestMain(devagent.RunThenShutdown(m))
+//	}
+func RunThenShutdown(m *testing.M) interface{ Run() int } { return runThenShutdown{m} }
+
+type runThenShutdown struct{ m *testing.M }
+
+func (r runThenShutdown) Run() int {
+	code := r.m.Run()
+	Shutdown()
+	return code
 }
 
 func (a *agent) check(t testing.TB) {
@@ -298,6 +316,13 @@ func startVault(a *agent, bin string) error {
 	})
 }
 
+// The readiness probes' client: its own transport, whose idle connections
+// Shutdown closes (rather than leaving them in http.DefaultTransport).
+var (
+	probeTransport = &http.Transport{MaxIdleConnsPerHost: 2}
+	probeClient    = &http.Client{Transport: probeTransport}
+)
+
 func httpGet(ctx context.Context, url, token string) ([]byte, int) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -308,7 +333,7 @@ func httpGet(ctx context.Context, url, token string) ([]byte, int) {
 	if token != "" {
 		req.Header.Set("X-Vault-Token", token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := probeClient.Do(req)
 	if err != nil {
 		return nil, 0
 	}

@@ -3,16 +3,16 @@ package devagent
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	Shutdown()
-	os.Exit(code)
+	// The agents are stopped before the check for leaked goroutines.
+	goleak.VerifyTestMain(RunThenShutdown(m))
 }
 
 func get(t *testing.T, url, token string) (int, string) {

@@ -333,7 +333,14 @@ func (in *instance) runOnce(log interface {
 		envW.Close()
 		return fmt.Errorf("start: %w", err), false
 	}
+	// The helper goroutines below end before runOnce returns (the env
+	// writer once the shim has read its environment or died, the probe
+	// once cancelled): an instance leaves nothing running behind it.
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	helpers.Add(1)
 	go func() {
+		defer helpers.Done()
 		_, _ = envW.Write([]byte(strings.Join(env, "\x00") + "\x00"))
 		envW.Close()
 	}()
@@ -366,7 +373,11 @@ func (in *instance) runOnce(log interface {
 	probeCtx, cancelProbe := context.WithCancel(context.Background())
 	defer cancelProbe()
 	if in.spec.Type != backends.ProcOneshot {
-		go in.probe(probeCtx, port)
+		helpers.Add(1)
+		go func() {
+			defer helpers.Done()
+			in.probe(probeCtx, port)
+		}()
 	}
 
 	select {
@@ -457,6 +468,7 @@ func (in *instance) probe(ctx context.Context, port int) {
 			if err != nil {
 				continue
 			}
+			req.Close = true // no idle connection (and its goroutines) left in the shared transport
 			resp, err := client.Do(req)
 			if err != nil {
 				continue

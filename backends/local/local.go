@@ -132,8 +132,13 @@ type Scheduler struct {
 	// including retired ones still stopping.
 	live map[*instance]struct{}
 
-	spawnCh chan spawnReq
-	router  *router
+	closeOnce sync.Once
+	closeErr  error
+
+	spawnCh   chan spawnReq
+	quit      chan struct{} // closed by Close once every instance has exited
+	spawnDone chan struct{} // closed when the spawner has returned
+	router    *router
 
 	mode string    // the isolation in force
 	uids *uidTable // uid mode
@@ -146,19 +151,33 @@ type spawnReq struct {
 
 // spawner starts processes from one goroutine locked to its OS thread for
 // the life of the scheduler: Pdeathsig fires when the forking thread ends,
-// and this thread ends only with the process.
+// and this thread ends only when the scheduler is closed (after every
+// instance has exited) or with the process.
 func (s *Scheduler) spawner() {
+	defer close(s.spawnDone)
 	runtime.LockOSThread()
-	// Never unlocked: the thread must outlive every child it forked.
-	for req := range s.spawnCh {
-		req.done <- req.cmd.Start()
+	// Never unlocked: the thread must outlive every child it forked, so it
+	// ends with this goroutine (the runtime then exits the thread).
+	for {
+		select {
+		case req := <-s.spawnCh:
+			req.done <- req.cmd.Start()
+		case <-s.quit:
+			return
+		}
 	}
 }
 
+var errClosed = errors.New("local scheduler: closed")
+
 func (s *Scheduler) spawn(cmd *exec.Cmd) error {
 	done := make(chan error, 1)
-	s.spawnCh <- spawnReq{cmd: cmd, done: done}
-	return <-done
+	select {
+	case s.spawnCh <- spawnReq{cmd: cmd, done: done}:
+		return <-done
+	case <-s.quit:
+		return errClosed
+	}
 }
 
 // exited is called by an instance's supervisor when it ends.
@@ -265,15 +284,25 @@ func New(cfg Config) (*Scheduler, error) {
 			return nil, fmt.Errorf("local scheduler: uid allocation: %w", err)
 		}
 	}
+	// The router's listener is the last thing that can fail: take it
+	// before any goroutine starts, so that a failed New leaves none behind.
+	var ln net.Listener
+	if cfg.RouterAddr != "" {
+		if ln, err = net.Listen("tcp", cfg.RouterAddr); err != nil {
+			return nil, fmt.Errorf("local scheduler: router: %w", err)
+		}
+	}
 	s := &Scheduler{
-		mode:    mode,
-		uids:    uids,
-		cfg:     cfg,
-		log:     cfg.Logger.Named("local-scheduler"),
-		apps:    map[string]*app{},
-		routes:  map[string]string{},
-		live:    map[*instance]struct{}{},
-		spawnCh: make(chan spawnReq),
+		mode:      mode,
+		uids:      uids,
+		cfg:       cfg,
+		log:       cfg.Logger.Named("local-scheduler"),
+		apps:      map[string]*app{},
+		routes:    map[string]string{},
+		live:      map[*instance]struct{}{},
+		spawnCh:   make(chan spawnReq),
+		quit:      make(chan struct{}),
+		spawnDone: make(chan struct{}),
 	}
 	go s.spawner()
 	s.reapLeftovers()
@@ -282,11 +311,7 @@ func New(cfg Config) (*Scheduler, error) {
 	} else {
 		s.log.Info("app procs are isolated", "isolation", mode, "apps_dir", cfg.AppsDir)
 	}
-	if cfg.RouterAddr != "" {
-		ln, err := net.Listen("tcp", cfg.RouterAddr)
-		if err != nil {
-			return nil, fmt.Errorf("local scheduler: router: %w", err)
-		}
+	if ln != nil {
 		s.router = newRouter(s, ln)
 		s.log.Info("router listening", "addr", ln.Addr().String(), "apps_domain", cfg.AppsDomain)
 	}
@@ -387,7 +412,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("local scheduler: closed")
+		return errClosed
 	}
 	a := s.apps[spec.App]
 	if a == nil {
@@ -746,19 +771,24 @@ func (s *Scheduler) Health(ctx context.Context) error {
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		return errors.New("local scheduler: closed")
+		return errClosed
 	}
 	return nil
 }
 
-// Close stops every app gracefully (waiting up to StopTimeout plus a margin)
-// and shuts the router down.
+// Close stops every app gracefully (waiting up to StopTimeout plus a margin),
+// shuts the router down and stops the spawner. It returns once the
+// scheduler's goroutines have ended (unless an instance outlives the wait:
+// then it says so, and the spawner's end takes that instance's process tree
+// down through Pdeathsig). A second call waits for the first to finish and
+// returns its error.
 func (s *Scheduler) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Scheduler) close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	names := make([]string, 0, len(s.apps))
 	for n := range s.apps {
@@ -782,11 +812,24 @@ func (s *Scheduler) Close() error {
 		}()
 	}
 	wg.Wait()
+	// Instances of apps stopped earlier whose Stop gave up waiting.
+	s.mu.Lock()
+	var rest []*instance
+	for in := range s.live {
+		in.requestStop()
+		rest = append(rest, in)
+	}
+	s.mu.Unlock()
+	if err := waitDone(ctx, rest); err != nil {
+		errs = append(errs, err)
+	}
 	if s.router != nil {
 		if err := s.router.close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	close(s.quit)
+	<-s.spawnDone
 	return errors.Join(errs...)
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/backends/schedulertest"
@@ -50,7 +51,18 @@ func TestMain(m *testing.M) {
 		helperMain()
 		return
 	}
-	code := m.Run()
+	// Every scheduler the tests start is closed, and Close returns only
+	// once its goroutines (spawner, supervisors, probes, router) are gone:
+	// after the tests, none may be left.
+	goleak.VerifyTestMain(checkedM{m})
+}
+
+// checkedM runs the tests, then checks for (and kills) processes they left
+// behind; a leftover fails the run.
+type checkedM struct{ m *testing.M }
+
+func (c checkedM) Run() int {
+	code := c.m.Run()
 	if helloDir != "" {
 		os.RemoveAll(helloDir)
 	}
@@ -63,7 +75,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // hello builds testdata/hello once per test binary.

@@ -82,6 +82,7 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	watches map[string]*watch
+	closed  bool // set by Close: no watcher starts after it
 }
 
 var _ backends.Scheduler = (*Scheduler)(nil)
@@ -347,6 +348,10 @@ func (s *Scheduler) watchLatest(id string) {
 	}
 	version := *job.Version
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	if w := s.watches[id]; w != nil {
 		if w.version == version {
 			s.mu.Unlock()
@@ -357,10 +362,11 @@ func (s *Scheduler) watchLatest(id string) {
 	wctx, wcancel := context.WithTimeout(s.ctx, jobProgressDeadline(job)+5*time.Minute)
 	w := &watch{version: version, cancel: wcancel}
 	s.watches[id] = w
+	// Added under mu, before Close can have set closed and begun to wait.
+	s.wg.Add(1)
 	s.mu.Unlock()
 
 	src := apiDeployments{client: s.client, q: s.q, waitTime: 5 * time.Minute}
-	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer wcancel()
@@ -705,10 +711,16 @@ func (s *Scheduler) Health(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the deployment watchers.
+// Close stops the deployment watchers and returns once they have ended;
+// it then closes the client's idle connections. No watcher starts after
+// Close.
 func (s *Scheduler) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.client.Close()
 	return nil
 }
 

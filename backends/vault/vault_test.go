@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -14,12 +13,12 @@ import (
 	"github.com/berthpaas/berth/backends/secretstest"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	devagent.Shutdown()
-	os.Exit(code)
+	// The agents are stopped before the check for leaked goroutines.
+	goleak.VerifyTestMain(devagent.RunThenShutdown(m))
 }
 
 func uniquePrefix(t testing.TB) string {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/berthpaas/berth/backends/local"
 )
 
@@ -14,5 +16,5 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
 		os.Exit(local.ShimMain(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
