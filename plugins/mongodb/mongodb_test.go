@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.uber.org/goleak"
 )
 
 // The server under test: $BERTH_MONGODB_URI (a real MongoDB), or else a
@@ -37,10 +38,20 @@ var (
 
 func TestMain(m *testing.M) {
 	brokertest.ServeChild(func() broker.Broker { return mongodb.New(sdk.Logger("broker.mongodb")) })
-	stop := startServer()
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	goleak.VerifyTestMain(stopAfterRun{m, startServer()})
+}
+
+// stopAfterRun stops the FerretDB server after the tests, before the leak
+// check.
+type stopAfterRun struct {
+	m    *testing.M
+	stop func()
+}
+
+func (r stopAfterRun) Run() int {
+	code := r.m.Run()
+	r.stop()
+	return code
 }
 
 func ferretBinary() string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +15,12 @@ import (
 	"github.com/berthpaas/berth/plugins/mysql"
 	"github.com/berthpaas/berth/plugins/sdk"
 	gomysql "github.com/go-sql-driver/mysql"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	brokertest.ServeChild(func() broker.Broker { return mysql.New(sdk.Logger("broker.mysql")) })
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 const addr = "127.0.0.1:3306"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +14,12 @@ import (
 	"github.com/berthpaas/berth/plugins/redis"
 	"github.com/berthpaas/berth/plugins/sdk"
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	brokertest.ServeChild(func() broker.Broker { return redis.New(sdk.Logger("broker.redis")) })
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 const addr = "127.0.0.1:6379"

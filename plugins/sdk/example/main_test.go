@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -11,11 +10,12 @@ import (
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/brokertest"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	brokertest.ServeChild(func() broker.Broker { return New() })
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // TestConformance runs the suite against the example broker in a plugin
