@@ -399,6 +399,7 @@ func (b *Berth) stop(t testing.TB) {
 	if !b.Opts.NoLeakCheck {
 		b.checkLeaks(t, events)
 	}
+	checkAnswerTypes(b.log.String())
 	if os.Getenv("BERTH_E2E_LOG") != "" {
 		t.Logf("berth server log (%s):\n%s", b.URL, b.log.String())
 	} else if t.Failed() {

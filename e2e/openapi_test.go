@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -103,4 +104,15 @@ func openAPIVerdict() int {
 		fmt.Fprintln(os.Stderr, l)
 	}
 	return 1
+}
+
+// checkAnswerTypes records, as mismatches, the server's log lines saying a
+// handler answered another type than its route declares (the type the
+// OpenAPI document and the api/ client are made from).
+func checkAnswerTypes(serverLog string) {
+	for _, line := range strings.Split(serverLog, "\n") {
+		if i := strings.Index(line, "a handler answered a type its route does not declare"); i >= 0 {
+			reportOpenAPI(strings.TrimSpace(line[i:]))
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/release"
@@ -279,6 +281,7 @@ func (s *Server) wrap(rt *route) httprouter.Handle {
 			}
 			writeError(sw, reqID, status, msg, errorExtra(err))
 		} else {
+			s.checkAnswerType(rt, val, log)
 			switch v := val.(type) {
 			case streamed:
 			case *reply:
@@ -440,4 +443,39 @@ func jsonStatusHandler(status int, msg string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, startRequest(w, r), status, msg, nil)
 	})
+}
+
+// answerTypeMismatch is logged when a handler answers a value of another
+// type than its route declares (route.Out): the OpenAPI document and the
+// api/ client are made from the declared types, so the two must not drift.
+// The e2e suite fails on this line.
+const answerTypeMismatch = "a handler answered a type its route does not declare"
+
+func (s *Server) checkAnswerType(rt *route, val any, log hclog.Logger) {
+	if rt.Text || rt.Stream {
+		return
+	}
+	want := reflect.TypeOf(rt.Out)
+	body := val
+	if r, ok := val.(*reply); ok {
+		body = r.Body
+		if r.Status == http.StatusNoContent {
+			return
+		}
+	}
+	switch body.(type) {
+	case streamed, textReply:
+		return
+	case nil:
+		if want == nil || want == reflect.TypeOf(api.Status{}) {
+			return
+		}
+		log.Error(answerTypeMismatch, "route", rt.Method+" "+rt.Path, "answered", "nil (status ok)", "declared", fmt.Sprint(want))
+		return
+	}
+	got := reflect.TypeOf(body)
+	if got.Kind() == reflect.Pointer && got.Elem() == want || got == want {
+		return
+	}
+	log.Error(answerTypeMismatch, "route", rt.Method+" "+rt.Path, "answered", got.String(), "declared", fmt.Sprint(want))
 }
