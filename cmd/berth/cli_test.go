@@ -379,7 +379,9 @@ func TestStory(t *testing.T) {
 	ok(t, "push", "hello", "1700000002-slow", spec)
 	var sout, serr syncBuffer
 	done := make(chan int)
-	go func() { done <- runCLI([]string{"deploy", "hello", "1700000002-slow"}, strings.NewReader(""), &sout, &serr) }()
+	go func() {
+		done <- runCLI([]string{"deploy", "hello", "1700000002-slow"}, strings.NewReader(""), &sout, &serr)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(sout.String(), "following its progress") {
 		if time.Now().After(deadline) {
