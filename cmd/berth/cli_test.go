@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +26,7 @@ import (
 	"github.com/berthpaas/berth/backends/local"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/server"
 )
 
@@ -186,6 +190,8 @@ func testServer(t *testing.T) (string, string) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Reconcile.IntervalDur = time.Second
+	redis := map[string]string{"addr": "127.0.0.1:6379"}
+	cfg.BrokerTargets = append(cfg.BrokerTargets, &config.BrokerTarget{Name: "local-redis", Broker: "redis", Settings: redis, Resolved: redis})
 	st, err := bolt.Open(filepath.Join(dir, "berth.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +207,9 @@ func testServer(t *testing.T) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sch.Close() })
-	srv, err := server.New(server.Deps{Config: cfg, Logger: hclog.NewNullLogger(), Store: st, Secrets: sec, Scheduler: sch})
+	brokers := plugins.NewManager(plugins.ManagerConfig{Logger: hclog.NewNullLogger(), StateDir: filepath.Join(dir, "plugins")})
+	t.Cleanup(brokers.Close)
+	srv, err := server.New(server.Deps{Config: cfg, Logger: hclog.NewNullLogger(), Store: st, Secrets: sec, Scheduler: sch, Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,6 +414,46 @@ func TestStory(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// A service, an instance of it, bound to the app with progress.
+	r = berth("id: clitest-cache\nbroker: redis\ntarget: local-redis\nteam: devs\ndoc: Redis for tests\n", "service", "create", "-json", "-")
+	var svc api.Service
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &svc) != nil || svc.ID != "clitest-cache" || svc.Broker != "redis" {
+		t.Fatalf("service create: %+v", r)
+	}
+	if out := ok(t, "service", "doc", svc.ID); out != "Redis for tests\n" {
+		t.Fatalf("service doc: %q", out)
+	}
+	var inst api.ServiceInstance
+	okJSON(t, &inst, "instance", "create", svc.ID, "clitest-cache1")
+	if inst.Name != "clitest-cache1" || inst.State != api.InstanceReady {
+		t.Fatalf("instance create: %+v", inst)
+	}
+	t.Cleanup(func() { berth("", "unbind", "clitest-cache1", "hello"); berth("", "instance", "remove", "clitest-cache1") })
+	out = ok(t, "bind", "clitest-cache1", "hello")
+	if !strings.Contains(out, "bound clitest-cache1 to hello; the app gets REDIS_") || !strings.Contains(out, "(bind clitest-cache1)") || !strings.Contains(out, "==> hello: running") {
+		t.Fatalf("bind: %q", out)
+	}
+	okJSON(t, &info, "app", "info", "hello")
+	if len(info.Bound) != 1 || info.Bound[0].Name != "clitest-cache1" || info.Bound[0].ServiceName != svc.ID {
+		t.Fatalf("app info after bind: %+v", info.Bound)
+	}
+	var sis []api.ServiceInstanceSummary
+	okJSON(t, &sis, "service", "info", svc.ID)
+	if len(sis) != 1 || len(sis[0].Apps) != 1 || sis[0].Apps[0] != "hello" {
+		t.Fatalf("service info: %+v", sis)
+	}
+	fails(t, 1, "HTTP 403", "instance", "remove", "clitest-cache1")
+	if out := ok(t, "unbind", "clitest-cache1", "hello"); !strings.Contains(out, "(unbind clitest-cache1)") || !strings.Contains(out, "==> hello: running") {
+		t.Fatalf("unbind: %q", out)
+	}
+	var ist api.InstanceStatus
+	okJSON(t, &ist, "instance", "status", "clitest-cache1")
+	if ist.Name != "clitest-cache1" || ist.State != api.InstanceReady || ist.Broker != "succeeded" {
+		t.Fatalf("instance status: %+v", ist)
+	}
+	ok(t, "instance", "remove", "clitest-cache1")
+	ok(t, "service", "remove", svc.ID)
+
 	// Undeploy follows until nothing runs; status then says so (exit 1).
 	if out := ok(t, "undeploy", "hello"); !strings.Contains(out, "undeployed") {
 		t.Fatalf("undeploy: %q", out)
@@ -432,6 +480,43 @@ func TestStory(t *testing.T) {
 		t.Fatalf("logout: %q", out)
 	}
 	fails(t, 1, "HTTP 401", "user", "info")
+}
+
+// TestAutocomplete: with the shell's COMP_LINE (as `complete -C berth
+// berth`, which `berth -autocomplete-install` adds to the shell's rc file,
+// runs it) berth prints the completions: verbs of a noun, options of a
+// command; hidden commands are not offered.
+func TestAutocomplete(t *testing.T) {
+	complete := func(line string) []string {
+		t.Helper()
+		t.Setenv("COMP_LINE", line)
+		t.Setenv("COMP_POINT", fmt.Sprint(len(line)))
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout := os.Stdout
+		os.Stdout = pw
+		r := berth("")
+		os.Stdout = stdout
+		pw.Close()
+		b, _ := io.ReadAll(pr)
+		if r.code != 0 {
+			t.Fatalf("completing %q: %+v", line, r)
+		}
+		got := strings.Fields(string(b))
+		sort.Strings(got)
+		return got
+	}
+	if got := complete("berth app i"); strings.Join(got, " ") != "info" {
+		t.Fatalf("berth app i<TAB>: %q", got)
+	}
+	if got := complete("berth deploy -d"); strings.Join(got, " ") != "-detach" {
+		t.Fatalf("berth deploy -d<TAB>: %q", got)
+	}
+	if got := complete("berth app"); !slices.Contains(got, "app") || slices.Contains(got, "app-create") {
+		t.Fatalf("berth app<TAB>: %q", got)
+	}
 }
 
 func writeFile(t *testing.T, path, s string) {

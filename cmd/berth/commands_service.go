@@ -139,7 +139,9 @@ external OSB brokers). A service is described by a YAML file:
 				if err != nil {
 					return err
 				}
-				fmt.Fprint(r.Out, strings.TrimRight(doc, "\n")+"\n")
+				if doc = strings.TrimRight(doc, "\n"); doc != "" {
+					r.outf("%s", doc)
+				}
 				return nil
 			}}
 	})
@@ -250,7 +252,7 @@ Provisions an instance NAME of SERVICE (POST /services/instances) and waits
 				if r.json {
 					return r.printJSON(s)
 				}
-				r.outf("%s: %s (broker %s)%s", s.Name, s.State, s.Broker, msg(s.Description))
+				r.outf("%s: %s (its broker's last operation: %s)%s", s.Name, s.State, s.Broker, msg(s.Description))
 				return nil
 			}}
 	})
