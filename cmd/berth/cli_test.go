@@ -428,7 +428,10 @@ func TestStory(t *testing.T) {
 	if inst.Name != "clitest-cache1" || inst.State != api.InstanceReady {
 		t.Fatalf("instance create: %+v", inst)
 	}
-	t.Cleanup(func() { berth("", "unbind", "clitest-cache1", "hello"); berth("", "instance", "remove", "clitest-cache1") })
+	t.Cleanup(func() {
+		berth("", "unbind", "clitest-cache1", "hello")
+		berth("", "instance", "remove", "clitest-cache1")
+	})
 	out = ok(t, "bind", "clitest-cache1", "hello")
 	if !strings.Contains(out, "bound clitest-cache1 to hello; the app gets REDIS_") || !strings.Contains(out, "(bind clitest-cache1)") || !strings.Contains(out, "==> hello: running") {
 		t.Fatalf("bind: %q", out)
