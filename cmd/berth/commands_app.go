@@ -117,15 +117,19 @@ JSON: api.AppInfo.`,
 	})
 
 	g.add("app open", func() *cmd {
-		return &cmd{args: "APP", minArgs: 1, maxArgs: 1, synopsis: "Print the app's URL",
+		return &cmd{args: "APP", minArgs: 1, maxArgs: 1, jsonOut: true, synopsis: "Print the app's URL",
 			help: `
 Prints the app's URL(s), one a line (from its routes). On the local
 scheduler the built-in router serves them (by Host header) at its own
-address, e.g. curl -H 'Host: hello.apps.localhost' http://127.0.0.1:8081/.`,
+address, e.g. curl -H 'Host: hello.apps.localhost' http://127.0.0.1:8081/.
+JSON: []string.`,
 			run: func(r *run) error {
 				info, err := r.cl.Apps().Info(r.args[0], nil)
 				if err != nil {
 					return err
+				}
+				if r.json {
+					return r.printJSON(info.URLs)
 				}
 				if len(info.URLs) == 0 {
 					return fmt.Errorf("app %s has no route", r.args[0])
