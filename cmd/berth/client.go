@@ -151,38 +151,68 @@ func (r *run) follow(c *api.Client, app string, op *api.Operation) error {
 		d   *api.Deploy
 		err error
 	}
-	done := make(chan result, 2)
+	done := make(chan result, 1)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	last := ""
-	printed := make(chan string, 16)
+	printed := make(chan string)
+	// The stream needs a client without the 60-second timeout of the
+	// others: a deploy may take minutes.
+	sc, err := api.NewClient(&api.Config{Address: c.Address(), Token: c.Token(), HTTPClient: &http.Client{}, UserAgent: "berth-cli/" + version})
+	if err != nil {
+		return err
+	}
 	go func() {
-		err := c.Deploys().Events(sctx, app, true, func(ev api.DeployEvent) error {
-			if ev.Error != "" {
-				printed <- fmt.Sprintf("    (the server: %s)", ev.Error)
+		send := func(line string) bool {
+			select {
+			case printed <- line:
+				return true
+			case <-sctx.Done():
+				return false
+			}
+		}
+		for failures := 0; ; {
+			err := sc.Deploys().Events(sctx, app, true, func(ev api.DeployEvent) error {
+				failures = 0
+				if ev.Error != "" {
+					send(fmt.Sprintf("    (the server: %s)", ev.Error))
+					return nil
+				}
+				d := ev.Deploy
+				if d == nil || op != nil && d.Generation < op.Generation {
+					return nil
+				}
+				line := fmt.Sprintf("    %s %s: %s", time.Now().Format("15:04:05"), app, d.State)
+				if d.Operation != "" {
+					line += " (" + d.Operation + ")"
+				}
+				if d.Message != "" {
+					line += ": " + d.Message
+				}
+				if !send(line) {
+					return errStop
+				}
+				switch d.State {
+				case api.DeployRunning, api.DeployFailed, api.DeployUndeployed:
+					done <- result{d: d}
+					return errStop
+				}
 				return nil
+			})
+			if errors.Is(err, errStop) || sctx.Err() != nil {
+				return
 			}
-			d := ev.Deploy
-			if d == nil || op != nil && d.Generation < op.Generation {
-				return nil
+			// The stream ended early (a proxy, a restarted server): it is
+			// taken up again, from the record as it is then.
+			if failures++; failures > 5 {
+				done <- result{err: err}
+				return
 			}
-			line := fmt.Sprintf("    %s %s: %s", time.Now().Format("15:04:05"), app, d.State)
-			if d.Operation != "" {
-				line += " (" + d.Operation + ")"
+			select {
+			case <-sctx.Done():
+				return
+			case <-time.After(time.Second):
 			}
-			if d.Message != "" {
-				line += ": " + d.Message
-			}
-			printed <- line
-			switch d.State {
-			case api.DeployRunning, api.DeployFailed, api.DeployUndeployed:
-				done <- result{d: d}
-				return errStop
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStop) {
-			done <- result{err: err}
 		}
 	}()
 	// The deploy record of an undeployed app may go away: poll for that.
@@ -196,21 +226,12 @@ func (r *run) follow(c *api.Client, app string, op *api.Operation) error {
 				last = line
 			}
 		case res := <-done:
-			for len(printed) > 0 {
-				if line := <-printed; line != last {
-					r.outf("%s", line)
-					last = line
-				}
-			}
 			if res.err != nil {
-				if ctx.Err() != nil {
-					return r.interrupted(app)
-				}
-				return fmt.Errorf("following %s: %w", app, res.err)
+				return fmt.Errorf("following %s: %w (it may go on on the server: berth status %s)", app, res.err, app)
 			}
 			return r.settled(app, res.d, start)
 		case <-poll.C:
-			if _, _, err := c.Deploys().Get(app, nil); api.IsNotFound(err) {
+			if _, _, err := c.Deploys().Get(app, (&api.QueryOptions{}).WithContext(ctx)); api.IsNotFound(err) {
 				r.outf("==> %s: undeployed", app)
 				return nil
 			}
@@ -248,7 +269,7 @@ func (r *run) interrupted(app string) error {
 // (a 202 with an operation); -detach skips it.
 func (r *run) followIfStarted(c *api.Client, app string, op *api.Operation, detach bool) error {
 	if op == nil {
-		r.outf("%s: changed (the app is not deployed: nothing to redeploy)", app)
+		r.outf("%s: changed (not redeployed: it applies at the app's next deploy)", app)
 		return nil
 	}
 	if detach {

@@ -86,14 +86,12 @@ from BERTH_PASSWORD, else from a line of standard input.`,
 				if _, err := r.cl.Users().Logout(nil); err != nil && api.StatusOf(err) != 401 {
 					return err
 				}
-				c := loadCreds()
-				if c.Token != "" && (r.tokenSet || os.Getenv(api.TokenEnv) != "") && c.Token != r.cl.Token() {
-					r.outf("logged out (the saved token of %s is kept)", c.Email)
-					return nil
-				}
-				c.Token = ""
-				if err := saveCreds(c); err != nil {
-					return err
+				// Forget the saved token when it is the one revoked.
+				if c := loadCreds(); c.Token != "" && c.Token == r.cl.Token() {
+					c.Token = ""
+					if err := saveCreds(c); err != nil {
+						return err
+					}
 				}
 				r.outf("logged out")
 				return nil
