@@ -90,11 +90,61 @@ func serverID(dataDir string, log hclog.Logger) string {
 // release gives up the reconciler lease if this server holds it, so that
 // a successor need not wait for it to expire.
 func (r *Reconciler) release(ctx context.Context) {
-	cur, idx, err := state.Get[state.Lock](ctx, r.store(), reconcilerLockKey)
-	if err != nil || cur.Holder != r.id {
-		return
+	_ = r.write(ctx, "reconciler lease release", "", func() error {
+		cur, idx, err := state.Get[state.Lock](ctx, r.store(), reconcilerLockKey)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Holder != r.id {
+			return nil
+		}
+		ok, _, err := r.store().DeleteCAS(ctx, reconcilerLockKey, idx)
+		if err == nil && !ok {
+			return state.ErrConflict
+		}
+		return err
+	})
+}
+
+// Store writes that fail are retried after a backoff from minWriteBackoff
+// doubling up to maxWriteBackoff, until they succeed or the context ends.
+const (
+	minWriteBackoff = 100 * time.Millisecond
+	maxWriteBackoff = 5 * time.Second
+)
+
+// write runs step, a read-check-write of one Store record, until it
+// succeeds or ctx ends: a Store write error is logged and the step run
+// again (it reads the record afresh, so a check-and-set conflict makes it
+// decide again on what another writer wrote). A write of the reconciler's
+// is never dropped while it runs: a deploy's recorded state is not lost to
+// a Store that failed for a moment.
+func (r *Reconciler) write(ctx context.Context, what, app string, step func() error) error {
+	backoff := minWriteBackoff
+	for attempt := 1; ; attempt++ {
+		err := step()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			r.log.Warn("store write failed; not retried: stopping", "write", what, "app", app, "attempts", attempt, "error", err)
+			return err
+		}
+		if errors.Is(err, state.ErrConflict) {
+			// Another writer came first: read again and decide again.
+			r.log.Debug("store write raced; retrying", "write", what, "app", app, "attempt", attempt)
+			engine.Sleep(ctx, time.Duration(attempt%8)*time.Millisecond)
+			continue
+		}
+		r.log.Warn("store write failed; retrying", "write", what, "app", app, "attempt", attempt, "in", backoff, "error", err)
+		engine.Sleep(ctx, backoff)
+		if backoff *= 2; backoff > maxWriteBackoff {
+			backoff = maxWriteBackoff
+		}
 	}
-	_, _, _ = r.store().DeleteCAS(ctx, reconcilerLockKey, idx)
 }
 
 // Kick asks for a pass soon over the named apps (none: every app).
@@ -352,6 +402,11 @@ func (r *Reconciler) leader(ctx context.Context) bool {
 	}
 	l := &state.Lock{Holder: r.id, Operation: "reconciler", Expires: time.Now().Add(ttl).UTC()}
 	_, err = state.Put(ctx, r.store(), reconcilerLockKey, l, idx)
+	if err != nil && !errors.Is(err, state.ErrConflict) && ctx.Err() == nil {
+		// Retried at the next tick of Run's loop (every 500ms); until
+		// then this server does not reconcile.
+		r.log.Warn("taking the reconciler lease failed; retrying", "error", err)
+	}
 	return err == nil
 }
 
@@ -481,18 +536,22 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 // It writes with check-and-set: a record a new operation wrote meanwhile
 // is left alone.
 func (r *Reconciler) mark(ctx context.Context, a *state.App, st state.DeployState) {
+	_ = r.write(ctx, "deploy record", a.Name, func() error { return r.markOnce(ctx, a, st) })
+}
+
+func (r *Reconciler) markOnce(ctx context.Context, a *state.App, st state.DeployState) error {
 	d, idx, err := r.eng.DeployIndex(ctx, a.Name)
 	if err != nil {
-		return
+		return err
 	}
 	if d != nil && d.Generation > a.Generation {
-		return
+		return nil
 	}
 	if d == nil || d.Generation < a.Generation {
 		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
 	}
 	if d.State == st {
-		return
+		return nil
 	}
 	if d.State == state.DeployRunning && st == state.DeployDeploying && d.Generation == a.Generation {
 		// A heal of a running app is a new deploy of the same generation.
@@ -507,18 +566,28 @@ func (r *Reconciler) mark(ctx context.Context, a *state.App, st state.DeployStat
 		d.Deadline, d.AutoRevert = &at, revert
 		r.extendLease(ctx, a, at.Add(5*time.Second))
 	}
-	_, _ = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+	_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+	return err
 }
 
 // extendLease makes the app's lease of a's generation last until at, if
 // it is held for that generation and would expire earlier.
 func (r *Reconciler) extendLease(ctx context.Context, a *state.App, at time.Time) {
-	l, idx, err := state.Get[state.Lock](ctx, r.store(), state.LockKey(a.Name))
-	if err != nil || l.Generation != a.Generation || !l.Expires.Before(at) || time.Now().After(l.Expires) {
-		return
-	}
-	l.Expires = at.UTC()
-	_, _ = state.Put(ctx, r.store(), state.LockKey(a.Name), l, idx)
+	_ = r.write(ctx, "app lease", a.Name, func() error {
+		l, idx, err := state.Get[state.Lock](ctx, r.store(), state.LockKey(a.Name))
+		if errors.Is(err, state.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.Generation != a.Generation || !l.Expires.Before(at) || time.Now().After(l.Expires) {
+			return nil
+		}
+		l.Expires = at.UTC()
+		_, err = state.Put(ctx, r.store(), state.LockKey(a.Name), l, idx)
+		return err
+	})
 }
 
 // finish ends the current operation with a final state: it releases the
@@ -527,16 +596,20 @@ func (r *Reconciler) extendLease(ctx context.Context, a *state.App, at time.Time
 // new operation's pending record is never overwritten).
 func (r *Reconciler) finish(ctx context.Context, a *state.App, st state.DeployState, msg string) {
 	r.eng.UnlockApp(ctx, a.Name, a.Generation)
+	_ = r.write(ctx, "deploy record", a.Name, func() error { return r.finishOnce(ctx, a, st, msg) })
+}
+
+func (r *Reconciler) finishOnce(ctx context.Context, a *state.App, st state.DeployState, msg string) error {
 	d, idx, err := r.eng.DeployIndex(ctx, a.Name)
 	if err != nil {
-		return
+		return err
 	}
 	if d != nil && d.Generation > a.Generation {
-		return
+		return nil
 	}
 	if d == nil {
 		if st == state.DeployUndeployed {
-			return
+			return nil
 		}
 		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
 	}
@@ -548,8 +621,10 @@ func (r *Reconciler) finish(ctx context.Context, a *state.App, st state.DeploySt
 		if st == state.DeployRunning && a.Deployed {
 			d.LastRunning = a.MetaVersion
 		}
-		_, _ = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+		return err
 	}
+	return nil
 }
 
 // progress follows apps whose operation is under way and records when it
@@ -637,13 +712,24 @@ func (r *Reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, 
 	if !at.After(*d.Deadline) {
 		return
 	}
-	cur, idx, err := r.eng.DeployIndex(ctx, a.Name)
-	if err != nil || cur == nil || cur.Generation != d.Generation || cur.State != state.DeployDeploying {
+	moved := false
+	_ = r.write(ctx, "deploy record", a.Name, func() error {
+		cur, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.Generation != d.Generation || cur.State != state.DeployDeploying {
+			return nil
+		}
+		cur.Deadline = &at
+		if _, err := state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx); err != nil {
+			return err
+		}
+		moved = true
+		return nil
+	})
+	if !moved {
 		return
-	}
-	cur.Deadline = &at
-	if _, err := state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx); err != nil {
-		return // retried at the next progress check
 	}
 	d.Deadline = &at
 	r.extendLease(ctx, a, at.Add(5*time.Second))
@@ -690,9 +776,19 @@ func (r *Reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, ms
 	}
 	failed := &state.Reverted{Generation: a.Generation, MetaVersion: a.MetaVersion, Message: msg}
 	// Record the failure (the lease stays with this generation).
-	if cur, idx, err := r.eng.DeployIndex(ctx, a.Name); err == nil && cur != nil && cur.Generation == a.Generation {
+	if err := r.write(ctx, "deploy record", a.Name, func() error {
+		cur, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.Generation != a.Generation {
+			return nil
+		}
 		cur.State, cur.Message, cur.Updated = state.DeployFailed, msg+"; reverting to "+target, time.Now().UTC()
-		_, _ = state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx)
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx)
+		return err
+	}); err != nil {
+		return // stopping; the next leader's progress check fails it again
 	}
 	lease, _, err := state.Get[state.Lock](ctx, r.store(), state.LockKey(a.Name))
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
