@@ -148,9 +148,12 @@ func (s *Engine) Notify(ctx context.Context, typ string, payload any) {
 // heal runs a reconciler pass that resubmits every deployed app (the
 // scheduler may have lost state); the "reconcile" healer runs it.
 func (s *Engine) heal(ctx context.Context) (*PassResult, error) {
-	r := s.reconciler()
-	if r == nil || s.sched == nil {
+	if s.sched == nil {
 		return nil, Unavailable("no scheduler is configured")
+	}
+	r := s.reconciler()
+	if r == nil {
+		return nil, Unavailable("no reconciler is connected to the engine")
 	}
 	return r.Heal(ctx)
 }
