@@ -60,7 +60,7 @@ bench: services agents
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./backends/bolt/ ./backends/consul/ ./backends/sealed/ ./backends/vault/ | tee bench.out
 	@echo ""; echo "== Store and Secrets, side by side (ns/op) =="
 	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./backends/local/ ./backends/nomad/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/
 
 clean:
 	rm -rf bin bench.out

@@ -99,7 +99,7 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 		s.UnlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
-	s.rec.kick(name)
+	s.Kick(name)
 	return a, d, nil
 }
 
@@ -331,7 +331,7 @@ func (s *Engine) BeforeRemoveApp(ctx context.Context, id *Identity, a *state.App
 			return err
 		}
 	}
-	s.rec.forget(a.Name)
+	s.forget(a.Name)
 	_, _ = s.store.Delete(ctx, state.DeployKey(a.Name))
 	_ = s.secrets.Delete(ctx, runtimeEnvPath(a.Name))
 	s.UnlockApp(ctx, a.Name, -1)

@@ -48,10 +48,31 @@ type Engine struct {
 	brokers  Brokers
 	secretRd string
 	notifier *notifier
-	rec      *reconciler
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
+	recMu    sync.RWMutex
+	rec      Reconciler
+}
+
+// Reconciler is what the engine needs of the reconciler (package
+// reconciler): to be told which apps changed, and which are gone. The
+// engine works without one (a server with no scheduler); set it with
+// SetReconciler.
+type Reconciler interface {
+	// Kick asks for a pass soon over the named apps (none: every app).
+	Kick(apps ...string)
+	// Forget drops what the reconciler remembers of app (it was
+	// undeployed and removed by the engine).
+	Forget(app string)
+	// Heal runs a pass now that resubmits every deployed app (the
+	// scheduler may have lost state).
+	Heal(ctx context.Context) (*PassResult, error)
+}
+
+// PassResult says what one reconciler pass did.
+type PassResult struct {
+	Checked   int      `json:"checked"`
+	Submitted []string `json:"submitted"`
+	Stopped   []string `json:"stopped"`
+	Failed    []string `json:"failed"`
 }
 
 // New builds an engine; call Start to run its background work.
@@ -65,58 +86,76 @@ func New(d Deps) (*Engine, error) {
 	if d.Mailer == nil {
 		d.Mailer = &OutboxMailer{Dir: d.Config.DataDir + "/outbox"}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Engine{
 		cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
 		names:   map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
 		mailer:  d.Mailer,
 		brokers: d.Brokers, secretRd: d.SecretReadPrefix,
-		bgCtx: ctx, bgCancel: cancel,
 	}
 	s.notifier = newNotifier(s)
-	s.rec = newReconciler(s)
 	return s, nil
 }
 
 // Config is the configuration the engine runs with.
 func (s *Engine) Config() *config.Config { return s.cfg }
 
-// Start runs the background work (notifier delivery, reconciler).
+// Start runs the background work (notifier delivery). The reconciler is
+// run by its owner (see SetReconciler).
 func (s *Engine) Start() {
 	s.notifier.start()
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.rec.run(s.bgCtx)
-	}()
 }
 
 // Close stops background work and waits for it.
 func (s *Engine) Close() {
-	s.bgCancel()
 	s.notifier.stop()
-	s.bg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.rec.release(ctx)
+}
+
+// SetReconciler connects the engine to the reconciler that converges the
+// scheduler to the engine's desired state; call it after New, before
+// serving. nil disconnects it.
+func (s *Engine) SetReconciler(r Reconciler) {
+	s.recMu.Lock()
+	s.rec = r
+	s.recMu.Unlock()
+}
+
+func (s *Engine) reconciler() Reconciler {
+	s.recMu.RLock()
+	defer s.recMu.RUnlock()
+	return s.rec
 }
 
 // Kick asks the reconciler for a pass soon over the named apps (none:
-// every app).
-func (s *Engine) Kick(apps ...string) { s.rec.kick(apps...) }
+// every app). Without a reconciler it does nothing.
+func (s *Engine) Kick(apps ...string) {
+	if r := s.reconciler(); r != nil {
+		r.Kick(apps...)
+	}
+}
+
+// forget tells the reconciler that app is gone.
+func (s *Engine) forget(app string) {
+	if r := s.reconciler(); r != nil {
+		r.Forget(app)
+	}
+}
 
 // Notify queues a notification of typ to the registered notifiers.
 func (s *Engine) Notify(ctx context.Context, typ string, payload any) {
 	s.notifier.notify(ctx, typ, payload)
 }
 
-// Heal runs a reconciler pass that resubmits every deployed app (the
-// scheduler may have lost state) and repairs service bindings.
-func (s *Engine) Heal(ctx context.Context) (*PassResult, error) {
-	s.rec.mu.Lock()
-	s.rec.applied = map[string]string{}
-	s.rec.mu.Unlock()
-	return s.rec.Pass(ctx)
+// heal runs a reconciler pass that resubmits every deployed app (the
+// scheduler may have lost state); the "reconcile" healer runs it.
+func (s *Engine) heal(ctx context.Context) (*PassResult, error) {
+	if s.sched == nil {
+		return nil, Unavailable("no scheduler is configured")
+	}
+	r := s.reconciler()
+	if r == nil {
+		return nil, Unavailable("no reconciler is connected to the engine")
+	}
+	return r.Heal(ctx)
 }
 
 // Mailer is the engine's mailer.
@@ -138,5 +177,22 @@ func (s *Engine) PinIdentities(ctx context.Context) { s.pinIdentities(ctx) }
 // issued for app as it is now.
 func SameIncarnation(tok map[string]string, app *state.App) bool { return sameIncarnation(tok, app) }
 
-// Pass runs one reconciler pass over every app now.
-func (s *Engine) Pass(ctx context.Context) (*PassResult, error) { return s.rec.Pass(ctx) }
+// Store is the engine's Store (the reconciler watches apps/ in it and
+// keeps its lease and the deploy records there).
+func (s *Engine) Store() backends.Store { return s.store }
+
+// Scheduler is the engine's Scheduler; nil when none is configured.
+func (s *Engine) Scheduler() backends.Scheduler { return s.sched }
+
+// Logger is the engine's logger.
+func (s *Engine) Logger() hclog.Logger { return s.log }
+
+// Sleep waits for d or until ctx ends, whichever is first.
+func Sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -203,6 +203,6 @@ func (s *Engine) Swap(ctx context.Context, id *Identity, app1, app2 string) (map
 	}); err != nil {
 		return nil, err
 	}
-	s.rec.kick(app1, app2)
+	s.Kick(app1, app2)
 	return map[string][]string{app1: a1.Routes, app2: a2.Routes}, nil
 }

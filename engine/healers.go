@@ -53,7 +53,7 @@ func (s *Engine) RunHealer(ctx context.Context, id *Identity, name string) (*Hea
 	if s.sched == nil {
 		return nil, Unavailable("no scheduler is configured")
 	}
-	res, err := s.Heal(ctx)
+	res, err := s.heal(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -66,21 +68,64 @@ type SMTPMailer struct {
 
 var _ Mailer = (*SMTPMailer)(nil)
 
-// Send delivers the message by SMTP.
-func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
-	var auth smtp.Auth
-	if m.Username != "" {
-		host, _, _ := net.SplitHostPort(m.Addr)
-		auth = smtp.PlainAuth("", m.Username, m.Password, host)
+// Send delivers the message by SMTP (STARTTLS when the server offers it,
+// as smtp.SendMail does). It runs in the caller's goroutine and stops when
+// ctx ends: the connection is cut, so nothing of the send outlives it.
+func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string) (err error) {
+	host, _, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		return fmt.Errorf("smtp: address %q: %w", m.Addr, err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		done <- smtp.SendMail(m.Addr, auth, m.From, []string{to}, []byte(formatMessage(m.From, to, subject, body)))
-	}()
-	select {
-	case err := <-done:
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", m.Addr)
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	defer conn.Close()
+	// When ctx ends, every read and write on conn fails at once.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("smtp: %w (%v)", ctx.Err(), err)
+		}
+	}()
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		return err
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host}); err != nil {
+			return err
+		}
+	}
+	if m.Username != "" {
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return errors.New("smtp: server doesn't support AUTH")
+		}
+		if err := c.Auth(smtp.PlainAuth("", m.Username, m.Password, host)); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail(m.From); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(formatMessage(m.From, to, subject, body))); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }

@@ -39,17 +39,24 @@ type notifier struct {
 	queue   chan delivery
 	wg      sync.WaitGroup
 	stopped chan struct{}
+	ctx     context.Context // ends at stop: calls under way are cut short
+	cancel  context.CancelFunc
 	once    sync.Once
 	keyMu   sync.Mutex
 	key     []byte
 }
 
 func newNotifier(s *Engine) *notifier {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &notifier{
-		s:       s,
-		client:  &http.Client{Timeout: s.cfg.Notify.TimeoutDur, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		s: s,
+		// A transport of its own, whose kept-alive connections (and their
+		// goroutines) stop closes.
+		client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: s.cfg.Notify.TimeoutDur,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		queue:   make(chan delivery, 1024),
 		stopped: make(chan struct{}),
+		ctx:     ctx, cancel: cancel,
 	}
 }
 
@@ -60,9 +67,12 @@ func (n *notifier) start() {
 	}
 }
 
+// stop ends the workers (a delivery under way is cut short) and closes
+// the webhook client's connections; it returns when they have stopped.
 func (n *notifier) stop() {
-	n.once.Do(func() { close(n.stopped) })
+	n.once.Do(func() { close(n.stopped); n.cancel() })
 	n.wg.Wait()
+	n.client.CloseIdleConnections()
 }
 
 func (n *notifier) hmacKey(ctx context.Context) ([]byte, error) {
@@ -168,7 +178,7 @@ func (n *notifier) deliver(d delivery) {
 }
 
 func (n *notifier) post(d delivery, attempt int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.s.cfg.Notify.TimeoutDur)
+	ctx, cancel := context.WithTimeout(n.ctx, n.s.cfg.Notify.TimeoutDur)
 	defer cancel()
 	key, err := n.hmacKey(ctx)
 	if err != nil {

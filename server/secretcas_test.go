@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/berthpaas/berth/reconciler/reconcilertest"
 )
 
 // TestMergeSecretConcurrentAndUndo: concurrent merges of distinct names
 // into one secret all land (check-and-set), and an undo restores exactly
 // the names its merge touched, leaving the others' changes alone.
 func TestMergeSecretConcurrentAndUndo(t *testing.T) {
-	s := newBenchServer(t, newMemScheduler())
+	s := newBenchServer(t, reconcilertest.NewMemScheduler())
 	ctx := context.Background()
 	const path = "apps/racy/env"
 	if _, err := s.eng.MergeSecret(ctx, path, map[string]string{"KEEP": "old", "GONE": "was"}, nil); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/reconciler"
 )
 
 // Deps are the backends a Server runs on, built by the caller from config.
@@ -38,6 +39,7 @@ type SMTPMailer = engine.SMTPMailer
 // Server is one Berth server's HTTP layer over its engine.
 type Server struct {
 	eng       *engine.Engine
+	rec       *reconciler.Reconciler
 	cfg       *config.Config
 	log       hclog.Logger
 	store     backends.Store
@@ -66,7 +68,7 @@ func New(d Deps) (*Server, error) {
 		d.Logger = hclog.NewNullLogger()
 	}
 	s := &Server{
-		eng: eng, cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
+		eng: eng, rec: reconciler.New(eng), cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
 		brokers: d.Brokers, mailer: d.Mailer,
 		names:     map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
 		metrics:   newMetrics(),
@@ -100,11 +102,15 @@ func (s *Server) Engine() *engine.Engine { return s.eng }
 func (s *Server) Handler() http.Handler { return s.router }
 
 // Start runs the background work (notifier delivery, reconciler).
-func (s *Server) Start() { s.eng.Start() }
+func (s *Server) Start() {
+	s.eng.Start()
+	s.rec.Start()
+}
 
 // Close stops background work and waits for it. Call it after the HTTP
 // server has stopped: it writes the audit records still queued.
 func (s *Server) Close() {
+	s.rec.Close()
 	s.eng.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

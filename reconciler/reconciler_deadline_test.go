@@ -1,4 +1,4 @@
-package server
+package reconciler
 
 import (
 	"context"
@@ -7,20 +7,20 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/backends"
-	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/reconciler/reconcilertest"
 )
 
-// progressingScheduler is a memScheduler whose apps stay deploying, with
+// progressingScheduler is a MemScheduler whose apps stay deploying, with
 // the scheduler's own progress deadline at progressBy.
 type progressingScheduler struct {
-	*memScheduler
+	*reconcilertest.MemScheduler
 	mu         sync.Mutex
 	progressBy time.Time
 }
 
 func (p *progressingScheduler) Status(ctx context.Context, app string) (*backends.AppStatus, error) {
-	st, err := p.memScheduler.Status(ctx, app)
+	st, err := p.MemScheduler.Status(ctx, app)
 	if err != nil {
 		return nil, err
 	}
@@ -45,12 +45,12 @@ func (p *progressingScheduler) setProgressBy(t time.Time) {
 // Berth neither fails a rollout that is making progress nor races the
 // scheduler's own failure and revert. Berth's deadline never moves back.
 func TestReconcilerFollowsSchedulerDeadline(t *testing.T) {
-	sched := &progressingScheduler{memScheduler: newMemScheduler()}
-	s := newBenchServer(t, sched)
+	sched := &progressingScheduler{MemScheduler: reconcilertest.NewMemScheduler()}
+	s := newRig(t, sched, nil)
 	s.cfg.Reconcile.IntervalDur = time.Hour
 	s.cfg.Reconcile.ProgressDeadlineDur = 2 * time.Second
 	const app = "app00000"
-	seedApps(t, s, "app", 1, true)
+	reconcilertest.SeedApps(t, s.store, "app", 1, true)
 	ctx := context.Background()
 	// The app holds its lease for the deploy (generation 1), as a deploy
 	// request leaves it.
@@ -64,7 +64,7 @@ func TestReconcilerFollowsSchedulerDeadline(t *testing.T) {
 		}
 		return d
 	}
-	s.Start()
+	s.start()
 	waitFor(t, "the deploy to be deploying with a deadline", func() bool {
 		d := deploy()
 		return d != nil && d.State == state.DeployDeploying && d.Deadline != nil
@@ -74,7 +74,7 @@ func TestReconcilerFollowsSchedulerDeadline(t *testing.T) {
 	// The scheduler's deadline is later: Berth's follows it, with grace.
 	by := time.Now().Add(time.Minute).Round(time.Second)
 	sched.setProgressBy(by)
-	want := by.Add(engine.SchedulerDeadlineGrace)
+	want := by.Add(SchedulerDeadlineGrace)
 	waitFor(t, "the deadline to follow the scheduler's", func() bool { return deploy().Deadline.Equal(want) })
 	if l, _, err := state.Get[state.Lock](ctx, s.store, state.LockKey(app)); err != nil || l.Expires.Before(want) {
 		t.Errorf("the app's lease lasts until %v (%v), not past the deploy's deadline %v", l.Expires, err, want)

@@ -1,4 +1,14 @@
-package engine
+// Package reconciler converges the Scheduler to the desired state that the
+// engine keeps in the Store. It is idempotent, driven by a Store watch on
+// apps/, kicks from the engine and a periodic sweep, and keeps no state
+// that matters across restarts: a restarted server resubmits every
+// deployed app (Submit is declarative) and converges. With several servers
+// on one Store, only the holder of the reconciler lease (locks/reconciler)
+// reconciles.
+//
+// Run owns every goroutine the reconciler starts; Close returns when they
+// have all stopped.
+package reconciler
 
 import (
 	"context"
@@ -15,17 +25,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
-// reconciler converges the Scheduler to the desired state in the Store.
-// It is idempotent, driven by Store watches on apps/ and a periodic sweep,
-// and keeps no state that matters across restarts: a restarted server
-// resubmits every deployed app (Submit is declarative) and converges.
-// With several servers on one Store, only the holder of the reconciler
-// lease (locks/reconciler) runs it.
-type reconciler struct {
-	s        *Engine
+// Reconciler converges one engine's Scheduler to its desired state.
+type Reconciler struct {
+	eng      *engine.Engine
+	log      hclog.Logger
 	mu       sync.Mutex
 	applied  map[string]string // app -> hash of the last spec submitted
 	restarts map[string]int64  // app -> restart generation applied
@@ -34,11 +41,26 @@ type reconciler struct {
 	all      bool              // the next pass covers every app
 	kickc    chan struct{}
 	id       string
+
+	runMu   sync.Mutex
+	closed  bool
+	cancel  context.CancelFunc // ends the Run under way
+	running sync.WaitGroup     // Run calls and the goroutines they start
 }
 
-func newReconciler(s *Engine) *reconciler {
-	return &reconciler{s: s, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(s.cfg.DataDir, s.log)}
+var _ engine.Reconciler = (*Reconciler)(nil)
+
+// New builds the reconciler of eng and connects eng to it
+// (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
+func New(eng *engine.Engine) *Reconciler {
+	log := eng.Logger().Named("reconciler")
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	eng.SetReconciler(r)
+	return r
 }
+
+func (r *Reconciler) store() backends.Store     { return r.eng.Store() }
+func (r *Reconciler) sched() backends.Scheduler { return r.eng.Scheduler() }
 
 // serverID is this server's identity as a lease holder. It is kept in the
 // data dir, so a server restarted on its data dir (after a crash, too)
@@ -46,7 +68,7 @@ func newReconciler(s *Engine) *reconciler {
 // servers sharing one Store have their own data dirs, hence their own ids.
 func serverID(dataDir string, log hclog.Logger) string {
 	if dataDir == "" {
-		return "server-" + NewSecret(8)
+		return "server-" + engine.NewSecret(8)
 	}
 	path := filepath.Join(dataDir, "server-id")
 	if b, err := os.ReadFile(path); err == nil {
@@ -54,7 +76,7 @@ func serverID(dataDir string, log hclog.Logger) string {
 			return id
 		}
 	}
-	id := "server-" + NewSecret(8)
+	id := "server-" + engine.NewSecret(8)
 	if err := os.MkdirAll(dataDir, 0o700); err == nil {
 		err = os.WriteFile(path, []byte(id+"\n"), 0o600)
 		if err == nil {
@@ -67,16 +89,66 @@ func serverID(dataDir string, log hclog.Logger) string {
 
 // release gives up the reconciler lease if this server holds it, so that
 // a successor need not wait for it to expire.
-func (r *reconciler) release(ctx context.Context) {
-	cur, idx, err := state.Get[state.Lock](ctx, r.s.store, reconcilerLockKey)
-	if err != nil || cur.Holder != r.id {
-		return
-	}
-	_, _, _ = r.s.store.DeleteCAS(ctx, reconcilerLockKey, idx)
+func (r *Reconciler) release(ctx context.Context) {
+	_ = r.write(ctx, "reconciler lease release", "", func() error {
+		cur, idx, err := state.Get[state.Lock](ctx, r.store(), reconcilerLockKey)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Holder != r.id {
+			return nil
+		}
+		ok, _, err := r.store().DeleteCAS(ctx, reconcilerLockKey, idx)
+		if err == nil && !ok {
+			return state.ErrConflict
+		}
+		return err
+	})
 }
 
-// kick asks for a pass soon over the named apps (none: every app).
-func (r *reconciler) kick(apps ...string) {
+// Store writes that fail are retried after a backoff from minWriteBackoff
+// doubling up to maxWriteBackoff, until they succeed or the context ends.
+const (
+	minWriteBackoff = 100 * time.Millisecond
+	maxWriteBackoff = 5 * time.Second
+)
+
+// write runs step, a read-check-write of one Store record, until it
+// succeeds or ctx ends: a Store write error is logged and the step run
+// again (it reads the record afresh, so a check-and-set conflict makes it
+// decide again on what another writer wrote). A write of the reconciler's
+// is never dropped while it runs: a deploy's recorded state is not lost to
+// a Store that failed for a moment.
+func (r *Reconciler) write(ctx context.Context, what, app string, step func() error) error {
+	backoff := minWriteBackoff
+	for attempt := 1; ; attempt++ {
+		err := step()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			r.log.Warn("store write failed; not retried: stopping", "write", what, "app", app, "attempts", attempt, "error", err)
+			return err
+		}
+		if errors.Is(err, state.ErrConflict) {
+			// Another writer came first: read again and decide again.
+			r.log.Debug("store write raced; retrying", "write", what, "app", app, "attempt", attempt)
+			engine.Sleep(ctx, time.Duration(attempt%8)*time.Millisecond)
+			continue
+		}
+		r.log.Warn("store write failed; retrying", "write", what, "app", app, "attempt", attempt, "in", backoff, "error", err)
+		engine.Sleep(ctx, backoff)
+		if backoff *= 2; backoff > maxWriteBackoff {
+			backoff = maxWriteBackoff
+		}
+	}
+}
+
+// Kick asks for a pass soon over the named apps (none: every app).
+func (r *Reconciler) Kick(apps ...string) {
 	r.mu.Lock()
 	if len(apps) == 0 {
 		r.all = true
@@ -91,68 +163,134 @@ func (r *reconciler) kick(apps ...string) {
 	}
 }
 
-func (r *reconciler) forget(app string) {
+// Forget drops what the reconciler remembers of app: its next submit is
+// not skipped as unchanged.
+func (r *Reconciler) Forget(app string) {
 	r.mu.Lock()
 	delete(r.applied, app)
 	delete(r.restarts, app)
 	r.mu.Unlock()
 }
 
-// run loops until ctx ends: a pass whenever apps/ changes, a kick comes,
-// or the interval passes; and a progress check of deploying apps.
-func (r *reconciler) run(ctx context.Context) {
-	if r.s.sched == nil {
+// Start runs the reconciler in a goroutine of its own until Close.
+func (r *Reconciler) Start() {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if r.closed {
 		return
 	}
-	log := r.s.log.Named("reconciler")
+	r.running.Add(1)
+	go func() {
+		defer r.running.Done()
+		r.Run(context.Background())
+	}()
+}
+
+// Run reconciles until ctx ends or Close is called: a pass whenever apps/
+// changes, a kick comes or the interval passes, and a progress check of
+// deploying apps. It returns when every goroutine it started has
+// stopped. Without a scheduler it returns at once.
+func (r *Reconciler) Run(ctx context.Context) {
+	r.runMu.Lock()
+	if r.closed || r.sched() == nil {
+		r.runMu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	prev := r.cancel
+	r.cancel = func() {
+		cancel()
+		if prev != nil {
+			prev()
+		}
+	}
+	r.running.Add(1)
+	r.runMu.Unlock()
+	defer r.running.Done()
+
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	defer cancel() // runs first: the watch stops, then Run waits for it
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		r.watch(ctx)
+	}()
+	r.loop(ctx)
+}
+
+// Close stops Run, waits until all of the reconciler's goroutines have
+// stopped, and gives up the reconciler lease if this server holds it.
+func (r *Reconciler) Close() {
+	r.runMu.Lock()
+	r.closed = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.runMu.Unlock()
+	r.running.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.release(ctx)
+}
+
+// watch follows apps/ in the Store (a blocking query) and kicks a pass
+// over the apps that changed; it returns when ctx ends. Writes through
+// this server kick the reconciler directly; the watch is for other
+// writers (another server on the same Store).
+func (r *Reconciler) watch(ctx context.Context) {
+	log := r.log
 	var index uint64
 	var seen map[string]bool
-	go func() {
-		backoff := time.Second
-		for ctx.Err() == nil {
-			pairs, meta, err := r.s.store.List(ctx, state.AppsPrefix, &backends.QueryOptions{WaitIndex: index, WaitTime: r.s.cfg.Reconcile.IntervalDur})
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				log.Warn("watching apps failed; retrying", "in", backoff, "error", err)
-				Sleep(ctx, backoff)
-				if backoff *= 2; backoff > time.Minute {
-					backoff = time.Minute
-				}
-				continue
+	backoff := time.Second
+	for ctx.Err() == nil {
+		pairs, meta, err := r.store().List(ctx, state.AppsPrefix, &backends.QueryOptions{WaitIndex: index, WaitTime: r.eng.Config().Reconcile.IntervalDur})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
 			}
-			backoff = time.Second
-			now := make(map[string]bool, len(pairs))
-			var changed []string
-			for _, p := range pairs {
-				name := strings.TrimPrefix(p.Key, state.AppsPrefix)
-				now[name] = true
-				if p.ModifyIndex > index {
-					changed = append(changed, name)
-				}
+			log.Warn("watching apps failed; retrying", "in", backoff, "error", err)
+			engine.Sleep(ctx, backoff)
+			if backoff *= 2; backoff > time.Minute {
+				backoff = time.Minute
 			}
-			for name := range seen {
-				if !now[name] {
-					changed = append(changed, name) // removed
-				}
-			}
-			switch {
-			case meta.LastIndex < index || index == 0:
-				// The first look, or the Store's index went back (a
-				// restored snapshot): everything may have changed.
-				r.kick()
-			case len(changed) > 0:
-				r.kick(changed...)
-			}
-			seen, index = now, meta.LastIndex
-			// Writes through this server kick the reconciler directly; the
-			// watch is for other writers. Coalescing their changes keeps a
-			// burst of writes from listing every app once per write.
-			Sleep(ctx, watchCoalesce)
+			continue
 		}
-	}()
-	sweep := time.NewTicker(r.s.cfg.Reconcile.IntervalDur)
+		backoff = time.Second
+		now := make(map[string]bool, len(pairs))
+		var changed []string
+		for _, p := range pairs {
+			name := strings.TrimPrefix(p.Key, state.AppsPrefix)
+			now[name] = true
+			if p.ModifyIndex > index {
+				changed = append(changed, name)
+			}
+		}
+		for name := range seen {
+			if !now[name] {
+				changed = append(changed, name) // removed
+			}
+		}
+		switch {
+		case meta.LastIndex < index || index == 0:
+			// The first look, or the Store's index went back (a
+			// restored snapshot): everything may have changed.
+			r.Kick()
+		case len(changed) > 0:
+			r.Kick(changed...)
+		}
+		seen, index = now, meta.LastIndex
+		// Writes through this server kick the reconciler directly; the
+		// watch is for other writers. Coalescing their changes keeps a
+		// burst of writes from listing every app once per write.
+		engine.Sleep(ctx, watchCoalesce)
+	}
+}
+
+// loop is Run's main loop.
+func (r *Reconciler) loop(ctx context.Context) {
+	log := r.log
+	sweep := time.NewTicker(r.eng.Config().Reconcile.IntervalDur)
 	defer sweep.Stop()
 	progress := time.NewTicker(500 * time.Millisecond)
 	defer progress.Stop()
@@ -162,9 +300,9 @@ func (r *reconciler) run(ctx context.Context) {
 			return
 		case <-r.kickc:
 		case <-sweep.C:
-			r.kick()
+			r.Kick()
 			if r.leader(ctx) {
-				for _, msg := range r.s.ServiceSweep(ctx) {
+				for _, msg := range r.eng.ServiceSweep(ctx) {
 					log.Info("service sweep", "repaired", msg)
 				}
 			}
@@ -186,7 +324,7 @@ func (r *reconciler) run(ctx context.Context) {
 // passDirty reconciles the apps changed since the last pass, or every app
 // when a full pass is due (the first, the periodic sweep, a lost watch).
 // A pass that fails leaves its apps due again.
-func (r *reconciler) passDirty(ctx context.Context) error {
+func (r *Reconciler) passDirty(ctx context.Context) error {
 	r.mu.Lock()
 	all, dirty := r.all, r.dirty
 	r.all, r.dirty = false, map[string]bool{}
@@ -209,16 +347,16 @@ func (r *reconciler) passDirty(ctx context.Context) error {
 	var failed []string
 	var firstErr error
 	for _, name := range names {
-		a, err := state.GetApp(ctx, r.s.store, name)
+		a, err := state.GetApp(ctx, r.store(), name)
 		if errors.Is(err, state.ErrNotFound) {
 			// Removed: stop whatever the scheduler still runs of it.
-			if _, err := r.s.sched.Status(ctx, name); err == nil {
-				if err := r.s.sched.Stop(ctx, name); err != nil {
+			if _, err := r.sched().Status(ctx, name); err == nil {
+				if err := r.sched().Stop(ctx, name); err != nil {
 					failed, firstErr = append(failed, name), err
 					continue
 				}
 			}
-			r.forget(name)
+			r.Forget(name)
 			continue
 		}
 		if err == nil {
@@ -241,27 +379,18 @@ func (r *reconciler) passDirty(ctx context.Context) error {
 	return firstErr
 }
 
-func Sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 const reconcilerLockKey = "locks/reconciler"
 
 // watchCoalesce is the pause between two looks of the apps watch.
 const watchCoalesce = 250 * time.Millisecond
 
 // leader takes or renews the reconciler lease; only the holder reconciles.
-func (r *reconciler) leader(ctx context.Context) bool {
-	ttl := 3 * r.s.cfg.Reconcile.IntervalDur
+func (r *Reconciler) leader(ctx context.Context) bool {
+	ttl := 3 * r.eng.Config().Reconcile.IntervalDur
 	if ttl < 15*time.Second {
 		ttl = 15 * time.Second
 	}
-	cur, idx, err := state.Get[state.Lock](ctx, r.s.store, reconcilerLockKey)
+	cur, idx, err := state.Get[state.Lock](ctx, r.store(), reconcilerLockKey)
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return false
 	}
@@ -272,25 +401,31 @@ func (r *reconciler) leader(ctx context.Context) bool {
 		return true
 	}
 	l := &state.Lock{Holder: r.id, Operation: "reconciler", Expires: time.Now().Add(ttl).UTC()}
-	_, err = state.Put(ctx, r.s.store, reconcilerLockKey, l, idx)
+	_, err = state.Put(ctx, r.store(), reconcilerLockKey, l, idx)
+	if err != nil && !errors.Is(err, state.ErrConflict) && ctx.Err() == nil {
+		// Retried at the next tick of Run's loop (every 500ms); until
+		// then this server does not reconcile.
+		r.log.Warn("taking the reconciler lease failed; retrying", "error", err)
+	}
 	return err == nil
 }
 
-// PassResult says what one pass did.
-type PassResult struct {
-	Checked   int      `json:"checked"`
-	Submitted []string `json:"submitted"`
-	Stopped   []string `json:"stopped"`
-	Failed    []string `json:"failed"`
+// Heal runs a pass now that resubmits every deployed app (the scheduler
+// may have lost state); the healer endpoint runs it.
+func (r *Reconciler) Heal(ctx context.Context) (*engine.PassResult, error) {
+	r.mu.Lock()
+	r.applied = map[string]string{}
+	r.mu.Unlock()
+	return r.Pass(ctx)
 }
 
 // Pass reconciles every app once.
-func (r *reconciler) Pass(ctx context.Context) (*PassResult, error) {
-	apps, err := state.List[state.App](ctx, r.s.store, state.AppsPrefix)
+func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
+	apps, err := state.List[state.App](ctx, r.store(), state.AppsPrefix)
 	if err != nil {
 		return nil, err
 	}
-	res := &PassResult{Submitted: []string{}, Stopped: []string{}, Failed: []string{}}
+	res := &engine.PassResult{Submitted: []string{}, Stopped: []string{}, Failed: []string{}}
 	known := map[string]bool{}
 	for _, a := range apps {
 		known[a.Name] = true
@@ -306,15 +441,15 @@ func (r *reconciler) Pass(ctx context.Context) (*PassResult, error) {
 		}
 	}
 	// Apps the scheduler runs that Berth no longer knows are stopped.
-	running, err := r.s.sched.Apps(ctx)
+	running, err := r.sched().Apps(ctx)
 	if err != nil {
 		return res, err
 	}
 	for _, name := range running {
 		if !known[name] {
-			if err := r.s.sched.Stop(ctx, name); err == nil {
+			if err := r.sched().Stop(ctx, name); err == nil {
 				res.Stopped = append(res.Stopped, name)
-				r.forget(name)
+				r.Forget(name)
 			}
 		}
 	}
@@ -322,28 +457,28 @@ func (r *reconciler) Pass(ctx context.Context) (*PassResult, error) {
 }
 
 // reconcileApp brings one app's scheduler state to its desired state.
-func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
-	s := r.s
+func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
+	sched := r.sched()
 	if !a.Deployed {
 		r.mu.Lock()
 		_, had := r.applied[a.Name]
 		r.mu.Unlock()
-		st, err := s.sched.Status(ctx, a.Name)
+		st, err := sched.Status(ctx, a.Name)
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return "", err
 		}
 		if st != nil || had {
-			if err := s.sched.Stop(ctx, a.Name); err != nil {
+			if err := sched.Stop(ctx, a.Name); err != nil {
 				return "", err
 			}
-			r.forget(a.Name)
+			r.Forget(a.Name)
 			r.finish(ctx, a, state.DeployUndeployed, "")
 			return "stopped", nil
 		}
 		r.finish(ctx, a, state.DeployUndeployed, "")
 		return "", nil
 	}
-	rel, _, err := state.Get[state.Release](ctx, s.store, state.ReleaseKey(a.Name, a.MetaVersion))
+	rel, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, a.MetaVersion))
 	if errors.Is(err, state.ErrNotFound) {
 		r.finish(ctx, a, state.DeployFailed, fmt.Sprintf("release %s of app %s is missing", a.MetaVersion, a.Name))
 		return "", err
@@ -351,26 +486,26 @@ func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	if err != nil {
 		return "", err
 	}
-	spec, err := s.RenderSpec(ctx, a, rel)
+	spec, err := r.eng.RenderSpec(ctx, a, rel)
 	if err != nil {
 		return "", err
 	}
-	h := specHash(spec, 0)
+	h := engine.SpecHash(spec)
 	r.mu.Lock()
 	same := r.applied[a.Name] == h
 	restartDone := r.restarts[a.Name] >= a.RestartGen
 	r.mu.Unlock()
 	if same {
 		// Heal an app the scheduler lost (a restarted host, a purged job).
-		if _, err := s.sched.Status(ctx, a.Name); errors.Is(err, backends.ErrNotFound) {
+		if _, err := sched.Status(ctx, a.Name); errors.Is(err, backends.ErrNotFound) {
 			same = false
 		}
 	}
 	if !same {
-		if err := r.syncRuntimeEnv(ctx, a, spec.PrivateEnv); err != nil {
+		if err := r.eng.SyncRuntimeEnv(ctx, a.Name, spec.PrivateEnv); err != nil {
 			return "", err
 		}
-		if err := s.sched.Submit(ctx, spec); err != nil {
+		if err := sched.Submit(ctx, spec); err != nil {
 			r.finish(ctx, a, state.DeployFailed, err.Error())
 			r.mu.Lock()
 			r.applied[a.Name] = h // do not resubmit a spec the scheduler refused until it changes
@@ -385,7 +520,7 @@ func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		return "submitted", nil
 	}
 	if !restartDone {
-		if err := s.sched.Restart(ctx, a.Name, ""); err != nil {
+		if err := sched.Restart(ctx, a.Name, ""); err != nil {
 			return "", err
 		}
 		r.mu.Lock()
@@ -397,60 +532,26 @@ func (r *reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	return "", nil
 }
 
-// syncRuntimeEnv keeps the merged private env in Secrets for schedulers
-// that read it there (Nomad's Vault template); it writes only on change.
-func (r *reconciler) syncRuntimeEnv(ctx context.Context, a *state.App, priv map[string]string) error {
-	cur, err := r.s.secrets.Get(ctx, runtimeEnvPath(a.Name), 0)
-	if err != nil && !errors.Is(err, backends.ErrNotFound) {
-		return err
-	}
-	if err == nil && equalMaps(cur.Data, priv) {
-		return nil
-	}
-	if len(priv) == 0 {
-		if err == nil {
-			return r.s.secrets.Delete(ctx, runtimeEnvPath(a.Name))
-		}
-		return nil
-	}
-	ver := 0
-	if cur != nil {
-		ver = cur.Version
-	}
-	// Check-and-set: a concurrent writer (another server that believed it
-	// led) makes this pass fail and the app due again, never a lost write.
-	_, err = r.s.secrets.PutCAS(ctx, runtimeEnvPath(a.Name), priv, ver)
-	return err
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // mark moves the app's current deploy record to state (same generation).
 // It writes with check-and-set: a record a new operation wrote meanwhile
 // is left alone.
-func (r *reconciler) mark(ctx context.Context, a *state.App, st state.DeployState) {
-	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
+func (r *Reconciler) mark(ctx context.Context, a *state.App, st state.DeployState) {
+	_ = r.write(ctx, "deploy record", a.Name, func() error { return r.markOnce(ctx, a, st) })
+}
+
+func (r *Reconciler) markOnce(ctx context.Context, a *state.App, st state.DeployState) error {
+	d, idx, err := r.eng.DeployIndex(ctx, a.Name)
 	if err != nil {
-		return
+		return err
 	}
 	if d != nil && d.Generation > a.Generation {
-		return
+		return nil
 	}
 	if d == nil || d.Generation < a.Generation {
 		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
 	}
 	if d.State == st {
-		return
+		return nil
 	}
 	if d.State == state.DeployRunning && st == state.DeployDeploying && d.Generation == a.Generation {
 		// A heal of a running app is a new deploy of the same generation.
@@ -460,41 +561,55 @@ func (r *reconciler) mark(ctx context.Context, a *state.App, st state.DeployStat
 	if st == state.DeployDeploying {
 		// The progress deadline runs from the submit; the lease lasts
 		// at least until then.
-		deadline, revert := r.s.DeployPolicy(a)
+		deadline, revert := r.eng.DeployPolicy(a)
 		at := d.Updated.Add(deadline)
 		d.Deadline, d.AutoRevert = &at, revert
 		r.extendLease(ctx, a, at.Add(5*time.Second))
 	}
-	_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
+	_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+	return err
 }
 
 // extendLease makes the app's lease of a's generation last until at, if
 // it is held for that generation and would expire earlier.
-func (r *reconciler) extendLease(ctx context.Context, a *state.App, at time.Time) {
-	l, idx, err := state.Get[state.Lock](ctx, r.s.store, state.LockKey(a.Name))
-	if err != nil || l.Generation != a.Generation || !l.Expires.Before(at) || time.Now().After(l.Expires) {
-		return
-	}
-	l.Expires = at.UTC()
-	_, _ = state.Put(ctx, r.s.store, state.LockKey(a.Name), l, idx)
+func (r *Reconciler) extendLease(ctx context.Context, a *state.App, at time.Time) {
+	_ = r.write(ctx, "app lease", a.Name, func() error {
+		l, idx, err := state.Get[state.Lock](ctx, r.store(), state.LockKey(a.Name))
+		if errors.Is(err, state.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.Generation != a.Generation || !l.Expires.Before(at) || time.Now().After(l.Expires) {
+			return nil
+		}
+		l.Expires = at.UTC()
+		_, err = state.Put(ctx, r.store(), state.LockKey(a.Name), l, idx)
+		return err
+	})
 }
 
 // finish ends the current operation with a final state: it releases the
 // app's lease first, so that a client that sees the final state may start
 // the next operation at once, then records the state (check-and-set, so a
 // new operation's pending record is never overwritten).
-func (r *reconciler) finish(ctx context.Context, a *state.App, st state.DeployState, msg string) {
-	r.s.UnlockApp(ctx, a.Name, a.Generation)
-	d, idx, err := r.s.getDeployIndex(ctx, a.Name)
+func (r *Reconciler) finish(ctx context.Context, a *state.App, st state.DeployState, msg string) {
+	r.eng.UnlockApp(ctx, a.Name, a.Generation)
+	_ = r.write(ctx, "deploy record", a.Name, func() error { return r.finishOnce(ctx, a, st, msg) })
+}
+
+func (r *Reconciler) finishOnce(ctx context.Context, a *state.App, st state.DeployState, msg string) error {
+	d, idx, err := r.eng.DeployIndex(ctx, a.Name)
 	if err != nil {
-		return
+		return err
 	}
 	if d != nil && d.Generation > a.Generation {
-		return
+		return nil
 	}
 	if d == nil {
 		if st == state.DeployUndeployed {
-			return
+			return nil
 		}
 		d = &state.Deploy{App: a.Name, Generation: a.Generation, Operation: "reconcile", MetaVersion: a.MetaVersion}
 	}
@@ -506,15 +621,17 @@ func (r *reconciler) finish(ctx context.Context, a *state.App, st state.DeploySt
 		if st == state.DeployRunning && a.Deployed {
 			d.LastRunning = a.MetaVersion
 		}
-		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), d, idx)
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+		return err
 	}
+	return nil
 }
 
 // progress follows apps whose operation is under way and records when it
 // reaches running or failed. It looks at the apps this reconciler has
 // touched since they were last final; a full pass (all=true) looks at every
 // deploy record, as after a restart.
-func (r *reconciler) progress(ctx context.Context) {
+func (r *Reconciler) progress(ctx context.Context) {
 	r.mu.Lock()
 	names := make([]string, 0, len(r.inflight))
 	for n := range r.inflight {
@@ -523,7 +640,7 @@ func (r *reconciler) progress(ctx context.Context) {
 	r.mu.Unlock()
 	sort.Strings(names)
 	for _, name := range names {
-		d, err := r.s.GetDeploy(ctx, name)
+		d, err := r.eng.GetDeploy(ctx, name)
 		if err != nil {
 			continue
 		}
@@ -533,7 +650,7 @@ func (r *reconciler) progress(ctx context.Context) {
 			r.mu.Unlock()
 			continue
 		}
-		a, err := state.GetApp(ctx, r.s.store, name)
+		a, err := state.GetApp(ctx, r.store(), name)
 		if err != nil {
 			continue
 		}
@@ -543,7 +660,7 @@ func (r *reconciler) progress(ctx context.Context) {
 		if !a.Deployed || !submitted {
 			continue // the next pass handles it
 		}
-		st, err := r.s.sched.Status(ctx, name)
+		st, err := r.sched().Status(ctx, name)
 		if err != nil {
 			continue
 		}
@@ -587,7 +704,7 @@ const SchedulerDeadlineGrace = 10 * time.Second
 // with every newly healthy allocation, so a rollout slower in all than
 // progress_deadline but making progress is not failed; and Berth does not
 // fail and revert a deploy at the same moment as the scheduler does.
-func (r *reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, d *state.Deploy, by time.Time) {
+func (r *Reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, d *state.Deploy, by time.Time) {
 	if by.IsZero() {
 		return
 	}
@@ -595,13 +712,24 @@ func (r *reconciler) followSchedulerDeadline(ctx context.Context, a *state.App, 
 	if !at.After(*d.Deadline) {
 		return
 	}
-	cur, idx, err := r.s.getDeployIndex(ctx, a.Name)
-	if err != nil || cur == nil || cur.Generation != d.Generation || cur.State != state.DeployDeploying {
+	moved := false
+	_ = r.write(ctx, "deploy record", a.Name, func() error {
+		cur, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.Generation != d.Generation || cur.State != state.DeployDeploying {
+			return nil
+		}
+		cur.Deadline = &at
+		if _, err := state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx); err != nil {
+			return err
+		}
+		moved = true
+		return nil
+	})
+	if !moved {
 		return
-	}
-	cur.Deadline = &at
-	if _, err := state.Put(ctx, r.s.store, state.DeployKey(a.Name), cur, idx); err != nil {
-		return // retried at the next progress check
 	}
 	d.Deadline = &at
 	r.extendLease(ctx, a, at.Add(5*time.Second))
@@ -636,23 +764,33 @@ func deadlineMessage(d *state.Deploy, st *backends.AppStatus) string {
 // the lease over from the failed one in the same transaction as the app
 // record, so no other operation can slip in between. Otherwise the lease
 // is released.
-func (r *reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, msg string) {
+func (r *Reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, msg string) {
 	target := d.LastRunning
 	if !d.AutoRevert || target == "" || target == a.MetaVersion || !a.Deployed {
 		r.finish(ctx, a, state.DeployFailed, msg)
 		return
 	}
-	if _, _, err := state.Get[state.Release](ctx, r.s.store, state.ReleaseKey(a.Name, target)); err != nil {
+	if _, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, target)); err != nil {
 		r.finish(ctx, a, state.DeployFailed, msg+fmt.Sprintf("; not reverted: release %s is gone", target))
 		return
 	}
 	failed := &state.Reverted{Generation: a.Generation, MetaVersion: a.MetaVersion, Message: msg}
 	// Record the failure (the lease stays with this generation).
-	if cur, idx, err := r.s.getDeployIndex(ctx, a.Name); err == nil && cur != nil && cur.Generation == a.Generation {
+	if err := r.write(ctx, "deploy record", a.Name, func() error {
+		cur, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.Generation != a.Generation {
+			return nil
+		}
 		cur.State, cur.Message, cur.Updated = state.DeployFailed, msg+"; reverting to "+target, time.Now().UTC()
-		_, _ = state.Put(ctx, r.s.store, state.DeployKey(a.Name), cur, idx)
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx)
+		return err
+	}); err != nil {
+		return // stopping; the next leader's progress check fails it again
 	}
-	lease, _, err := state.Get[state.Lock](ctx, r.s.store, state.LockKey(a.Name))
+	lease, _, err := state.Get[state.Lock](ctx, r.store(), state.LockKey(a.Name))
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return // retried at the next progress check
 	}
@@ -660,7 +798,7 @@ func (r *reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, ms
 		return // another operation owns the app now
 	}
 	gen := a.Generation
-	_, _, err = r.s.commitChangeWith(ctx, a.Name, "berth (auto_revert)", "auto-revert to "+target, func(x *state.App) error {
+	_, _, err = r.eng.CommitChangeWith(ctx, a.Name, "berth (auto_revert)", "auto-revert to "+target, func(x *state.App) error {
 		if x.Generation != gen || !x.Deployed {
 			return errRevertRaced
 		}
@@ -669,21 +807,21 @@ func (r *reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, ms
 	}, func(nd *state.Deploy) { nd.Reverted = failed })
 	if err != nil {
 		if !errors.Is(err, errRevertRaced) {
-			r.s.log.Named("reconciler").Warn("auto-revert failed", "app", a.Name, "to", target, "error", err)
+			r.log.Warn("auto-revert failed", "app", a.Name, "to", target, "error", err)
 			r.finish(ctx, a, state.DeployFailed, msg+"; the revert to "+target+" failed: "+err.Error())
 		}
 		return
 	}
-	r.s.log.Named("reconciler").Info("deploy failed; reverted", "app", a.Name, "from", a.MetaVersion, "to", target, "reason", msg)
-	r.kick(a.Name)
+	r.log.Info("deploy failed; reverted", "app", a.Name, "from", a.MetaVersion, "to", target, "reason", msg)
+	r.Kick(a.Name)
 }
 
 var errRevertRaced = errors.New("the app changed meanwhile")
 
 // trackUnderway adds every app whose deploy record is pending or deploying
 // to the apps progress follows (after a full pass).
-func (r *reconciler) trackUnderway(ctx context.Context) {
-	pairs, _, err := r.s.store.List(ctx, state.DeploysPrefix, nil)
+func (r *Reconciler) trackUnderway(ctx context.Context) {
+	pairs, _, err := r.store().List(ctx, state.DeploysPrefix, nil)
 	if err != nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package server
+package reconciler
 
 import (
 	"context"
@@ -6,29 +6,8 @@ import (
 	"time"
 
 	"github.com/berthpaas/berth/engine/state"
+	"github.com/berthpaas/berth/reconciler/reconcilertest"
 )
-
-// waitFor polls cond until it holds or 10s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (m *memScheduler) spec(app string) (mv string, ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	sp := m.specs[app]
-	if sp == nil {
-		return "", false
-	}
-	return sp.MetaVersion, true
-}
 
 // TestReconcilerFollowsOtherWriters: changes written to the Store by
 // another writer (another Berth server on the same Consul, say), which do
@@ -36,18 +15,18 @@ func (m *memScheduler) spec(app string) (mv string, ok bool) {
 // apps watch, long before the periodic sweep, and only the changed app is
 // resubmitted.
 func TestReconcilerFollowsOtherWriters(t *testing.T) {
-	sched := newMemScheduler()
-	s := newBenchServer(t, sched)
+	sched := reconcilertest.NewMemScheduler()
+	s := newRig(t, sched, nil)
 	s.cfg.Reconcile.IntervalDur = time.Hour // no sweep during the test
 	const n = 40
-	seedApps(t, s, "app", n, true)
-	s.Start()
-	waitFor(t, "the first pass to submit every app", func() bool { return sched.submitCount() == n })
+	reconcilertest.SeedApps(t, s.store, "app", n, true)
+	s.start()
+	waitFor(t, "the first pass to submit every app", func() bool { return sched.SubmitCount() == n })
 	ctx := context.Background()
 
 	// A new version of one app, written behind the server's back.
 	const mv2 = "1700000001-89abcdef0123456789abcdef0123456789abcdef"
-	if _, err := state.Create(ctx, s.store, state.ReleaseKey("app00007", mv2), benchRelease("app00007", mv2)); err != nil {
+	if _, err := state.Create(ctx, s.store, state.ReleaseKey("app00007", mv2), reconcilertest.Release("app00007", mv2)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := state.Update(ctx, s.store, state.AppKey("app00007"), func(a *state.App) error {
@@ -57,8 +36,8 @@ func TestReconcilerFollowsOtherWriters(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "app00007 to run its new version", func() bool { mv, _ := sched.spec("app00007"); return mv == mv2 })
-	if got := sched.submitCount(); got != n+1 {
+	waitFor(t, "app00007 to run its new version", func() bool { mv, _ := sched.Spec("app00007"); return mv == mv2 })
+	if got := sched.SubmitCount(); got != n+1 {
 		t.Errorf("%d submits after one app changed, want %d (only the changed app resubmitted)", got, n+1)
 	}
 
@@ -66,8 +45,8 @@ func TestReconcilerFollowsOtherWriters(t *testing.T) {
 	if err := state.Delete(ctx, s.store, state.AppKey("app00003")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the removed app00003 to be stopped", func() bool { _, ok := sched.spec("app00003"); return !ok })
-	if _, ok := sched.spec("app00004"); !ok {
+	waitFor(t, "the removed app00003 to be stopped", func() bool { _, ok := sched.Spec("app00003"); return !ok })
+	if _, ok := sched.Spec("app00004"); !ok {
 		t.Error("app00004 was stopped too")
 	}
 }
