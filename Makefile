@@ -45,7 +45,7 @@ fmt-check:
 
 unit:
 	@$(MAKE) --no-print-directory gated-note
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 # Components that cannot be had on this machine: their tests run only when
 # their address is given, and say so here (go test hides skip messages of
