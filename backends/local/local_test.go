@@ -433,26 +433,6 @@ func TestSubmitRejectsNames(t *testing.T) {
 	}
 }
 
-func TestLogsCaptured(t *testing.T) {
-	dir := t.TempDir()
-	s := newScheduler(t, dir)
-	defer s.Close()
-	spec := &backends.AppSpec{App: "logs", MetaVersion: "v1", Env: map[string]string{"BERTH_TEST_TOKEN": token},
-		Procs: []backends.ProcSpec{{Name: "worker", Type: backends.ProcWorker, Instances: 2, CPU: 0.1, MemoryMB: 16,
-			Cmd: `echo "out $BERTH_PROC.$BERTH_INSTANCE"; echo "err $BERTH_APP" >&2; exec sleep 300`}}}
-	if err := s.Submit(context.Background(), spec); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, s, "logs", "running", running)
-	for i := 0; i < 2; i++ {
-		out, _ := os.ReadFile(filepath.Join(dir, "logs", "logs", fmt.Sprintf("worker.%d.stdout.log", i)))
-		errb, _ := os.ReadFile(filepath.Join(dir, "logs", "logs", fmt.Sprintf("worker.%d.stderr.log", i)))
-		if string(out) != fmt.Sprintf("out worker.%d\n", i) || string(errb) != "err logs\n" {
-			t.Errorf("instance %d logs: stdout %q stderr %q", i, out, errb)
-		}
-	}
-}
-
 func TestStopKillsAfterTimeout(t *testing.T) {
 	s := newScheduler(t, t.TempDir())
 	defer s.Close()
