@@ -252,6 +252,10 @@ func TestConformance(t *testing.T) {
 			spec.Procs[0].Env = map[string]string{"HELLO_CRASH": "1"}
 			return spec
 		},
+		CrashStderr: "hello: crashing as asked",
+		Logging: func(t testing.TB, name string) *backends.AppSpec {
+			return logsSpecProc(name, "log", schedulertest.LoggingCmd)
+		},
 		Timeout: 30 * time.Second,
 	})
 }

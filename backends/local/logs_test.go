@@ -127,6 +127,12 @@ func TestTailFollowsRotation(t *testing.T) {
 	}
 }
 
+func logsSpecProc(name, proc, cmd string) *backends.AppSpec {
+	spec := logsSpec(name, cmd, 1)
+	spec.Procs[0].Name = proc
+	return spec
+}
+
 func logsSpec(name, cmd string, instances int) *backends.AppSpec {
 	return &backends.AppSpec{App: name, MetaVersion: "v1", Env: map[string]string{"BERTH_TEST_TOKEN": token},
 		Procs: []backends.ProcSpec{{Name: "worker", Type: backends.ProcWorker, Instances: instances, CPU: 0.1, MemoryMB: 16, Cmd: cmd}}}
