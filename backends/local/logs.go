@@ -82,16 +82,20 @@ func (s *Scheduler) closeLog(l *logFile) {
 	l.mu.Unlock()
 }
 
-// write appends one line, stamped with t, rotating first if the line would
-// take the file past its limit.
+// write appends one line, stamped with t (the time now when zero: taken
+// under the lock, so that the times in a file never go back), rotating
+// first if the line would take the file past its limit.
 func (l *logFile) write(t time.Time, text []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.IsZero() {
+		t = time.Now()
+	}
 	line := make([]byte, 0, len(text)+40)
 	line = t.UTC().AppendFormat(line, time.RFC3339Nano)
 	line = append(line, ' ')
 	line = append(line, text...)
 	line = append(line, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.f == nil {
 		if err := l.open(); err != nil {
 			return err
@@ -173,7 +177,7 @@ func (p *outputPipe) copy() {
 		b, err := br.ReadSlice('\n')
 		if len(b) > 0 {
 			b = bytes.TrimSuffix(b, []byte("\n"))
-			if werr := p.log.write(time.Now(), b); werr != nil && !warned {
+			if werr := p.log.write(time.Time{}, b); werr != nil && !warned {
 				warned = true
 				p.s.log.Warn("cannot write instance output", "path", p.log.path, "error", werr)
 			}
