@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/berthpaas/berth/api"
 )
@@ -28,10 +32,10 @@ func (b *Berth) logsClient(t testing.TB, u *User) *api.Client {
 
 // loggingRelease: a worker that writes a line to stdout and one to stderr,
 // then a numbered tick to stdout every 200ms.
-func loggingRelease(mv string) map[string]any {
+func loggingRelease(mv string, instances int) map[string]any {
 	return map[string]any{"meta_version": mv, "worker": map[string]any{
 		"cmd":    `echo "hello from stdout"; echo "hello from stderr" >&2; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done`,
-		"memory": "16m", "num_instances": 2,
+		"memory": "16m", "num_instances": instances,
 	}}
 }
 
@@ -53,7 +57,7 @@ func TestLogs(t *testing.T) {
 	u := b.newUser(t, "logger")
 	app := "logsapp"
 	b.createApp(t, u, app)
-	b.push(t, u, app, loggingRelease(metaVersion()))
+	b.push(t, u, app, loggingRelease(metaVersion(), 2))
 	r := b.do(t, "POST", "/api/v1/apps/", u, map[string]any{"appname": app}).want(t, http.StatusAccepted)
 	b.waitRunning(t, u, app, generationOf(t, r))
 	c := b.logsClient(t, u)
@@ -182,5 +186,57 @@ func TestLogs(t *testing.T) {
 		return l.Line == "fatal: cannot reach the database at db:5432" && l.Proc == "worker" && l.Instance == 0 && l.Stream == api.LogStderr
 	}) {
 		t.Fatalf("stderr since the crashing release: %v %v", lineTexts(crash), err)
+	}
+}
+
+// TestNomadLogs reads an app's output on a real Nomad (NOMAD_ADDR; from
+// the allocation logs API): both streams with proc and instance, the last
+// lines, and follow receiving a line written after it started.
+func TestNomadLogs(t *testing.T) {
+	addr, nc := nomadEnv(t)
+	b := startBerth(t, Options{ExtraHCL: nomadHCL(addr)})
+	if tok := os.Getenv("NOMAD_TOKEN"); tok != "" {
+		b.remember(tok, "the Nomad token")
+	}
+	u := b.newUser(t, "nomadlogs")
+	app := fmt.Sprintf("nlogs%d", time.Now().UnixNano()%1000000)
+	t.Cleanup(func() {
+		_, _, _ = nc.Jobs().DeregisterOpts(app, &nomadapi.DeregisterOptions{Purge: true}, nil)
+	})
+	b.createApp(t, u, app)
+	b.push(t, u, app, loggingRelease(metaVersion(), 1))
+	r := b.do(t, "POST", "/api/v1/apps/", u, map[string]any{"appname": app}).want(t, http.StatusAccepted)
+	b.waitNomadRunning(t, u, app, generationOf(t, r))
+	c := b.logsClient(t, u)
+
+	eventually(t, time.Minute, "stdout and stderr from Nomad", func() bool {
+		all, _, err := c.Logs().Get(app, api.LogQuery{Proc: "worker"}, nil)
+		if err != nil {
+			t.Fatalf("logs: %v", err)
+		}
+		out := slices.ContainsFunc(all, func(l api.LogLine) bool {
+			return l.Stream == api.LogStdout && l.Line == "hello from stdout" && l.Proc == "worker" && l.Instance == 0
+		})
+		errs := slices.ContainsFunc(all, func(l api.LogLine) bool {
+			return l.Stream == api.LogStderr && l.Line == "hello from stderr" && l.Proc == "worker" && l.Instance == 0
+		})
+		return out && errs
+	})
+	last, _, err := c.Logs().Get(app, api.LogQuery{Stream: api.LogStdout, Lines: 2}, nil)
+	if err != nil || len(last) != 2 || !strings.HasPrefix(last[1].Line, "tick ") {
+		t.Fatalf("the last 2 stdout lines: %v %v", lineTexts(last), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got []api.LogLine
+	err = c.Logs().Follow(ctx, app, api.LogQuery{Stream: api.LogStdout, Lines: 1}, func(l api.LogLine) error {
+		got = append(got, l)
+		if len(got) > 1 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || len(got) < 2 || !strings.HasPrefix(got[1].Line, "tick ") || got[1].Line == got[0].Line || got[1].Time == nil {
+		t.Fatalf("following on Nomad: %v after %v (want a newer tick, with the time it was received)", err, lineTexts(got))
 	}
 }
