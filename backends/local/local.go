@@ -151,8 +151,9 @@ type Scheduler struct {
 	mode string    // the isolation in force
 	uids *uidTable // uid mode
 
-	logMu sync.Mutex
-	logs  map[string]*logFile // path -> the one writer of that log file
+	logMu   sync.Mutex
+	logs    map[string]*logFile // path -> the one writer of that log file
+	readers sync.WaitGroup      // Logs readers; they end with quit
 }
 
 type spawnReq struct {
@@ -848,6 +849,7 @@ func (s *Scheduler) close() error {
 	}
 	close(s.quit)
 	<-s.spawnDone
+	s.readers.Wait()
 	return errors.Join(errs...)
 }
 

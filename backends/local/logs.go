@@ -405,15 +405,27 @@ func (s *Scheduler) Logs(ctx context.Context, appName string, q backends.LogQuer
 	if q.Lines > 0 && len(lines) > q.Lines {
 		lines = lines[len(lines)-q.Lines:]
 	}
+	// The reader ends with ctx or with the scheduler (Close waits for it).
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		for _, t := range tails {
+			t.close()
+		}
+		return nil, errors.New("local scheduler: closed")
+	}
+	s.readers.Add(1)
+	s.mu.Unlock()
 	ch := make(chan backends.LogLine, 64)
 	go func() {
+		defer s.readers.Done()
 		defer close(ch)
 		defer func() {
 			for _, t := range tails {
 				t.close()
 			}
 		}()
-		if !send(ctx, ch, lines) || !q.Follow {
+		if !s.send(ctx, ch, lines) || !q.Follow {
 			return
 		}
 		tick := time.NewTicker(logPoll)
@@ -421,6 +433,8 @@ func (s *Scheduler) Logs(ctx context.Context, appName string, q backends.LogQuer
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-s.quit:
 				return
 			case <-tick.C:
 			}
@@ -439,7 +453,7 @@ func (s *Scheduler) Logs(ctx context.Context, appName string, q backends.LogQuer
 				}
 			}
 			sortLines(batch)
-			if !send(ctx, ch, batch) {
+			if !s.send(ctx, ch, batch) {
 				return
 			}
 		}
@@ -447,11 +461,13 @@ func (s *Scheduler) Logs(ctx context.Context, appName string, q backends.LogQuer
 	return ch, nil
 }
 
-func send(ctx context.Context, ch chan<- backends.LogLine, lines []backends.LogLine) bool {
+func (s *Scheduler) send(ctx context.Context, ch chan<- backends.LogLine, lines []backends.LogLine) bool {
 	for _, l := range lines {
 		select {
 		case ch <- l:
 		case <-ctx.Done():
+			return false
+		case <-s.quit:
 			return false
 		}
 	}

@@ -276,3 +276,33 @@ func TestCrashedInstanceStderrKept(t *testing.T) {
 		t.Fatalf("stderr of the crashed app after Stop: %+v", got)
 	}
 }
+
+func TestLogsFollowEndsWithClose(t *testing.T) {
+	s := newScheduler(t, t.TempDir())
+	spec := logsSpec("closing", `echo up; exec sleep 300`, 1)
+	if err := s.Submit(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, "closing", "running", running)
+	ch, err := s.Logs(context.Background(), "closing", backends.LogQuery{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := <-ch; l.Text != "up" {
+		t.Fatalf("first line %+v", l)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("a line after Close")
+		}
+	default:
+		t.Fatal("Close returned with a follow still open")
+	}
+	if _, err := s.Logs(context.Background(), "closing", backends.LogQuery{}); err == nil {
+		t.Fatal("Logs after Close: no error")
+	}
+}

@@ -68,8 +68,21 @@ func (s *Scheduler) Logs(ctx context.Context, app string, q backends.LogQuery) (
 	if q.Lines > 0 && len(lines) > q.Lines {
 		lines = lines[len(lines)-q.Lines:]
 	}
+	// The reader ends with ctx or with the scheduler (Close waits for it).
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("nomad scheduler: closed")
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
 	ch := make(chan backends.LogLine, 64)
 	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		defer stop()
 		defer close(ch)
 		for _, l := range lines {
 			select {
