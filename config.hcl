@@ -124,6 +124,11 @@ local {
   # app's uid. Default: "<data_dir>-apps". Not inside data_dir; every directory
   # above it must be traversable (o+x) by app users.
   # apps_dir = "/var/lib/berth-apps"
+  # Each instance's stdout and stderr are kept under <data_dir>/local/logs/<app>/,
+  # every line stamped with its time, rotated when a file would pass log_max_bytes
+  # (K, M, G suffixes); log_files files of each stream are kept (`berth logs`).
+  log_max_bytes = "10MB"
+  log_files     = 3
 }
 
 # Outgoing mail (password resets). Without smtp_addr each message is written

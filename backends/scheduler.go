@@ -2,8 +2,13 @@ package backends
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrBadLogQuery is what Scheduler.Logs returns (wrapped) for a LogQuery it
+// cannot read, e.g. an Instance that is neither an index nor an ID.
+var ErrBadLogQuery = errors.New("invalid log query")
 
 // Proc types of a release (LAIN's proc keys: <type>[.<name>]).
 const (
@@ -125,6 +130,53 @@ type Scheduler interface {
 	Stop(ctx context.Context, app string) error
 	// Apps lists the apps the scheduler runs, sorted.
 	Apps(ctx context.Context) ([]string, error)
+	// Logs reads the output of the app's instances (see LogQuery): the
+	// kept lines that match q, oldest first, then, with q.Follow, new lines
+	// as they are written until ctx ends. The channel is closed when the
+	// reading is over (or ctx ends, or the scheduler fails mid-stream: it
+	// logs why). An app of which the scheduler knows neither instances nor
+	// kept output is ErrNotFound; errors before the first line are
+	// returned, with a nil channel.
+	Logs(ctx context.Context, app string, q LogQuery) (<-chan LogLine, error)
 	Health(ctx context.Context) error
 	Close() error
+}
+
+// Log streams of an instance.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// LogQuery selects the output Scheduler.Logs reads.
+type LogQuery struct {
+	Proc string // only this proc's instances; "" = every proc
+	// Instance selects one instance: its index ("0") or the scheduler's
+	// instance ID (Instance.ID); "" = every instance.
+	Instance string
+	// Stream is StreamStdout or StreamStderr only; "" = both.
+	Stream string
+	// Lines is how many of the latest kept lines to read (of the whole
+	// selection); 0 = every kept line.
+	Lines int
+	// Since skips lines written before it (zero: none skipped). A
+	// scheduler that keeps no time per line (Nomad) skips instead the
+	// instances that had stopped before Since.
+	Since time.Time
+	// Follow keeps reading: new lines of the selected instances (also of
+	// instances started later) as they are written, until ctx ends.
+	Follow bool
+}
+
+// LogLine is one line of an instance's output, without its newline.
+type LogLine struct {
+	// Time is when the line was written (local: stamped by the scheduler
+	// on write). Zero when the scheduler does not know (Nomad keeps no
+	// time per line: followed lines carry the time they were received,
+	// earlier ones none).
+	Time     time.Time
+	Proc     string
+	Instance int    // the instance's index
+	Stream   string // StreamStdout or StreamStderr
+	Text     string
 }

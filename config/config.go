@@ -138,8 +138,16 @@ type Local struct {
 	// AppsDir holds the apps' working directories; default
 	// "<data_dir>-apps" (outside data_dir, which is kept 0700).
 	AppsDir string `hcl:"apps_dir,optional"`
+	// LogMaxBytes is the size at which an instance's stdout or stderr log
+	// is rotated: a number of bytes with an optional suffix K, M or G
+	// (powers of 1024; KB, MB, GB and KiB, MiB, GiB read the same), e.g.
+	// "10MB" (the default). LogFiles is how many files of each stream are
+	// kept, the current one included (default 3).
+	LogMaxBytes string `hcl:"log_max_bytes,optional"`
+	LogFiles    int    `hcl:"log_files,optional"`
 
 	StopTimeoutDur time.Duration
+	LogMaxSize     int64 // LogMaxBytes, parsed
 }
 
 // TLS is the client TLS configuration for a HashiCorp backend.
@@ -420,6 +428,20 @@ func (c *Config) finish() error {
 	if c.Local.UIDRange == "" {
 		c.Local.UIDRange = "200000-265535"
 	}
+	if c.Local.LogMaxBytes == "" {
+		c.Local.LogMaxBytes = "10MB"
+	}
+	if n, ok := parseSize(c.Local.LogMaxBytes); !ok || n < 1024 {
+		return fmt.Errorf("local.log_max_bytes: %q is not a size of at least 1K (e.g. \"10MB\")", c.Local.LogMaxBytes)
+	} else {
+		c.Local.LogMaxSize = n
+	}
+	if c.Local.LogFiles == 0 {
+		c.Local.LogFiles = 3
+	}
+	if c.Local.LogFiles < 1 || c.Local.LogFiles > 100 {
+		return fmt.Errorf("local.log_files: %d is not between 1 and 100", c.Local.LogFiles)
+	}
 	if lo, hi, ok := parseRange(c.Local.UIDRange); !ok || lo < 1000 || hi < lo || hi >= 1<<31-1 {
 		return fmt.Errorf("local.uid_range: %q is not LOW-HIGH with 1000 <= LOW <= HIGH (e.g. \"200000-265535\")", c.Local.UIDRange)
 	}
@@ -662,6 +684,32 @@ func (c *Config) Target(name string) *BrokerTarget {
 }
 
 // parseRange parses "LOW-HIGH".
+// parseSize reads a size: digits with an optional suffix K, M or G (KB,
+// MB, GB, KiB, MiB, GiB alike: powers of 1024) or B, case-insensitive.
+func parseSize(s string) (int64, bool) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		}
+		if shift > 0 {
+			t = strings.TrimSpace(t[:len(t)-1])
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, false
+	}
+	return n << shift, true
+}
+
 func parseRange(s string) (lo, hi int, ok bool) {
 	a, b, found := strings.Cut(strings.TrimSpace(s), "-")
 	if !found {

@@ -290,3 +290,38 @@ plugins {
 		t.Errorf("isolation none, apps dir inside data_dir: %v", err)
 	}
 }
+
+func TestLocalLogRotation(t *testing.T) {
+	c, err := Parse([]byte("data_dir = \"/srv/berth\"\n"), "t.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Local.LogMaxSize != 10<<20 || c.Local.LogFiles != 3 {
+		t.Errorf("defaults: log_max_bytes %d log_files %d, want 10MB and 3", c.Local.LogMaxSize, c.Local.LogFiles)
+	}
+	for src, want := range map[string]int64{
+		"512K": 512 << 10, "512KB": 512 << 10, "2MiB": 2 << 20, "1g": 1 << 30, "4096": 4096, "64 mb": 64 << 20,
+	} {
+		c, err := Parse([]byte("local {\n  log_max_bytes = \""+src+"\"\n  log_files = 5\n}\n"), "t.hcl")
+		if err != nil {
+			t.Errorf("log_max_bytes %q: %v", src, err)
+			continue
+		}
+		if c.Local.LogMaxSize != want || c.Local.LogFiles != 5 {
+			t.Errorf("log_max_bytes %q: %d (files %d), want %d (5)", src, c.Local.LogMaxSize, c.Local.LogFiles, want)
+		}
+	}
+	for _, src := range []string{
+		"local {\n  log_max_bytes = \"ten megabytes\"\n}\n",
+		"local {\n  log_max_bytes = \"100\"\n}\n",
+		"local {\n  log_max_bytes = \"-5M\"\n}\n",
+		"local {\n  log_max_bytes = \"99999999999G\"\n}\n",
+	} {
+		if _, err := Parse([]byte(src), "t.hcl"); err == nil || !strings.Contains(err.Error(), "local.log_max_bytes") {
+			t.Errorf("%q: err = %v, want one naming local.log_max_bytes", src, err)
+		}
+	}
+	if _, err := Parse([]byte("local {\n  log_files = -1\n}\n"), "t.hcl"); err == nil || !strings.Contains(err.Error(), "local.log_files") {
+		t.Errorf("log_files -1: err = %v", err)
+	}
+}

@@ -288,18 +288,16 @@ func (in *instance) runOnce(log interface {
 	if port != 0 {
 		env = append(env, "PORT="+strconv.Itoa(port))
 	}
-	logDir := filepath.Join(s.cfg.DataDir, "logs", in.app)
-	base := fmt.Sprintf("%s.%d", in.proc, in.index)
-	stdout, err := os.OpenFile(filepath.Join(logDir, base+".stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	stdout, err := s.newOutputPipe(in.app, in.proc, in.index, backends.StreamStdout)
 	if err != nil {
 		return err, false
 	}
-	defer stdout.Close()
-	stderr, err := os.OpenFile(filepath.Join(logDir, base+".stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	defer stdout.finish(outputGrace)
+	stderr, err := s.newOutputPipe(in.app, in.proc, in.index, backends.StreamStderr)
 	if err != nil {
 		return err, false
 	}
-	defer stderr.Close()
+	defer stderr.finish(outputGrace)
 
 	// The shim starts `/bin/sh -c <cmd>` in its process group (with the
 	// app's credentials, see shim.go) and takes the whole process tree
@@ -311,8 +309,8 @@ func (in *instance) runOnce(log interface {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
+	cmd.Stdout = stdout.w
+	cmd.Stderr = stderr.w
 	envR, envW, err := os.Pipe()
 	if err != nil {
 		return err, false
@@ -329,6 +327,8 @@ func (in *instance) runOnce(log interface {
 	err = s.spawn(cmd)
 	envR.Close()
 	pidW.Close()
+	stdout.started()
+	stderr.started()
 	if err != nil {
 		envW.Close()
 		return fmt.Errorf("start: %w", err), false

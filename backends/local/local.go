@@ -8,9 +8,10 @@
 // HOME (the app's working directory when procs are isolated, else
 // berth's), the proc's Env, the app's Env and PrivateEnv, PORT (a free
 // loopback port, for web procs and procs with a Port), BERTH_APP,
-// BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr are appended to
-// DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log (files berth opens:
-// they stay berth's).
+// BERTH_PROC and BERTH_INSTANCE. Its stdout and stderr go through pipes to
+// berth, which stamps each line with the time and appends it to
+// DataDir/logs/<app>/<proc>.<index>.{stdout,stderr}.log (berth's files),
+// rotated by size (see logs.go); Logs reads them back.
 //
 // Isolation (Config.Isolation): in uid mode every app runs as a uid and gid
 // of its own (DataDir/uids.json), in its working directory AppsDir/<app>
@@ -81,6 +82,12 @@ type Config struct {
 	// SIGKILL; 0 means 10s.
 	StopTimeout time.Duration
 	Logger      hclog.Logger
+	// LogMaxBytes is the size at which an instance's stdout or stderr log
+	// is rotated (default DefaultLogMaxBytes); LogFiles is how many files
+	// of each are kept, the current one included (default
+	// DefaultLogFiles).
+	LogMaxBytes int64
+	LogFiles    int
 
 	// Isolation is how app procs are kept from berth's data and from each
 	// other: IsolationAuto, IsolationUID, IsolationNamespace or
@@ -116,6 +123,7 @@ var (
 	oneshotAttempts = 3               // runs of a failing oneshot before it is failed
 	probeTimeout    = 2 * time.Second // one readiness probe
 	shimMargin      = 2 * time.Second // after StopTimeout, the shim's time to kill the tree before berth SIGKILLs it
+	outputGrace     = 2 * time.Second // after an instance ended, how long its output may still take to be written
 )
 
 // Scheduler is the local backends.Scheduler.
@@ -142,6 +150,10 @@ type Scheduler struct {
 
 	mode string    // the isolation in force
 	uids *uidTable // uid mode
+
+	logMu   sync.Mutex
+	logs    map[string]*logFile // path -> the one writer of that log file
+	readers sync.WaitGroup      // Logs readers; they end with quit
 }
 
 type spawnReq struct {
@@ -223,6 +235,12 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if cfg.LogFiles <= 0 {
+		cfg.LogFiles = DefaultLogFiles
+	}
 	dd, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("local scheduler: data dir: %w", err)
@@ -300,6 +318,7 @@ func New(cfg Config) (*Scheduler, error) {
 		apps:      map[string]*app{},
 		routes:    map[string]string{},
 		live:      map[*instance]struct{}{},
+		logs:      map[string]*logFile{},
 		spawnCh:   make(chan spawnReq),
 		quit:      make(chan struct{}),
 		spawnDone: make(chan struct{}),
@@ -830,6 +849,7 @@ func (s *Scheduler) close() error {
 	}
 	close(s.quit)
 	<-s.spawnDone
+	s.readers.Wait()
 	return errors.Join(errs...)
 }
 

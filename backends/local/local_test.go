@@ -252,6 +252,10 @@ func TestConformance(t *testing.T) {
 			spec.Procs[0].Env = map[string]string{"HELLO_CRASH": "1"}
 			return spec
 		},
+		CrashStderr: "hello: crashing as asked",
+		Logging: func(t testing.TB, name string) *backends.AppSpec {
+			return logsSpecProc(name, "log", schedulertest.LoggingCmd)
+		},
 		Timeout: 30 * time.Second,
 	})
 }
@@ -430,26 +434,6 @@ func TestSubmitRejectsNames(t *testing.T) {
 	ok := &backends.AppSpec{App: "upper", MetaVersion: "v1", Procs: web("web"), Routes: []string{"Upper.Apps.Localhost"}}
 	if err := s.Submit(context.Background(), ok); err != nil {
 		t.Fatalf("Submit(route in capitals) = %v", err)
-	}
-}
-
-func TestLogsCaptured(t *testing.T) {
-	dir := t.TempDir()
-	s := newScheduler(t, dir)
-	defer s.Close()
-	spec := &backends.AppSpec{App: "logs", MetaVersion: "v1", Env: map[string]string{"BERTH_TEST_TOKEN": token},
-		Procs: []backends.ProcSpec{{Name: "worker", Type: backends.ProcWorker, Instances: 2, CPU: 0.1, MemoryMB: 16,
-			Cmd: `echo "out $BERTH_PROC.$BERTH_INSTANCE"; echo "err $BERTH_APP" >&2; exec sleep 300`}}}
-	if err := s.Submit(context.Background(), spec); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, s, "logs", "running", running)
-	for i := 0; i < 2; i++ {
-		out, _ := os.ReadFile(filepath.Join(dir, "logs", "logs", fmt.Sprintf("worker.%d.stdout.log", i)))
-		errb, _ := os.ReadFile(filepath.Join(dir, "logs", "logs", fmt.Sprintf("worker.%d.stderr.log", i)))
-		if string(out) != fmt.Sprintf("out worker.%d\n", i) || string(errb) != "err logs\n" {
-			t.Errorf("instance %d logs: stdout %q stderr %q", i, out, errb)
-		}
 	}
 }
 

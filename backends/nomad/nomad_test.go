@@ -57,7 +57,12 @@ func TestRealNomad(t *testing.T) {
 		}
 		return s
 	}, schedulertest.AppFactory{
-		New:     testApp,
+		New: testApp,
+		Logging: func(t testing.TB, name string) *backends.AppSpec {
+			return &backends.AppSpec{App: name, MetaVersion: "v1", Procs: []backends.ProcSpec{
+				{Name: "log", Type: backends.ProcWorker, Cmd: schedulertest.LoggingCmd, Instances: 1, CPU: 0.1, MemoryMB: 32},
+			}}
+		},
 		Timeout: 3 * time.Minute,
 		Prefix:  fmt.Sprintf("bt%d", time.Now().Unix()%100000),
 	})

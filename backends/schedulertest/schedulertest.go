@@ -32,12 +32,23 @@ type AppFactory struct {
 	// Crashing, if set, returns the spec of an app whose web proc exits at
 	// once; the suite checks its deployment ends failed. Nil skips that test.
 	Crashing func(t testing.TB, name string) *backends.AppSpec
+	// CrashStderr, if set, is what the crashing app's instance writes to
+	// stderr before it exits: the suite checks Logs shows it.
+	CrashStderr string
+	// Logging, if set, returns the spec of an app with a proc named "log"
+	// of type worker, 1 instance, running LoggingCmd; the suite reads its
+	// output with Logs. Nil skips that test.
+	Logging func(t testing.TB, name string) *backends.AppSpec
 	// Timeout bounds each wait for convergence; 0 means 60s.
 	Timeout time.Duration
 	// Prefix is prepended to app names the suite uses (unique per run keeps
 	// runs against a shared cluster apart); "" means "bt".
 	Prefix string
 }
+
+// LoggingCmd is the command of the Logging app's proc: a line on stdout and
+// one on stderr, then a numbered line on stdout every half second.
+const LoggingCmd = `echo berth-logs-out; echo berth-logs-err >&2; i=0; while :; do i=$((i+1)); echo "berth-logs-tick $i"; sleep 0.5; done`
 
 // Run runs the conformance suite. factory returns a fresh scheduler; the
 // suite closes it at the end of each subtest.
@@ -198,12 +209,75 @@ func Run(t *testing.T, factory func(t testing.TB) backends.Scheduler, app AppFac
 		if st.Message == "" {
 			t.Errorf("failed deployment has no message: %+v", st)
 		}
+		if app.CrashStderr != "" {
+			waitLogs(t, ctx, s, spec.App, backends.LogQuery{Stream: backends.StreamStderr, Lines: 5}, app.Timeout, "the crash's stderr", func(ls []backends.LogLine) bool {
+				return slices.ContainsFunc(ls, func(l backends.LogLine) bool {
+					return strings.Contains(l.Text, app.CrashStderr) && l.Stream == backends.StreamStderr
+				})
+			})
+		}
 		if err := s.Stop(ctx, spec.App); err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
 		if app.Gone != nil {
 			app.Gone(t, spec, st)
 		}
+	})
+
+	t.Run("Logs", func(t *testing.T) {
+		if app.Logging == nil {
+			t.Skip("no logging app for this scheduler")
+		}
+		s := open(t, factory)
+		ctx := testCtx(t, 3*app.Timeout)
+		spec := app.Logging(t, name("logs"))
+		t.Cleanup(func() {
+			c, cancel := context.WithTimeout(context.Background(), app.Timeout)
+			defer cancel()
+			_ = s.Stop(c, spec.App)
+		})
+		mustSubmit(t, ctx, s, spec)
+		has := func(ls []backends.LogLine, stream, text string) bool {
+			return slices.ContainsFunc(ls, func(l backends.LogLine) bool {
+				return l.Stream == stream && l.Text == text && l.Proc == "log" && l.Instance == 0
+			})
+		}
+		waitLogs(t, ctx, s, spec.App, backends.LogQuery{}, app.Timeout, "both streams", func(ls []backends.LogLine) bool {
+			return has(ls, backends.StreamStdout, "berth-logs-out") && has(ls, backends.StreamStderr, "berth-logs-err")
+		})
+		ls := readLogs(t, ctx, s, spec.App, backends.LogQuery{Proc: "log", Stream: backends.StreamStderr})
+		if len(ls) != 1 || !has(ls, backends.StreamStderr, "berth-logs-err") {
+			t.Errorf("stderr of proc log: %+v, want the one line berth-logs-err", ls)
+		}
+		ls = readLogs(t, ctx, s, spec.App, backends.LogQuery{Stream: backends.StreamStdout, Lines: 2})
+		if len(ls) != 2 || !strings.HasPrefix(ls[1].Text, "berth-logs-tick ") {
+			t.Errorf("last 2 lines of stdout: %+v", ls)
+		}
+		if ls := readLogs(t, ctx, s, spec.App, backends.LogQuery{Proc: "nosuch"}); len(ls) != 0 {
+			t.Errorf("lines of a proc the app does not have: %+v", ls)
+		}
+
+		// Follow: a tick written after the kept ones arrives.
+		fctx, cancel := context.WithTimeout(ctx, app.Timeout)
+		defer cancel()
+		ch, err := s.Logs(fctx, spec.App, backends.LogQuery{Stream: backends.StreamStdout, Lines: 1, Follow: true})
+		if err != nil {
+			t.Fatalf("Logs follow: %v", err)
+		}
+		var first string
+		for l := range ch {
+			if first == "" {
+				first = l.Text
+				continue
+			}
+			if strings.HasPrefix(l.Text, "berth-logs-tick ") && l.Text != first {
+				cancel()
+				for range ch { // the channel is closed once ctx ends
+				}
+				return
+			}
+		}
+		t.Fatalf("following: no new tick after %q (ended: %v)", first, fctx.Err())
 	})
 
 	t.Run("InvalidSpec", func(t *testing.T) {
@@ -370,6 +444,49 @@ func waitFor(t testing.TB, ctx context.Context, s backends.Scheduler, app string
 			t.Fatalf("waiting for %s: timed out after %s; last status: %s (last error: %v)", what, timeout, dump(last), lastErr)
 			return nil
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// readLogs reads what Logs answers to q (which must not follow).
+func readLogs(t testing.TB, ctx context.Context, s backends.Scheduler, app string, q backends.LogQuery) []backends.LogLine {
+	t.Helper()
+	ch, err := s.Logs(ctx, app, q)
+	if err != nil {
+		t.Fatalf("Logs(%s, %+v): %v", app, q, err)
+	}
+	var out []backends.LogLine
+	for l := range ch {
+		out = append(out, l)
+	}
+	return out
+}
+
+// waitLogs reads the app's logs until cond holds or timeout passes.
+func waitLogs(t testing.TB, ctx context.Context, s backends.Scheduler, app string, q backends.LogQuery, timeout time.Duration, what string, cond func([]backends.LogLine) bool) []backends.LogLine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last []backends.LogLine
+	var lastErr error
+	for {
+		ch, err := s.Logs(ctx, app, q)
+		if err == nil {
+			last = last[:0]
+			for l := range ch {
+				last = append(last, l)
+			}
+			if cond(last) {
+				return last
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s in the logs of %s: timed out after %s; last lines %+v (last error: %v)", what, app, timeout, last, lastErr)
+			return nil
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -103,6 +103,7 @@ func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, st
 		StopTimeout: cfg.Local.StopTimeoutDur, Logger: log.Named("local"),
 		Isolation: cfg.Local.Isolation, UIDRange: cfg.Local.UIDRange, AppsDir: appsDir(cfg, log),
 		HideDirs: []string{cfg.DataDir}, HideFiles: hideFiles,
+		LogMaxBytes: cfg.Local.LogMaxSize, LogFiles: cfg.Local.LogFiles,
 	})
 	return sch, "local", err
 }
