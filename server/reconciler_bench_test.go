@@ -144,7 +144,3 @@ func reconcilerIdle(ctx context.Context, s *Server) bool {
 	}
 	return true
 }
-
-func (m *memScheduler) Logs(ctx context.Context, app string, q backends.LogQuery) (<-chan backends.LogLine, error) {
-	return nil, backends.ErrNotFound
-}

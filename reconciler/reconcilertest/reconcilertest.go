@@ -188,3 +188,8 @@ func SeedApps(b testing.TB, st backends.Store, prefix string, n int, deployed bo
 	}
 	flush()
 }
+
+// Logs: a MemScheduler runs nothing, so it has no logs.
+func (m *MemScheduler) Logs(ctx context.Context, app string, q backends.LogQuery) (<-chan backends.LogLine, error) {
+	return nil, backends.ErrNotFound
+}
