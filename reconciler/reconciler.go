@@ -765,6 +765,9 @@ func deadlineMessage(d *state.Deploy, st *backends.AppStatus) string {
 // record, so no other operation can slip in between. Otherwise the lease
 // is released.
 func (r *Reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, msg string) {
+	// The failing instance's last stderr lines say why, where the
+	// scheduler keeps them.
+	msg = engine.StderrMessage(msg, r.eng.LastStderr(ctx, a.Name, 10))
 	target := d.LastRunning
 	if !d.AutoRevert || target == "" || target == a.MetaVersion || !a.Deployed {
 		r.finish(ctx, a, state.DeployFailed, msg)

@@ -15,7 +15,7 @@ import (
 // logsRoute is the route table's entry of GET /api/v1/apps/:app/logs/.
 func (s *Server) logsRoute() route {
 	return route{
-		Method: http.MethodGet, Path: "/api/v1/apps/:app/logs", Action: engine.ActAppRead, Tag: "apps", Stream: true,
+		Method: http.MethodGet, Path: "/api/v1/apps/:app/logs", Action: engine.ActAppRead, Tag: "apps", Stream: true, StreamType: "application/x-ndjson",
 		Query: []queryParam{
 			{Name: "proc", Doc: "only this proc's instances"},
 			{Name: "instance", Doc: "only this instance: its index (0, 1, ...) or its id"},

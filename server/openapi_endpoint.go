@@ -15,7 +15,7 @@ func openapiOps(table []route) []openapi.Operation {
 			Method: rt.Method, Path: rt.Path, Summary: rt.Summary, Action: string(rt.Action),
 			Public: rt.Public, Status: rt.Status, Text: rt.Text, Stream: rt.Stream,
 			RequestContentType: rt.InType, AlsoContentTypes: rt.InTypes, RequestOptional: rt.InOptional,
-			AlsoStatus: rt.AlsoStatus,
+			AlsoStatus: rt.AlsoStatus, StreamType: rt.StreamType,
 		}
 		if rt.Tag != "" {
 			op.Tags = []string{rt.Tag}

@@ -45,8 +45,10 @@ type route struct {
 	AlsoStatus []int
 	// Query names the query parameters the handler reads.
 	Query []queryParam
-	// Text and Stream: the answer is text/plain or text/event-stream.
+	// Text and Stream: the answer is text/plain or a stream
+	// (text/event-stream, or StreamType).
 	Text, Stream bool
+	StreamType   string
 	h            handlerFunc
 }
 
@@ -140,6 +142,7 @@ func (s *Server) routes() []route {
 		{Method: u, Path: "/api/v1/apps/:app", In: api.DeployVersionRequest{}, Out: api.Operation{}, Action: engine.ActAppUpdate, Tag: "deploys", Status: 202, Summary: "Move a deployed app to another release, or change its deploy policy", h: s.updateDeployed},
 		{Method: d, Path: "/api/v1/apps/:app", Out: api.Operation{}, Action: engine.ActAppUndeploy, Tag: "deploys", Status: 202, Summary: "Undeploy an app", h: s.undeployApp},
 		{Method: g, Path: "/api/v1/apps/:app/events", Action: engine.ActAppRead, Tag: "deploys", Stream: true, Summary: "Progress of an app's deploys (server-sent events)", h: s.streamEvents},
+		s.logsRoute(),
 		{Method: g, Path: "/api/v1/apps/:app/procs", Out: []api.Proc{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "List an app's procs", h: s.listProcs},
 		{Method: p, Path: "/api/v1/apps/:app/procs", In: api.ProcDeployRequest{}, Out: api.Operation{}, Action: engine.ActProcDeploy, Tag: "deploys", Status: 202, Summary: "Deploy an undeployed proc", h: s.deployProc},
 		{Method: g, Path: "/api/v1/apps/:app/procs/:proc", Out: api.Proc{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "A proc and its instances", h: s.getProc},

@@ -82,7 +82,10 @@ type Operation struct {
 	Status   int // success status; 200 when 0 (204 when Response is nil and not Text or Stream)
 	Query    []Param
 	Text     bool // the answer is text/plain (Response is ignored)
-	Stream   bool // the answer is a text/event-stream (Response is ignored)
+	Stream   bool // the answer is a stream (Response is ignored): text/event-stream, or StreamType
+	// StreamType is the content type of a stream answer when it is not
+	// text/event-stream (e.g. application/x-ndjson: one JSON value a line).
+	StreamType string
 	// Errors are error statuses worth naming with their meaning (e.g.
 	// 409: "the version exists with a different spec"). Every operation
 	// also has 4XX and 5XX answers of the Error shape, and 401 (and 403 for
@@ -103,6 +106,7 @@ const (
 	jsonType      = "application/json"
 	textType      = "text/plain"
 	streamType    = "text/event-stream"
+	ndjsonType    = "application/x-ndjson"
 	actionExtName = "x-berth-action"
 )
 
@@ -319,7 +323,11 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 	var content map[string]any
 	switch {
 	case op.Stream:
-		content = map[string]any{streamType: map[string]any{"schema": map[string]any{"type": "string"}}}
+		st := streamType
+		if op.StreamType != "" {
+			st = op.StreamType
+		}
+		content = map[string]any{st: map[string]any{"schema": map[string]any{"type": "string"}}}
 	case op.Text:
 		content = map[string]any{textType: map[string]any{"schema": map[string]any{"type": "string"}}}
 	case op.Response != nil:

@@ -94,7 +94,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	where := req.Method + " " + req.URL.Path
-	stream := isMedia(resp.Header.Get("Content-Type"), streamType)
+	ct := resp.Header.Get("Content-Type")
+	stream := isMedia(ct, streamType) || isMedia(ct, ndjsonType)
 	var respBody []byte
 	if !stream && resp.Body != nil {
 		respBody, err = io.ReadAll(resp.Body)
