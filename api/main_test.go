@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/berthpaas/berth/backends/local"
+	"go.uber.org/goleak"
 )
 
 // TestMain lets this test binary be the process shim of the local
@@ -14,5 +15,5 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
 		os.Exit(local.ShimMain(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }

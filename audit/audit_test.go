@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/backends/bolt"
@@ -26,9 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	devagent.Shutdown()
-	os.Exit(code)
+	goleak.VerifyTestMain(devagent.RunThenShutdown(m))
 }
 
 // stores are the Store implementations every test runs on: a bbolt file,
