@@ -170,6 +170,13 @@ func TestSwapAndHealers(t *testing.T) {
 	}
 	strict(t, admin, "/healers", &[]api.Healer{})
 	strict(t, admin, "/healers/reconcile", &api.HealerResult{})
+	// The services healer answers what it repaired, an empty list when
+	// nothing: "repaired": [], which HealerResult must encode back.
+	r, _, err = admin.Healers().Run("services", nil)
+	if err != nil || r.Healer != "services" || r.Repaired == nil || len(r.Repaired) != 0 || r.Result != nil {
+		t.Fatalf("services healer %+v %v", r, err)
+	}
+	strict(t, admin, "/healers/services", &api.HealerResult{})
 	_, _, err = admin.Healers().Run("nope", nil)
 	apiError(t, err, 404)
 }

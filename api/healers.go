@@ -15,8 +15,9 @@ type PassResult struct {
 // HealerResult is the answer of GET /healers/:healer.
 type HealerResult struct {
 	Healer string `json:"healer"` // the healer that ran
-	// Repaired lists what the "services" healer repaired.
-	Repaired []string `json:"repaired,omitempty"`
+	// Repaired lists what the "services" healer repaired (an empty list
+	// when it repaired nothing; left out for the other healers).
+	Repaired []string `json:"repaired,omitzero"`
 	// Result is what the "reconcile" healer did.
 	Result *PassResult `json:"result,omitempty"`
 }

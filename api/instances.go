@@ -102,7 +102,17 @@ func (i *Instances) Bind(name, app string, w *WriteOptions) (map[string]string, 
 }
 
 // Unbind unbinds an instance from an app and redeploys it:
-// DELETE /services/instances/:name/:app (service.unbind).
-func (i *Instances) Unbind(name, app string, w *WriteOptions) (*WriteMeta, error) {
-	return i.c.write(http.MethodDelete, "/services/instances/"+esc(name)+"/"+esc(app), nil, nil, nil, w)
+// DELETE /services/instances/:name/:app (service.unbind). The unbind
+// cannot be undone once the broker has revoked the credentials: when the
+// app's redeploy could not be started, the unbind still succeeds, and the
+// answer's Status is not "ok" but the sentence that says the app was not
+// redeployed, and why (its processes keep the revoked credentials until it
+// is deployed again).
+func (i *Instances) Unbind(name, app string, w *WriteOptions) (*Status, *WriteMeta, error) {
+	var out Status
+	wm, err := i.c.write(http.MethodDelete, "/services/instances/"+esc(name)+"/"+esc(app), nil, nil, &out, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, wm, nil
 }

@@ -54,7 +54,7 @@ func TestServicesErrors(t *testing.T) {
 	}
 	_, _, err = dev.Instances().Bind("db", "hello", nil)
 	apiError(t, err, 404)
-	_, err = dev.Instances().Unbind("db", "hello", nil)
+	_, _, err = dev.Instances().Unbind("db", "hello", nil)
 	apiError(t, err, 404)
 }
 

@@ -2,65 +2,25 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
 
-type instanceView struct {
-	Name     string `json:"name"`
-	Index    int    `json:"index"`
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Address  string `json:"address,omitempty"`
-	PID      int    `json:"pid,omitempty"`
-	Restarts int    `json:"restarts"`
-	Message  string `json:"message,omitempty"`
-}
-
-type procView struct {
-	ProcName     string         `json:"procname"`
-	Type         string         `json:"proctype"`
-	NumInstances int            `json:"num_instances"`
-	CPU          float64        `json:"cpu"`
-	Memory       string         `json:"memory"`
-	Cmd          string         `json:"cmd,omitempty"`
-	Image        string         `json:"image,omitempty"`
-	Port         int            `json:"port,omitempty"`
-	Deployed     bool           `json:"deployed"`
-	Instances    []instanceView `json:"instances"`
-}
-
-type deployedView struct {
-	AppName     string        `json:"appname"`
-	AppType     string        `json:"apptype"`
-	MetaVersion string        `json:"meta_version"`
-	State       string        `json:"state"`
-	Message     string        `json:"message,omitempty"`
-	Operation   string        `json:"operation,omitempty"`
-	Generation  int64         `json:"generation"`
-	Routes      []string      `json:"routes"`
-	Procs       []procView    `json:"procs"`
-	Resource    string        `json:"resource,omitempty"`
-	Client      string        `json:"client,omitempty"`
-	Deploy      *state.Deploy `json:"deploy,omitempty"`
-	// The app's deploy policy in effect (its own, else the defaults).
-	ProgressDeadline string `json:"progress_deadline"`
-	AutoRevert       bool   `json:"auto_revert"`
-}
-
-// deployedOut is the LAIN view of a deployed app: each proc with its
-// desired size and its instances' states from the scheduler.
-func deployedOut(d *engine.DeployedApp) *deployedView {
+// deployedOut is the LAIN view of a deployed app (api.DeployedApp): each
+// proc with its desired size and its instances' states from the scheduler.
+func deployedOut(d *engine.DeployedApp) *api.DeployedApp {
 	a := d.App
-	v := &deployedView{AppName: a.Name, AppType: a.AppType, MetaVersion: a.MetaVersion, Generation: a.Generation, Routes: a.Routes, Procs: []procView{}, Resource: a.Resource, Client: a.Client}
+	v := &api.DeployedApp{AppName: a.Name, AppType: a.AppType, MetaVersion: a.MetaVersion, Generation: a.Generation, Routes: a.Routes, Procs: []api.Proc{}, Resource: a.Resource, Client: a.Client}
 	if v.Routes == nil {
 		v.Routes = []string{}
 	}
 	v.ProgressDeadline, v.AutoRevert = d.ProgressDeadline.String(), d.AutoRevert
 	if d.Deploy != nil {
-		v.State, v.Message, v.Operation, v.Deploy = string(d.Deploy.State), d.Deploy.Message, d.Deploy.Operation, d.Deploy
+		v.State, v.Message, v.Operation, v.Deploy = string(d.Deploy.State), d.Deploy.Message, d.Deploy.Operation, deployOut(d.Deploy)
 	}
 	for i := range d.Procs {
 		v.Procs = append(v.Procs, procOut(a.Name, &d.Procs[i]))
@@ -68,19 +28,29 @@ func deployedOut(d *engine.DeployedApp) *deployedView {
 	return v
 }
 
-func procOut(app string, ps *engine.ProcStatus) procView {
+// deployOut is an operation's record as the API shows it (api.Deploy).
+func deployOut(d *state.Deploy) *api.Deploy {
+	out := &api.Deploy{AppName: d.App, Generation: d.Generation, Operation: d.Operation, MetaVersion: d.MetaVersion, State: string(d.State), Message: d.Message, By: d.By, Updated: d.Updated, Deadline: d.Deadline, AutoRevert: d.AutoRevert, LastRunning: d.LastRunning}
+	if r := d.Reverted; r != nil {
+		out.Reverted = &api.Reverted{Generation: r.Generation, MetaVersion: r.MetaVersion, Message: r.Message}
+	}
+	return out
+}
+
+// procOut is one proc of a deployed app (api.Proc).
+func procOut(app string, ps *engine.ProcStatus) api.Proc {
 	p := ps.Proc
-	pv := procView{ProcName: p.Name, Type: p.Type, NumInstances: ps.Instances, CPU: ps.CPU, Memory: fmt.Sprintf("%dm", ps.MemoryMB), Cmd: p.Cmd, Image: p.Image, Port: p.Port, Deployed: ps.Deployed, Instances: []instanceView{}}
+	pv := api.Proc{ProcName: p.Name, Type: p.Type, NumInstances: ps.Instances, CPU: ps.CPU, Memory: fmt.Sprintf("%dm", ps.MemoryMB), Cmd: p.Cmd, Image: p.Image, Port: p.Port, Deployed: ps.Deployed, Instances: []api.Instance{}}
 	for _, in := range ps.Units {
-		pv.Instances = append(pv.Instances, instanceView{Name: fmt.Sprintf("%s.%s.%d", app, in.Proc, in.Index), Index: in.Index, ID: in.ID, State: string(in.State), Address: in.Address, PID: in.PID, Restarts: in.Restarts, Message: in.Message})
+		pv.Instances = append(pv.Instances, api.Instance{Name: fmt.Sprintf("%s.%s.%d", app, in.Proc, in.Index), Index: in.Index, ID: in.ID, State: string(in.State), Address: in.Address, PID: in.PID, Restarts: in.Restarts, Message: in.Message})
 	}
 	return pv
 }
 
-func deployedList(ds []*engine.DeployedApp) []*deployedView {
-	out := []*deployedView{}
+func deployedList(ds []*engine.DeployedApp) []api.DeployedApp {
+	out := []api.DeployedApp{}
 	for _, d := range ds {
-		out = append(out, deployedOut(d))
+		out = append(out, *deployedOut(d))
 	}
 	return out
 }
@@ -113,30 +83,22 @@ func (s *Server) getDeployed(c *call) (any, error) {
 	return deployedOut(d), nil
 }
 
-// deployPolicyIn is the optional per-app deploy policy a deploy request
+// deploySettings is the optional per-app deploy policy a deploy request
 // may set; it is kept on the app for its later operations.
-type deployPolicyIn struct {
-	ProgressDeadline *string `json:"progress_deadline"`
-	AutoRevert       *bool   `json:"auto_revert"`
-}
-
-func (p deployPolicyIn) settings() engine.DeploySettings {
+func deploySettings(p api.DeployPolicy) engine.DeploySettings {
 	return engine.DeploySettings{ProgressDeadline: p.ProgressDeadline, AutoRevert: p.AutoRevert}
 }
 
 // POST /api/v1/apps/ {"appname"} — deploy the latest pushed release.
 func (s *Server) deployApp(c *call) (any, error) {
-	var in struct {
-		AppName string `json:"appname"`
-		deployPolicyIn
-	}
+	var in api.DeployRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
 	if names.App(in.AppName) == nil {
 		c.target = in.AppName
 	}
-	ch, err := s.eng.DeployLatest(c.ctx(), c.id, in.AppName, in.settings())
+	ch, err := s.eng.DeployLatest(c.ctx(), c.id, in.AppName, deploySettings(in.DeployPolicy))
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +108,11 @@ func (s *Server) deployApp(c *call) (any, error) {
 // PUT /api/v1/apps/:app/ {"meta_version"} — deploy that version (also rollback).
 func (s *Server) updateDeployed(c *call) (any, error) {
 	app := appTarget(c, "app")
-	var in struct {
-		MetaVersion string `json:"meta_version"`
-		deployPolicyIn
-	}
+	var in api.DeployVersionRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
-	ch, err := s.eng.DeployVersion(c.ctx(), c.id, app, in.MetaVersion, in.settings())
+	ch, err := s.eng.DeployVersion(c.ctx(), c.id, app, in.MetaVersion, deploySettings(in.DeployPolicy))
 	if err != nil {
 		return nil, err
 	}
@@ -192,9 +151,7 @@ func (s *Server) getProc(c *call) (any, error) {
 // undeployed (or failed) again.
 func (s *Server) deployProc(c *call) (any, error) {
 	app := appTarget(c, "app")
-	var in struct {
-		ProcName string `json:"procname"`
-	}
+	var in api.ProcDeployRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
@@ -213,11 +170,7 @@ func (s *Server) deployProc(c *call) (any, error) {
 // applied and cpu/memory are not, and the answer says so.
 func (s *Server) patchProc(c *call) (any, error) {
 	app, proc := appTarget(c, "app"), c.param("proc")
-	var in struct {
-		NumInstances *int     `json:"num_instances"`
-		CPU          *float64 `json:"cpu"`
-		Memory       any      `json:"memory"`
-	}
+	var in api.ProcPatchRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
@@ -244,23 +197,25 @@ func (s *Server) undeployProc(c *call) (any, error) {
 	return accepted(ch), nil
 }
 
-// accepted is the 202 answer of an operation.
-func accepted(ch *engine.Change) *reply {
+// ignoredMessage explains Operation.Ignored.
+const ignoredMessage = "num_instances and cpu/memory cannot take effect together: num_instances was applied; send cpu/memory in a separate request"
+
+// operationOut is the answer of an operation (api.Operation).
+func operationOut(ch *engine.Change) *api.Operation {
 	a, d := ch.App, ch.Deploy
-	body := map[string]any{
-		"appname": a.Name, "meta_version": a.MetaVersion, "generation": d.Generation,
-		"operation": d.Operation, "state": d.State,
-		"watch": "/api/v1/apps/" + a.Name + "/", "events": "/api/v1/apps/" + a.Name + "/events/",
-	}
-	if len(ch.ResourceInstances) > 0 {
-		body["resource_instances"] = ch.ResourceInstances
-	}
-	if ch.Proc != "" {
-		body["procname"] = ch.Proc
+	out := &api.Operation{
+		AppName: a.Name, MetaVersion: a.MetaVersion, Generation: d.Generation,
+		Operation: d.Operation, State: string(d.State),
+		Watch: "/api/v1/apps/" + a.Name + "/", Events: "/api/v1/apps/" + a.Name + "/events/",
+		ResourceInstances: ch.ResourceInstances, ProcName: ch.Proc, Ignored: ch.Ignored,
 	}
 	if len(ch.Ignored) > 0 {
-		body["ignored"] = ch.Ignored
-		body["message"] = "num_instances and cpu/memory cannot take effect together: num_instances was applied; send cpu/memory in a separate request"
+		out.Message = ignoredMessage
 	}
-	return &reply{Status: 202, Body: body}
+	return out
+}
+
+// accepted is the 202 answer of an operation.
+func accepted(ch *engine.Change) *reply {
+	return &reply{Status: http.StatusAccepted, Body: operationOut(ch)}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
 )
 
@@ -17,25 +18,20 @@ func (s *Server) getEnv(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []map[string]any{}
+	out := []api.EnvVar{}
 	for _, v := range vars {
 		val := v.Value
 		if !v.Public {
 			val = maskedValue
 		}
-		out = append(out, map[string]any{"name": v.Name, "value": val, "public": v.Public})
+		out = append(out, api.EnvVar{Name: v.Name, Value: val, Public: v.Public})
 	}
 	return out, nil
 }
 
-type envIn struct {
-	Name   string `json:"name"`
-	Value  string `json:"value"`
-	Public *bool  `json:"public"`
-}
-
-// parseEnvBody accepts {"envs":[{"name","value"[,"public"]}], "private":
-// bool, "norestart": bool} or a flat object {"KEY": "value", ...}.
+// parseEnvBody accepts an api.EnvSetRequest ({"envs":[{"name","value"
+// [,"public"]}], "private": bool, "norestart": bool}) or a flat object
+// {"KEY": "value", ...}.
 func parseEnvBody(c *call) ([]engine.EnvSet, bool, error) {
 	body, err := io.ReadAll(c.r.Body)
 	if err != nil {
@@ -52,11 +48,7 @@ func parseEnvBody(c *call) ([]engine.EnvSet, bool, error) {
 	var list []engine.EnvSet
 	noRestart := false
 	if _, ok := probe["envs"]; ok {
-		var in struct {
-			Envs      []envIn `json:"envs"`
-			Private   bool    `json:"private"`
-			NoRestart bool    `json:"norestart"`
-		}
+		var in api.EnvSetRequest
 		if err := decodeBytes(body, &in); err != nil {
 			return nil, false, err
 		}
@@ -80,11 +72,15 @@ func parseEnvBody(c *call) ([]engine.EnvSet, bool, error) {
 	return list, noRestart, nil
 }
 
-// changed is the answer of an env change: the accepted redeploy, or a
-// plain ok when the app was not redeployed.
+// changed is the answer of an env change: the accepted redeploy (202,
+// api.Operation), or a plain ok (200, api.Status) when the app was not
+// redeployed.
 func changed(ch *engine.Change, err error) (any, error) {
-	if err != nil || ch == nil {
+	if err != nil {
 		return nil, err
+	}
+	if ch == nil {
+		return okStatus, nil
 	}
 	return accepted(ch), nil
 }
@@ -105,10 +101,7 @@ func (s *Server) unsetEnv(c *call) (any, error) {
 	namesList := c.r.URL.Query()["env"]
 	noRestart := c.r.URL.Query().Get("norestart") == "true"
 	if len(namesList) == 0 {
-		var in struct {
-			Names     []string `json:"names"`
-			NoRestart bool     `json:"norestart"`
-		}
+		var in api.EnvUnsetRequest
 		if err := decode(c, &in); err != nil {
 			return nil, err
 		}
@@ -123,9 +116,7 @@ func (s *Server) restartApp(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := accepted(ch)
-	b.Status = http.StatusOK
-	return b, nil
+	return operationOut(ch), nil
 }
 
 // PUT /swap?app1=&app2= — exchange the two apps' public routes
@@ -140,7 +131,7 @@ func (s *Server) swap(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]any{}
+	out := api.SwapResult{}
 	for k, v := range routes {
 		out[k] = v
 	}
@@ -149,9 +140,9 @@ func (s *Server) swap(c *call) (any, error) {
 
 // GET /healers
 func (s *Server) listHealers(c *call) (any, error) {
-	out := []map[string]string{}
+	out := []api.Healer{}
 	for _, h := range s.eng.Healers() {
-		out = append(out, map[string]string{h.Name: h.Description})
+		out = append(out, api.Healer{h.Name: h.Description})
 	}
 	return out, nil
 }
@@ -162,8 +153,9 @@ func (s *Server) runHealer(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.Pass != nil {
-		return map[string]any{"healer": res.Name, "result": res.Pass}, nil
+	out := &api.HealerResult{Healer: res.Name, Repaired: res.Repaired}
+	if p := res.Pass; p != nil {
+		out.Result = &api.PassResult{Checked: p.Checked, Submitted: p.Submitted, Stopped: p.Stopped, Failed: p.Failed}
 	}
-	return map[string]any{"healer": res.Name, "repaired": res.Repaired}, nil
+	return out, nil
 }

@@ -49,7 +49,7 @@ func (s *Server) streamEvents(c *call) (any, error) {
 			fl.Flush()
 			continue
 		}
-		b, _ := json.Marshal(d)
+		b, _ := json.Marshal(deployOut(d))
 		fmt.Fprintf(c.w, "id: %d\nevent: %s\ndata: %s\n\n", index, d.State, b)
 		fl.Flush()
 		if untilFinal && (d.State == state.DeployRunning || d.State == state.DeployFailed || d.State == state.DeployUndeployed) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
@@ -28,20 +29,15 @@ func (b serviceBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type serviceListItem struct {
-	Service   string   `json:"service"`
-	Instances []string `json:"instances"`
-}
-
 // GET /services and GET /services/instances
 func (s *Server) listServices(c *call) (any, error) {
 	svcs, err := s.eng.ListServices(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
-	out := []serviceListItem{}
+	out := []api.ServiceListItem{}
 	for _, si := range svcs {
-		item := serviceListItem{Service: si.Service.Name, Instances: []string{}}
+		item := api.ServiceListItem{Service: si.Service.Name, Instances: []string{}}
 		for _, i := range si.Instances {
 			item.Instances = append(item.Instances, i.Name)
 		}
@@ -65,16 +61,12 @@ func (s *Server) createService(c *call) (any, error) {
 // serviceOut is the answer of POST /services (api.Service): a service with
 // no endpoint or settings answers {} and [] for them, as its documented
 // type says, not null.
-func serviceOut(svc *state.Service) map[string]any {
+func serviceOut(svc *state.Service) *api.Service {
 	endpoint := svc.Endpoint
 	if endpoint == nil {
 		endpoint = map[string]string{}
 	}
-	out := map[string]any{"id": svc.Name, "broker": svc.Broker, "endpoint": endpoint, "owner_teams": nonNil(svc.OwnerTeams), "teams": nonNil(svc.Teams), "plan": svc.Plan, "setting_keys": nonNil(svc.SettingKeys)}
-	if svc.Target != "" {
-		out["target"] = svc.Target
-	}
-	return out
+	return &api.Service{ID: svc.Name, Broker: svc.Broker, Endpoint: endpoint, OwnerTeams: nonNil(svc.OwnerTeams), Teams: nonNil(svc.Teams), Plan: svc.Plan, SettingKeys: nonNil(svc.SettingKeys), Target: svc.Target}
 }
 
 // PUT /services (YAML) — update an existing service.
@@ -83,7 +75,10 @@ func (s *Server) updateService(c *call) (any, error) {
 	if name != "" {
 		c.target = name
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	return okStatus, nil
 }
 
 // DELETE /services/:name — 204; 403 while it has instances.
@@ -94,17 +89,10 @@ func (s *Server) removeService(c *call) (any, error) {
 	return &reply{Status: http.StatusNoContent}, nil
 }
 
-type instanceOutView struct {
-	Name        string   `json:"name"`
-	ServiceName string   `json:"servicename"`
-	Teams       []string `json:"teams"`
-	Apps        []string `json:"apps"`
-	State       string   `json:"state"`
-	Message     string   `json:"message,omitempty"`
-}
-
-func instanceOut(i *state.ServiceInstance) instanceOutView {
-	return instanceOutView{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message}
+// instanceOut is a service instance as the API shows it
+// (api.ServiceInstance).
+func instanceOut(i *state.ServiceInstance) *api.ServiceInstance {
+	return &api.ServiceInstance{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message}
 }
 
 // GET /services/:name — the service's instances.
@@ -113,9 +101,9 @@ func (s *Server) getService(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []map[string]any{}
+	out := []api.ServiceInstanceSummary{}
 	for _, i := range si.Instances {
-		out = append(out, map[string]any{"Name": i.Name, "Teams": nonNil(i.Teams), "Apps": nonNil(i.Apps), "ServiceName": i.ServiceName})
+		out = append(out, api.ServiceInstanceSummary{Name: i.Name, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), ServiceName: i.ServiceName})
 	}
 	return out, nil
 }
@@ -138,25 +126,22 @@ func (s *Server) getServiceDoc(c *call) (any, error) {
 
 // PUT /services/:name/doc (text)
 func (s *Server) putServiceDoc(c *call) (any, error) {
-	return nil, s.eng.SetServiceDoc(c.ctx(), c.id, c.param("name"), c.r.Body)
+	return statusOf(s.eng.SetServiceDoc(c.ctx(), c.id, c.param("name"), c.r.Body))
 }
 
 // PUT /services/:name/:team — grant.
 func (s *Server) grantService(c *call) (any, error) {
-	return nil, s.eng.GrantService(c.ctx(), c.id, c.param("name"), c.param("team"))
+	return statusOf(s.eng.GrantService(c.ctx(), c.id, c.param("name"), c.param("team")))
 }
 
 // DELETE /services/:name/:team — revoke.
 func (s *Server) revokeService(c *call) (any, error) {
-	return nil, s.eng.RevokeService(c.ctx(), c.id, c.param("name"), c.param("team"))
+	return statusOf(s.eng.RevokeService(c.ctx(), c.id, c.param("name"), c.param("team")))
 }
 
 // POST /services/instances {"name","service_name"}
 func (s *Server) createInstance(c *call) (any, error) {
-	var in struct {
-		Name        string `json:"name"`
-		ServiceName string `json:"service_name"`
-	}
+	var in api.InstanceCreateRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
@@ -173,7 +158,7 @@ func (s *Server) createInstance(c *call) (any, error) {
 // DELETE /services/instances/:name — refused while bound.
 func (s *Server) removeInstance(c *call, name string) (any, error) {
 	c.target = name
-	return nil, s.eng.RemoveInstance(c.ctx(), c.id, name)
+	return statusOf(s.eng.RemoveInstance(c.ctx(), c.id, name))
 }
 
 // GET /services/instances/:name
@@ -191,11 +176,7 @@ func (s *Server) instanceStatus(c *call, name string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]any{"name": st.Name, "state": st.State, "broker": st.Broker}
-	if st.Description != "" {
-		out["description"] = st.Description
-	}
-	return out, nil
+	return &api.InstanceStatus{Name: st.Name, State: st.State, Broker: st.Broker, Description: st.Description}, nil
 }
 
 // PUT /services/instances/:name/:app — bind; answers the env the app gets.
@@ -204,7 +185,14 @@ func (s *Server) instanceStatus(c *call, name string) (any, error) {
 // credentials.
 func (s *Server) bindInstance(c *call, name, appName string) (any, error) {
 	c.target = name + "->" + appName
-	return s.eng.BindApp(c.ctx(), c.id, name, appName)
+	env, err := s.eng.BindApp(c.ctx(), c.id, name, appName)
+	if err != nil {
+		return nil, err
+	}
+	if env == nil { // a broker that gave no credentials: an empty object, not null
+		env = map[string]string{}
+	}
+	return env, nil
 }
 
 // DELETE /services/instances/:name/:app — unbind. The unbind cannot be
@@ -219,7 +207,19 @@ func (s *Server) unbindInstance(c *call, name, appName string) (any, error) {
 		return nil, err
 	}
 	if res.Warning != "" {
-		return map[string]string{"status": res.Warning}, nil
+		return api.Status{Status: res.Warning}, nil
 	}
-	return nil, nil
+	return okStatus, nil
+}
+
+// okStatus is the answer of a change that has nothing more to say.
+var okStatus = api.Status{Status: "ok"}
+
+// statusOf is the answer of a change that has nothing more to say:
+// api.Status "ok", or the error.
+func statusOf(err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return okStatus, nil
 }

@@ -147,10 +147,15 @@ Unbinds INSTANCE from APP (DELETE /services/instances/:name/:app); a
 deployed app is redeployed without its variables, followed until it settles.`,
 			flags: detachFlag(&detach),
 			run: func(r *run) error {
-				if _, err := r.cl.Instances().Unbind(r.args[0], r.args[1], nil); err != nil {
+				st, _, err := r.cl.Instances().Unbind(r.args[0], r.args[1], nil)
+				if err != nil {
 					return err
 				}
 				r.outf("unbound %s from %s", r.args[0], r.args[1])
+				if st.Status != "ok" { // the unbind is done, but no redeploy was started: the server says why
+					r.outf("%s", st.Status)
+					return nil
+				}
 				return r.followBinding(r.args[1], detach)
 			}}
 	})
