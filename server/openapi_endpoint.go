@@ -26,6 +26,12 @@ func openapiOps(table []route) []openapi.Operation {
 		if rt.Out != nil {
 			op.Response = reflect.TypeOf(rt.Out)
 		}
+		for code, v := range rt.AlsoOut {
+			if op.AlsoResponse == nil {
+				op.AlsoResponse = map[int]reflect.Type{}
+			}
+			op.AlsoResponse[code] = reflect.TypeOf(v)
+		}
 		for _, q := range rt.Query {
 			op.Query = append(op.Query, openapi.Param{Name: q.Name, Type: q.Type, Description: q.Doc})
 		}

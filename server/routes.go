@@ -41,8 +41,10 @@ type route struct {
 	InType     string
 	InTypes    []string
 	InOptional bool
-	// AlsoStatus are further success statuses with the same answer.
+	// AlsoStatus are further success statuses with the same answer;
+	// AlsoOut further statuses with an answer of another type.
 	AlsoStatus []int
+	AlsoOut    map[int]any
 	// Query names the query parameters the handler reads.
 	Query []queryParam
 	// Text and Stream: the answer is text/plain or a stream
@@ -109,8 +111,8 @@ func (s *Server) routes() []route {
 		{Method: d, Path: "/apps/:app", Out: api.Status{}, Action: engine.ActAppRemove, Tag: "apps", Summary: "Remove an app: undeploy, unbind, delete", h: s.removeApp},
 		{Method: g, Path: "/apps/:app/restart", Out: api.Operation{}, Action: engine.ActAppRestart, Writes: true, Tag: "apps", Summary: "Restart an app's instances", h: s.restartApp},
 		{Method: g, Path: "/apps/:app/env", Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
-		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, AlsoStatus: []int{200}, Summary: "Set environment variables and redeploy", h: s.setEnv},
-		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, InOptional: true, Query: []queryParam{{Name: "env", Doc: "a variable to unset (repeatable), instead of the body"}}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, AlsoStatus: []int{200}, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
+		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Set environment variables and redeploy", h: s.setEnv},
+		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, InOptional: true, Query: []queryParam{{Name: "env", Doc: "a variable to unset (repeatable), instead of the body"}}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
 		{Method: u, Path: "/swap", Out: api.SwapResult{}, Action: engine.ActAppSwap, Tag: "apps", Summary: "Swap the routes of two apps", h: s.swap},
 		{Method: g, Path: "/platforms", Out: []api.Platform{}, Action: engine.ActPlatformRead, Tag: "apps", Summary: "List the platforms apps may use", h: s.listPlatforms},
 		{Method: g, Path: "/healers", Out: []api.Healer{}, Action: engine.ActHealerRead, Tag: "healers", Summary: "List the healers", h: s.listHealers},

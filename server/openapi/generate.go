@@ -94,6 +94,10 @@ type Operation struct {
 	// AlsoStatus are further success statuses with the same answer (e.g.
 	// 200 for a push of a version already recorded, beside 201).
 	AlsoStatus []int
+	// AlsoResponse are further success statuses with an answer of another
+	// type (e.g. 200 {"status":"ok"} where nothing had to be redeployed,
+	// beside 202 and the operation started).
+	AlsoResponse map[int]reflect.Type
 	// AlsoContentTypes are further content types the request body may be
 	// sent in, with the same schema (e.g. YAML beside JSON).
 	AlsoContentTypes []string
@@ -359,6 +363,15 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 			more["content"] = content
 		}
 		responses[strconv.Itoa(also)] = more
+	}
+	for also, t := range op.AlsoResponse {
+		if also < 100 || also > 399 {
+			return nil, fmt.Errorf("success status %d is not 1xx-3xx", also)
+		}
+		responses[strconv.Itoa(also)] = map[string]any{
+			"description": statusText(also, op.Summary),
+			"content":     map[string]any{jsonType: map[string]any{"schema": sg.schema(t)}},
+		}
 	}
 
 	errs := map[int]string{}
