@@ -18,6 +18,14 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
+// kin-openapi decodes application/yaml and application/x-yaml bodies;
+// text/yaml (which the push takes too) is the same YAML.
+func init() {
+	if openapi3filter.RegisteredBodyDecoder("text/yaml") == nil {
+		openapi3filter.RegisterBodyDecoder("text/yaml", openapi3filter.YamlBodyDecoder)
+	}
+}
+
 // Validator checks HTTP exchanges against an OpenAPI document with
 // kin-openapi (which loads and validates OpenAPI 3.1 documents natively,
 // with JSON Schema 2020-12 semantics; no version rewriting is needed).
