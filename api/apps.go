@@ -34,7 +34,7 @@ type App struct {
 
 // Unit is one instance of an app in the tsuru view.
 type Unit struct {
-	// Name is "<app>.<proc>.<index>".
+	// Name is "<app>/<proc>/<index>".
 	Name  string `json:"Name"`
 	Ip    string `json:"Ip"`    // its address (host:port)
 	State string `json:"State"` // its state as the scheduler reports it

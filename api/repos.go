@@ -53,8 +53,9 @@ type Role struct {
 // meta_version and the release spec, as Spec (lain.yaml as an object) or
 // as LainYAML (lain.yaml's text). Give one of the two.
 type PushRequest struct {
-	// MetaVersion names the release: "<unix time>-<git sha>".
-	MetaVersion string `json:"meta_version"`
+	// MetaVersion names the release: "<unix time>-<git sha>". A body
+	// without it takes the query's ?meta_version= (as PushYAML sends it).
+	MetaVersion string `json:"meta_version,omitempty"`
 	// Spec is lain.yaml as an object (appname, web:, worker.x:, ...).
 	Spec map[string]any `json:"spec,omitempty"`
 	// LainYAML is lain.yaml as text.

@@ -96,13 +96,13 @@ func (s *Engine) RegisterApp(ctx context.Context, id *Identity, in NewApp) (*sta
 				t.ID = state.NewID()
 			}
 			app.TeamIDs = map[string]string{in.TeamOwner: t.ID}
-			teamJSON, err := JsonBytes(t)
+			teamJSON, err := jsonBytes(t)
 			if err != nil {
 				return nil, err
 			}
 			teamOp = []backends.TxnOp{{Verb: backends.TxnCAS, Key: state.TeamKey(in.TeamOwner), Value: teamJSON, Index: tidx}}
 		}
-		appJSON, err := JsonBytes(app)
+		appJSON, err := jsonBytes(app)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func (s *Engine) RegisterApp(ctx context.Context, id *Identity, in NewApp) (*sta
 			return nil, forbidden("quota exceeded: you own %d of %d apps allowed; remove one or ask an admin to raise your quota", u.Owned, limit)
 		}
 		u.Owned++
-		userJSON, err := JsonBytes(u)
+		userJSON, err := jsonBytes(u)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +162,7 @@ func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
 			if u.Owned > 0 {
 				u.Owned--
 			}
-			b, err := JsonBytes(u)
+			b, err := jsonBytes(u)
 			if err != nil {
 				return err
 			}
@@ -180,7 +180,7 @@ func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
 		if _, err := s.store.DeleteTree(ctx, state.ReleasePrefix(app.Name)); err != nil {
 			s.log.Warn("could not delete releases", "app", app.Name, "error", err)
 		}
-		if err := s.secrets.Delete(ctx, EnvSecretPath(app.Name)); err != nil {
+		if err := s.secrets.Delete(ctx, envSecretPath(app.Name)); err != nil {
 			s.log.Warn("could not delete private env", "app", app.Name, "error", err)
 		}
 		return nil
@@ -188,10 +188,10 @@ func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
 	return conflict("too many concurrent changes; try again")
 }
 
-func EnvSecretPath(app string) string { return "apps/" + app + "/env" }
+func envSecretPath(app string) string { return "apps/" + app + "/env" }
 
-// VisibleApps lists the apps the caller may read.
-func (s *Engine) VisibleApps(ctx context.Context, id *Identity) ([]*state.App, error) {
+// visibleApps lists the apps the caller may read.
+func (s *Engine) visibleApps(ctx context.Context, id *Identity) ([]*state.App, error) {
 	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
 	if err != nil {
 		return nil, err
@@ -222,8 +222,8 @@ func (s *Engine) VisibleApps(ctx context.Context, id *Identity) ([]*state.App, e
 	return out, nil
 }
 
-// LatestRelease returns the newest pushed release of an app, or nil.
-func (s *Engine) LatestRelease(ctx context.Context, app string) (*state.Release, error) {
+// latestRelease returns the newest pushed release of an app, or nil.
+func (s *Engine) latestRelease(ctx context.Context, app string) (*state.Release, error) {
 	rs, err := state.List[state.Release](ctx, s.store, state.ReleasePrefix(app))
 	if err != nil || len(rs) == 0 {
 		return nil, err
@@ -237,4 +237,79 @@ func (s *Engine) LatestRelease(ctx context.Context, app string) (*state.Release,
 	return rs[len(rs)-1], nil
 }
 
-func JsonBytes(v any) ([]byte, error) { return json.Marshal(v) }
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }
+
+// AppStatus is an app with its teams and what the scheduler reports of it.
+type AppStatus struct {
+	RegisteredApp
+	// Units are its running instances.
+	Units []backends.Instance
+	// State is "registered" when it is not deployed, "unknown" when the
+	// scheduler cannot say, else the scheduler's deployment state.
+	State string
+}
+
+func (s *Engine) appStatus(ctx context.Context, a *state.App) *AppStatus {
+	units, st := s.Units(ctx, a)
+	return &AppStatus{RegisteredApp: RegisteredApp{App: a, Teams: sortedTeams(a)}, Units: units, State: st}
+}
+
+// sortedTeams are the teams with access to a, sorted; never nil.
+func sortedTeams(a *state.App) []string {
+	ts := AppTeams(a)
+	sort.Strings(ts)
+	if ts == nil {
+		ts = []string{}
+	}
+	return ts
+}
+
+// ListApps lists the apps the caller may read, with their units.
+func (s *Engine) ListApps(ctx context.Context, id *Identity) ([]*AppStatus, error) {
+	apps, err := s.visibleApps(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*AppStatus, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.appStatus(ctx, a))
+	}
+	return out, nil
+}
+
+// GetApp is one app the caller may read, with its units.
+func (s *Engine) GetApp(ctx context.Context, id *Identity, name string) (*AppStatus, error) {
+	a, err := s.loadApp(ctx, id, name, ActAppRead)
+	if err != nil {
+		return nil, err
+	}
+	return s.appStatus(ctx, a), nil
+}
+
+// RemoveApp undeploys an app (unbinding its services), removes its record,
+// releases and private env, gives its owner the quota back and revokes its
+// app tokens. Only its owners (and site admins) may.
+func (s *Engine) RemoveApp(ctx context.Context, id *Identity, name string) error {
+	a, err := s.loadApp(ctx, id, name, ActAppDelete)
+	if err != nil {
+		return err
+	}
+	if err := s.BeforeRemoveApp(ctx, id, a); err != nil {
+		return err
+	}
+	if err := s.UnregisterApp(ctx, a); err != nil {
+		return err
+	}
+	// Its app tokens die with it. (Should this fail, they are refused all
+	// the same: a token is bound to the app it was issued for, not to an
+	// app that later gets the same name; see checkAppToken.)
+	if err := s.RevokeAppTokens(ctx, a.Name); err != nil {
+		s.log.Warn("could not revoke the app tokens of a removed app", "app", a.Name, "error", err)
+	}
+	return nil
+}
+
+// Platforms are the platforms apps may name.
+func (s *Engine) Platforms() []string {
+	return append([]string(nil), s.cfg.Platforms...)
+}

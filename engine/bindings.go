@@ -264,11 +264,11 @@ func (s *Engine) linkBinding(ctx context.Context, instance, app string, add bool
 			a.Bindings = Remove(a.Bindings, instance)
 			inst.Apps = Remove(inst.Apps, app)
 		}
-		ab, err := JsonBytes(a)
+		ab, err := jsonBytes(a)
 		if err != nil {
 			return err
 		}
-		ib, err := JsonBytes(inst)
+		ib, err := jsonBytes(inst)
 		if err != nil {
 			return err
 		}

@@ -197,7 +197,7 @@ func bindingPrefix(app string) string { return "apps/" + app + "/bindings/" }
 // privateEnv reads an app's private variables and bound credentials.
 func (s *Engine) privateEnv(ctx context.Context, a *state.App) (map[string]string, error) {
 	out := map[string]string{}
-	sec, err := s.secrets.Get(ctx, EnvSecretPath(a.Name), 0)
+	sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
 	if err != nil && !errors.Is(err, backends.ErrNotFound) {
 		return nil, err
 	}
@@ -487,7 +487,7 @@ func (s *Engine) ListDeployed(ctx context.Context, id *Identity, appType string)
 	default:
 		return nil, badRequest("apptype must be one of app, service, resource, resource-instance, not %q", appType)
 	}
-	apps, err := s.VisibleApps(ctx, id)
+	apps, err := s.visibleApps(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +526,7 @@ func (s *Engine) DeployLatest(ctx context.Context, id *Identity, app string, set
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.LatestRelease(ctx, a.Name)
+	rel, err := s.latestRelease(ctx, a.Name)
 	if err != nil {
 		return nil, err
 	}

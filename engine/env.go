@@ -55,7 +55,7 @@ func (s *Engine) SetEnv(ctx context.Context, id *Identity, app string, vars []En
 	}
 	// A variable made public drops its private value.
 	secret := func(ctx context.Context) (func(), error) {
-		return s.MergeSecret(ctx, EnvSecretPath(a.Name), priv, pubNames)
+		return s.MergeSecret(ctx, envSecretPath(a.Name), priv, pubNames)
 	}
 	apply := func(x *state.App) error {
 		for _, e := range list {
@@ -101,7 +101,7 @@ func (s *Engine) UnsetEnv(ctx context.Context, id *Identity, app string, names [
 		}
 	}
 	secret := func(ctx context.Context) (func(), error) {
-		return s.MergeSecret(ctx, EnvSecretPath(a.Name), nil, names)
+		return s.MergeSecret(ctx, envSecretPath(a.Name), nil, names)
 	}
 	return s.envChange(ctx, id, a, "unset env", noRestart, secret, func(x *state.App) error {
 		out := x.Env[:0]
@@ -189,11 +189,11 @@ func (s *Engine) Swap(ctx context.Context, id *Identity, app1, app2 string) (map
 	a1.Routes, a2.Routes = a2.Routes, a1.Routes
 	a1.Generation++
 	a2.Generation++
-	b1, err := JsonBytes(a1)
+	b1, err := jsonBytes(a1)
 	if err != nil {
 		return nil, err
 	}
-	b2, err := JsonBytes(a2)
+	b2, err := jsonBytes(a2)
 	if err != nil {
 		return nil, err
 	}

@@ -222,7 +222,7 @@ func UpdateForUser[T any](ctx context.Context, st backends.Store, key, email str
 		if err := fn(v); err != nil {
 			return err
 		}
-		b, err := JsonBytes(v)
+		b, err := jsonBytes(v)
 		if err != nil {
 			return err
 		}

@@ -56,7 +56,7 @@ func (s *Engine) ensureResourceInstances(ctx context.Context, id *Identity, clie
 		if res.AppType != state.AppTypeResource {
 			return nil, badRequest("release %s uses %q as a resource, but it is an %s", rel.MetaVersion, resName, res.AppType)
 		}
-		resRel, err := s.LatestRelease(ctx, resName)
+		resRel, err := s.latestRelease(ctx, resName)
 		if err != nil {
 			return nil, err
 		}

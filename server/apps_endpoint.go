@@ -2,91 +2,56 @@ package server
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
-	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
 
-// tsuru-style app views.
-
-type unitView struct {
-	Name  string `json:"Name"`
-	Ip    string `json:"Ip"`
-	State string `json:"State"`
-}
-
-type appView struct {
-	Name       string     `json:"Name"`
-	Platform   string     `json:"Platform"`
-	Framework  string     `json:"Framework"`
-	Repository string     `json:"Repository"`
-	Ip         string     `json:"Ip"`
-	State      string     `json:"State"`
-	Owner      string     `json:"Owner"`
-	TeamOwner  string     `json:"TeamOwner"`
-	Teams      []string   `json:"Teams"`
-	Units      []unitView `json:"Units"`
-	AppType    string     `json:"AppType"`
-	Version    string     `json:"MetaVersion"`
-	Created    time.Time  `json:"Created"`
-}
-
-func (s *Server) appOut(c *call, a *state.App) appView {
-	teams := engine.AppTeams(a)
-	sort.Strings(teams)
-	insts, st := s.eng.Units(c.ctx(), a)
-	units := make([]unitView, 0, len(insts))
-	for _, in := range insts {
-		units = append(units, unitView{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: string(in.State)})
+// appOut is the tsuru view of an app.
+func appOut(st *engine.AppStatus) api.App {
+	a := st.App
+	units := make([]api.Unit, 0, len(st.Units))
+	for _, in := range st.Units {
+		units = append(units, api.Unit{Name: fmt.Sprintf("%s/%s/%d", a.Name, in.Proc, in.Index), Ip: in.Address, State: string(in.State)})
 	}
-	v := appView{
+	v := api.App{
 		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,
-		State: st, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: teams, Units: units,
-		AppType: a.AppType, Version: a.MetaVersion, Created: a.Created,
+		State: st.State, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: st.Teams, Units: units,
+		AppType: a.AppType, MetaVersion: a.MetaVersion, Created: a.Created,
 	}
 	if len(a.Routes) > 0 {
 		v.Ip = a.Routes[0]
-	}
-	if v.Teams == nil {
-		v.Teams = []string{}
 	}
 	return v
 }
 
 // GET /apps
 func (s *Server) listApps(c *call) (any, error) {
-	apps, err := s.eng.VisibleApps(c.ctx(), c.id)
+	apps, err := s.eng.ListApps(c.ctx(), c.id)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]appView, 0, len(apps))
+	out := make([]api.App, 0, len(apps))
 	for _, a := range apps {
-		out = append(out, s.appOut(c, a))
+		out = append(out, appOut(a))
 	}
 	return out, nil
 }
 
 // GET /apps/:app
 func (s *Server) getApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", engine.ActAppRead)
+	a, err := s.eng.GetApp(c.ctx(), c.id, appTarget(c, "app"))
 	if err != nil {
 		return nil, err
 	}
-	return s.appOut(c, a), nil
+	return appOut(a), nil
 }
 
 // POST /apps {"name","platform","teamOwner"} -> {"status":"success","repository_url":...}
 func (s *Server) createAppTsuru(c *call) (any, error) {
-	var in struct {
-		Name      string `json:"name"`
-		Platform  string `json:"platform"`
-		TeamOwner string `json:"teamOwner"`
-		Plan      string `json:"plan"`
-		Pool      string `json:"pool"`
-	}
+	var in api.AppCreateRequest
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
@@ -95,28 +60,15 @@ func (s *Server) createAppTsuru(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"status": "success", "repository_url": a.GitURL}, nil
+	return api.AppCreated{Status: "success", RepositoryURL: a.GitURL}, nil
 }
 
 // DELETE /apps/:app
 func (s *Server) removeApp(c *call) (any, error) {
-	a, err := s.appParam(c, "app", engine.ActAppDelete)
-	if err != nil {
+	if err := s.eng.RemoveApp(c.ctx(), c.id, appTarget(c, "app")); err != nil {
 		return nil, err
 	}
-	if err := s.eng.BeforeRemoveApp(c.ctx(), c.id, a); err != nil {
-		return nil, err
-	}
-	if err := s.eng.UnregisterApp(c.ctx(), a); err != nil {
-		return nil, err
-	}
-	// Its app tokens die with it. (Should this fail, they are refused all
-	// the same: a token is bound to the app it was issued for, not to an
-	// app that later gets the same name; see checkAppToken.)
-	if err := s.eng.RevokeAppTokens(c.ctx(), a.Name); err != nil {
-		c.log.Warn("could not revoke the app tokens of a removed app", "app", a.Name, "error", err)
-	}
-	return nil, nil
+	return api.Status{Status: "ok"}, nil
 }
 
 // POST /tokens {"appname"|"app", "expires": seconds} -> an app token.
@@ -165,9 +117,10 @@ func (s *Server) createAppToken(c *call) (any, error) {
 
 // GET /platforms
 func (s *Server) listPlatforms(c *call) (any, error) {
-	out := make([]map[string]string, 0, len(s.cfg.Platforms))
-	for _, p := range s.cfg.Platforms {
-		out = append(out, map[string]string{"Name": p})
+	ps := s.eng.Platforms()
+	out := make([]api.Platform, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, api.Platform{Name: p})
 	}
 	return out, nil
 }

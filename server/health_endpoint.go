@@ -1,55 +1,26 @@
 package server
 
 import (
-	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
 
-type backendHealth struct {
-	Backend string `json:"backend"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
-}
+	"github.com/berthpaas/berth/api"
+)
 
 // GET /healthz — each backend's health; 503 when any is down.
 func (s *Server) healthz(c *call) (any, error) {
-	ctx, cancel := context.WithTimeout(c.ctx(), 5*time.Second)
-	defer cancel()
-	checks := map[string]func(context.Context) error{
-		"store":   s.store.Health,
-		"secrets": s.secrets.Health,
-	}
-	if s.sched != nil {
-		checks["scheduler"] = s.sched.Health
-	}
-	out := map[string]backendHealth{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for role, check := range checks {
-		wg.Add(1)
-		go func(role string, check func(context.Context) error) {
-			defer wg.Done()
-			h := backendHealth{Backend: s.names[role], OK: true}
-			if err := check(ctx); err != nil {
-				h.OK, h.Error = false, err.Error()
-			}
-			mu.Lock()
-			out[role] = h
-			mu.Unlock()
-		}(role, check)
-	}
-	wg.Wait()
-	status, code := "ok", http.StatusOK
-	for _, h := range out {
+	hs := s.eng.Health(c.ctx())
+	out := api.Health{Status: "ok", Backends: map[string]api.BackendHealth{}, UptimeSeconds: int(time.Since(s.startedAt).Seconds())}
+	code := http.StatusOK
+	for role, h := range hs {
+		out.Backends[role] = api.BackendHealth{Backend: h.Backend, OK: h.OK, Error: h.Err}
 		if !h.OK {
-			status, code = "degraded", http.StatusServiceUnavailable
+			out.Status, code = "degraded", http.StatusServiceUnavailable
 		}
 	}
-	return &reply{Status: code, Body: map[string]any{"status": status, "backends": out, "uptime_seconds": int(time.Since(s.startedAt).Seconds())}}, nil
+	return &reply{Status: code, Body: out}, nil
 }
 
 // metricsHandler serves Prometheus metrics. With metrics.token_required
