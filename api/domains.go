@@ -41,28 +41,35 @@ func (d *AppDomains) List(app string, q *QueryOptions) (*Domains, *QueryMeta, er
 	return &out, qm, nil
 }
 
-// write answers the operation a change started (202: the app is deployed
-// and its routes are redeployed), or nil when the change was made at once.
-func (d *AppDomains) write(method, app string, params url.Values, body any, w *WriteOptions) (*Operation, *WriteMeta, error) {
-	var out Operation
+func (d *AppDomains) write(method, app string, params url.Values, body any, w *WriteOptions) (*DomainsChange, *WriteMeta, error) {
+	var out DomainsChange
 	wm, err := d.c.write(method, "/apps/"+esc(app)+"/cname", params, body, &out, w)
 	if err != nil {
 		return nil, nil, err
-	}
-	if wm.StatusCode != http.StatusAccepted {
-		return nil, wm, nil
 	}
 	return &out, wm, nil
 }
 
 // Add gives the app host names: POST /apps/:app/cname (app.domain.add).
-// A host name another app has is a 409 naming that app.
-func (d *AppDomains) Add(app string, hosts []string, w *WriteOptions) (*Operation, *WriteMeta, error) {
+// A host name another app has is a 409 naming that app. The answer's
+// Operation is the redeploy of a deployed app's routes.
+func (d *AppDomains) Add(app string, hosts []string, w *WriteOptions) (*DomainsChange, *WriteMeta, error) {
 	return d.write(http.MethodPost, app, nil, &DomainsRequest{CName: hosts}, w)
 }
 
 // Remove takes custom host names from the app: DELETE
 // /apps/:app/cname?cname=HOST (app.domain.remove).
-func (d *AppDomains) Remove(app string, hosts []string, w *WriteOptions) (*Operation, *WriteMeta, error) {
+func (d *AppDomains) Remove(app string, hosts []string, w *WriteOptions) (*DomainsChange, *WriteMeta, error) {
 	return d.write(http.MethodDelete, app, url.Values{"cname": hosts}, nil, w)
+}
+
+// DomainsChange is the answer of POST and DELETE /apps/:app/cname: the
+// app's routes after the change and, when the app is deployed, the
+// redeploy of its routes that the change started (202; 200 without it).
+type DomainsChange struct {
+	AppName string   `json:"appname"` // the app's name
+	Routes  []string `json:"routes"`  // all its host names, its own first; never null
+	CName   []string `json:"cname"`   // its custom domains; never null
+	// Operation is the redeploy started; absent when the app is not deployed.
+	Operation *Operation `json:"operation,omitempty"`
 }

@@ -76,7 +76,8 @@ func (s *Engine) normalizeHosts(hosts []string) ([]string, error) {
 // AddDomains gives an app extra host names. A host name another app has
 // is a conflict naming that app. A deployed app's routes are redeployed
 // through its lease (the Change); an undeployed one gets them on its next
-// deploy (nil Change). Hosts the app already has are left as they are.
+// deploy (the Change has no Deploy). Hosts the app already has are left
+// as they are.
 func (s *Engine) AddDomains(ctx context.Context, id *Identity, app string, hosts []string) (*Change, error) {
 	a, err := s.LoadApp(ctx, id, app, ActAppDomainAdd)
 	if err != nil {
@@ -198,8 +199,9 @@ func (s *Engine) RemoveDomains(ctx context.Context, id *Identity, app string, ho
 // domain records fn answers, in one transaction (check-and-set on every
 // record, retried on a concurrent change). A deployed app is changed
 // through its lease, as changeApp does: the generation is bumped, the
-// pending deploy recorded and the reconciler kicked; the Change is nil
-// for an undeployed app, or when fn changed nothing.
+// pending deploy recorded and the reconciler kicked. The Change has the
+// app as written; its Deploy is nil for an undeployed app, or when fn
+// changed nothing.
 func (s *Engine) domainChange(ctx context.Context, id *Identity, name, op string, fn func(a *state.App) ([]backends.TxnOp, error)) (*Change, error) {
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
@@ -235,7 +237,8 @@ func (s *Engine) domainChange(ctx context.Context, id *Identity, name, op string
 			return fail(err)
 		}
 		if sameStrings(before, a.Routes) && len(extra) == 0 {
-			return fail(nil)
+			_, err := fail(nil)
+			return &Change{App: a}, err
 		}
 		ab, err := json.Marshal(a)
 		if err != nil {
@@ -281,7 +284,7 @@ func (s *Engine) domainChange(ctx context.Context, id *Identity, name, op string
 			return fail(err)
 		}
 		if !locked {
-			return nil, nil
+			return &Change{App: a}, nil
 		}
 		s.Kick(name)
 		return &Change{App: a, Deploy: d}, nil

@@ -20,7 +20,7 @@ func TestDomains(t *testing.T) {
 
 	// Not deployed: the change is direct, with no operation.
 	ch, err := e.AddDomains(ctx, dev, "hello", []string{"WWW.Example.com.", "www.example.com", "shop.example.org"})
-	if err != nil || ch != nil {
+	if err != nil || ch.Deploy != nil {
 		t.Fatalf("add to an app not deployed: %+v %v", ch, err)
 	}
 	routes, custom, err := e.Domains(ctx, dev, "hello")
@@ -31,7 +31,7 @@ func TestDomains(t *testing.T) {
 		t.Fatalf("routes %v, custom %v", routes, custom)
 	}
 	// Adding again changes nothing.
-	if ch, err := e.AddDomains(ctx, dev, "hello", []string{"www.example.com"}); err != nil || ch != nil {
+	if ch, err := e.AddDomains(ctx, dev, "hello", []string{"www.example.com"}); err != nil || ch.Deploy != nil || len(ch.App.Routes) != 3 {
 		t.Fatalf("add again: %+v %v", ch, err)
 	}
 
@@ -75,7 +75,7 @@ func TestDomains(t *testing.T) {
 	wantKind(t, "add while a deploy holds the lease", err, ErrConflict)
 	done(e, "hello")
 	ch, err = e.RemoveDomains(ctx, dev, "hello", []string{"www.example.com"})
-	if err != nil || ch == nil || ch.Deploy.Operation != "remove domain www.example.com" || ch.Deploy.State != state.DeployPending {
+	if err != nil || ch.Deploy == nil || ch.Deploy.Operation != "remove domain www.example.com" || ch.Deploy.State != state.DeployPending {
 		t.Fatalf("remove from a deployed app: %+v %v", ch, err)
 	}
 	a, err := state.GetApp(ctx, e.store, "hello")
