@@ -33,6 +33,12 @@ func TestDomains(t *testing.T) {
 	if err != nil || !slices.Equal(l.CName, d.CName) {
 		t.Fatalf("List: %+v %v", l, err)
 	}
+	// The tsuru view of the app shows them beside its own address.
+	var app api.App
+	strict(t, dev, "/apps/site", &app)
+	if app.Ip != "site.apps.localhost" || !slices.Equal(app.CName, d.CName) {
+		t.Fatalf("the app's view: Ip %q, cname %v", app.Ip, app.CName)
+	}
 	_, _, err = dev.Domains().Add("rival", []string{"www.site.example"}, nil)
 	if e := apiError(t, err, http.StatusConflict); !strings.Contains(e.Message, `"site"`) {
 		t.Fatalf("the 409 does not name the app: %v", e)

@@ -24,6 +24,7 @@ type appView struct {
 	Framework  string     `json:"Framework"`
 	Repository string     `json:"Repository"`
 	Ip         string     `json:"Ip"`
+	CName      []string   `json:"cname"`
 	State      string     `json:"State"`
 	Owner      string     `json:"Owner"`
 	TeamOwner  string     `json:"TeamOwner"`
@@ -45,7 +46,7 @@ func (s *Server) appOut(c *call, a *state.App) appView {
 	v := appView{
 		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,
 		State: st, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: teams, Units: units,
-		AppType: a.AppType, Version: a.MetaVersion, Created: a.Created,
+		AppType: a.AppType, Version: a.MetaVersion, Created: a.Created, CName: s.eng.CustomDomains(a),
 	}
 	if len(a.Routes) > 0 {
 		v.Ip = a.Routes[0]
