@@ -71,7 +71,7 @@ func (rt *route) appParam() string {
 // routes builds the route table of both API surfaces.
 func (s *Server) routes() []route {
 	const g, p, u, d, pa = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
-	return append([]route{
+	return []route{
 		// Operations.
 		{Method: g, Path: "/healthz", Out: api.Health{}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
 		{Method: g, Path: "/metrics", Public: true, Text: true, Tag: "operations", Summary: "Prometheus metrics (a token when metrics.token_required)", h: s.serveMetrics},
@@ -171,5 +171,5 @@ func (s *Server) routes() []route {
 		{Method: u, Path: "/services/:name/doc", Out: api.Status{}, Action: engine.ActServiceDocSet, InType: "text/plain", Tag: "services", Summary: "Set a service's documentation", h: s.putServiceDoc},
 		{Method: u, Path: "/services/:name/:team", Out: api.Status{}, Action: engine.ActServiceGrant, Tag: "services", Summary: "Grant a service to a team", h: s.grantService},
 		{Method: d, Path: "/services/:name/:team", Out: api.Status{}, Action: engine.ActServiceRevoke, Tag: "services", Summary: "Revoke a service from a team", h: s.revokeService},
-	}, s.domainRoutes()...) // TEMPORARY: the lead appends these
+	}
 }
