@@ -17,6 +17,9 @@ type App struct {
 	Repository string `json:"Repository"`
 	// Ip is the app's first public route, if any.
 	Ip string `json:"Ip"`
+	// CName are its custom domains (tsuru's cname), routed beside Ip;
+	// never null.
+	CName []string `json:"cname"`
 	// State is the state of its deploy ("" when never deployed).
 	State     string `json:"State"`
 	Owner     string `json:"Owner"`     // the email of the user who registered it

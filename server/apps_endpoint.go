@@ -10,7 +10,7 @@ import (
 )
 
 // appOut is the tsuru view of an app.
-func appOut(st *engine.AppStatus) api.App {
+func appOut(st *engine.AppStatus, cname []string) api.App {
 	a := st.App
 	units := make([]api.Unit, 0, len(st.Units))
 	for _, in := range st.Units {
@@ -19,7 +19,7 @@ func appOut(st *engine.AppStatus) api.App {
 	v := api.App{
 		Name: a.Name, Platform: a.Platform, Framework: a.Platform, Repository: a.GitURL,
 		State: st.State, Owner: a.Owner, TeamOwner: a.TeamOwner, Teams: st.Teams, Units: units,
-		AppType: a.AppType, MetaVersion: a.MetaVersion, Created: a.Created,
+		AppType: a.AppType, MetaVersion: a.MetaVersion, Created: a.Created, CName: cname,
 	}
 	if len(a.Routes) > 0 {
 		v.Ip = a.Routes[0]
@@ -35,7 +35,7 @@ func (s *Server) listApps(c *call) (any, error) {
 	}
 	out := make([]api.App, 0, len(apps))
 	for _, a := range apps {
-		out = append(out, appOut(a))
+		out = append(out, appOut(a, s.eng.CustomDomains(a.App)))
 	}
 	return out, nil
 }
@@ -46,7 +46,7 @@ func (s *Server) getApp(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appOut(a), nil
+	return appOut(a, s.eng.CustomDomains(a.App)), nil
 }
 
 // POST /apps {"name","platform","teamOwner"} -> {"status":"success","repository_url":...}

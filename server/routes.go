@@ -73,7 +73,7 @@ func (rt *route) appParam() string {
 // routes builds the route table of both API surfaces.
 func (s *Server) routes() []route {
 	const g, p, u, d, pa = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
-	return []route{
+	table := []route{
 		// Operations.
 		{Method: g, Path: "/healthz", Out: api.Health{}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
 		{Method: g, Path: "/metrics", Public: true, Text: true, Tag: "operations", Summary: "Prometheus metrics (a token when metrics.token_required)", h: s.serveMetrics},
@@ -174,4 +174,6 @@ func (s *Server) routes() []route {
 		{Method: u, Path: "/services/:name/:team", Out: api.Status{}, Action: engine.ActServiceGrant, Tag: "services", Summary: "Grant a service to a team", h: s.grantService},
 		{Method: d, Path: "/services/:name/:team", Out: api.Status{}, Action: engine.ActServiceRevoke, Tag: "services", Summary: "Revoke a service from a team", h: s.revokeService},
 	}
+	table = append(table, s.domainRoutes()...)
+	return table
 }

@@ -48,6 +48,20 @@ func releases() map[string]struct {
 			},
 			cfg: Config{Datacenters: []string{"dc1"}},
 		},
+		// Custom domains (berth domain add) are routes beside the app's
+		// own: each becomes a routing tag of the web service.
+		"custom-domains": {
+			spec: &backends.AppSpec{
+				App:         "blog",
+				MetaVersion: "1700000900-fedcba9",
+				Procs: []backends.ProcSpec{
+					{Name: "web", Type: backends.ProcWeb, Cmd: "./blog", Port: 8080, Instances: 1, CPU: 0.25, MemoryMB: 64},
+				},
+				Routes:           []string{"blog.apps.example.com", "www.blog.example", "blog.example.org"},
+				ProgressDeadline: 5 * time.Minute, AutoRevert: true,
+			},
+			cfg: Config{Datacenters: []string{"dc1"}},
+		},
 		// Docker images, a private env read from Vault, raw_exec for cmds,
 		// a region and a namespace.
 		"image-private-env": {
@@ -517,6 +531,50 @@ func TestRenderUpdateBlock(t *testing.T) {
 		}
 		if got := jobProgressDeadline(job); got != tc.wantProgress {
 			t.Errorf("deadline %v: the watcher would wait for %v", tc.deadline, got)
+		}
+	}
+}
+
+// Custom domains are routes: on Nomad each is a routing tag of the web
+// service in the form of the configured prefix (fabio's urlprefix- by
+// default), and workers get none.
+func TestRenderDomainTags(t *testing.T) {
+	spec := &backends.AppSpec{
+		App: "blog", MetaVersion: "1700000900-fedcba9",
+		Procs: []backends.ProcSpec{
+			{Name: "web", Type: backends.ProcWeb, Cmd: "./blog", Port: 8080, Instances: 1, CPU: 0.25, MemoryMB: 64},
+			{Name: "jobs", Type: backends.ProcWorker, Cmd: "./jobs", Instances: 1, CPU: 0.25, MemoryMB: 64},
+		},
+		Routes:           []string{"blog.apps.example.com", "www.blog.example"},
+		ProgressDeadline: time.Minute,
+	}
+	for prefix, want := range map[string][]string{
+		"":                   {"urlprefix-blog.apps.example.com/", "urlprefix-www.blog.example/"},
+		"traefik.http.host=": {"traefik.http.host=blog.apps.example.com/", "traefik.http.host=www.blog.example/"},
+	} {
+		job, err := Render(spec, Config{Datacenters: []string{"dc1"}, ConsulTagsPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range job.TaskGroups {
+			var routing []string
+			for _, svc := range g.Services {
+				for _, tag := range svc.Tags {
+					if !strings.HasPrefix(tag, "berth") {
+						routing = append(routing, tag)
+					}
+				}
+			}
+			switch *g.Name {
+			case "web":
+				if !slices.Equal(routing, want) {
+					t.Errorf("prefix %q: web's routing tags %v, want %v", prefix, routing, want)
+				}
+			default:
+				if len(routing) != 0 {
+					t.Errorf("prefix %q: %s has routing tags %v", prefix, *g.Name, routing)
+				}
+			}
 		}
 	}
 }

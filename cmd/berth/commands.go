@@ -51,6 +51,8 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	serviceCommands(g)
 	miscCommands(g)
 	serverSideCommands(g)
+	logsCommands(g)
+	domainCommands(g)
 	// To come with the API they need (issue 10), each in a file of its own
 	// registered here: logs (logs APP -f -proc -n), releases, rollback and
 	// history (release list / rollback APP [VERSION] / history APP), run

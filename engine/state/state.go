@@ -35,6 +35,7 @@ const (
 	DeploysPrefix   = "deploys/"
 	ServicesPrefix  = "services/"
 	InstancesPrefix = "instances/"
+	DomainsPrefix   = "domains/"
 )
 
 // Roles of a maintainer on an app, weakest first.
@@ -423,4 +424,17 @@ func GetApp(ctx context.Context, st backends.Store, name string) (*App, error) {
 	}
 	a.ModifyIndex = idx
 	return a, nil
+}
+
+// DomainKey is the record of a custom domain (a host name) of an app: it
+// is created with check-and-set in the transaction that adds the host to
+// the app's Routes, so a host name belongs to one app only.
+func DomainKey(host string) string { return DomainsPrefix + host }
+
+// Domain records which app a custom host name was given to.
+type Domain struct {
+	Host  string    `json:"host"`
+	App   string    `json:"appname"`
+	By    string    `json:"by,omitempty"`
+	Added time.Time `json:"added"`
 }
