@@ -132,9 +132,9 @@ func (s *Engine) TeamIDs(ctx context.Context, teams []string) (map[string]string
 	return ids, nil
 }
 
-// TeamHoldings names the services and service instances that refer to team
+// teamHoldings names the services and service instances that refer to team
 // t (as owner or granted team); a team is not deleted while it has any.
-func (s *Engine) TeamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
+func (s *Engine) teamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
 	svcs, err := state.List[state.Service](ctx, s.store, state.ServicesPrefix)
 	if err != nil {
 		return nil, nil, err
@@ -156,9 +156,9 @@ func (s *Engine) TeamHoldings(ctx context.Context, t *state.Team) (services, ins
 	return services, instances, nil
 }
 
-// InstancesWithoutTeam names the instances u owns that have no team to be
+// instancesWithoutTeam names the instances u owns that have no team to be
 // handed to: deleting u is refused while there are any.
-func (s *Engine) InstancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
+func (s *Engine) instancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return nil, err
@@ -173,10 +173,10 @@ func (s *Engine) InstancesWithoutTeam(ctx context.Context, u *state.User) ([]str
 	return out, nil
 }
 
-// HandOverInstances gives the instances u owned to their teams: the owner
+// handOverInstances gives the instances u owned to their teams: the owner
 // is cleared, so only members of the instance's teams (checked by ID) have
 // access. Run after the account is deleted.
-func (s *Engine) HandOverInstances(ctx context.Context, u *state.User) error {
+func (s *Engine) handOverInstances(ctx context.Context, u *state.User) error {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return err
@@ -374,7 +374,8 @@ func cloneMap(m map[string]string) map[string]string {
 	return out
 }
 
-func QuoteList(l []string) string {
+// quoteList quotes each of l and joins them with commas.
+func quoteList(l []string) string {
 	q := make([]string, len(l))
 	for i, x := range l {
 		q[i] = "\"" + x + "\""
