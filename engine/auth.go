@@ -57,7 +57,7 @@ func NewSecret(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func TokenHash(tok string) string {
+func tokenHash(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
 }
@@ -72,7 +72,7 @@ func (s *Engine) Authenticate(ctx context.Context, tok string) (*Identity, error
 	if len(tok) > 256 {
 		return nil, unauthorized("invalid token")
 	}
-	h := TokenHash(tok)
+	h := tokenHash(tok)
 	sec, err := s.secrets.Get(ctx, tokenPath(h), 0)
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil, unauthorized("invalid or expired token")
@@ -82,7 +82,7 @@ func (s *Engine) Authenticate(ctx context.Context, tok string) (*Identity, error
 	}
 	exp, err := time.Parse(time.RFC3339, sec.Data["expires"])
 	if err != nil || time.Now().After(exp) {
-		_ = s.RevokeToken(ctx, sec.Data["email"], h)
+		_ = s.revokeToken(ctx, sec.Data["email"], h)
 		return nil, unauthorized("invalid or expired token")
 	}
 	email := sec.Data["email"]
@@ -115,14 +115,14 @@ func (s *Engine) checkAppToken(ctx context.Context, sec *backends.Secret, hash s
 	email, name := sec.Data["email"], sec.Data["app"]
 	app, err := state.GetApp(ctx, s.store, name)
 	if errors.Is(err, state.ErrNotFound) {
-		_ = s.RevokeToken(ctx, email, hash)
+		_ = s.revokeToken(ctx, email, hash)
 		return unauthorized("the app of this token (%q) no longer exists", name)
 	}
 	if err != nil {
 		return err
 	}
 	if !sameIncarnation(sec.Data, app) {
-		_ = s.RevokeToken(ctx, email, hash)
+		_ = s.revokeToken(ctx, email, hash)
 		return unauthorized("this token was issued for an earlier app named %q, which was removed", name)
 	}
 	by := &Identity{Email: email, Admin: creator.Admin || s.cfg.IsAdmin(email)}

@@ -48,7 +48,7 @@ func TestGrantBoundToTeamID(t *testing.T) {
 }
 
 // Records written before IDs existed are pinned by the sweep: to the
-// current team or user, or to a Tombstone when the name is gone, so a name
+// current team or user, or to a tombstone when the name is gone, so a name
 // created afterwards matches nothing.
 func TestPinIdentities(t *testing.T) {
 	s, _ := newTestEngine(t, nil)

@@ -119,7 +119,7 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 // App records older than team IDs keep working for their team (created
 // before the app) and are pinned to it by the sweep; a team created after
 // the app under the name of a deleted one gets nothing, before or after
-// the sweep (which pins the app to a Tombstone).
+// the sweep (which pins the app to a tombstone).
 func TestAppTeamIDsPinned(t *testing.T) {
 	s, _ := newTestEngine(t, nil)
 	ctx := t.Context()
@@ -160,7 +160,7 @@ func TestAppTeamIDsPinned(t *testing.T) {
 	kept, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("kept"))
 	ka, _ := state.GetApp(ctx, s.store, "keptapp")
 	ga, _ := state.GetApp(ctx, s.store, "goneapp")
-	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != Tombstone {
+	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != tombstone {
 		t.Errorf("pinned: keptapp %v (team ID %q), goneapp %v", ka.TeamIDs, kept.ID, ga.TeamIDs)
 	}
 }

@@ -126,7 +126,7 @@ func (s *Engine) RemoveTeam(ctx context.Context, id *Identity, name string) erro
 		return err
 	}
 	for _, a := range apps {
-		if Contains(AppTeams(a), t.Name) && AppTeamMatches(a, t.Name, t) {
+		if Contains(AppTeams(a), t.Name) && appTeamMatches(a, t.Name, t) {
 			return forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
 		}
 	}

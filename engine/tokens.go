@@ -57,7 +57,7 @@ func (s *Engine) issue(ctx context.Context, email, kind, app string, extra map[s
 		return "", time.Time{}, badRequest("a token's lifetime must be more than 0 and at most %s (users.max_token_ttl)", s.cfg.Users.MaxTokenTTLDur)
 	}
 	tok := NewSecret(32)
-	h := TokenHash(tok)
+	h := tokenHash(tok)
 	exp := time.Now().Add(ttl).UTC()
 	data := map[string]string{
 		"email": email, "kind": kind, "app": app,
@@ -67,7 +67,7 @@ func (s *Engine) issue(ctx context.Context, email, kind, app string, extra map[s
 		data[k] = v
 	}
 	// The indexes first, then the token itself: a token that works is
-	// always found by RevokeUserTokens and RevokeAppTokens.
+	// always found by revokeUserTokens and RevokeAppTokens.
 	if _, err := s.secrets.Put(ctx, userTokenPath(email, h), map[string]string{"kind": kind}); err != nil {
 		return "", time.Time{}, err
 	}
@@ -87,8 +87,8 @@ func (s *Engine) issue(ctx context.Context, email, kind, app string, extra map[s
 	return tok, exp, nil
 }
 
-// RevokeToken deletes a token by hash, with its index entries.
-func (s *Engine) RevokeToken(ctx context.Context, email, hash string) error {
+// revokeToken deletes a token by hash, with its index entries.
+func (s *Engine) revokeToken(ctx context.Context, email, hash string) error {
 	app := ""
 	if sec, err := s.secrets.Get(ctx, tokenPath(hash), 0); err == nil {
 		if sec.Data["kind"] == tokenApp {
@@ -114,8 +114,8 @@ func (s *Engine) RevokeToken(ctx context.Context, email, hash string) error {
 	return s.secrets.Delete(ctx, userTokenPath(email, hash))
 }
 
-// RevokeUserTokens deletes every token of a user (of a kind; "" = all).
-func (s *Engine) RevokeUserTokens(ctx context.Context, email, kind string) error {
+// revokeUserTokens deletes every token of a user (of a kind; "" = all).
+func (s *Engine) revokeUserTokens(ctx context.Context, email, kind string) error {
 	paths, err := s.secrets.List(ctx, "user-tokens/"+email+"/")
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func (s *Engine) RevokeUserTokens(ctx context.Context, email, kind string) error
 				continue
 			}
 		}
-		if err := s.RevokeToken(ctx, email, h); err != nil {
+		if err := s.revokeToken(ctx, email, h); err != nil {
 			return err
 		}
 	}
@@ -147,10 +147,10 @@ func (s *Engine) RevokeAppTokens(ctx context.Context, app string) error {
 		if sec, err := s.secrets.Get(ctx, p, 0); err == nil {
 			email = sec.Data["email"]
 		}
-		if err := s.RevokeToken(ctx, email, h); err != nil {
+		if err := s.revokeToken(ctx, email, h); err != nil {
 			return err
 		}
-		// RevokeToken finds the index entry through the token; if the token
+		// revokeToken finds the index entry through the token; if the token
 		// itself is already gone, drop the entry here.
 		if err := s.secrets.Delete(ctx, p); err != nil {
 			return err

@@ -186,7 +186,7 @@ func (s *Engine) Logout(ctx context.Context, id *Identity) error {
 	if id.AppToken {
 		return forbidden("an app token cannot log out; it expires by itself")
 	}
-	return s.RevokeToken(ctx, id.Email, id.TokenHash)
+	return s.revokeToken(ctx, id.Email, id.TokenHash)
 }
 
 // currentUser loads the caller's user record (not for app tokens).
@@ -259,7 +259,7 @@ func (s *Engine) RequestPasswordReset(ctx context.Context, email string, mail bo
 	}
 	reset := NewSecret(20)
 	exp := time.Now().Add(s.cfg.Users.ResetTokenTTLDur).UTC()
-	if _, err := s.secrets.Put(ctx, resetPath(TokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
+	if _, err := s.secrets.Put(ctx, resetPath(tokenHash(reset)), map[string]string{"email": email, "expires": exp.Format(time.RFC3339)}); err != nil {
 		return err
 	}
 	body := fmt.Sprintf("Someone asked to reset the Berth password of %s.\n\nTo get a new password, call:\n\n  POST /users/%s/password?token=%s\n\nThis token works once and expires at %s. If you did not ask for this, ignore this message.\n",
@@ -293,7 +293,7 @@ func (s *Engine) ResetPassword(ctx context.Context, email, token string) error {
 	if !exists {
 		return forbidden("invalid, used or expired reset token")
 	}
-	path := resetPath(TokenHash(token))
+	path := resetPath(tokenHash(token))
 	sec, err := s.secrets.Get(ctx, path, 0)
 	if errors.Is(err, backends.ErrNotFound) {
 		return forbidden("invalid, used or expired reset token")
@@ -322,7 +322,7 @@ func (s *Engine) ResetPassword(ctx context.Context, email, token string) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.RevokeUserTokens(ctx, email, TokenUser); err != nil {
+	if err := s.revokeUserTokens(ctx, email, TokenUser); err != nil {
 		return err
 	}
 	body := fmt.Sprintf("Your Berth password was reset. Your new password is:\n\n  %s\n\nLog in and change it with PUT /users/password.\n", newPw)
@@ -370,7 +370,7 @@ func (s *Engine) RemoveUser(ctx context.Context, id *Identity) error {
 	if !ok {
 		return conflict("your account changed meanwhile; try again")
 	}
-	if err := s.RevokeUserTokens(ctx, u.Email, ""); err != nil {
+	if err := s.revokeUserTokens(ctx, u.Email, ""); err != nil {
 		return err
 	}
 	// The account is gone, so no one can add it to a team or an app any
