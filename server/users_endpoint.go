@@ -160,11 +160,13 @@ func (s *Server) addKey(c *call) (any, error) {
 	if err := decode(c, &in); err != nil {
 		return nil, err
 	}
+	if !c.id.AppToken {
+		c.target = c.id.Email
+	}
 	k, err := s.eng.AddKey(c.ctx(), c.id, in.Key, in.Name)
 	if err != nil {
 		return nil, err
 	}
-	c.target = c.id.Email
 	return map[string]string{"fingerprint": k.Fingerprint, "name": k.Name}, nil
 }
 
