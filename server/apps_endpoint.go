@@ -92,11 +92,11 @@ func (s *Server) createAppToken(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{
-		"Token":    tok.Token,
-		"Creation": time.Now().UTC().Format(time.RFC3339),
-		"Expires":  int64(time.Until(tok.Expires).Round(time.Second) / time.Second),
-		"AppName":  tok.App,
+	return api.AppToken{
+		Token:    tok.Token,
+		Creation: time.Now().UTC().Format(time.RFC3339),
+		Expires:  int64(time.Until(tok.Expires).Round(time.Second) / time.Second),
+		AppName:  tok.App,
 	}, nil
 }
 

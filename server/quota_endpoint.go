@@ -1,12 +1,14 @@
 package server
 
+import "github.com/berthpaas/berth/api"
+
 // GET /quota/:user -> {"items": limit, "available": left}
 func (s *Server) getQuota(c *call) (any, error) {
 	q, err := s.eng.Quota(c.ctx(), c.id, c.param("user"))
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int{"items": q.Limit, "available": q.Available}, nil
+	return api.Quota{Items: q.Limit, Available: q.Available}, nil
 }
 
 // PUT /quota/:user {"limit": N} — admins change a user's quota.

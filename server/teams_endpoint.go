@@ -3,19 +3,16 @@ package server
 import (
 	"sort"
 
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
 
-type teamView struct {
-	Name  string   `json:"name"`
-	Users []string `json:"users"`
-}
-
-func teamOut(t *state.Team) teamView {
+// teamOut is a team as answered: its members sorted.
+func teamOut(t *state.Team) api.Team {
 	us := append([]string{}, t.Users...)
 	sort.Strings(us)
-	return teamView{Name: t.Name, Users: us}
+	return api.Team{Name: t.Name, Users: us}
 }
 
 // GET /teams — the caller's teams (every team for admins).
@@ -24,7 +21,7 @@ func (s *Server) listTeams(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]teamView, 0, len(ts))
+	out := make([]api.Team, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, teamOut(t))
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/names"
 )
 
@@ -26,7 +27,7 @@ func (s *Server) createUser(c *call) (any, error) {
 		return nil, err
 	}
 	c.target = u.Email
-	return map[string]any{"email": u.Email, "created": u.Created}, nil
+	return api.User{Email: u.Email, Created: u.Created}, nil
 }
 
 // POST /users/:email/tokens {"password"} -> {"token"}
@@ -73,7 +74,7 @@ func (s *Server) login(c *call) (any, error) {
 		return nil, err
 	}
 	s.limits.known.add(known)
-	return map[string]any{"token": l.Token, "expires": l.Expires, "is_admin": l.Admin}, nil
+	return api.Login{Token: l.Token, Expires: l.Expires, IsAdmin: l.Admin}, nil
 }
 
 // DELETE /users/tokens — logout: the token used stops working at once.
@@ -133,12 +134,12 @@ func (s *Server) resetPassword(c *call) (any, error) {
 		if err := s.eng.RequestPasswordReset(c.ctx(), email, mail); err != nil {
 			return nil, err
 		}
-		return map[string]string{"status": "if " + email + " has an account, a reset token was sent to it"}, nil
+		return api.Status{Status: "if " + email + " has an account, a reset token was sent to it"}, nil
 	}
 	if err := s.eng.ResetPassword(c.ctx(), email, tok); err != nil {
 		return nil, err
 	}
-	return map[string]string{"status": "a new password was sent to " + email}, nil
+	return api.Status{Status: "a new password was sent to " + email}, nil
 }
 
 // DELETE /users — the caller's account (engine.RemoveUser).
@@ -167,7 +168,7 @@ func (s *Server) addKey(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"fingerprint": k.Fingerprint, "name": k.Name}, nil
+	return api.KeyAdded{Fingerprint: k.Fingerprint, Name: k.Name}, nil
 }
 
 // DELETE /users/keys {"key"} (or {"name"})
@@ -184,10 +185,18 @@ func (s *Server) removeKey(c *call) (any, error) {
 
 // GET /users/keys — the caller's keys.
 func (s *Server) listKeys(c *call) (any, error) {
-	return s.eng.Keys(c.ctx(), c.id)
+	ks, err := s.eng.Keys(c.ctx(), c.id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.SSHKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, api.SSHKey{Name: k.Name, Fingerprint: k.Fingerprint, Key: k.Key})
+	}
+	return out, nil
 }
 
 // GET /users/info — who the caller is.
 func (s *Server) whoami(c *call) (any, error) {
-	return map[string]any{"email": c.id.Email, "is_admin": c.id.Admin, "app_token": c.id.AppToken, "app": c.id.App}, nil
+	return api.UserInfo{Email: c.id.Email, IsAdmin: c.id.Admin, AppToken: c.id.AppToken, App: c.id.App}, nil
 }
