@@ -168,9 +168,8 @@ func TestAppTeamIDsPinned(t *testing.T) {
 // A maintainer role (or team membership) given to a user while
 // RemoveUser removes the account must not survive it: whoever registers
 // the email next would inherit it. The account is deleted behind the check
-// that the user exists; the grant then fails (NotFound) instead. (The
-// maintainer grant is UpdateForUser on the app, as the repos' maintainers
-// endpoint does; server/ tests it through that endpoint too.)
+// that the user exists; the grant then fails (NotFound) instead. (server/
+// tests the maintainer grant through its endpoint too.)
 func TestGrantRacesUserRemoval(t *testing.T) {
 	s, _ := newTestEngine(t, nil)
 	ctx := t.Context()
@@ -189,10 +188,8 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 		run  func() error
 	}{
 		{"maintainer", func() error {
-			return UpdateForUser(ctx, s.store, state.AppKey("kept"), "leaver@b.co", func(a *state.App) error {
-				a.Maintainers["leaver@b.co"] = state.RoleAdmin
-				return nil
-			})
+			_, err := s.AddMaintainer(ctx, owner, "kept", "leaver@b.co", state.RoleAdmin)
+			return err
 		}},
 		{"team member", func() error { return s.AddTeamUser(ctx, owner, "t", "leaver@b.co") }},
 	} {

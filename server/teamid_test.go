@@ -83,10 +83,12 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 		hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
 			_, rmErr = s.removeUser(callAs(ctx, "leaver@b.co"))
 		}}}
-		s.store = hooked // the handler's Store reads; the removal runs on the engine's
+		s.store = hooked
+		s.eng.ReplaceStore(hooked)
 		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &engine.Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
 		_, err := grant.run(c)
 		s.store = hooked.Store
+		s.eng.ReplaceStore(hooked.Store)
 		if rmErr != nil {
 			t.Fatalf("%s: removing the user: %v", grant.name, rmErr)
 		}
