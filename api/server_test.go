@@ -21,6 +21,7 @@ import (
 	"github.com/berthpaas/berth/backends/local"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/server"
 )
 
@@ -70,7 +71,7 @@ func startServer(t *testing.T, withScheduler bool) *testServer {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	if _, err := server.CreateUser(context.Background(), st, adminEmail, password, true); err != nil {
+	if _, err := engine.CreateUser(context.Background(), st, adminEmail, password, true); err != nil {
 		t.Fatal(err)
 	}
 	return &testServer{url: hs.URL}

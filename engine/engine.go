@@ -15,7 +15,6 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
-	"github.com/berthpaas/berth/engine/state"
 )
 
 // Deps are the backends an Engine runs on, built by the caller from config.
@@ -168,14 +167,6 @@ func (s *Engine) ReplaceStore(st backends.Store) backends.Store {
 	s.store = st
 	return old
 }
-
-// PinIdentities records the ids of the users and teams that older records
-// name, as the service sweep does.
-func (s *Engine) PinIdentities(ctx context.Context) { s.pinIdentities(ctx) }
-
-// SameIncarnation reports whether an app token (its recorded data) was
-// issued for app as it is now.
-func SameIncarnation(tok map[string]string, app *state.App) bool { return sameIncarnation(tok, app) }
 
 // Store is the engine's Store (the reconciler watches apps/ in it and
 // keeps its lease and the deploy records there).

@@ -18,7 +18,7 @@ import (
 // it was granted; a check matches only if the current record has that ID,
 // so a re-created name inherits nothing. Records written before IDs existed
 // have no recorded ID: they match by name until the service sweep pins
-// them (to the current record, or to a Tombstone when the name is gone).
+// them (to the current record, or to a tombstone when the name is gone).
 
 // TeamWithID reads a team, giving it an ID if it has none (older records).
 func (s *Engine) TeamWithID(ctx context.Context, name string) (*state.Team, error) {
@@ -65,12 +65,12 @@ func TeamMatches(ids map[string]string, name string, t *state.Team) bool {
 	return id != "" && id == t.ID
 }
 
-// AppTeamMatches is TeamMatches for the teams of an app. An app record
+// appTeamMatches is TeamMatches for the teams of an app. An app record
 // with no recorded ID (older than app team IDs, not yet pinned by the
 // sweep) matches only a team created no later than the app was (or, for a
 // resource instance, than its resource was): an app is given its teams
 // when it is registered, so a team created after that is a re-creation.
-func AppTeamMatches(app *state.App, name string, t *state.Team) bool {
+func appTeamMatches(app *state.App, name string, t *state.Team) bool {
 	if t == nil || t.Name != name {
 		return false
 	}
@@ -132,9 +132,9 @@ func (s *Engine) TeamIDs(ctx context.Context, teams []string) (map[string]string
 	return ids, nil
 }
 
-// TeamHoldings names the services and service instances that refer to team
+// teamHoldings names the services and service instances that refer to team
 // t (as owner or granted team); a team is not deleted while it has any.
-func (s *Engine) TeamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
+func (s *Engine) teamHoldings(ctx context.Context, t *state.Team) (services, instances []string, err error) {
 	svcs, err := state.List[state.Service](ctx, s.store, state.ServicesPrefix)
 	if err != nil {
 		return nil, nil, err
@@ -156,9 +156,9 @@ func (s *Engine) TeamHoldings(ctx context.Context, t *state.Team) (services, ins
 	return services, instances, nil
 }
 
-// InstancesWithoutTeam names the instances u owns that have no team to be
+// instancesWithoutTeam names the instances u owns that have no team to be
 // handed to: deleting u is refused while there are any.
-func (s *Engine) InstancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
+func (s *Engine) instancesWithoutTeam(ctx context.Context, u *state.User) ([]string, error) {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return nil, err
@@ -173,10 +173,10 @@ func (s *Engine) InstancesWithoutTeam(ctx context.Context, u *state.User) ([]str
 	return out, nil
 }
 
-// HandOverInstances gives the instances u owned to their teams: the owner
+// handOverInstances gives the instances u owned to their teams: the owner
 // is cleared, so only members of the instance's teams (checked by ID) have
 // access. Run after the account is deleted.
-func (s *Engine) HandOverInstances(ctx context.Context, u *state.User) error {
+func (s *Engine) handOverInstances(ctx context.Context, u *state.User) error {
 	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
 	if err != nil {
 		return err
@@ -241,13 +241,13 @@ func UpdateForUser[T any](ctx context.Context, st backends.Store, key, email str
 	return state.ErrConflict
 }
 
-// Tombstone is recorded for a reference whose team or user no longer
+// tombstone is recorded for a reference whose team or user no longer
 // exists when the sweep pins it: it matches no record.
-const Tombstone = "deleted"
+const tombstone = "deleted"
 
 // pinIdentities records IDs in older service and instance records that
 // have none (run by the service sweep). A reference to a team or user that
-// no longer exists is pinned to a Tombstone, so a re-created name never
+// no longer exists is pinned to a tombstone, so a re-created name never
 // matches it.
 func (s *Engine) pinIdentities(ctx context.Context) {
 	pinTeams := func(ids map[string]string, names []string) (map[string]string, bool) {
@@ -264,7 +264,7 @@ func (s *Engine) pinIdentities(ctx context.Context) {
 			case err == nil:
 				ids[n] = t.ID
 			case errors.Is(err, state.ErrNotFound):
-				ids[n] = Tombstone
+				ids[n] = tombstone
 			default:
 				continue
 			}
@@ -320,7 +320,7 @@ func (s *Engine) pinIdentities(ctx context.Context) {
 
 // pinAppTeams records the IDs of the teams of apps that have none (older
 // records): the current team's if it is the one the app was given
-// (AppTeamMatches), else a Tombstone.
+// (appTeamMatches), else a tombstone.
 func (s *Engine) pinAppTeams(ctx context.Context) {
 	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
 	if err != nil {
@@ -333,9 +333,9 @@ func (s *Engine) pinAppTeams(ctx context.Context) {
 			}
 			t, err := s.TeamWithID(ctx, n)
 			switch {
-			case err == nil && AppTeamMatches(a, n, t):
+			case err == nil && appTeamMatches(a, n, t):
 			case err == nil || errors.Is(err, state.ErrNotFound):
-				t = &state.Team{ID: Tombstone}
+				t = &state.Team{ID: tombstone}
 			default:
 				return err
 			}
@@ -374,7 +374,8 @@ func cloneMap(m map[string]string) map[string]string {
 	return out
 }
 
-func QuoteList(l []string) string {
+// quoteList quotes each of l and joins them with commas.
+func quoteList(l []string) string {
 	q := make([]string, len(l))
 	for i, x := range l {
 		q[i] = "\"" + x + "\""

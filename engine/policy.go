@@ -78,7 +78,7 @@ func (s *Engine) RoleOn(id *Identity, app *state.App, teams map[string]*state.Te
 	role := app.Maintainers[id.Email]
 	if role == "" {
 		for _, t := range AppTeams(app) {
-			if tm := teams[t]; AppTeamMatches(app, t, tm) && Contains(tm.Users, id.Email) {
+			if tm := teams[t]; appTeamMatches(app, t, tm) && Contains(tm.Users, id.Email) {
 				return state.RoleDeveloper
 			}
 		}

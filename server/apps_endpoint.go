@@ -85,33 +85,18 @@ func (s *Server) createAppToken(c *call) (any, error) {
 	if name == "" {
 		name = in.App
 	}
-	if name == "" {
-		return nil, badRequest("appname is required")
+	if names.App(name) == nil {
+		c.target = name
 	}
-	if err := names.App(name); err != nil {
-		return nil, err
-	}
-	c.target = name
-	if c.id.AppToken {
-		return nil, forbidden("an app token cannot create tokens")
-	}
-	a, err := s.eng.LoadApp(c.ctx(), c.id, name, engine.ActAppToken)
+	tok, err := s.eng.CreateAppToken(c.ctx(), c.id, name, in.Expires)
 	if err != nil {
 		return nil, err
 	}
-	ttl, err := s.eng.AppTokenTTL(in.Expires)
-	if err != nil {
-		return nil, err
-	}
-	tok, exp, err := s.eng.IssueAppToken(c.ctx(), c.id.Email, a, ttl)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{
-		"Token":    tok,
-		"Creation": time.Now().UTC().Format(time.RFC3339),
-		"Expires":  int64(time.Until(exp).Round(time.Second) / time.Second),
-		"AppName":  a.Name,
+	return api.AppToken{
+		Token:    tok.Token,
+		Creation: time.Now().UTC().Format(time.RFC3339),
+		Expires:  int64(time.Until(tok.Expires).Round(time.Second) / time.Second),
+		AppName:  tok.App,
 	}, nil
 }
 

@@ -34,7 +34,7 @@ func (s *Server) metricsHandler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := startRequest(w, r)
-		id, err := s.eng.Authenticate(r)
+		id, err := s.authenticate(r)
 		if err == nil && id == nil {
 			err = unauthorized("metrics.token_required is set: send an admin's token")
 		}

@@ -263,7 +263,7 @@ func (s *Server) wrap(rt *route) httprouter.Handle {
 					err = errors.New("panic")
 				}
 			}()
-			c.id, err = s.eng.Authenticate(r)
+			c.id, err = s.authenticate(r)
 			if err == nil && c.id == nil && !rt.Public {
 				err = unauthorized("authentication required: send a token as 'Authorization: bearer <token>' or in the 'access-token' header")
 			}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -16,6 +15,10 @@ import (
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
+
+func callAs(ctx context.Context, email string) *call {
+	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &engine.Identity{Email: email}, log: hclog.NewNullLogger()}
+}
 
 // hookedStore runs a hook once when a key is read ("get:"+key) or a
 // prefix listed ("list:"+prefix), after the read: it is the moment a
@@ -49,150 +52,20 @@ func (h *hookedStore) List(ctx context.Context, prefix string, q *backends.Query
 	return ps, m, err
 }
 
-// An app is bound to the ID of the team it was registered for. The race
-// of issue 8: DELETE /teams checks that the team owns no app, an app is
-// registered for it before the delete; then someone else creates a team
-// of that name. Either the delete or the registration must fail, and the
-// new team's member gets no role on the app in any case.
-func TestAppTeamBoundToTeamID(t *testing.T) {
-	s, _ := newTestServer(t, nil)
-	ctx := t.Context()
-	for _, e := range []string{"a@b.co", "thief@b.co"} {
-		if _, err := CreateUser(ctx, s.store, e, "password", false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := &state.Team{ID: state.NewID(), Name: "t", Users: []string{"a@b.co"}, Created: time.Now()}
-	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), old); err != nil {
-		t.Fatal(err)
-	}
-
-	// The race: the app is registered while DELETE /teams/t runs, after
-	// its check for apps.
-	var regErr error
-	hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"list:" + state.AppsPrefix: func() {
-		_, regErr = s.eng.RegisterApp(ctx, &engine.Identity{Email: "a@b.co"}, engine.NewApp{Name: "raced", TeamOwner: "t"})
-	}}}
-	s.store = hooked
-	s.eng.ReplaceStore(hooked)
-	c := callAs(ctx, "a@b.co")
-	c.ps = httprouter.Params{{Key: "team", Value: "t"}}
-	_, delErr := s.removeTeam(c)
-	s.store = hooked.Store
-	s.eng.ReplaceStore(hooked.Store)
-	if regErr == nil && delErr == nil {
-		t.Errorf("both the team's delete and the registration of an app for it succeeded")
-	}
-	if regErr != nil && delErr != nil {
-		t.Errorf("both failed: registration %v, delete %v", regErr, delErr)
-	}
-	if delErr != nil {
-		if status, _ := errorStatus(delErr); status != http.StatusConflict {
-			t.Errorf("the delete that lost the race: %v (want 409)", delErr)
-		}
-		// The team is really deleted now, behind the app's back (as by
-		// an older Berth, or a store edited by hand).
-		if err := state.Delete(ctx, s.store, state.TeamKey("t")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	app, err := state.GetApp(ctx, s.store, "raced")
-	if err != nil {
-		app = &state.App{Name: "raced", Owner: "a@b.co", TeamOwner: "t", Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID},
-			Maintainers: map[string]string{"a@b.co": state.RoleOwner}, Created: time.Now()}
-	} else if app.TeamIDs["t"] != old.ID {
-		t.Errorf("the app recorded team IDs %v, want t=%s", app.TeamIDs, old.ID)
-	}
-
-	// Someone else creates a team of the old name.
-	reborn := &state.Team{ID: state.NewID(), Name: "t", Users: []string{"thief@b.co"}, Created: time.Now()}
-	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), reborn); err != nil {
-		t.Fatal(err)
-	}
-	thief := &engine.Identity{Email: "thief@b.co"}
-	if err := s.eng.Allowed(ctx, thief, engine.ActAppRead, app); err == nil {
-		t.Errorf("a member of the re-created team may read the app")
-	}
-	if tm, _ := s.eng.TeamsOf(ctx, app); s.eng.RoleOn(thief, app, tm) != "" {
-		t.Errorf("a member of the re-created team has role %q on the app", s.eng.RoleOn(thief, app, tm))
-	}
-	// The owner keeps its role.
-	if err := s.eng.Allowed(ctx, &engine.Identity{Email: "a@b.co"}, engine.ActAppDelete, app); err != nil {
-		t.Errorf("the owner: %v", err)
-	}
-	// The new team is not held by the old team's app: it may be deleted.
-	c = callAs(ctx, "thief@b.co")
-	c.ps = httprouter.Params{{Key: "team", Value: "t"}}
-	if _, err := s.removeTeam(c); err != nil {
-		t.Errorf("deleting the re-created team: %v", err)
-	}
-}
-
-// App records older than team IDs keep working for their team (created
-// before the app) and are pinned to it by the sweep; a team created after
-// the app under the name of a deleted one gets nothing, before or after
-// the sweep (which pins the app to a engine.Tombstone).
-func TestAppTeamIDsPinned(t *testing.T) {
-	s, _ := newTestServer(t, nil)
-	ctx := t.Context()
-	t0 := time.Now().Add(-time.Hour)
-	if _, err := state.Create(ctx, s.store, state.TeamKey("kept"), &state.Team{Name: "kept", Users: []string{"a@b.co"}, Created: t0}); err != nil {
-		t.Fatal(err)
-	}
-	legacy := func(name, team string) {
-		a := &state.App{Name: name, Owner: "o@b.co", TeamOwner: team, Teams: []string{team}, Maintainers: map[string]string{"o@b.co": state.RoleOwner}, Created: t0.Add(time.Minute)}
-		if _, err := state.Create(ctx, s.store, state.AppKey(name), a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	legacy("keptapp", "kept")
-	legacy("goneapp", "gone") // its team was deleted behind its back
-	if _, err := state.Create(ctx, s.store, state.TeamKey("gone"), &state.Team{ID: state.NewID(), Name: "gone", Users: []string{"thief@b.co"}, Created: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	check := func(when string) {
-		t.Helper()
-		for app, who := range map[string]*engine.Identity{"keptapp": {Email: "a@b.co"}, "goneapp": {Email: "thief@b.co"}} {
-			a, err := state.GetApp(ctx, s.store, app)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = s.eng.Allowed(ctx, who, engine.ActAppRead, a)
-			if app == "keptapp" && err != nil {
-				t.Errorf("%s: the team's member may not read its app: %v", when, err)
-			}
-			if app == "goneapp" && err == nil {
-				t.Errorf("%s: the member of a team created after the app may read it", when)
-			}
-		}
-	}
-	check("before the sweep")
-	s.eng.PinIdentities(ctx)
-	check("after the sweep")
-	kept, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("kept"))
-	ka, _ := state.GetApp(ctx, s.store, "keptapp")
-	ga, _ := state.GetApp(ctx, s.store, "goneapp")
-	if kept.ID == "" || ka.TeamIDs["kept"] != kept.ID || ga.TeamIDs["gone"] != engine.Tombstone {
-		t.Errorf("pinned: keptapp %v (team ID %q), goneapp %v", ka.TeamIDs, kept.ID, ga.TeamIDs)
-	}
-}
-
-// A maintainer role (or team membership) given to a user while DELETE
+// A maintainer role given to a user (POST .../maintainers) while DELETE
 // /users removes the account must not survive it: whoever registers the
 // email next would inherit it. The account is deleted behind the check
-// that the user exists; the grant then fails (404) instead.
+// that the user exists; the grant then fails (404) instead. (The engine's
+// tests cover the same race for team membership.)
 func TestGrantRacesUserRemoval(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	ctx := t.Context()
 	for _, e := range []string{"o@b.co"} {
-		if _, err := CreateUser(ctx, s.store, e, "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.store, e, "password", false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := s.eng.RegisterApp(ctx, &engine.Identity{Email: "o@b.co"}, engine.NewApp{Name: "kept"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), &state.Team{ID: state.NewID(), Name: "t", Users: []string{"o@b.co"}, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, grant := range []struct {
@@ -202,9 +75,8 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 		body string
 	}{
 		{"maintainer", s.addMaintainer, httprouter.Params{{Key: "app", Value: "kept"}}, `{"username":"leaver@b.co","role":"admin"}`},
-		{"team member", s.addTeamUser, httprouter.Params{{Key: "team", Value: "t"}, {Key: "user", Value: "leaver@b.co"}}, ``},
 	} {
-		if _, err := CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
 			t.Fatal(err)
 		}
 		var rmErr error
@@ -213,11 +85,9 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 		}}}
 		s.store = hooked
 		s.eng.ReplaceStore(hooked)
-		s.eng.ReplaceStore(hooked)
 		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &engine.Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
 		_, err := grant.run(c)
 		s.store = hooked.Store
-		s.eng.ReplaceStore(hooked.Store)
 		s.eng.ReplaceStore(hooked.Store)
 		if rmErr != nil {
 			t.Fatalf("%s: removing the user: %v", grant.name, rmErr)
@@ -226,15 +96,12 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Errorf("%s: granted to a user removed meanwhile: %v (want 404)", grant.name, err)
 		}
 		// The email registered again has no role and is in no team.
-		if _, err := CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
 			t.Fatal(err)
 		}
 		app, _ := state.GetApp(ctx, s.store, "kept")
 		if err := s.eng.Allowed(ctx, &engine.Identity{Email: "leaver@b.co"}, engine.ActAppRead, app); err == nil {
 			t.Errorf("%s: the re-registered email has a role on the app (maintainers %v)", grant.name, app.Maintainers)
-		}
-		if tm, _, _ := state.Get[state.Team](ctx, s.store, state.TeamKey("t")); engine.Contains(tm.Users, "leaver@b.co") {
-			t.Errorf("%s: the re-registered email is in the team: %v", grant.name, tm.Users)
 		}
 		if _, err := s.removeUser(callAs(ctx, "leaver@b.co")); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/berthpaas/berth/backends/local"
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/server"
 )
@@ -217,7 +218,7 @@ func testServer(t *testing.T) (string, string) {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	if _, err := server.CreateUser(context.Background(), st, "admin@example.com", "admin-pw-1", true); err != nil {
+	if _, err := engine.CreateUser(context.Background(), st, "admin@example.com", "admin-pw-1", true); err != nil {
 		t.Fatal(err)
 	}
 	return hs.URL, dir

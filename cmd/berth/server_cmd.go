@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/plugins"
 	"github.com/berthpaas/berth/server"
@@ -208,10 +209,9 @@ func runAdmin(args []string) error {
 		pw = randomPassword()
 		generated = true
 	}
-	u, err := server.CreateUser(ctx, stk.store, *email, pw, *admin)
+	u, err := engine.CreateUser(ctx, stk.store, *email, pw, *admin)
 	if err != nil {
-		var he *server.Error
-		if *ifMissing && errors.As(err, &he) && he.Status == http.StatusConflict {
+		if *ifMissing && errors.Is(err, engine.ErrConflict) {
 			fmt.Printf("user %s already exists; nothing changed\n", *email)
 			return nil
 		}

@@ -1,34 +1,26 @@
-package server
+package engine
 
 import (
-	"context"
-	"net/http/httptest"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
-
-func callAs(ctx context.Context, email string) *call {
-	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &engine.Identity{Email: email}, log: hclog.NewNullLogger()}
-}
 
 // A grant recorded for a team is not honoured for a team re-created under
 // the same name, even if the old team went away without the deletion
 // check (a race, or data from before the check existed).
 func TestGrantBoundToTeamID(t *testing.T) {
-	s, _ := newTestServer(t, nil)
+	s, _ := newTestEngine(t, nil)
 	ctx := t.Context()
 	old := &state.Team{ID: state.NewID(), Name: "t", Users: []string{"a@b.co"}, Created: time.Now()}
 	if _, err := state.Create(ctx, s.store, state.TeamKey("t"), old); err != nil {
 		t.Fatal(err)
 	}
 	svc := &state.Service{Name: "svc", Broker: "redis", OwnerTeams: []string{"t"}, Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if err := s.eng.ServiceAccess(ctx, &engine.Identity{Email: "a@b.co"}, svc, true); err != nil {
+	if err := s.ServiceAccess(ctx, &Identity{Email: "a@b.co"}, svc, true); err != nil {
 		t.Fatalf("the granted team's member: %v", err)
 	}
 	if err := state.Delete(ctx, s.store, state.TeamKey("t")); err != nil {
@@ -39,27 +31,27 @@ func TestGrantBoundToTeamID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, manage := range []bool{false, true} {
-		if err := s.eng.ServiceAccess(ctx, &engine.Identity{Email: "thief@b.co"}, svc, manage); err == nil {
+		if err := s.ServiceAccess(ctx, &Identity{Email: "thief@b.co"}, svc, manage); err == nil {
 			t.Errorf("a member of the re-created team has access (manage=%v)", manage)
 		}
 	}
 	inst := &state.ServiceInstance{Name: "i", Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if engine.TeamMatches(inst.TeamIDs, "t", reborn) || !engine.TeamMatches(inst.TeamIDs, "t", old) {
+	if TeamMatches(inst.TeamIDs, "t", reborn) || !TeamMatches(inst.TeamIDs, "t", old) {
 		t.Error("teamMatches does not tell the two teams apart")
 	}
 	u := &state.User{ID: "u1", Email: "a@b.co"}
-	if !engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
-		engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
-		engine.OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
+	if !OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
+		OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
+		OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
 		t.Error("ownsInstance does not compare the owner's ID")
 	}
 }
 
 // Records written before IDs existed are pinned by the sweep: to the
-// current team or user, or to a engine.Tombstone when the name is gone, so a name
+// current team or user, or to a tombstone when the name is gone, so a name
 // created afterwards matches nothing.
 func TestPinIdentities(t *testing.T) {
-	s, _ := newTestServer(t, nil)
+	s, _ := newTestEngine(t, nil)
 	ctx := t.Context()
 	if _, err := state.Create(ctx, s.store, state.TeamKey("kept"), &state.Team{Name: "kept", Users: []string{"a@b.co"}}); err != nil {
 		t.Fatal(err)
@@ -76,7 +68,7 @@ func TestPinIdentities(t *testing.T) {
 		}
 	}
 
-	s.eng.PinIdentities(ctx)
+	s.pinIdentities(ctx)
 
 	kept, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey("kept"))
 	if err != nil || kept.ID == "" {
@@ -84,12 +76,12 @@ func TestPinIdentities(t *testing.T) {
 	}
 	gone := &state.Team{ID: state.NewID(), Name: "gone"} // created after the pin
 	svc, _, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc"))
-	if svc.TeamIDs["kept"] != kept.ID || !engine.TeamMatches(svc.TeamIDs, "kept", kept) || engine.TeamMatches(svc.TeamIDs, "gone", gone) {
+	if svc.TeamIDs["kept"] != kept.ID || !TeamMatches(svc.TeamIDs, "kept", kept) || TeamMatches(svc.TeamIDs, "gone", gone) {
 		t.Errorf("service pinned to %v", svc.TeamIDs)
 	}
 	u, _, _ := state.Get[state.User](ctx, s.store, state.UserKey("a@b.co"))
 	i1, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i1"))
-	if u.ID == "" || i1.OwnerID != u.ID || !engine.OwnsInstance(i1, u) || engine.TeamMatches(i1.TeamIDs, "gone", gone) || !engine.TeamMatches(i1.TeamIDs, "kept", kept) {
+	if u.ID == "" || i1.OwnerID != u.ID || !OwnsInstance(i1, u) || TeamMatches(i1.TeamIDs, "gone", gone) || !TeamMatches(i1.TeamIDs, "kept", kept) {
 		t.Errorf("instance i1 pinned to owner %q teams %v (user ID %q)", i1.OwnerID, i1.TeamIDs, u.ID)
 	}
 	i2, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i2"))
@@ -98,7 +90,7 @@ func TestPinIdentities(t *testing.T) {
 	}
 	// A second sweep changes nothing.
 	_, before, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc"))
-	s.eng.PinIdentities(ctx)
+	s.pinIdentities(ctx)
 	if _, after, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc")); after != before {
 		t.Error("a second pin rewrote the service")
 	}
@@ -108,12 +100,12 @@ func TestPinIdentities(t *testing.T) {
 // admin in no team can make one) is refused, naming it: no one would have
 // it. Instances with a team are handed to it.
 func TestRemoveUserWithLoneInstance(t *testing.T) {
-	s, _ := newTestServer(t, nil)
+	s, _ := newTestEngine(t, nil)
 	ctx := t.Context()
 	if _, err := CreateUser(ctx, s.store, "op@b.co", "password", true); err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.eng.UserWithID(ctx, "op@b.co")
+	u, err := s.UserWithID(ctx, "op@b.co")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +116,8 @@ func TestRemoveUserWithLoneInstance(t *testing.T) {
 	}
 	mk("lone", []string{})
 	mk("teamed", []string{"t"})
-	_, err = s.removeUser(callAs(ctx, "op@b.co"))
-	if status, _ := errorStatus(err); status != 409 || !strings.Contains(err.Error(), `"lone"`) || strings.Contains(err.Error(), "teamed") {
+	err = s.RemoveUser(ctx, &Identity{Email: "op@b.co"})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `"lone"`) || strings.Contains(err.Error(), "teamed") {
 		t.Fatalf("removing the owner of a lone instance: %v", err)
 	}
 	if _, _, err := state.Get[state.User](ctx, s.store, state.UserKey("op@b.co")); err != nil {
@@ -134,7 +126,7 @@ func TestRemoveUserWithLoneInstance(t *testing.T) {
 	if err := state.Delete(ctx, s.store, state.InstanceKey("lone")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.removeUser(callAs(ctx, "op@b.co")); err != nil {
+	if err := s.RemoveUser(ctx, &Identity{Email: "op@b.co"}); err != nil {
 		t.Fatal(err)
 	}
 	inst, _, err := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("teamed"))

@@ -1,22 +1,20 @@
-package server
+package engine
 
 import (
 	"context"
 	"fmt"
 	"sync"
 	"testing"
-
-	"github.com/berthpaas/berth/reconciler/reconcilertest"
 )
 
 // TestMergeSecretConcurrentAndUndo: concurrent merges of distinct names
 // into one secret all land (check-and-set), and an undo restores exactly
 // the names its merge touched, leaving the others' changes alone.
 func TestMergeSecretConcurrentAndUndo(t *testing.T) {
-	s := newBenchServer(t, reconcilertest.NewMemScheduler())
+	s, _ := newTestEngine(t, nil)
 	ctx := context.Background()
 	const path = "apps/racy/env"
-	if _, err := s.eng.MergeSecret(ctx, path, map[string]string{"KEEP": "old", "GONE": "was"}, nil); err != nil {
+	if _, err := s.MergeSecret(ctx, path, map[string]string{"KEEP": "old", "GONE": "was"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	const writers = 30
@@ -27,7 +25,7 @@ func TestMergeSecretConcurrentAndUndo(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			undos[i], errs[i] = s.eng.MergeSecret(ctx, path, map[string]string{fmt.Sprintf("K%02d", i): fmt.Sprint(i)}, nil)
+			undos[i], errs[i] = s.MergeSecret(ctx, path, map[string]string{fmt.Sprintf("K%02d", i): fmt.Sprint(i)}, nil)
 		}(i)
 	}
 	wg.Wait()
@@ -43,13 +41,13 @@ func TestMergeSecretConcurrentAndUndo(t *testing.T) {
 	if len(sec.Data) != writers+2 {
 		t.Fatalf("%d names after %d concurrent merges, want %d (lost writes)", len(sec.Data), writers, writers+2)
 	}
-	// A refused operation's merge (set KEEP, engine.Remove GONE, add NEW) is undone
+	// A refused operation's merge (set KEEP, remove GONE, add NEW) is undone
 	// after another writer changed K00: only its own names go back.
-	undo, err := s.eng.MergeSecret(ctx, path, map[string]string{"KEEP": "new", "NEW": "x"}, []string{"GONE"})
+	undo, err := s.MergeSecret(ctx, path, map[string]string{"KEEP": "new", "NEW": "x"}, []string{"GONE"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.eng.MergeSecret(ctx, path, map[string]string{"K00": "changed"}, nil); err != nil {
+	if _, err := s.MergeSecret(ctx, path, map[string]string{"K00": "changed"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	undo()
