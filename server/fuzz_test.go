@@ -323,7 +323,7 @@ func FuzzHandlers(f *testing.F) {
 
 	s, _ := newTestServer(f, nil)
 	ctx := f.Context()
-	if _, err := engine.CreateUser(ctx, s.store, "fuzz-admin@b.co", "fuzz-password", true); err != nil {
+	if _, err := engine.CreateUser(ctx, s.eng.Store(), "fuzz-admin@b.co", "fuzz-password", true); err != nil {
 		f.Fatal(err)
 	}
 	tok, _, err := s.eng.IssueToken(ctx, "fuzz-admin@b.co", engine.TokenUser, "", s.cfg.Users.TokenTTLDur)

@@ -177,7 +177,7 @@ func TestHealthzReportsBackends(t *testing.T) {
 	if m["status"] != "ok" || be["store"].(map[string]any)["backend"] != "bolt" || be["secrets"].(map[string]any)["backend"] != "sealed" {
 		t.Fatalf("%s", w.Body)
 	}
-	s.store.Close() // the store goes away
+	s.eng.Store().Close() // the store goes away
 	w = serve(s, "GET", "/healthz", "", nil)
 	m = jsonBody(t, w)
 	st := m["backends"].(map[string]any)["store"].(map[string]any)

@@ -79,7 +79,7 @@ func benchDeployToSubmit(b *testing.B, others int) {
 	sched := reconcilertest.NewMemScheduler()
 	s := newBenchServer(b, sched)
 	ctx := context.Background()
-	if _, err := state.Create(ctx, s.store, state.UserKey(reconcilertest.Owner), &state.User{Email: reconcilertest.Owner, Admin: true, Created: time.Now().UTC()}); err != nil {
+	if _, err := state.Create(ctx, s.eng.Store(), state.UserKey(reconcilertest.Owner), &state.User{Email: reconcilertest.Owner, Admin: true, Created: time.Now().UTC()}); err != nil {
 		b.Fatal(err)
 	}
 	tok, _, err := s.eng.IssueToken(ctx, reconcilertest.Owner, engine.TokenUser, "", time.Hour)
@@ -87,10 +87,10 @@ func benchDeployToSubmit(b *testing.B, others int) {
 		b.Fatal(err)
 	}
 	if others > 0 {
-		reconcilertest.SeedApps(b, s.store, "other", others, true)
+		reconcilertest.SeedApps(b, s.eng.Store(), "other", others, true)
 	}
 	// The apps deployed by the timed requests: registered, one release each.
-	reconcilertest.SeedApps(b, s.store, "dep", b.N, false)
+	reconcilertest.SeedApps(b, s.eng.Store(), "dep", b.N, false)
 	s.Start()
 	if others > 0 {
 		// Let the reconciler submit the other apps and record them running.
@@ -133,7 +133,7 @@ func benchDeployToSubmit(b *testing.B, others int) {
 // reconcilerIdle reports whether no operation is under way (every deploy
 // record is in a final state).
 func reconcilerIdle(ctx context.Context, s *Server) bool {
-	ds, err := state.List[state.Deploy](ctx, s.store, state.DeploysPrefix)
+	ds, err := state.List[state.Deploy](ctx, s.eng.Store(), state.DeploysPrefix)
 	if err != nil {
 		return false
 	}

@@ -37,7 +37,7 @@ func auditActions(t *testing.T, s *Server) []string {
 	if err := s.auditLog.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	evs, _, err := audit.List(ctx, s.store, "", 1000)
+	evs, _, err := audit.List(ctx, s.eng.Store(), "", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/berthpaas/berth/audit"
-	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
@@ -42,11 +41,6 @@ type Server struct {
 	rec       *reconciler.Reconciler
 	cfg       *config.Config
 	log       hclog.Logger
-	store     backends.Store
-	secrets   backends.Secrets
-	sched     backends.Scheduler
-	brokers   engine.Brokers
-	mailer    engine.Mailer
 	names     map[string]string // backend role -> implementation name
 	router    *httprouter.Router
 	metrics   *metrics
@@ -68,8 +62,7 @@ func New(d Deps) (*Server, error) {
 		d.Logger = hclog.NewNullLogger()
 	}
 	s := &Server{
-		eng: eng, rec: reconciler.New(eng), cfg: d.Config, log: d.Logger, store: d.Store, secrets: d.Secrets, sched: d.Scheduler,
-		brokers: d.Brokers, mailer: d.Mailer,
+		eng: eng, rec: reconciler.New(eng), cfg: d.Config, log: d.Logger,
 		names:     map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
 		metrics:   newMetrics(),
 		startedAt: time.Now(),

@@ -154,11 +154,8 @@ func answer(t *testing.T, v any, err error) (int, map[string]any) {
 func TestBindWhoseRedeployFailsSaysSo(t *testing.T) {
 	s, ub := bindServer(t)
 	ctx := t.Context()
-	real := s.store
-	s.store = noCommitStore{real, "hello"}
-	s.eng.ReplaceStore(s.store)
+	real := s.eng.ReplaceStore(noCommitStore{s.eng.Store(), "hello"})
 	v, err := s.bindInstance(adminCall(ctx), "db1", "hello")
-	s.store = real
 	s.eng.ReplaceStore(real)
 	status, body := answer(t, v, err)
 	if status < 400 {
@@ -199,11 +196,8 @@ func TestUnbindWhoseRedeployFailsSaysSo(t *testing.T) {
 	// The bind's redeploy holds the lease until the reconciler has
 	// converged; there is no reconciler here.
 	s.eng.UnlockApp(ctx, "hello", -1)
-	real := s.store
-	s.store = noCommitStore{real, "hello"}
-	s.eng.ReplaceStore(s.store)
+	real := s.eng.ReplaceStore(noCommitStore{s.eng.Store(), "hello"})
 	v, err = s.unbindInstance(adminCall(ctx), "db1", "hello")
-	s.store = real
 	s.eng.ReplaceStore(real)
 	status, body := answer(t, v, err)
 	if status != http.StatusOK {

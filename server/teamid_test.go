@@ -61,7 +61,7 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 	s, _ := newTestServer(t, nil)
 	ctx := t.Context()
 	for _, e := range []string{"o@b.co"} {
-		if _, err := engine.CreateUser(ctx, s.store, e, "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.eng.Store(), e, "password", false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,18 +76,16 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 	}{
 		{"maintainer", s.addMaintainer, httprouter.Params{{Key: "app", Value: "kept"}}, `{"username":"leaver@b.co","role":"admin"}`},
 	} {
-		if _, err := engine.CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.eng.Store(), "leaver@b.co", "password", false); err != nil {
 			t.Fatal(err)
 		}
 		var rmErr error
-		hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
+		hooked := &hookedStore{Store: s.eng.Store(), hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
 			_, rmErr = s.removeUser(callAs(ctx, "leaver@b.co"))
 		}}}
-		s.store = hooked
 		s.eng.ReplaceStore(hooked)
 		c := &call{r: httptest.NewRequest("POST", "/", strings.NewReader(grant.body)).WithContext(ctx), ps: grant.ps, id: &engine.Identity{Email: "o@b.co"}, log: hclog.NewNullLogger()}
 		_, err := grant.run(c)
-		s.store = hooked.Store
 		s.eng.ReplaceStore(hooked.Store)
 		if rmErr != nil {
 			t.Fatalf("%s: removing the user: %v", grant.name, rmErr)
@@ -96,10 +94,10 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Errorf("%s: granted to a user removed meanwhile: %v (want 404)", grant.name, err)
 		}
 		// The email registered again has no role and is in no team.
-		if _, err := engine.CreateUser(ctx, s.store, "leaver@b.co", "password", false); err != nil {
+		if _, err := engine.CreateUser(ctx, s.eng.Store(), "leaver@b.co", "password", false); err != nil {
 			t.Fatal(err)
 		}
-		app, _ := state.GetApp(ctx, s.store, "kept")
+		app, _ := state.GetApp(ctx, s.eng.Store(), "kept")
 		if err := s.eng.Allowed(ctx, &engine.Identity{Email: "leaver@b.co"}, engine.ActAppRead, app); err == nil {
 			t.Errorf("%s: the re-registered email has a role on the app (maintainers %v)", grant.name, app.Maintainers)
 		}
