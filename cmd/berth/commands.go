@@ -53,8 +53,9 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	miscCommands(g)
 	serverSideCommands(g)
 	// To come with the API they need (issue 10), each in a file of its own
-	// registered here: logs (logs APP -f -proc -n), run (run APP -- CMD...), domain (domain list|add|remove APP HOST) and
-	// token (token list|create|revoke, team and app tokens). They follow
+	// registered here: logs (logs APP -f -proc -n), run (run APP -- CMD...),
+	// domain (domain list|add|remove APP HOST) and token (token
+	// list|create|revoke, team and app tokens). They follow
 	// the same shape: a *cmd with jsonOut for reads and r.follow for
 	// operations.
 	return g.cmds

@@ -77,7 +77,7 @@ current one (from the deploy history) (POST /api/v1/apps/:app/rollback/),
 then follows the operation's progress from the events stream until it is
 running or failed (exit 1, with the reason). Ctrl-C stops following; the
 rollback goes on on the server ("berth status APP" shows it). With -json the
-accepted operation is printed (api.Operation) and not followed.`,
+accepted operation is printed and not followed. JSON: api.Operation.`,
 			flags: detachFlag(&detach),
 			run: func(r *run) error {
 				version := ""
