@@ -57,7 +57,9 @@ type HistoryEntry struct {
 }
 
 // Duration is how long the operation took (0 when unknown).
-func (h *HistoryEntry) Duration() time.Duration { return time.Duration(h.DurationMS) * time.Millisecond }
+func (h *HistoryEntry) Duration() time.Duration {
+	return time.Duration(h.DurationMS) * time.Millisecond
+}
 
 // RollbackRequest is the optional body of POST /api/v1/apps/:app/rollback/.
 type RollbackRequest struct {
