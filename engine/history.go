@@ -29,15 +29,9 @@ func (s *Engine) RecordHistory(ctx context.Context, d *state.Deploy) error {
 	if d == nil || !final(d.State) || d.App == "" {
 		return nil
 	}
-	e := state.HistoryEntry{Generation: d.Generation, Operation: d.Operation, MetaVersion: d.MetaVersion, State: d.State,
-		Message: d.Message, By: d.By, Started: d.Started, Finished: d.Updated}
+	e := historyEntry(d)
 	if e.Finished.IsZero() {
 		e.Finished = time.Now().UTC()
-	}
-	if d.State == state.DeployFailed {
-		if i := strings.LastIndex(d.Message, revertingMarker); i >= 0 {
-			e.Reverted, e.RevertedTo = true, d.Message[i+len(revertingMarker):]
-		}
 	}
 	key := state.HistoryKey(d.App)
 	for attempt := 0; attempt < 64; attempt++ {
@@ -48,10 +42,8 @@ func (s *Engine) RecordHistory(ctx context.Context, d *state.Deploy) error {
 		if err != nil {
 			return err
 		}
-		for _, x := range h.Entries {
-			if x.Generation == e.Generation && x.Operation == e.Operation && x.State == e.State && x.Finished.Equal(e.Finished) {
-				return nil // recorded already
-			}
+		if recorded(h.Entries, e) {
+			return nil
 		}
 		h.Entries = append(h.Entries, e)
 		if n := len(h.Entries) - state.HistoryLimit; n > 0 {
@@ -64,6 +56,29 @@ func (s *Engine) RecordHistory(ctx context.Context, d *state.Deploy) error {
 		return err
 	}
 	return state.ErrConflict
+}
+
+// historyEntry is the history entry of the deploy record d.
+func historyEntry(d *state.Deploy) state.HistoryEntry {
+	e := state.HistoryEntry{Generation: d.Generation, Operation: d.Operation, MetaVersion: d.MetaVersion, State: d.State,
+		Message: d.Message, By: d.By, Started: d.Started, Finished: d.Updated}
+	if d.State == state.DeployFailed {
+		if i := strings.LastIndex(d.Message, revertingMarker); i >= 0 {
+			e.Reverted, e.RevertedTo = true, d.Message[i+len(revertingMarker):]
+		}
+	}
+	return e
+}
+
+// recorded reports whether the history entries hold e (the same deploy
+// record in the same final state).
+func recorded(entries []state.HistoryEntry, e state.HistoryEntry) bool {
+	for _, x := range entries {
+		if x.Generation == e.Generation && x.Operation == e.Operation && x.State == e.State && x.Finished.Equal(e.Finished) {
+			return true
+		}
+	}
+	return false
 }
 
 // ForgetHistory deletes an app's history (when the app is removed).
@@ -102,6 +117,30 @@ func (s *Engine) appHistory(ctx context.Context, a *state.App) ([]state.HistoryE
 	return out, nil
 }
 
+// currentHistory is the app's finished operations, newest first, with
+// its current deploy record when that is final but not yet appended (the
+// reconciler writes the deploy record first, the history just after), and
+// the operation under way (nil if none).
+func (s *Engine) currentHistory(ctx context.Context, a *state.App) ([]state.HistoryEntry, *state.HistoryEntry, error) {
+	done, err := s.appHistory(ctx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := s.GetDeploy(ctx, a.Name)
+	if err != nil || d == nil || d.Updated.Before(a.Created) {
+		return done, nil, err
+	}
+	cur := historyEntry(d)
+	if !final(d.State) {
+		cur.Finished = time.Time{}
+		return done, &cur, nil
+	}
+	if !recorded(done, cur) {
+		done = append([]state.HistoryEntry{cur}, done...)
+	}
+	return done, nil, nil
+}
+
 // History is the app's deploy history, newest first: the operation under
 // way (if any, with its current state), then each finished one.
 func (s *Engine) History(ctx context.Context, id *Identity, app string) ([]HistoryEntry, error) {
@@ -109,16 +148,13 @@ func (s *Engine) History(ctx context.Context, id *Identity, app string) ([]Histo
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.appHistory(ctx, a)
+	done, under, err := s.currentHistory(ctx, a)
 	if err != nil {
 		return nil, err
 	}
 	out := []HistoryEntry{}
-	if d, err := s.GetDeploy(ctx, a.Name); err != nil {
-		return nil, err
-	} else if d != nil && !final(d.State) && !d.Updated.Before(a.Created) {
-		out = append(out, HistoryEntry{HistoryEntry: state.HistoryEntry{Generation: d.Generation, Operation: d.Operation,
-			MetaVersion: d.MetaVersion, State: d.State, Message: d.Message, By: d.By, Started: d.Started}})
+	if under != nil {
+		out = append(out, HistoryEntry{HistoryEntry: *under})
 	}
 	for _, x := range done {
 		e := HistoryEntry{HistoryEntry: x}
@@ -154,7 +190,7 @@ func (s *Engine) Releases(ctx context.Context, id *Identity, app string) ([]*sta
 // the history brought to running, else the deploy record's last running
 // release. "" when there is none.
 func (s *Engine) rollbackTarget(ctx context.Context, a *state.App) (string, error) {
-	hist, err := s.appHistory(ctx, a)
+	hist, _, err := s.currentHistory(ctx, a)
 	if err != nil {
 		return "", err
 	}

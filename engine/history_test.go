@@ -87,6 +87,32 @@ func TestHistoryRecordsFinishedOperations(t *testing.T) {
 		t.Fatalf("the first deploy took %v", h[1].Duration)
 	}
 
+	// A deploy record that reached its final state shows in the history
+	// before the reconciler has appended it.
+	if _, err := e.DeployVersion(ctx, dev, "hello", "1-aaa", DeploySettings{}); err != nil {
+		t.Fatal(err)
+	}
+	d, idx, err := state.Get[state.Deploy](ctx, e.store, state.DeployKey("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.State, d.Updated = state.DeployRunning, time.Now().UTC()
+	if _, err := state.Put(ctx, e.store, state.DeployKey("hello"), d, idx); err != nil {
+		t.Fatal(err)
+	}
+	done(e, "hello")
+	h, err = e.History(ctx, dev, "hello")
+	if err != nil || len(h) != 3 || h[0].Operation != "deploy 1-aaa" || h[0].State != state.DeployRunning || h[0].Generation != d.Generation {
+		t.Fatalf("history with a final record not yet appended: %+v %v", h, err)
+	}
+	// Once appended, it is there once.
+	if err := e.RecordHistory(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ = e.History(ctx, dev, "hello"); len(h) != 3 {
+		t.Fatalf("history after the record was appended: %+v", h)
+	}
+
 	// An outsider may not read it.
 	out := addUser(t, e, "out@example.com")
 	if _, err := e.History(ctx, out, "hello"); !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrNotFound) {
