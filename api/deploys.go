@@ -93,6 +93,8 @@ type Deploy struct {
 	Message     string    `json:"message,omitempty"` // why, when State is failed
 	By          string    `json:"by,omitempty"`      // who started the operation
 	Updated     time.Time `json:"updated"`           // when the record last changed
+	// Started is when the operation was asked for (absent in older records).
+	Started time.Time `json:"started,omitzero"`
 	// Deadline is when a deploy that has not converged is failed.
 	Deadline *time.Time `json:"deadline,omitempty"`
 	// AutoRevert says whether a failure of this deploy reverts the app.

@@ -133,7 +133,8 @@ func (s *Engine) commitChangeWith(ctx context.Context, name, holder, op string, 
 			return nil, nil, err
 		}
 		a.Generation++
-		d := &state.Deploy{App: name, Generation: a.Generation, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: holder, Updated: time.Now().UTC()}
+		now := time.Now().UTC()
+		d := &state.Deploy{App: name, Generation: a.Generation, Operation: op, MetaVersion: a.MetaVersion, State: state.DeployPending, By: holder, Updated: now, Started: now}
 		if !a.Deployed {
 			d.MetaVersion = ""
 		}

@@ -621,10 +621,19 @@ func (r *Reconciler) finishOnce(ctx context.Context, a *state.App, st state.Depl
 		if st == state.DeployRunning && a.Deployed {
 			d.LastRunning = a.MetaVersion
 		}
-		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
-		return err
+		if _, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx); err != nil {
+			return err
+		}
+		r.recordHistory(ctx, d)
 	}
 	return nil
+}
+
+// recordHistory appends an operation that reached its final state to the
+// app's deploy history (engine.RecordHistory), retried as the other Store
+// writes are.
+func (r *Reconciler) recordHistory(ctx context.Context, d *state.Deploy) {
+	_ = r.write(ctx, "deploy history", d.App, func() error { return r.eng.RecordHistory(ctx, d) })
 }
 
 // progress follows apps whose operation is under way and records when it
@@ -788,8 +797,11 @@ func (r *Reconciler) fail(ctx context.Context, a *state.App, d *state.Deploy, ms
 			return nil
 		}
 		cur.State, cur.Message, cur.Updated = state.DeployFailed, msg+"; reverting to "+target, time.Now().UTC()
-		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx)
-		return err
+		if _, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), cur, idx); err != nil {
+			return err
+		}
+		r.recordHistory(ctx, cur)
+		return nil
 	}); err != nil {
 		return // stopping; the next leader's progress check fails it again
 	}

@@ -30,7 +30,7 @@ func deployedOut(d *engine.DeployedApp) *api.DeployedApp {
 
 // deployOut is an operation's record as the API shows it (api.Deploy).
 func deployOut(d *state.Deploy) *api.Deploy {
-	out := &api.Deploy{AppName: d.App, Generation: d.Generation, Operation: d.Operation, MetaVersion: d.MetaVersion, State: string(d.State), Message: d.Message, By: d.By, Updated: d.Updated, Deadline: d.Deadline, AutoRevert: d.AutoRevert, LastRunning: d.LastRunning}
+	out := &api.Deploy{AppName: d.App, Generation: d.Generation, Operation: d.Operation, MetaVersion: d.MetaVersion, State: string(d.State), Message: d.Message, By: d.By, Updated: d.Updated, Started: d.Started, Deadline: d.Deadline, AutoRevert: d.AutoRevert, LastRunning: d.LastRunning}
 	if r := d.Reverted; r != nil {
 		out.Reverted = &api.Reverted{Generation: r.Generation, MetaVersion: r.MetaVersion, Message: r.Message}
 	}

@@ -175,5 +175,6 @@ func (s *Server) routes() []route {
 		{Method: d, Path: "/services/:name/:team", Out: api.Status{}, Action: engine.ActServiceRevoke, Tag: "services", Summary: "Revoke a service from a team", h: s.revokeService},
 	}
 	table = append(table, s.domainRoutes()...)
+	table = append(table, s.releaseRoutes()...)
 	return table
 }

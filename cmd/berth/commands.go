@@ -49,15 +49,15 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	deployCommands(g)
 	envCommands(g)
 	serviceCommands(g)
+	releaseCommands(g)
 	miscCommands(g)
 	serverSideCommands(g)
 	logsCommands(g)
 	domainCommands(g)
 	// To come with the API they need (issue 10), each in a file of its own
-	// registered here: logs (logs APP -f -proc -n), releases, rollback and
-	// history (release list / rollback APP [VERSION] / history APP), run
-	// (run APP -- CMD...), domain (domain list|add|remove APP HOST) and
-	// token (token list|create|revoke, team and app tokens). They follow
+	// registered here: logs (logs APP -f -proc -n), run (run APP -- CMD...),
+	// domain (domain list|add|remove APP HOST) and token (token
+	// list|create|revoke, team and app tokens). They follow
 	// the same shape: a *cmd with jsonOut for reads and r.follow for
 	// operations.
 	return g.cmds

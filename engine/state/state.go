@@ -36,6 +36,7 @@ const (
 	ServicesPrefix  = "services/"
 	InstancesPrefix = "instances/"
 	DomainsPrefix   = "domains/"
+	HistoryPrefix   = "history/"
 )
 
 // Roles of a maintainer on an app, weakest first.
@@ -374,6 +375,9 @@ type Deploy struct {
 	Message     string      `json:"message,omitempty"`
 	By          string      `json:"by,omitempty"`
 	Updated     time.Time   `json:"updated"`
+	// Started is when the operation was asked for (zero in records
+	// older than this field, and in the reconciler's own records).
+	Started time.Time `json:"started,omitzero"`
 	// Deadline is when a deploy that has not converged is failed: the
 	// progress deadline after it was submitted.
 	Deadline *time.Time `json:"deadline,omitempty"`
@@ -394,6 +398,34 @@ type Reverted struct {
 	Message     string `json:"message"`
 }
 
+// HistoryLimit is how many finished operations an app's history keeps
+// (the oldest are dropped first).
+const HistoryLimit = 100
+
+// History is the record of an app's finished operations, oldest first,
+// at most HistoryLimit of them: each deploy record in the final state it
+// reached (running, failed, undeployed), appended when it got there.
+type History struct {
+	App     string         `json:"appname"`
+	Entries []HistoryEntry `json:"entries"`
+}
+
+// HistoryEntry is one finished operation of an app.
+type HistoryEntry struct {
+	Generation  int64       `json:"generation"`
+	Operation   string      `json:"operation"`
+	MetaVersion string      `json:"meta_version,omitempty"`
+	State       DeployState `json:"state"`
+	// Reverted: the operation failed and the app was reverted (to
+	// RevertedTo) by an automatic revert.
+	Reverted   bool      `json:"reverted,omitempty"`
+	RevertedTo string    `json:"reverted_to,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	By         string    `json:"by,omitempty"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished"`
+}
+
 // Lock is a lease on an app: one operation at a time. It expires, so a
 // crashed holder never blocks an app for ever.
 type Lock struct {
@@ -406,6 +438,7 @@ type Lock struct {
 // Keys of records.
 func UserKey(email string) string       { return UsersPrefix + email }
 func DeployKey(app string) string       { return DeploysPrefix + app }
+func HistoryKey(app string) string      { return HistoryPrefix + app }
 func ServiceKey(name string) string     { return ServicesPrefix + name }
 func InstanceKey(name string) string    { return InstancesPrefix + name }
 func LockKey(app string) string         { return LocksPrefix + "apps/" + app }
