@@ -34,10 +34,12 @@ type TeamTokenGrant struct {
 
 // tokenImplies: granting an action also grants the route actions that do
 // the same thing through another path (an app.deploy token may move the
-// app to another release, deploy or patch a proc).
+// app to another release and deploy an undeployed proc; app.scale is
+// PATCH of a proc: instances, cpu, memory).
 var tokenImplies = map[Action][]Action{
 	ActAppPush:     {ActRepoPush},
-	ActAppDeploy:   {ActAppUpdate, ActProcDeploy, ActProcPatch},
+	ActAppDeploy:   {ActAppUpdate, ActProcDeploy},
+	ActAppScale:    {ActProcPatch},
 	ActAppEnvWrite: {ActAppEnvSet, ActAppEnvUnset},
 }
 

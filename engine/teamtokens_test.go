@@ -97,13 +97,28 @@ func TestTeamTokenDeploysTheTeamsAppOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, act := range []Action{ActAppEnvWrite, ActAppScale, ActAppDelete, ActAppToken, ActTeamTokenCreate, ActAppList, ActEventsRead} {
+	for _, act := range []Action{ActAppEnvWrite, ActAppEnvSet, ActAppScale, ActProcPatch, ActProcUndeploy, ActAppUndeploy, ActAppDelete, ActAppToken, ActTeamTokenCreate, ActAppList, ActEventsRead} {
 		err := f.e.Allowed(ctx, id, act, web)
 		wantKind(t, "an action not granted ("+string(act)+")", err, ErrForbidden)
 	}
-	if err := f.e.Allowed(ctx, id, ActAppRead, web); err != nil {
-		t.Fatalf("app.read was granted: %v", err)
+	for _, act := range []Action{ActAppRead, ActAppDeploy, ActAppUpdate, ActProcDeploy} {
+		if err := f.e.Allowed(ctx, id, act, web); err != nil {
+			t.Fatalf("%s was granted (app.read, app.deploy): %v", act, err)
+		}
 	}
+	// A scaling token may patch procs (scale them), and only that.
+	_, scaleTok, err := f.e.CreateTeamToken(ctx, f.alice, TeamTokenRequest{Team: "ci-team", Actions: []string{"app.scale"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := authAs(f.e, scaleTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.e.Allowed(ctx, sid, ActProcPatch, web); err != nil {
+		t.Fatalf("app.scale does not cover proc.patch: %v", err)
+	}
+	wantKind(t, "app.scale token deploying", f.e.Allowed(ctx, sid, ActAppUpdate, web), ErrForbidden)
 	// A token cannot make or see tokens.
 	_, _, err = f.e.CreateTeamToken(ctx, id, TeamTokenRequest{Team: "ci-team", Actions: []string{"app.read"}})
 	wantKind(t, "a team token creating a token", err, ErrForbidden)

@@ -50,6 +50,7 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	envCommands(g)
 	serviceCommands(g)
 	miscCommands(g)
+	tokenCommands(g)
 	serverSideCommands(g)
 	// To come with the API they need (issue 10), each in a file of its own
 	// registered here: logs (logs APP -f -proc -n), releases, rollback and
