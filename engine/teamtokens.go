@@ -328,6 +328,9 @@ func (s *Engine) RevokeTeamToken(ctx context.Context, id *Identity, team, tokenI
 			return nil, err
 		}
 	}
+	if !isTokenID(tokenID) {
+		return nil, notFound("team token %q not found", tokenID)
+	}
 	rec, _, err := state.Get[state.TeamToken](ctx, s.store, state.TeamTokenKey(tokenID))
 	if errors.Is(err, state.ErrNotFound) || (err == nil && t != nil && (rec.Team != t.Name || rec.TeamID != t.ID)) {
 		return nil, notFound("team token %q not found", tokenID)
@@ -345,6 +348,20 @@ func (s *Engine) RevokeTeamToken(ctx context.Context, id *Identity, team, tokenI
 		}
 	}
 	return rec, s.revokeTeamToken(ctx, rec)
+}
+
+// isTokenID reports whether s has the shape of a token ID (16 hex digits):
+// anything else is not looked up.
+func isTokenID(s string) bool {
+	if len(s) != appTokenIDLen {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // revokeTeamToken deletes the token (it stops working at once), then its
@@ -412,7 +429,7 @@ func (s *Engine) RevokeAppToken(ctx context.Context, id *Identity, app *state.Ap
 	if err := userOnly(id); err != nil {
 		return err
 	}
-	if len(tokenID) != appTokenIDLen {
+	if !isTokenID(tokenID) {
 		return notFound("app token %q of app %q not found", tokenID, app.Name)
 	}
 	paths, err := s.secrets.List(ctx, "app-tokens/"+app.Name+"/")

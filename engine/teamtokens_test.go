@@ -174,6 +174,10 @@ func TestTeamTokenRevokedAndExpired(t *testing.T) {
 	}
 	_, err = f.e.RevokeTeamToken(ctx, f.alice, "", f.rec.ID)
 	wantKind(t, "revoking twice", err, ErrNotFound)
+	for _, bad := range []string{"", "../../users/x", strings.ToUpper(f.rec.ID), f.rec.ID + "0"} {
+		_, err = f.e.RevokeTeamToken(ctx, f.alice, "", bad)
+		wantKind(t, "revoking "+bad, err, ErrNotFound)
+	}
 
 	// Expiry: a token past its expiry is refused and no longer listed.
 	rec, tok, err := f.e.CreateTeamToken(ctx, f.alice, TeamTokenRequest{Team: "ci-team", Actions: []string{"app.read"}, ExpiresIn: 1})
