@@ -27,12 +27,18 @@ type Identity struct {
 	AppToken  bool   // an app token: may act on App only
 	App       string
 	TokenHash string
+	// Team is set for a team token (teamtokens.go): it acts on the team's
+	// apps with only its granted actions.
+	Team *TeamTokenGrant
 }
 
 // Name is the identity as shown in audit records.
 func (id *Identity) Name() string {
 	if id.AppToken {
 		return "app-token:" + id.App + " (by " + id.Email + ")"
+	}
+	if id.Team != nil {
+		return "team-token:" + id.Team.Team + "/" + id.Team.TokenID + " (by " + id.Email + ")"
 	}
 	return id.Email
 }
@@ -98,6 +104,10 @@ func (s *Engine) Authenticate(ctx context.Context, tok string) (*Identity, error
 		id.AppToken = true
 		id.App = sec.Data["app"]
 		if err := s.checkAppToken(ctx, sec, h, u); err != nil {
+			return nil, err
+		}
+	} else if sec.Data["kind"] == tokenTeam {
+		if id.Team, err = s.checkTeamToken(ctx, sec, h, u); err != nil {
 			return nil, err
 		}
 	} else {

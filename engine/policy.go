@@ -72,7 +72,7 @@ var policy = map[Action]rule{
 // developer through membership of one of the app's teams (the team that
 // was given the app, by ID: not one re-created under its name).
 func (s *Engine) RoleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
-	if id == nil || id.AppToken {
+	if id == nil || id.AppToken || id.Team != nil {
 		return ""
 	}
 	role := app.Maintainers[id.Email]
@@ -108,6 +108,9 @@ func (s *Engine) Allowed(ctx context.Context, id *Identity, act Action, app *sta
 	}
 	if id.Admin {
 		return nil
+	}
+	if id.Team != nil {
+		return s.teamTokenAllowed(ctx, id, act, app)
 	}
 	if r.AdminOnly {
 		return forbidden("only site admins may do %s", act)

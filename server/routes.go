@@ -176,5 +176,6 @@ func (s *Server) routes() []route {
 	}
 	table = append(table, s.domainRoutes()...)
 	table = append(table, s.releaseRoutes()...)
+	table = append(table, s.tokenRoutes()...)
 	return table
 }

@@ -471,3 +471,25 @@ type Domain struct {
 	By    string    `json:"by,omitempty"`
 	Added time.Time `json:"added"`
 }
+
+// TeamTokensPrefix holds the team tokens' records (engine/teamtokens.go).
+const TeamTokensPrefix = "team-tokens/"
+
+// TeamToken is a token that acts for a team on the team's apps, with only
+// its granted actions. The token's value is never stored: Hash is its
+// SHA-256, which finds it in the Secrets (where it is authenticated).
+type TeamToken struct {
+	ID          string     `json:"id"`
+	Team        string     `json:"team"`
+	TeamID      string     `json:"team_id"` // the team's ID at creation: a re-created team does not inherit it
+	Description string     `json:"description,omitempty"`
+	Actions     []string   `json:"actions"`
+	Creator     string     `json:"creator"`
+	CreatorID   string     `json:"creator_id"`
+	Hash        string     `json:"hash"`
+	Created     time.Time  `json:"created"`
+	Expires     time.Time  `json:"expires"`
+	LastUsed    *time.Time `json:"last_used,omitempty"`
+}
+
+func TeamTokenKey(id string) string { return TeamTokensPrefix + id }
