@@ -154,6 +154,8 @@ type Scheduler struct {
 	logMu   sync.Mutex
 	logs    map[string]*logFile // path -> the one writer of that log file
 	readers sync.WaitGroup      // Logs readers; they end with quit
+
+	runs runSet // one-off commands (run.go)
 }
 
 type spawnReq struct {
@@ -831,6 +833,7 @@ func (s *Scheduler) close() error {
 		}()
 	}
 	wg.Wait()
+	s.runs.stopAll()
 	// Instances of apps stopped earlier whose Stop gave up waiting.
 	s.mu.Lock()
 	var rest []*instance
