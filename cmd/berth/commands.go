@@ -51,6 +51,7 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	serviceCommands(g)
 	releaseCommands(g)
 	miscCommands(g)
+	runCommands(g)
 	serverSideCommands(g)
 	logsCommands(g)
 	domainCommands(g)
