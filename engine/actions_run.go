@@ -1,6 +1,5 @@
 package engine
 
-
 // ActAppRun is the action of POST /api/v1/apps/:app/run/: a one-off
 // command with the app's release and env (Engine.Run). Whoever may deploy
 // the app may run commands in it (the rule of ActAppDeploy): a command sees
