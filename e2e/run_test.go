@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +89,26 @@ func TestRun(t *testing.T) {
 		t.Errorf("timed-out run: result %+v after %s", res, time.Since(start))
 	}
 
+	// The client going away kills the command (and its children).
+	marker := "299." + strings.TrimLeft(fmt.Sprint(time.Now().UnixNano()%1000000), "0")
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := false
+	_, err = b.logsClient(t, u).Runs().Run(ctx, app, &api.RunRequest{Command: []string{"sh", "-c", "sleep " + marker + " & echo started; wait"}},
+		func(stream, line string) error {
+			if line == "started" {
+				seen = len(procsWithArg(marker)) > 0
+				cancel()
+			}
+			return nil
+		})
+	cancel()
+	if !errors.Is(err, context.Canceled) || !seen {
+		t.Errorf("a run whose client went away: %v (its sleep seen running: %v)", err, seen)
+	}
+	eventually(t, 15*time.Second, "the command of a run whose client went away to be killed", func() bool {
+		return len(procsWithArg(marker)) == 0
+	})
+
 	// Refused: an outsider (403), a bad request (400), an unknown proc.
 	outsider := b.newUser(t, "run-outsider")
 	_, _, _, err = b.runIn(t, outsider, app, &api.RunRequest{Command: []string{"env"}})
@@ -131,4 +155,22 @@ func TestRun(t *testing.T) {
 	if out, err := cli.CombinedOutput(); !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "403") && !strings.Contains(strings.ToLower(string(out)), "permission") {
 		t.Errorf("berth run as an outsider: %v, %s", err, out)
 	}
+}
+
+// procsWithArg lists the processes that have arg among their arguments.
+func procsWithArg(arg string) []string {
+	var out []string
+	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, a := range bytes.Split(b, []byte{0}) {
+			if string(a) == arg {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
