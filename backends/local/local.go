@@ -722,6 +722,7 @@ func (s *Scheduler) Stop(ctx context.Context, appName string) error {
 	if err := s.stop(ctx, appName); err != nil {
 		return err
 	}
+	s.runs.stopApp(appName) // run.go
 	return s.forget(appName)
 }
 

@@ -30,30 +30,68 @@ import (
 type runSet struct {
 	mu     sync.Mutex
 	closed bool
-	stops  map[chan struct{}]struct{} // closed to stop a run
+	runs   map[*runEntry]struct{}
 	wg     sync.WaitGroup
 }
 
-// add registers a run; false once the scheduler is closing.
-func (rs *runSet) add(stop chan struct{}) bool {
+// runEntry is one run under way: stop is closed (why set first) to stop
+// it; done is closed when it has ended.
+type runEntry struct {
+	app  string
+	stop chan struct{}
+	done chan struct{}
+	why  error
+}
+
+// errAppStopped ends the runs of an app that is stopped (undeployed).
+var errAppStopped = errors.New("local scheduler: the app was stopped")
+
+// add registers a run of app; nil once the scheduler is closing.
+func (rs *runSet) add(app string) *runEntry {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.closed {
-		return false
+		return nil
 	}
-	if rs.stops == nil {
-		rs.stops = map[chan struct{}]struct{}{}
+	if rs.runs == nil {
+		rs.runs = map[*runEntry]struct{}{}
 	}
-	rs.stops[stop] = struct{}{}
+	e := &runEntry{app: app, stop: make(chan struct{}), done: make(chan struct{})}
+	rs.runs[e] = struct{}{}
 	rs.wg.Add(1)
-	return true
+	return e
 }
 
-func (rs *runSet) done(stop chan struct{}) {
+func (rs *runSet) done(e *runEntry) {
 	rs.mu.Lock()
-	delete(rs.stops, stop)
+	delete(rs.runs, e)
 	rs.mu.Unlock()
+	close(e.done)
 	rs.wg.Done()
+}
+
+// stopLocked asks e to stop (once) for why.
+func (rs *runSet) stopLocked(e *runEntry, why error) {
+	if e.why == nil {
+		e.why = why
+		close(e.stop)
+	}
+}
+
+// stopApp stops the runs of app and waits until they have ended.
+func (rs *runSet) stopApp(app string) {
+	rs.mu.Lock()
+	var mine []*runEntry
+	for e := range rs.runs {
+		if e.app == app {
+			rs.stopLocked(e, errAppStopped)
+			mine = append(mine, e)
+		}
+	}
+	rs.mu.Unlock()
+	for _, e := range mine {
+		<-e.done
+	}
 }
 
 // stopAll stops every run and waits until they have ended; no run starts
@@ -61,16 +99,16 @@ func (rs *runSet) done(stop chan struct{}) {
 func (rs *runSet) stopAll() {
 	rs.mu.Lock()
 	rs.closed = true
-	for stop := range rs.stops {
-		close(stop)
+	for e := range rs.runs {
+		rs.stopLocked(e, errClosed)
 	}
-	rs.stops = nil
 	rs.mu.Unlock()
 	rs.wg.Wait()
 }
 
 // Run starts spec.Command for the app (see backends.Scheduler.Run). The app
 // need not be running here; it gets its directory (and uid) if it has none.
+// Stop (undeploy) ends the app's runs, before its directory and uid go.
 func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSpec) (*backends.RunHandle, error) {
 	if err := names.App(appName); err != nil {
 		return nil, err
@@ -105,20 +143,20 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 	args := in.shimArgs()
 	args = append(args[:len(args)-3:len(args)-3], spec.Command...)
 
-	stop := make(chan struct{})
-	if !s.runs.add(stop) {
+	run := s.runs.add(appName)
+	if run == nil {
 		return nil, errClosed
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		s.runs.done(stop)
+		s.runs.done(run)
 		return nil, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		s.runs.done(stop)
+		s.runs.done(run)
 		return nil, err
 	}
 	envR, envW, err := os.Pipe()
@@ -126,7 +164,7 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 		for _, f := range []*os.File{outR, outW, errR, errW} {
 			f.Close()
 		}
-		s.runs.done(stop)
+		s.runs.done(run)
 		return nil, err
 	}
 	pidR, pidW, err := os.Pipe()
@@ -134,7 +172,7 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 		for _, f := range []*os.File{outR, outW, errR, errW, envR, envW} {
 			f.Close()
 		}
-		s.runs.done(stop)
+		s.runs.done(run)
 		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
@@ -151,7 +189,7 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 		for _, f := range []*os.File{outR, errR, envW, pidR} {
 			f.Close()
 		}
-		s.runs.done(stop)
+		s.runs.done(run)
 		return nil, fmt.Errorf("local scheduler: run: start: %w", err)
 	}
 	start := time.Now()
@@ -160,7 +198,7 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 	lines := make(chan backends.LogLine)
 	result := make(chan backends.RunResult, 1)
 	go func() {
-		defer s.runs.done(stop)
+		defer s.runs.done(run)
 		defer close(result)
 		// The environment, then the command's pid from the shim.
 		go func() {
@@ -190,8 +228,10 @@ func (s *Scheduler) Run(ctx context.Context, appName string, spec backends.RunSp
 		case <-exited:
 		case <-ctx.Done():
 			why = ctx.Err()
-		case <-stop:
-			why = errClosed
+		case <-run.stop:
+			s.runs.mu.Lock()
+			why = run.why
+			s.runs.mu.Unlock()
 		}
 		if why != nil {
 			close(abandon)

@@ -172,3 +172,35 @@ func TestRunAsTheAppsUID(t *testing.T) {
 		t.Errorf("the run could read berth's data dir: stderr %q, result %+v", errs, res)
 	}
 }
+
+func TestRunStoppedWithTheApp(t *testing.T) {
+	s := newScheduler(t, t.TempDir())
+	defer s.Close()
+	h, err := s.Run(context.Background(), "oneoff", runSpec("sh", "-c", `echo up; exec sleep 300`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.Run(context.Background(), "other", runSpec("sh", "-c", `echo up; exec sleep 300`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.Lines
+	<-other.Lines
+	if err := s.Stop(context.Background(), "oneoff"); err != nil {
+		t.Fatal(err)
+	}
+	// Stop returned once the app's run had ended.
+	select {
+	case res := <-h.Result:
+		if !errors.Is(res.Err, errAppStopped) {
+			t.Errorf("result %+v, want the app stopped", res)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the run of a stopped app goes on")
+	}
+	select {
+	case res := <-other.Result:
+		t.Fatalf("another app's run ended with Stop: %+v", res)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
