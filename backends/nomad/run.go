@@ -9,6 +9,7 @@ package nomad
 // caller's ctx ends (which kills the command).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -212,7 +213,7 @@ func (s *Scheduler) followRun(ctx context.Context, jobID, task string, out chan<
 					}
 					pending = append(pending, b...)
 					for {
-						i := strings.IndexByte(string(pending), '\n')
+						i := bytes.IndexByte(pending, '\n')
 						if i < 0 {
 							break
 						}
