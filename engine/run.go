@@ -77,7 +77,7 @@ func (s *Engine) Run(ctx context.Context, id *Identity, app string, req RunReque
 		}
 	}
 	if err == nil && rel == nil {
-		rel, err = s.LatestRelease(ctx, a.Name)
+		rel, err = s.latestRelease(ctx, a.Name)
 	}
 	if err != nil {
 		return nil, err
