@@ -138,6 +138,12 @@ type Scheduler interface {
 	// kept output is ErrNotFound; errors before the first line are
 	// returned, with a nil channel.
 	Logs(ctx context.Context, app string, q LogQuery) (<-chan LogLine, error)
+	// Run starts a one-off command with the app's release and env (see
+	// RunSpec) and returns at once: its output comes on the handle's
+	// Lines, its exit on Result. Ending ctx kills the command (its whole
+	// process tree, or the batch job); the scheduler leaves nothing of a
+	// finished run behind. The app need not be running.
+	Run(ctx context.Context, app string, spec RunSpec) (*RunHandle, error)
 	Health(ctx context.Context) error
 	Close() error
 }

@@ -177,5 +177,6 @@ func (s *Server) routes() []route {
 	table = append(table, s.domainRoutes()...)
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.tokenRoutes()...)
+	table = append(table, s.runRoutes()...)
 	return table
 }

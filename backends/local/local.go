@@ -154,6 +154,8 @@ type Scheduler struct {
 	logMu   sync.Mutex
 	logs    map[string]*logFile // path -> the one writer of that log file
 	readers sync.WaitGroup      // Logs readers; they end with quit
+
+	runs runSet // one-off commands (run.go)
 }
 
 type spawnReq struct {
@@ -720,6 +722,7 @@ func (s *Scheduler) Stop(ctx context.Context, appName string) error {
 	if err := s.stop(ctx, appName); err != nil {
 		return err
 	}
+	s.runs.stopApp(appName) // run.go
 	return s.forget(appName)
 }
 
@@ -831,6 +834,7 @@ func (s *Scheduler) close() error {
 		}()
 	}
 	wg.Wait()
+	s.runs.stopAll()
 	// Instances of apps stopped earlier whose Stop gave up waiting.
 	s.mu.Lock()
 	var rest []*instance

@@ -280,6 +280,61 @@ func Run(t *testing.T, factory func(t testing.TB) backends.Scheduler, app AppFac
 		t.Fatalf("following: no new tick after %q (ended: %v)", first, fctx.Err())
 	})
 
+	t.Run("Run", func(t *testing.T) {
+		s := open(t, factory)
+		ctx := testCtx(t, app.Timeout)
+		spec := app.New(t, name("run"))
+		spec.Env = map[string]string{"BERTH_RUN_PUBLIC": "pub"}
+		var web backends.ProcSpec
+		for _, p := range spec.Procs {
+			if p.Name == "web" {
+				web = p
+			}
+		}
+		h, err := s.Run(ctx, spec.App, backends.RunSpec{App: spec, Proc: web, ID: "conf1",
+			Command: []string{"/bin/sh", "-c", `echo "public=$BERTH_RUN_PUBLIC"; echo to-stderr >&2; exit 3`}})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var out, errs []string
+		for l := range h.Lines {
+			if l.Stream == backends.StreamStderr {
+				errs = append(errs, l.Text)
+			} else {
+				out = append(out, l.Text)
+			}
+		}
+		res := <-h.Result
+		if res.Err != nil || res.ExitCode != 3 {
+			t.Errorf("Run result %+v, want exit code 3", res)
+		}
+		if strings.Join(out, "|") != "public=pub" || strings.Join(errs, "|") != "to-stderr" {
+			t.Errorf("Run output: stdout %q, stderr %q", out, errs)
+		}
+		// A run is not a deploy: the app is not running.
+		if _, err := s.Status(ctx, spec.App); !errors.Is(err, backends.ErrNotFound) {
+			t.Errorf("Status after a run = %v, want ErrNotFound", err)
+		}
+
+		// Ending ctx kills the command.
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		h, err = s.Run(rctx, spec.App, backends.RunSpec{App: spec, Proc: web, ID: "conf2",
+			Command: []string{"/bin/sh", "-c", "echo started; exec sleep 600"}})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if l, ok := <-h.Lines; !ok || l.Text != "started" {
+			t.Fatalf("first line of the run: %+v", l)
+		}
+		cancel()
+		for range h.Lines {
+		}
+		if res := <-h.Result; !errors.Is(res.Err, context.Canceled) {
+			t.Errorf("a cancelled run ended with %+v, want context.Canceled", res)
+		}
+	})
+
 	t.Run("InvalidSpec", func(t *testing.T) {
 		s := open(t, factory)
 		ctx := testCtx(t, app.Timeout)

@@ -205,6 +205,10 @@ func (c *cmd) Run(args []string) int {
 		if errors.Is(err, errInterrupted) {
 			return exitError
 		}
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return int(ec)
+		}
 		fmt.Fprintf(c.m.Err, "Error: %v\n", err)
 		return exitError
 	}

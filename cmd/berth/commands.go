@@ -52,15 +52,10 @@ func commands(m *Meta) map[string]cli.CommandFactory {
 	releaseCommands(g)
 	miscCommands(g)
 	tokenCommands(g)
+	runCommands(g)
 	serverSideCommands(g)
 	logsCommands(g)
 	domainCommands(g)
-	// To come with the API they need (issue 10), each in a file of its own
-	// registered here: logs (logs APP -f -proc -n), run (run APP -- CMD...),
-	// domain (domain list|add|remove APP HOST) and token (token
-	// list|create|revoke, team and app tokens). They follow
-	// the same shape: a *cmd with jsonOut for reads and r.follow for
-	// operations.
 	return g.cmds
 }
 

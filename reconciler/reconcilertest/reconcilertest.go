@@ -28,6 +28,8 @@ type MemScheduler struct {
 	specs   map[string]*backends.AppSpec
 	submits int
 	waiters map[string]chan struct{}
+	runs    []backends.RunSpec
+	run     RunFunc
 }
 
 var _ backends.Scheduler = (*MemScheduler)(nil)
@@ -192,4 +194,68 @@ func SeedApps(b testing.TB, st backends.Store, prefix string, n int, deployed bo
 // Logs: a MemScheduler runs nothing, so it has no logs.
 func (m *MemScheduler) Logs(ctx context.Context, app string, q backends.LogQuery) (<-chan backends.LogLine, error) {
 	return nil, backends.ErrNotFound
+}
+
+// RunFunc, if set, is what a one-off command does on a MemScheduler: the
+// lines it writes and its exit code. Unset, it writes its command (joined
+// by spaces) on stdout and exits 0.
+type RunFunc func(spec backends.RunSpec) (lines []backends.LogLine, exitCode int)
+
+// SetRun sets what one-off commands do (nil: the default).
+func (m *MemScheduler) SetRun(f RunFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.run = f
+}
+
+// Runs returns the specs of the one-off commands run so far.
+func (m *MemScheduler) Runs() []backends.RunSpec {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]backends.RunSpec(nil), m.runs...)
+}
+
+// Run records the spec and plays the RunFunc's output; an ended ctx ends
+// the run with its error.
+func (m *MemScheduler) Run(ctx context.Context, app string, spec backends.RunSpec) (*backends.RunHandle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.runs = append(m.runs, spec)
+	f := m.run
+	m.mu.Unlock()
+	var out []backends.LogLine
+	code := 0
+	if f != nil {
+		out, code = f(spec)
+	} else {
+		line := ""
+		for i, a := range spec.Command {
+			if i > 0 {
+				line += " "
+			}
+			line += a
+		}
+		out = []backends.LogLine{{Proc: spec.Proc.Name, Stream: backends.StreamStdout, Text: line}}
+	}
+	lines := make(chan backends.LogLine)
+	result := make(chan backends.RunResult, 1)
+	go func() {
+		defer close(result)
+		res := backends.RunResult{ExitCode: code}
+		for _, l := range out {
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				res = backends.RunResult{ExitCode: 128 + 9, Err: ctx.Err()}
+			}
+			if res.Err != nil {
+				break
+			}
+		}
+		close(lines)
+		result <- res
+	}()
+	return &backends.RunHandle{Lines: lines, Result: result}, nil
 }
