@@ -113,7 +113,7 @@ func (s *Engine) RegisterApp(ctx context.Context, id *Identity, in NewApp) (*sta
 		if err != nil {
 			return nil, err
 		}
-		if limit := s.QuotaOf(u); u.Owned >= limit {
+		if limit := s.quotaOf(u); u.Owned >= limit {
 			return nil, forbidden("quota exceeded: you own %d of %d apps allowed; remove one or ask an admin to raise your quota", u.Owned, limit)
 		}
 		u.Owned++
@@ -142,9 +142,9 @@ func (s *Engine) RegisterApp(ctx context.Context, id *Identity, in NewApp) (*sta
 	return nil, conflict("too many concurrent changes; try again")
 }
 
-// UnregisterApp removes an app's record, gives its owner the quota back,
+// unregisterApp removes an app's record, gives its owner the quota back,
 // and removes its releases and private env. The caller has undeployed it.
-func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
+func (s *Engine) unregisterApp(ctx context.Context, app *state.App) error {
 	for attempt := 0; attempt < 32; attempt++ {
 		cur, err := state.GetApp(ctx, s.store, app.Name)
 		if errors.Is(err, state.ErrNotFound) {
@@ -179,6 +179,9 @@ func (s *Engine) UnregisterApp(ctx context.Context, app *state.App) error {
 		}
 		if _, err := s.store.DeleteTree(ctx, state.ReleasePrefix(app.Name)); err != nil {
 			s.log.Warn("could not delete releases", "app", app.Name, "error", err)
+		}
+		if err := s.forgetHistory(ctx, app.Name); err != nil {
+			s.log.Warn("could not delete the deploy history", "app", app.Name, "error", err)
 		}
 		if err := s.secrets.Delete(ctx, envSecretPath(app.Name)); err != nil {
 			s.log.Warn("could not delete private env", "app", app.Name, "error", err)
@@ -215,7 +218,7 @@ func (s *Engine) visibleApps(ctx context.Context, id *Identity) ([]*state.App, e
 			}
 			continue
 		}
-		if s.RoleOn(id, a, tm) != "" {
+		if s.roleOn(id, a, tm) != "" {
 			out = append(out, a)
 		}
 	}
@@ -256,7 +259,7 @@ func (s *Engine) appStatus(ctx context.Context, a *state.App) *AppStatus {
 
 // sortedTeams are the teams with access to a, sorted; never nil.
 func sortedTeams(a *state.App) []string {
-	ts := AppTeams(a)
+	ts := appTeams(a)
 	sort.Strings(ts)
 	if ts == nil {
 		ts = []string{}
@@ -294,16 +297,16 @@ func (s *Engine) RemoveApp(ctx context.Context, id *Identity, name string) error
 	if err != nil {
 		return err
 	}
-	if err := s.BeforeRemoveApp(ctx, id, a); err != nil {
+	if err := s.beforeRemoveApp(ctx, id, a); err != nil {
 		return err
 	}
-	if err := s.UnregisterApp(ctx, a); err != nil {
+	if err := s.unregisterApp(ctx, a); err != nil {
 		return err
 	}
 	// Its app tokens die with it. (Should this fail, they are refused all
 	// the same: a token is bound to the app it was issued for, not to an
 	// app that later gets the same name; see checkAppToken.)
-	if err := s.RevokeAppTokens(ctx, a.Name); err != nil {
+	if err := s.revokeAppTokens(ctx, a.Name); err != nil {
 		s.log.Warn("could not revoke the app tokens of a removed app", "app", a.Name, "error", err)
 	}
 	return nil

@@ -53,7 +53,7 @@ func (s *Engine) BindApp(ctx context.Context, id *Identity, instance, app string
 		return nil, conflict("service instance %q is already bound to app %q", instance, app)
 	}
 	op := "bind " + instance
-	if err := s.LockApp(ctx, app, id.Name(), op, a.Generation+1); err != nil {
+	if err := s.lockApp(ctx, app, id.Name(), op, a.Generation+1); err != nil {
 		return nil, err
 	}
 	creds, err := s.bind(ctx, svc, inst, a)
@@ -109,7 +109,7 @@ func (s *Engine) UnbindApp(ctx context.Context, id *Identity, instance, app stri
 		return nil, notFound("service instance %q is not bound to app %q", instance, app)
 	}
 	op := "unbind " + instance
-	if err := s.LockApp(ctx, app, id.Name(), op, a.Generation+1); err != nil {
+	if err := s.lockApp(ctx, app, id.Name(), op, a.Generation+1); err != nil {
 		return nil, err
 	}
 	if err := s.unbind(ctx, svc, inst, app); err != nil {
@@ -138,7 +138,7 @@ func (s *Engine) redeployAfter(ctx context.Context, id *Identity, app, op string
 		s.releaseLease(ctx, app)
 		return nil
 	}
-	if _, _, err := s.CommitChange(ctx, app, id.Name(), op, func(*state.App) error { return nil }); err != nil {
+	if _, _, err := s.commitChange(ctx, app, id.Name(), op, func(*state.App) error { return nil }); err != nil {
 		return err
 	}
 	s.Kick(app)

@@ -17,10 +17,10 @@ import (
 	"github.com/berthpaas/berth/names"
 )
 
-// LockApp takes the app's operation lease for op, or answers 409 naming
+// lockApp takes the app's operation lease for op, or answers 409 naming
 // who holds it. The lease expires after reconciler.lock_ttl; the
 // reconciler releases it when the operation has converged.
-func (s *Engine) LockApp(ctx context.Context, app, holder, op string, gen int64) error {
+func (s *Engine) lockApp(ctx context.Context, app, holder, op string, gen int64) error {
 	key := state.LockKey(app)
 	for attempt := 0; attempt < 16; attempt++ {
 		cur, idx, err := state.Get[state.Lock](ctx, s.store, key)
@@ -79,7 +79,7 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 		return nil, nil, err
 	}
 	holder := id.Name()
-	if err := s.LockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
+	if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 		return nil, nil, err
 	}
 	undo := func() {}
@@ -93,7 +93,7 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 			undo = u
 		}
 	}
-	a, d, err := s.CommitChange(ctx, name, holder, op, fn)
+	a, d, err := s.commitChange(ctx, name, holder, op, fn)
 	if err != nil {
 		undo()
 		s.UnlockApp(ctx, name, -1)
@@ -103,7 +103,7 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 	return a, d, nil
 }
 
-// CommitChange applies fn to the app record and bumps its generation.
+// commitChange applies fn to the app record and bumps its generation.
 // The app record, the pending deploy record and the lease (naming the
 // generation that releases it) are written in one transaction: the
 // reconciler, woken by the app's change, always finds the deploy record of
@@ -114,11 +114,11 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 // from the previous record: it is read and written with check-and-set, so
 // a running state the reconciler records meanwhile is not lost. dfn (if
 // any) adjusts the new deploy record.
-func (s *Engine) CommitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+func (s *Engine) commitChange(ctx context.Context, name, holder, op string, fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	return s.commitChangeWith(ctx, name, holder, op, fn, nil)
 }
 
-// commitChangeWith is CommitChange with dfn adjusting the deploy record.
+// commitChangeWith is commitChange with dfn adjusting the deploy record.
 func (s *Engine) commitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
 	for attempt := 0; ; attempt++ {
 		a, idx, err := state.Get[state.App](ctx, s.store, state.AppKey(name))
@@ -316,10 +316,10 @@ func (s *Engine) Units(ctx context.Context, a *state.App) ([]backends.Instance, 
 	return st.Instances, string(st.Deployment)
 }
 
-// BeforeRemoveApp undeploys an app (and its resource instances) before its
+// beforeRemoveApp undeploys an app (and its resource instances) before its
 // record is removed.
-func (s *Engine) BeforeRemoveApp(ctx context.Context, id *Identity, a *state.App) error {
-	if err := s.LockApp(ctx, a.Name, id.Name(), "remove", a.Generation+1); err != nil {
+func (s *Engine) beforeRemoveApp(ctx context.Context, id *Identity, a *state.App) error {
+	if err := s.lockApp(ctx, a.Name, id.Name(), "remove", a.Generation+1); err != nil {
 		return err
 	}
 	if err := s.unbindAll(ctx, id, a); err != nil {

@@ -210,7 +210,7 @@ func (s *Engine) domainChange(ctx context.Context, id *Identity, name, op string
 	holder := id.Name()
 	locked := cur.Deployed
 	if locked {
-		if err := s.LockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
+		if err := s.lockApp(ctx, name, holder, op, cur.Generation+1); err != nil {
 			return nil, err
 		}
 	}

@@ -151,7 +151,7 @@ func TestDomainsOfRemovedApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := state.GetApp(ctx, e.store, "old")
-	if err := e.UnregisterApp(ctx, a); err != nil {
+	if err := e.unregisterApp(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.AddDomains(ctx, dev, "new", []string{"www.example.com"}); err != nil {

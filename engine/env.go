@@ -55,7 +55,7 @@ func (s *Engine) SetEnv(ctx context.Context, id *Identity, app string, vars []En
 	}
 	// A variable made public drops its private value.
 	secret := func(ctx context.Context) (func(), error) {
-		return s.MergeSecret(ctx, envSecretPath(a.Name), priv, pubNames)
+		return s.mergeSecret(ctx, envSecretPath(a.Name), priv, pubNames)
 	}
 	apply := func(x *state.App) error {
 		for _, e := range list {
@@ -101,7 +101,7 @@ func (s *Engine) UnsetEnv(ctx context.Context, id *Identity, app string, names [
 		}
 	}
 	secret := func(ctx context.Context) (func(), error) {
-		return s.MergeSecret(ctx, envSecretPath(a.Name), nil, names)
+		return s.mergeSecret(ctx, envSecretPath(a.Name), nil, names)
 	}
 	return s.envChange(ctx, id, a, "unset env", noRestart, secret, func(x *state.App) error {
 		out := x.Env[:0]
@@ -177,10 +177,10 @@ func (s *Engine) Swap(ctx context.Context, id *Identity, app1, app2 string) (map
 		return nil, err
 	}
 	holder := id.Name()
-	if err := s.LockApp(ctx, app1, holder, "swap", a1.Generation+1); err != nil {
+	if err := s.lockApp(ctx, app1, holder, "swap", a1.Generation+1); err != nil {
 		return nil, err
 	}
-	if err := s.LockApp(ctx, app2, holder, "swap", a2.Generation+1); err != nil {
+	if err := s.lockApp(ctx, app2, holder, "swap", a2.Generation+1); err != nil {
 		s.UnlockApp(ctx, app1, -1)
 		return nil, err
 	}

@@ -81,8 +81,8 @@ func recorded(entries []state.HistoryEntry, e state.HistoryEntry) bool {
 	return false
 }
 
-// ForgetHistory deletes an app's history (when the app is removed).
-func (s *Engine) ForgetHistory(ctx context.Context, app string) error {
+// forgetHistory deletes an app's history (when the app is removed).
+func (s *Engine) forgetHistory(ctx context.Context, app string) error {
 	err := state.Delete(ctx, s.store, state.HistoryKey(app))
 	if errors.Is(err, state.ErrNotFound) {
 		return nil

@@ -152,7 +152,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.UnregisterApp(ctx, a); err != nil {
+	if err := e.unregisterApp(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // after the last entry's time

@@ -20,8 +20,8 @@ import (
 // have no recorded ID: they match by name until the service sweep pins
 // them (to the current record, or to a tombstone when the name is gone).
 
-// TeamWithID reads a team, giving it an ID if it has none (older records).
-func (s *Engine) TeamWithID(ctx context.Context, name string) (*state.Team, error) {
+// teamWithID reads a team, giving it an ID if it has none (older records).
+func (s *Engine) teamWithID(ctx context.Context, name string) (*state.Team, error) {
 	t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
 	if err != nil || t.ID != "" {
 		return t, err
@@ -35,9 +35,9 @@ func (s *Engine) TeamWithID(ctx context.Context, name string) (*state.Team, erro
 	return t, err
 }
 
-// UserWithID reads a user, giving it an ID if it has none (users get one
+// userWithID reads a user, giving it an ID if it has none (users get one
 // the first time something is recorded as theirs).
-func (s *Engine) UserWithID(ctx context.Context, email string) (*state.User, error) {
+func (s *Engine) userWithID(ctx context.Context, email string) (*state.User, error) {
 	u, _, err := state.Get[state.User](ctx, s.store, state.UserKey(email))
 	if err != nil || u.ID != "" {
 		return u, err
@@ -51,10 +51,10 @@ func (s *Engine) UserWithID(ctx context.Context, email string) (*state.User, err
 	return u, err
 }
 
-// TeamMatches reports whether t is the team that was granted under name:
+// teamMatches reports whether t is the team that was granted under name:
 // the ID recorded at grant time (ids) is t's. A reference with no recorded
 // ID (an older record not yet pinned by the sweep) matches by name.
-func TeamMatches(ids map[string]string, name string, t *state.Team) bool {
+func teamMatches(ids map[string]string, name string, t *state.Team) bool {
 	if t == nil || t.Name != name {
 		return false
 	}
@@ -65,7 +65,7 @@ func TeamMatches(ids map[string]string, name string, t *state.Team) bool {
 	return id != "" && id == t.ID
 }
 
-// appTeamMatches is TeamMatches for the teams of an app. An app record
+// appTeamMatches is teamMatches for the teams of an app. An app record
 // with no recorded ID (older than app team IDs, not yet pinned by the
 // sweep) matches only a team created no later than the app was (or, for a
 // resource instance, than its resource was): an app is given its teams
@@ -84,16 +84,16 @@ func appTeamMatches(app *state.App, name string, t *state.Team) bool {
 	return since.IsZero() || !t.Created.After(since)
 }
 
-// OwnsInstance reports whether u is the user that created inst.
-func OwnsInstance(inst *state.ServiceInstance, u *state.User) bool {
+// ownsInstance reports whether u is the user that created inst.
+func ownsInstance(inst *state.ServiceInstance, u *state.User) bool {
 	if u == nil || inst.Owner == "" || inst.Owner != u.Email {
 		return false
 	}
 	return inst.OwnerID == "" || inst.OwnerID == u.ID
 }
 
-// MyTeams is the caller's teams by name, each with its ID.
-func (s *Engine) MyTeams(ctx context.Context, id *Identity) (map[string]*state.Team, error) {
+// myTeams is the caller's teams by name, each with its ID.
+func (s *Engine) myTeams(ctx context.Context, id *Identity) (map[string]*state.Team, error) {
 	ts, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (s *Engine) MyTeams(ctx context.Context, id *Identity) (map[string]*state.T
 			continue
 		}
 		if t.ID == "" {
-			if t, err = s.TeamWithID(ctx, t.Name); err != nil {
+			if t, err = s.teamWithID(ctx, t.Name); err != nil {
 				if errors.Is(err, state.ErrNotFound) {
 					continue
 				}
@@ -120,7 +120,7 @@ func (s *Engine) MyTeams(ctx context.Context, id *Identity) (map[string]*state.T
 func (s *Engine) TeamIDs(ctx context.Context, teams []string) (map[string]string, error) {
 	ids := map[string]string{}
 	for _, name := range teams {
-		t, err := s.TeamWithID(ctx, name)
+		t, err := s.teamWithID(ctx, name)
 		if errors.Is(err, state.ErrNotFound) {
 			return nil, notFound("team %q not found", name)
 		}
@@ -140,7 +140,7 @@ func (s *Engine) teamHoldings(ctx context.Context, t *state.Team) (services, ins
 		return nil, nil, err
 	}
 	for _, svc := range svcs {
-		if (Contains(svc.Teams, t.Name) || Contains(svc.OwnerTeams, t.Name)) && TeamMatches(svc.TeamIDs, t.Name, t) {
+		if (Contains(svc.Teams, t.Name) || Contains(svc.OwnerTeams, t.Name)) && teamMatches(svc.TeamIDs, t.Name, t) {
 			services = append(services, svc.Name)
 		}
 	}
@@ -149,7 +149,7 @@ func (s *Engine) teamHoldings(ctx context.Context, t *state.Team) (services, ins
 		return nil, nil, err
 	}
 	for _, inst := range insts {
-		if Contains(inst.Teams, t.Name) && TeamMatches(inst.TeamIDs, t.Name, t) {
+		if Contains(inst.Teams, t.Name) && teamMatches(inst.TeamIDs, t.Name, t) {
 			instances = append(instances, inst.Name)
 		}
 	}
@@ -165,7 +165,7 @@ func (s *Engine) instancesWithoutTeam(ctx context.Context, u *state.User) ([]str
 	}
 	var out []string
 	for _, inst := range insts {
-		if OwnsInstance(inst, u) && len(inst.Teams) == 0 {
+		if ownsInstance(inst, u) && len(inst.Teams) == 0 {
 			out = append(out, inst.Name)
 		}
 	}
@@ -183,11 +183,11 @@ func (s *Engine) handOverInstances(ctx context.Context, u *state.User) error {
 	}
 	var failed error
 	for _, inst := range insts {
-		if !OwnsInstance(inst, u) {
+		if !ownsInstance(inst, u) {
 			continue
 		}
 		_, _, err := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
-			if OwnsInstance(i, u) {
+			if ownsInstance(i, u) {
 				i.Owner, i.OwnerID = "", ""
 			}
 			return nil
@@ -199,14 +199,14 @@ func (s *Engine) handOverInstances(ctx context.Context, u *state.User) error {
 	return failed
 }
 
-// UpdateForUser is state.Update for a change that names the user email
+// updateForUser is state.Update for a change that names the user email
 // (a maintainer role, a team membership): the record is written in one
 // transaction with a check that the user's record is unchanged, so the
 // change never lands after DELETE /users deleted the account (that
 // deletes the record first, then drops the email from apps and teams;
 // a change committed before the delete is seen by that sweep). 404 if
 // the user does not exist.
-func UpdateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
+func updateForUser[T any](ctx context.Context, st backends.Store, key, email string, fn func(v *T) error) error {
 	for attempt := 0; attempt < 64; attempt++ {
 		_, uidx, err := state.Get[state.User](ctx, st, state.UserKey(email))
 		if errors.Is(err, state.ErrNotFound) {
@@ -259,7 +259,7 @@ func (s *Engine) pinIdentities(ctx context.Context) {
 			if ids == nil {
 				ids = map[string]string{}
 			}
-			t, err := s.TeamWithID(ctx, n)
+			t, err := s.teamWithID(ctx, n)
 			switch {
 			case err == nil:
 				ids[n] = t.ID
@@ -300,7 +300,7 @@ func (s *Engine) pinIdentities(ctx context.Context) {
 		_, _, err := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
 			i.TeamIDs, _ = pinTeams(i.TeamIDs, i.Teams)
 			if i.Owner != "" && i.OwnerID == "" {
-				u, err := s.UserWithID(ctx, i.Owner)
+				u, err := s.userWithID(ctx, i.Owner)
 				switch {
 				case err == nil:
 					i.OwnerID = u.ID
@@ -327,11 +327,11 @@ func (s *Engine) pinAppTeams(ctx context.Context) {
 		return
 	}
 	pin := func(a *state.App) error {
-		for _, n := range AppTeams(a) {
+		for _, n := range appTeams(a) {
 			if _, ok := a.TeamIDs[n]; ok {
 				continue
 			}
-			t, err := s.TeamWithID(ctx, n)
+			t, err := s.teamWithID(ctx, n)
 			switch {
 			case err == nil && appTeamMatches(a, n, t):
 			case err == nil || errors.Is(err, state.ErrNotFound):
@@ -348,7 +348,7 @@ func (s *Engine) pinAppTeams(ctx context.Context) {
 	}
 	for _, a := range apps {
 		missing := false
-		for _, n := range AppTeams(a) {
+		for _, n := range appTeams(a) {
 			if _, ok := a.TeamIDs[n]; !ok {
 				missing = true
 			}

@@ -20,7 +20,7 @@ func TestGrantBoundToTeamID(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := &state.Service{Name: "svc", Broker: "redis", OwnerTeams: []string{"t"}, Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if err := s.ServiceAccess(ctx, &Identity{Email: "a@b.co"}, svc, true); err != nil {
+	if err := s.serviceAccess(ctx, &Identity{Email: "a@b.co"}, svc, true); err != nil {
 		t.Fatalf("the granted team's member: %v", err)
 	}
 	if err := state.Delete(ctx, s.store, state.TeamKey("t")); err != nil {
@@ -31,18 +31,18 @@ func TestGrantBoundToTeamID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, manage := range []bool{false, true} {
-		if err := s.ServiceAccess(ctx, &Identity{Email: "thief@b.co"}, svc, manage); err == nil {
+		if err := s.serviceAccess(ctx, &Identity{Email: "thief@b.co"}, svc, manage); err == nil {
 			t.Errorf("a member of the re-created team has access (manage=%v)", manage)
 		}
 	}
 	inst := &state.ServiceInstance{Name: "i", Teams: []string{"t"}, TeamIDs: map[string]string{"t": old.ID}}
-	if TeamMatches(inst.TeamIDs, "t", reborn) || !TeamMatches(inst.TeamIDs, "t", old) {
+	if teamMatches(inst.TeamIDs, "t", reborn) || !teamMatches(inst.TeamIDs, "t", old) {
 		t.Error("teamMatches does not tell the two teams apart")
 	}
 	u := &state.User{ID: "u1", Email: "a@b.co"}
-	if !OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
-		OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
-		OwnsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
+	if !ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, u) ||
+		ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u0"}, u) ||
+		ownsInstance(&state.ServiceInstance{Owner: "a@b.co", OwnerID: "u1"}, &state.User{Email: "a@b.co"}) {
 		t.Error("ownsInstance does not compare the owner's ID")
 	}
 }
@@ -76,12 +76,12 @@ func TestPinIdentities(t *testing.T) {
 	}
 	gone := &state.Team{ID: state.NewID(), Name: "gone"} // created after the pin
 	svc, _, _ := state.Get[state.Service](ctx, s.store, state.ServiceKey("svc"))
-	if svc.TeamIDs["kept"] != kept.ID || !TeamMatches(svc.TeamIDs, "kept", kept) || TeamMatches(svc.TeamIDs, "gone", gone) {
+	if svc.TeamIDs["kept"] != kept.ID || !teamMatches(svc.TeamIDs, "kept", kept) || teamMatches(svc.TeamIDs, "gone", gone) {
 		t.Errorf("service pinned to %v", svc.TeamIDs)
 	}
 	u, _, _ := state.Get[state.User](ctx, s.store, state.UserKey("a@b.co"))
 	i1, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i1"))
-	if u.ID == "" || i1.OwnerID != u.ID || !OwnsInstance(i1, u) || TeamMatches(i1.TeamIDs, "gone", gone) || !TeamMatches(i1.TeamIDs, "kept", kept) {
+	if u.ID == "" || i1.OwnerID != u.ID || !ownsInstance(i1, u) || teamMatches(i1.TeamIDs, "gone", gone) || !teamMatches(i1.TeamIDs, "kept", kept) {
 		t.Errorf("instance i1 pinned to owner %q teams %v (user ID %q)", i1.OwnerID, i1.TeamIDs, u.ID)
 	}
 	i2, _, _ := state.Get[state.ServiceInstance](ctx, s.store, state.InstanceKey("i2"))
@@ -105,7 +105,7 @@ func TestRemoveUserWithLoneInstance(t *testing.T) {
 	if _, err := CreateUser(ctx, s.store, "op@b.co", "password", true); err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.UserWithID(ctx, "op@b.co")
+	u, err := s.userWithID(ctx, "op@b.co")
 	if err != nil {
 		t.Fatal(err)
 	}

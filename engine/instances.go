@@ -34,7 +34,7 @@ func (s *Engine) instanceByName(ctx context.Context, id *Identity, name string) 
 		return nil, nil, err
 	}
 	if !id.Admin && !id.AppToken {
-		mine, err := s.MyTeams(ctx, id)
+		mine, err := s.myTeams(ctx, id)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -46,10 +46,10 @@ func (s *Engine) instanceByName(ctx context.Context, id *Identity, name string) 
 			if err != nil && !errors.Is(err, state.ErrNotFound) {
 				return nil, nil, err
 			}
-			ok = err == nil && OwnsInstance(inst, u)
+			ok = err == nil && ownsInstance(inst, u)
 		}
 		for _, t := range inst.Teams {
-			ok = ok || TeamMatches(inst.TeamIDs, t, mine[t])
+			ok = ok || teamMatches(inst.TeamIDs, t, mine[t])
 		}
 		if !ok {
 			return nil, nil, forbidden("you have no access to service instance %q", name)
@@ -70,7 +70,7 @@ func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service
 	if err != nil {
 		return nil, err
 	}
-	mine, err := s.MyTeams(ctx, id)
+	mine, err := s.myTeams(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service
 		ids[name] = t.ID
 	}
 	sort.Strings(teams)
-	owner, err := s.UserWithID(ctx, id.Email)
+	owner, err := s.userWithID(ctx, id.Email)
 	if err != nil {
 		return nil, err
 	}

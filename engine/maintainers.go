@@ -52,17 +52,17 @@ func (s *Engine) callerRank(ctx context.Context, id *Identity, a *state.App) (in
 	if id.Admin {
 		return state.RoleRank(state.RoleOwner) + 1, nil
 	}
-	teams, err := s.TeamsOf(ctx, a)
+	teams, err := s.teamsOf(ctx, a)
 	if err != nil {
 		return 0, err
 	}
-	return state.RoleRank(s.RoleOn(id, a, teams)), nil
+	return state.RoleRank(s.roleOn(id, a, teams)), nil
 }
 
 // AddMaintainer gives the user email a role on an app (developer when role
 // is ""). The caller may grant at most their own role; the user must exist
 // (and the role is written in one transaction with that check, see
-// UpdateForUser); a user who is a maintainer already is ErrConflict.
+// updateForUser); a user who is a maintainer already is ErrConflict.
 func (s *Engine) AddMaintainer(ctx context.Context, id *Identity, app, email, role string) (*Maintainer, error) {
 	a, err := s.loadApp(ctx, id, app, ActAppMaintWrite)
 	if err != nil {
@@ -85,7 +85,7 @@ func (s *Engine) AddMaintainer(ctx context.Context, id *Identity, app, email, ro
 	if state.RoleRank(role) > rank {
 		return nil, forbidden("you may not grant %s: it is above your own role on app %q", role, a.Name)
 	}
-	err = UpdateForUser(ctx, s.store, state.AppKey(a.Name), email, func(a *state.App) error {
+	err = updateForUser(ctx, s.store, state.AppKey(a.Name), email, func(a *state.App) error {
 		if _, ok := a.Maintainers[email]; ok {
 			return conflict("%s is already a maintainer of app %q", email, a.Name)
 		}

@@ -68,16 +68,16 @@ var policy = map[Action]rule{
 	ActUserQuotaOthers: {AdminOnly: true},
 }
 
-// RoleOn is the caller's effective role on an app: the maintainer role, or
+// roleOn is the caller's effective role on an app: the maintainer role, or
 // developer through membership of one of the app's teams (the team that
 // was given the app, by ID: not one re-created under its name).
-func (s *Engine) RoleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
+func (s *Engine) roleOn(id *Identity, app *state.App, teams map[string]*state.Team) string {
 	if id == nil || id.AppToken || id.Team != nil {
 		return ""
 	}
 	role := app.Maintainers[id.Email]
 	if role == "" {
-		for _, t := range AppTeams(app) {
+		for _, t := range appTeams(app) {
 			if tm := teams[t]; appTeamMatches(app, t, tm) && Contains(tm.Users, id.Email) {
 				return state.RoleDeveloper
 			}
@@ -86,7 +86,7 @@ func (s *Engine) RoleOn(id *Identity, app *state.App, teams map[string]*state.Te
 	return role
 }
 
-func AppTeams(app *state.App) []string {
+func appTeams(app *state.App) []string {
 	ts := append([]string(nil), app.Teams...)
 	if app.TeamOwner != "" && !Contains(ts, app.TeamOwner) {
 		ts = append(ts, app.TeamOwner)
@@ -124,11 +124,11 @@ func (s *Engine) Allowed(ctx context.Context, id *Identity, act Action, app *sta
 		}
 		return forbidden("this app token may not do %s on app %q", act, app.Name)
 	}
-	teams, err := s.TeamsOf(ctx, app)
+	teams, err := s.teamsOf(ctx, app)
 	if err != nil {
 		return err
 	}
-	role := s.RoleOn(id, app, teams)
+	role := s.roleOn(id, app, teams)
 	if state.RoleRank(role) >= state.RoleRank(r.MinRole) && role != "" {
 		return nil
 	}
@@ -138,9 +138,9 @@ func (s *Engine) Allowed(ctx context.Context, id *Identity, act Action, app *sta
 	return forbidden("you (%s) are %s on app %q; %s needs %s", id.Email, role, app.Name, act, r.MinRole)
 }
 
-func (s *Engine) TeamsOf(ctx context.Context, app *state.App) (map[string]*state.Team, error) {
+func (s *Engine) teamsOf(ctx context.Context, app *state.App) (map[string]*state.Team, error) {
 	out := map[string]*state.Team{}
-	for _, name := range AppTeams(app) {
+	for _, name := range appTeams(app) {
 		t, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
 		if errors.Is(err, state.ErrNotFound) {
 			continue
@@ -162,8 +162,8 @@ func Contains(list []string, s string) bool {
 	return false
 }
 
-// QuotaOf is how many apps u may own.
-func (s *Engine) QuotaOf(u *state.User) int {
+// quotaOf is how many apps u may own.
+func (s *Engine) quotaOf(u *state.User) int {
 	if u.Quota != nil {
 		return *u.Quota
 	}

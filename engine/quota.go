@@ -34,7 +34,7 @@ func (s *Engine) Quota(ctx context.Context, id *Identity, email string) (*Quota,
 	if err != nil {
 		return nil, err
 	}
-	q := &Quota{Limit: s.QuotaOf(u)}
+	q := &Quota{Limit: s.quotaOf(u)}
 	q.Available = max(q.Limit-u.Owned, 0)
 	return q, nil
 }

@@ -17,7 +17,7 @@ func (s *Engine) DeployIndex(ctx context.Context, app string) (*state.Deploy, ui
 	return s.getDeployIndex(ctx, app)
 }
 
-// CommitChangeWith is CommitChange with dfn adjusting the new deploy
+// CommitChangeWith is commitChange with dfn adjusting the new deploy
 // record (the reconciler's auto-revert records the failed deploy in it).
 func (s *Engine) CommitChangeWith(ctx context.Context, name, holder, op string, fn func(a *state.App) error, dfn func(d *state.Deploy)) (*state.App, *state.Deploy, error) {
 	return s.commitChangeWith(ctx, name, holder, op, fn, dfn)

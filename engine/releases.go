@@ -39,7 +39,7 @@ func (s *Engine) PushRelease(ctx context.Context, id *Identity, app, mv string, 
 	if spec.AppName != "" && spec.AppName != a.Name {
 		return nil, badRequest("the release spec is for app %q, not %q", spec.AppName, a.Name)
 	}
-	if err := s.CheckResourceUse(ctx, id, spec.Resources); err != nil {
+	if err := s.checkResourceUse(ctx, id, spec.Resources); err != nil {
 		return nil, err
 	}
 	by := id.Name()

@@ -100,11 +100,11 @@ func (s *Engine) MyRole(ctx context.Context, id *Identity, name string) (*AppRol
 	if id.AppToken {
 		return &AppRole{App: a.Name, User: id.Name(), Role: state.RoleDeveloper}, nil
 	}
-	teams, err := s.TeamsOf(ctx, a)
+	teams, err := s.teamsOf(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	role := s.RoleOn(id, a, teams)
+	role := s.roleOn(id, a, teams)
 	if role == "" && id.Admin {
 		role = RoleSiteAdmin
 	}
@@ -122,11 +122,11 @@ func (s *Engine) UserRole(ctx context.Context, id *Identity, name, email string)
 	if err != nil {
 		return nil, invalid(err)
 	}
-	teams, err := s.TeamsOf(ctx, a)
+	teams, err := s.teamsOf(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	role := s.RoleOn(&Identity{Email: email}, a, teams)
+	role := s.roleOn(&Identity{Email: email}, a, teams)
 	if role == "" {
 		return nil, notFound("%s has no role on app %q", email, a.Name)
 	}

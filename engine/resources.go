@@ -12,11 +12,11 @@ import (
 // resourceInstanceName names the instance of resource serving client.
 func resourceInstanceName(resource, client string) string { return resource + "-" + client }
 
-// CheckResourceUse: a release may only use resources its pusher (or
+// checkResourceUse: a release may only use resources its pusher (or
 // deployer) may use: a developer or more on the resource (a maintainer, or
 // a member of one of its teams), or a site admin. An app token acts for
 // the user who created it. Otherwise 403, and nothing is recorded or run.
-func (s *Engine) CheckResourceUse(ctx context.Context, id *Identity, resources []string) error {
+func (s *Engine) checkResourceUse(ctx context.Context, id *Identity, resources []string) error {
 	if id != nil && id.AppToken {
 		id = &Identity{Email: id.Email, Admin: s.cfg.IsAdmin(id.Email)}
 	}
@@ -41,7 +41,7 @@ func (s *Engine) CheckResourceUse(ctx context.Context, id *Identity, resources [
 func (s *Engine) ensureResourceInstances(ctx context.Context, id *Identity, client *state.App, rel *state.Release) ([]string, error) {
 	// Checked again at deploy time: the release may have been pushed by
 	// someone else, or before the deployer lost access to the resource.
-	if err := s.CheckResourceUse(ctx, id, rel.Spec.Resources); err != nil {
+	if err := s.checkResourceUse(ctx, id, rel.Spec.Resources); err != nil {
 		return nil, err
 	}
 	var out []string

@@ -48,10 +48,10 @@ func (s *Engine) updateSecret(ctx context.Context, path string, fn func(cur map[
 	return nil, conflict("too many concurrent changes of the same secret; try again")
 }
 
-// MergeSecret sets the values in set and removes the names in del, and
+// mergeSecret sets the values in set and removes the names in del, and
 // returns an undo that restores exactly those names to what they were
 // (leaving other writers' changes alone).
-func (s *Engine) MergeSecret(ctx context.Context, path string, set map[string]string, del []string) (undo func(), err error) {
+func (s *Engine) mergeSecret(ctx context.Context, path string, set map[string]string, del []string) (undo func(), err error) {
 	var touched []string
 	prev, err := s.updateSecret(ctx, path, func(cur map[string]string) {
 		touched = touched[:0]

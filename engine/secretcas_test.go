@@ -14,7 +14,7 @@ func TestMergeSecretConcurrentAndUndo(t *testing.T) {
 	s, _ := newTestEngine(t, nil)
 	ctx := context.Background()
 	const path = "apps/racy/env"
-	if _, err := s.MergeSecret(ctx, path, map[string]string{"KEEP": "old", "GONE": "was"}, nil); err != nil {
+	if _, err := s.mergeSecret(ctx, path, map[string]string{"KEEP": "old", "GONE": "was"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	const writers = 30
@@ -25,7 +25,7 @@ func TestMergeSecretConcurrentAndUndo(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			undos[i], errs[i] = s.MergeSecret(ctx, path, map[string]string{fmt.Sprintf("K%02d", i): fmt.Sprint(i)}, nil)
+			undos[i], errs[i] = s.mergeSecret(ctx, path, map[string]string{fmt.Sprintf("K%02d", i): fmt.Sprint(i)}, nil)
 		}(i)
 	}
 	wg.Wait()
@@ -43,11 +43,11 @@ func TestMergeSecretConcurrentAndUndo(t *testing.T) {
 	}
 	// A refused operation's merge (set KEEP, remove GONE, add NEW) is undone
 	// after another writer changed K00: only its own names go back.
-	undo, err := s.MergeSecret(ctx, path, map[string]string{"KEEP": "new", "NEW": "x"}, []string{"GONE"})
+	undo, err := s.mergeSecret(ctx, path, map[string]string{"KEEP": "new", "NEW": "x"}, []string{"GONE"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.MergeSecret(ctx, path, map[string]string{"K00": "changed"}, nil); err != nil {
+	if _, err := s.mergeSecret(ctx, path, map[string]string{"K00": "changed"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	undo()

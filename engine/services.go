@@ -114,8 +114,8 @@ func waitOperation(ctx context.Context, b broker.Broker, instance, op string) er
 	}
 }
 
-// ServiceAccess: admins, and members of a team the service is granted to.
-func (s *Engine) ServiceAccess(ctx context.Context, id *Identity, svc *state.Service, manage bool) error {
+// serviceAccess: admins, and members of a team the service is granted to.
+func (s *Engine) serviceAccess(ctx context.Context, id *Identity, svc *state.Service, manage bool) error {
 	if id.Admin {
 		return nil
 	}
@@ -130,7 +130,7 @@ func (s *Engine) ServiceAccess(ctx context.Context, id *Identity, svc *state.Ser
 		// The team must be the one granted (same ID), not a team
 		// re-created later under the name.
 		tm, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(t))
-		if err == nil && Contains(tm.Users, id.Email) && TeamMatches(svc.TeamIDs, t, tm) {
+		if err == nil && Contains(tm.Users, id.Email) && teamMatches(svc.TeamIDs, t, tm) {
 			return nil
 		}
 	}
@@ -339,7 +339,7 @@ func (s *Engine) ListServices(ctx context.Context, id *Identity) ([]ServiceInsta
 	}
 	out := []ServiceInstances{}
 	for _, svc := range svcs {
-		if s.ServiceAccess(ctx, id, svc, false) == nil {
+		if s.serviceAccess(ctx, id, svc, false) == nil {
 			out = append(out, ServiceInstances{Service: svc, Instances: by[svc.Name]})
 		}
 	}
@@ -488,7 +488,7 @@ func (s *Engine) serviceByName(ctx context.Context, id *Identity, name string, m
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ServiceAccess(ctx, id, svc, manage); err != nil {
+	if err := s.serviceAccess(ctx, id, svc, manage); err != nil {
 		return nil, err
 	}
 	return svc, nil
@@ -578,7 +578,7 @@ func (s *Engine) grantService(ctx context.Context, id *Identity, name, team stri
 	if err := names.Team(team); err != nil {
 		return err
 	}
-	tm, err := s.TeamWithID(ctx, team)
+	tm, err := s.teamWithID(ctx, team)
 	if errors.Is(err, state.ErrNotFound) {
 		return notFound("team %q not found", team)
 	}
@@ -588,7 +588,7 @@ func (s *Engine) grantService(ctx context.Context, id *Identity, name, team stri
 	_, _, err = state.Update(ctx, s.store, state.ServiceKey(svc.Name), func(x *state.Service) error {
 		// A name granted to a team since deleted and re-created is not
 		// this team: granting it again records this team's ID.
-		has := Contains(x.Teams, team) && TeamMatches(x.TeamIDs, team, tm)
+		has := Contains(x.Teams, team) && teamMatches(x.TeamIDs, team, tm)
 		switch {
 		case add && has:
 			return conflict("team %q already has access to service %q", team, x.Name)

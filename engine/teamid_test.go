@@ -103,8 +103,8 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 	if err := s.Allowed(ctx, thief, ActAppRead, app); err == nil {
 		t.Errorf("a member of the re-created team may read the app")
 	}
-	if tm, _ := s.TeamsOf(ctx, app); s.RoleOn(thief, app, tm) != "" {
-		t.Errorf("a member of the re-created team has role %q on the app", s.RoleOn(thief, app, tm))
+	if tm, _ := s.teamsOf(ctx, app); s.roleOn(thief, app, tm) != "" {
+		t.Errorf("a member of the re-created team has role %q on the app", s.roleOn(thief, app, tm))
 	}
 	// The owner keeps its role.
 	if err := s.Allowed(ctx, &Identity{Email: "a@b.co"}, ActAppDelete, app); err != nil {

@@ -88,7 +88,7 @@ func (s *Engine) RemoveTeam(ctx context.Context, id *Identity, name string) erro
 		return err
 	}
 	if t.ID == "" {
-		if t, err = s.TeamWithID(ctx, t.Name); err != nil {
+		if t, err = s.teamWithID(ctx, t.Name); err != nil {
 			return err
 		}
 	}
@@ -126,7 +126,7 @@ func (s *Engine) RemoveTeam(ctx context.Context, id *Identity, name string) erro
 		return err
 	}
 	for _, a := range apps {
-		if Contains(AppTeams(a), t.Name) && appTeamMatches(a, t.Name, t) {
+		if Contains(appTeams(a), t.Name) && appTeamMatches(a, t.Name, t) {
 			return forbidden("team %q still has access to app %q: remove it from the app first", t.Name, a.Name)
 		}
 	}
@@ -142,7 +142,7 @@ func (s *Engine) RemoveTeam(ctx context.Context, id *Identity, name string) erro
 
 // AddTeamUser adds the user email to a team of the caller's. The user must
 // exist (NotFound), and is added only if its account is not removed
-// meanwhile (see UpdateForUser).
+// meanwhile (see updateForUser).
 func (s *Engine) AddTeamUser(ctx context.Context, id *Identity, team, email string) error {
 	t, err := s.Team(ctx, id, team)
 	if err != nil {
@@ -152,7 +152,7 @@ func (s *Engine) AddTeamUser(ctx context.Context, id *Identity, team, email stri
 	if err != nil {
 		return err
 	}
-	return UpdateForUser(ctx, s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
+	return updateForUser(ctx, s.store, state.TeamKey(t.Name), email, func(t *state.Team) error {
 		if Contains(t.Users, email) {
 			return conflict("%s is already in team %q", email, t.Name)
 		}

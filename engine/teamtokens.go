@@ -97,7 +97,7 @@ func (s *Engine) teamTokenAllowed(ctx context.Context, id *Identity, act Action,
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return err
 	}
-	if err != nil || t.ID != g.TeamID || !Contains(AppTeams(app), g.Team) || !appTeamMatches(app, g.Team, t) {
+	if err != nil || t.ID != g.TeamID || !Contains(appTeams(app), g.Team) || !appTeamMatches(app, g.Team, t) {
 		return forbidden("this team token acts on the apps of team %q; app %q is not one of them", g.Team, app.Name)
 	}
 	return nil
@@ -170,7 +170,7 @@ func (s *Engine) memberTeam(ctx context.Context, id *Identity, team string) (*st
 	if err := names.Team(team); err != nil {
 		return nil, invalid(err)
 	}
-	t, err := s.TeamWithID(ctx, team)
+	t, err := s.teamWithID(ctx, team)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("team %q not found", team)
 	}
@@ -223,7 +223,7 @@ func (s *Engine) CreateTeamToken(ctx context.Context, id *Identity, in TeamToken
 	if err != nil {
 		return nil, "", err
 	}
-	u, err := s.UserWithID(ctx, id.Email)
+	u, err := s.userWithID(ctx, id.Email)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, "", unauthorized("your account no longer exists")
 	}
@@ -263,7 +263,7 @@ func (s *Engine) ListTeamTokens(ctx context.Context, id *Identity, team string) 
 		teams = map[string]*state.Team{t.Name: t}
 	} else if !id.Admin {
 		var err error
-		if teams, err = s.MyTeams(ctx, id); err != nil {
+		if teams, err = s.myTeams(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -339,7 +339,7 @@ func (s *Engine) RevokeTeamToken(ctx context.Context, id *Identity, team, tokenI
 		return nil, err
 	}
 	if t == nil && !id.Admin {
-		mine, err := s.MyTeams(ctx, id)
+		mine, err := s.myTeams(ctx, id)
 		if err != nil {
 			return nil, err
 		}

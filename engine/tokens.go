@@ -47,7 +47,7 @@ func (s *Engine) appTokenTTL(secs int64) (time.Duration, error) {
 // issueAppToken creates an app token for app, bound to this incarnation of
 // the app (its creation time): an app re-created under the same name does
 // not accept it. It is also indexed under the app, so that removing the app
-// revokes it (RevokeAppTokens).
+// revokes it (revokeAppTokens).
 func (s *Engine) issueAppToken(ctx context.Context, email string, app *state.App, ttl time.Duration) (string, time.Time, error) {
 	return s.issue(ctx, email, tokenApp, app.Name, map[string]string{"app_created": app.Created.UTC().Format(time.RFC3339Nano)}, ttl)
 }
@@ -67,7 +67,7 @@ func (s *Engine) issue(ctx context.Context, email, kind, app string, extra map[s
 		data[k] = v
 	}
 	// The indexes first, then the token itself: a token that works is
-	// always found by revokeUserTokens and RevokeAppTokens.
+	// always found by revokeUserTokens and revokeAppTokens.
 	if _, err := s.secrets.Put(ctx, userTokenPath(email, h), map[string]string{"kind": kind}); err != nil {
 		return "", time.Time{}, err
 	}
@@ -135,8 +135,8 @@ func (s *Engine) revokeUserTokens(ctx context.Context, email, kind string) error
 	return nil
 }
 
-// RevokeAppTokens deletes every app token of an app (when it is removed).
-func (s *Engine) RevokeAppTokens(ctx context.Context, app string) error {
+// revokeAppTokens deletes every app token of an app (when it is removed).
+func (s *Engine) revokeAppTokens(ctx context.Context, app string) error {
 	paths, err := s.secrets.List(ctx, "app-tokens/"+app+"/")
 	if err != nil {
 		return err

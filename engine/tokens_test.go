@@ -34,7 +34,7 @@ func TestAppTokenBoundToAppIncarnation(t *testing.T) {
 	}
 
 	// Remove the app without revoking its tokens, and register it again.
-	if err := s.UnregisterApp(ctx, app); err != nil {
+	if err := s.unregisterApp(ctx, app); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Millisecond)
