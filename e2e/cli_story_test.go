@@ -182,7 +182,7 @@ func TestCLIStory(t *testing.T) {
 	for _, name := range []string{"user create", "user login", "user info", "team create", "app create", "app open",
 		"push", "deploy", "logs", "scale", "env set", "domain add", "service create", "service grant",
 		"instance create", "bind", "unbind", "run", "rollback", "history", "token create", "token revoke",
-		"status", "undeploy", "instance remove", "env", "domain list", "token list"} {
+		"status", "undeploy", "instance remove", "env", "app info", "release list", "domain list", "token list"} {
 		args := append(strings.Fields(name), "-h")
 		r := help.ok(args...)
 		if !strings.Contains(r.stdout+r.stderr, "Usage: berth "+name) {
@@ -234,8 +234,10 @@ func TestCLIStory(t *testing.T) {
 	says(t, me.ok("push", app, v1, yaml("v1.yaml", webapp, "WEBAPP_VERSION=one")), "stdout", v1)
 	r = me.ok("deploy", app)
 	t.Logf("berth deploy:\n%s", r)
-	says(t, r, "stdout", app+": pending (deploy "+v1, app+": deploying (deploy "+v1, app+": running (deploy "+v1,
-		"Ctrl-C stops following, not the operation")
+	// The states the events stream showed (a fast deploy may be past
+	// pending when the CLI starts following), ending in running.
+	says(t, r, "stdout", "==> "+app+": deploy "+v1, "Ctrl-C stops following, not the operation",
+		app+": running (deploy "+v1+")", "==> "+app+": running "+v1+" in ")
 	if v := me.status(app); v.State != "running" || v.MetaVersion != v1 {
 		t.Fatalf("after deploy, status says %q at %q; want running at %s", v.State, v.MetaVersion, v1)
 	}
@@ -299,6 +301,10 @@ func TestCLIStory(t *testing.T) {
 	})
 	me.ok("instance", "create", svc, inst)
 	says(t, me.ok("bind", inst, app), "stdout", "bound "+inst+" to "+app, "DATABASE_URL", app+": running (bind "+inst+")")
+	// The app's one view shows its URLs, its instances and the bound instance.
+	r = me.ok("app", "info", app)
+	says(t, r, "stdout", appHost(app), host, inst, "web")
+	says(t, me.ok("release", "list", app), "stdout", v1, v2)
 	r = me.ok("run", app, "--", "env")
 	for _, k := range []string{"MYSQL_HOST=", "MYSQL_PORT=", "MYSQL_USER=", "MYSQL_PASSWORD=", "MYSQL_DATABASE=", "DATABASE_URL=", "GREETING=hello-story"} {
 		if !strings.Contains(r.stdout, k) {
