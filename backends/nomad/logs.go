@@ -318,12 +318,23 @@ func splitLines(b []byte) []string {
 	return parts
 }
 
-// follow streams one task's stream from origin (at offset 0), calling emit
-// for every whole line until ctx ends, the log ends or emit returns false.
+// follow streams one task's stream from origin, calling emit for every
+// whole line until ctx ends, the log ends or emit returns false.
+//
+// Nomad reads origin "end" at offset 0 as the start of the last log file
+// (client/fs_endpoint.go findClosest: offset 0 is its base case), so the
+// end is asked for as one byte before it: the last line's newline, which
+// is dropped. (An empty log file is then read from its start, which is its
+// end.)
 func follow(ctx context.Context, src logSource, allocID, task, stream, origin string, emit func(string) bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	data, errc := src.Logs(ctx, allocID, task, stream, origin, 0, true)
+	var offset int64
+	skipNewline := false
+	if origin == "end" {
+		offset, skipNewline = 1, true
+	}
+	data, errc := src.Logs(ctx, allocID, task, stream, origin, offset, true)
 	var pending []byte
 	for {
 		select {
@@ -333,6 +344,12 @@ func follow(ctx context.Context, src logSource, allocID, task, stream, origin st
 					emit(string(pending))
 				}
 				return nil
+			}
+			if skipNewline && len(b) > 0 {
+				if b[0] == '\n' {
+					b = b[1:]
+				}
+				skipNewline = false
 			}
 			pending = append(pending, b...)
 			for {
