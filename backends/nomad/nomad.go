@@ -397,6 +397,22 @@ func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
 	return ids, nil
 }
 
+// appRunJobs lists the jobs of the app's one-off commands (berth run).
+func (s *Scheduler) appRunJobs(ctx context.Context, app string) ([]string, error) {
+	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
+	if err != nil {
+		return nil, unavailable("list jobs", err)
+	}
+	var ids []string
+	for _, j := range stubs {
+		if j.Meta[MetaApp] == app && j.Meta[MetaRun] != "" && strings.HasPrefix(j.ID, app+"-run-") {
+			ids = append(ids, j.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
 // Status reports the app: version and deployment of its job, and its
 // allocations as instances.
 func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus, error) {
@@ -669,6 +685,12 @@ func (s *Scheduler) Stop(ctx context.Context, app string) error {
 	if len(ids) == 0 || ids[0] != app {
 		ids = append([]string{app}, ids...)
 	}
+	// The app's one-off commands end with it.
+	runs, err := s.appRunJobs(ctx, app)
+	if err != nil {
+		return err
+	}
+	ids = append(ids, runs...)
 	for _, id := range ids {
 		_, _, err := s.client.Jobs().DeregisterOpts(id, &api.DeregisterOptions{Purge: true}, s.w(ctx))
 		if err != nil && !isNotFound(err) {

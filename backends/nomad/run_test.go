@@ -125,4 +125,25 @@ func TestRealNomadRun(t *testing.T) {
 	if _, _, err := s.client.Jobs().Info(RunJobID(app, "t2"), s.q(ctx)); err == nil {
 		t.Error("the cancelled run's job is still there")
 	}
+
+	// Stopping (undeploying) the app ends its runs and removes their jobs.
+	spec.ID, spec.Command = "t3", []string{"/bin/sh", "-c", "echo started; exec sleep 300"}
+	h, err = s.Run(ctx, app, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := <-h.Lines; l.Text != "started" {
+		t.Fatalf("first line %+v", l)
+	}
+	if err := s.Stop(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.client.Jobs().Info(RunJobID(app, "t3"), s.q(ctx)); err == nil {
+		t.Error("the run's job is still there after the app was stopped")
+	}
+	for range h.Lines {
+	}
+	if res := <-h.Result; res.ExitCode == 0 && res.Err == nil {
+		t.Errorf("a run of a stopped app ended as if it had finished: %+v", res)
+	}
 }
