@@ -1,6 +1,9 @@
 package api
 
-import "sort"
+import (
+	"net/http"
+	"sort"
+)
 
 // AppInfo is one view of an app, as `berth app info` shows it: its
 // registration (GET /apps/:name), its deployment (GET /api/v1/apps/:app/;
@@ -41,6 +44,11 @@ func (a *Apps) Info(name string, q *QueryOptions) (*AppInfo, error) {
 		info.URLs = append(info.URLs, "http://"+app.Ip+"/")
 	}
 	svcs, _, err := a.c.Services().List(q)
+	if StatusOf(err) == http.StatusForbidden {
+		// A token that may read the app but not the services (a team or
+		// app token): the app's info without its bound instances.
+		svcs, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
