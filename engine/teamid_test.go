@@ -1,47 +1,13 @@
 package engine
 
 import (
-	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/backends/storetest"
 	"github.com/berthpaas/berth/engine/state"
 )
-
-// hookedStore runs a hook once when a key is read ("get:"+key) or a
-// prefix listed ("list:"+prefix), after the read: it is the moment a
-// concurrent request slips in between a check and the write that
-// depends on it.
-type hookedStore struct {
-	backends.Store
-	mu    sync.Mutex
-	hooks map[string]func()
-}
-
-func (h *hookedStore) fire(what string) {
-	h.mu.Lock()
-	f := h.hooks[what]
-	delete(h.hooks, what)
-	h.mu.Unlock()
-	if f != nil {
-		f()
-	}
-}
-
-func (h *hookedStore) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
-	p, m, err := h.Store.Get(ctx, key, q)
-	h.fire("get:" + key)
-	return p, m, err
-}
-
-func (h *hookedStore) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	ps, m, err := h.Store.List(ctx, prefix, q)
-	h.fire("list:" + prefix)
-	return ps, m, err
-}
 
 // An app is bound to the ID of the team it was registered for. The race
 // of issue 8: DELETE /teams checks that the team owns no app, an app is
@@ -64,7 +30,7 @@ func TestAppTeamBoundToTeamID(t *testing.T) {
 	// The race: the app is registered while DELETE /teams/t runs, after
 	// its check for apps.
 	var regErr error
-	hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"list:" + state.AppsPrefix: func() {
+	hooked := &storetest.Hooked{Store: s.store, Hooks: map[string]func(){"list:" + state.AppsPrefix: func() {
 		_, regErr = s.RegisterApp(ctx, &Identity{Email: "a@b.co"}, NewApp{Name: "raced", TeamOwner: "t"})
 	}}}
 	s.store = hooked
@@ -197,7 +163,7 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rmErr error
-		hooked := &hookedStore{Store: s.store, hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
+		hooked := &storetest.Hooked{Store: s.store, Hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
 			rmErr = s.RemoveUser(ctx, &Identity{Email: "leaver@b.co"})
 		}}}
 		s.store = hooked

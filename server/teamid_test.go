@@ -5,51 +5,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/backends/storetest"
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 )
 
 func callAs(ctx context.Context, email string) *call {
 	return &call{r: httptest.NewRequest("GET", "/", nil).WithContext(ctx), id: &engine.Identity{Email: email}, log: hclog.NewNullLogger()}
-}
-
-// hookedStore runs a hook once when a key is read ("get:"+key) or a
-// prefix listed ("list:"+prefix), after the read: it is the moment a
-// concurrent request slips in between a check and the write that
-// depends on it.
-type hookedStore struct {
-	backends.Store
-	mu    sync.Mutex
-	hooks map[string]func()
-}
-
-func (h *hookedStore) fire(what string) {
-	h.mu.Lock()
-	f := h.hooks[what]
-	delete(h.hooks, what)
-	h.mu.Unlock()
-	if f != nil {
-		f()
-	}
-}
-
-func (h *hookedStore) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
-	p, m, err := h.Store.Get(ctx, key, q)
-	h.fire("get:" + key)
-	return p, m, err
-}
-
-func (h *hookedStore) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	ps, m, err := h.Store.List(ctx, prefix, q)
-	h.fire("list:" + prefix)
-	return ps, m, err
 }
 
 // A maintainer role given to a user (POST .../maintainers) while DELETE
@@ -80,7 +47,7 @@ func TestGrantRacesUserRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rmErr error
-		hooked := &hookedStore{Store: s.eng.Store(), hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
+		hooked := &storetest.Hooked{Store: s.eng.Store(), Hooks: map[string]func(){"get:" + state.UserKey("leaver@b.co"): func() {
 			_, rmErr = s.removeUser(callAs(ctx, "leaver@b.co"))
 		}}}
 		s.eng.ReplaceStore(hooked)
