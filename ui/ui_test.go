@@ -1,6 +1,8 @@
 package ui_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -287,5 +290,45 @@ func TestRootRedirectsAndOtherPathsStayJSON404(t *testing.T) {
 	}
 	if code, body := page(t, s, "/ui/static/style.css", nil); code != 200 || !strings.Contains(body, "@media") {
 		t.Fatalf("style.css: %d", code)
+	}
+}
+
+func TestStreamsAreProxiedWithTheSession(t *testing.T) {
+	s := newServer(t)
+	userWithApp(t, s, "ann@example.com", "alpha", "alpha-web")
+	userWithApp(t, s, "bob@example.com", "beta", "beta-web")
+	ck := uiLogin(t, s, "ann@example.com")
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	get := func(path string, withCookie bool) *http.Response {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", hs.URL+path, nil)
+		if withCookie {
+			req.AddCookie(ck)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	// Ann's own app: the deploy events stream opens.
+	resp := get("/ui/apps/alpha-web/events", true)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events of her app: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if !strings.Contains(line, "events of app alpha-web") {
+		t.Fatalf("first line of the events stream = %q", line)
+	}
+	// Another team's app: refused as by the API; no cookie: sent to log in.
+	if resp := get("/ui/apps/beta-web/logs?follow=true", true); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("logs of another team's app: %d", resp.StatusCode)
+	}
+	if resp := get("/ui/apps/alpha-web/logs?follow=true", false); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logs without a session: %d", resp.StatusCode)
 	}
 }

@@ -29,7 +29,7 @@
             var text = line;
             try {
               var o = JSON.parse(line);
-              text = [o.time || o.timestamp || "", o.instance || o.proc || "", o.line || o.message || o.msg || line].join(" ").trim();
+              text = [o.time || "", (o.proc || "") + "." + (o.instance || 0), o.line || ""].join(" ").trim();
             } catch (e) { /* a plain line */ }
             logs.appendChild(document.createTextNode(text + "\n"));
           });
@@ -49,7 +49,7 @@
     function show(ev) {
       try {
         var d = JSON.parse(ev.data);
-        var rec = d.deploy || d.Deploy || d;
+        var rec = d; // the app's deploy record (api.Deploy)
         progress.textContent = (rec.operation || "") + ": " + (rec.state || ev.type) + (rec.message ? " (" + rec.message + ")" : "");
       } catch (e) { progress.textContent = ev.type; }
     }
