@@ -85,6 +85,9 @@ func New(d Deps) (*Server, error) {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "status": 500})
 	}
 	s.register(s.routes())
+	if err := s.mountUI(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

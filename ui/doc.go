@@ -1,0 +1,25 @@
+// Package ui is Berth's web console, served by `berth server` at /ui/.
+//
+// Why it is built this way:
+//
+//   - Server-rendered pages (Go html/template) with a little vanilla
+//     JavaScript, not a front end built with npm: there is no second
+//     toolchain to install, pin and audit, no build output to keep in step
+//     with the sources, and the pages work (apart from the live log tail and
+//     deploy progress) with JavaScript off. html/template escapes every
+//     value by context, which is most of what keeps a console safe.
+//   - Templates, CSS and JavaScript are embedded with go:embed: the binary
+//     is the whole console, nothing is fetched from the internet at run
+//     time, no separate process runs.
+//   - The pages talk to the same API as the CLI: each page asks the
+//     server's own HTTP handler (in process, with the session's token as a
+//     bearer token) for the typed answers of package api. Permissions,
+//     masking of private values, rate limits on logins and the audit log are
+//     therefore exactly the API's; the console adds no path around them.
+//   - The session token lives in an HttpOnly, SameSite=Strict cookie
+//     scoped to /ui, so the API under / never accepts it: the log tail and
+//     the deploy events are proxied under /ui/apps/:app/ (GET only) rather
+//     than opening cookie authentication on /api/. Every POST carries a
+//     CSRF token (an HMAC of the session token under a key drawn when the
+//     server starts) and must come from this host (Origin, or Referer).
+package ui

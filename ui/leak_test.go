@@ -1,0 +1,13 @@
+package ui_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine is still running
+// after they end (a goroutine that outlives the Close of what started it).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
