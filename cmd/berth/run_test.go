@@ -12,13 +12,8 @@ import (
 // errors are exit 2.
 func TestRunCommand(t *testing.T) {
 	addr, dir := testServer(t)
-	t.Setenv("BERTH_CREDENTIALS", filepath.Join(dir, "creds"))
+	cliLogin(t, addr, dir, "dev@example.com", "s3cret-pw")
 	t.Setenv("BERTH_ADDR", addr)
-	t.Setenv("BERTH_TOKEN", "")
-	t.Setenv("BERTH_PASSWORD", "s3cret-pw")
-	ok(t, "user", "create", "dev@example.com")
-	ok(t, "login", "dev@example.com")
-	t.Setenv("BERTH_PASSWORD", "")
 	ok(t, "app", "create", "hello")
 
 	fails(t, 2, "not enough arguments", "run", "hello")

@@ -13,13 +13,8 @@ import (
 // its value, revoked; an app's tokens listed and revoked.
 func TestTokenCommands(t *testing.T) {
 	addr, dir := testServer(t)
-	t.Setenv("BERTH_CREDENTIALS", filepath.Join(dir, "creds"))
+	cliLogin(t, addr, dir, "dev@example.com", "s3cret-pw")
 	t.Setenv("BERTH_ADDR", addr)
-	t.Setenv("BERTH_TOKEN", "")
-	t.Setenv("BERTH_PASSWORD", "s3cret-pw")
-	ok(t, "user", "create", "dev@example.com")
-	ok(t, "login", "dev@example.com")
-	t.Setenv("BERTH_PASSWORD", "")
 	ok(t, "team", "create", "devs")
 	ok(t, "app", "create", "hello", "-team", "devs")
 	ok(t, "app", "create", "mine")
