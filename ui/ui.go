@@ -37,17 +37,26 @@ type Console struct {
 	key    []byte       // the CSRF key, drawn per server
 	pages  map[string]*template.Template
 	static http.Handler
+	routes []uiRoute
 }
 
 // New builds the console over the server's API handler, which it calls in
 // process for every page (see the package comment).
 func New(apiHandler http.Handler) (*Console, error) {
-	c := &Console{api: apiHandler, key: make([]byte, 32), pages: map[string]*template.Template{}}
+	c := &Console{api: apiHandler, key: make([]byte, 32), pages: map[string]*template.Template{}, routes: allRoutes()}
 	if _, err := rand.Read(c.key); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"login", "apps", "app", "error"} {
-		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range names {
+		p := strings.TrimSuffix(strings.TrimPrefix(f, "templates/"), ".html")
+		if p == "layout" {
+			continue
+		}
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", f)
 		if err != nil {
 			return nil, err
 		}
@@ -84,47 +93,55 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	w.Header().Set("Cache-Control", "no-store")
-	if r.Method == http.MethodPost {
-		if !sameOrigin(r) {
-			c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Error: "This form was not sent from this site."})
-			return
-		}
-		switch path {
-		case "/ui/login":
-			c.login(w, r)
-		case "/ui/logout":
-			c.logout(w, r)
-		default:
-			c.render(w, http.StatusNotFound, "error", page{Title: "Not found", Error: "No such page."})
-		}
+	if r.Method == http.MethodPost && !sameOrigin(r) {
+		c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Error: "This form was not sent from this site."})
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	switch {
+	case r.Method == http.MethodPost && path == "/ui/login":
+		c.login(w, r)
+		return
+	case r.Method == http.MethodPost && path == "/ui/logout":
+		c.logout(w, r)
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
-	}
-	if path == "/ui/login" {
+	case r.Method != http.MethodPost && path == "/ui/login":
 		c.render(w, http.StatusOK, "login", page{Title: "Log in"})
 		return
 	}
 	s, ok := c.session(r)
 	if !ok {
+		if r.Method == http.MethodPost {
+			c.render(w, http.StatusUnauthorized, "error", page{Title: "Logged out", Error: "Your session has ended; log in again."})
+			return
+		}
 		http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 		return
 	}
-	parts := strings.Split(strings.TrimPrefix(path, "/ui"), "/")[1:] // "", "apps", "apps/x", "apps/x/logs"
-	switch {
-	case path == "/ui":
+	if path == "/ui" {
 		http.Redirect(w, r, "/ui/apps", http.StatusSeeOther)
-	case len(parts) == 1 && parts[0] == "apps":
-		c.appsPage(w, r, s)
-	case len(parts) == 2 && parts[0] == "apps":
-		c.appPage(w, r, s, parts[1])
-	case len(parts) == 3 && parts[0] == "apps" && (parts[2] == "logs" || parts[2] == "events"):
-		c.proxyStream(w, r, s, parts[1], parts[2])
-	default:
-		c.render(w, http.StatusNotFound, "error", c.withSession(s, page{Title: "Not found", Error: "No such page."}))
+		return
 	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "/ui/"), "/")
+	for _, rt := range c.routes {
+		params, ok := rt.match(method, parts)
+		if !ok {
+			continue
+		}
+		if method == http.MethodPost && !c.checkCSRF(r, s) {
+			c.render(w, http.StatusForbidden, "error", c.withSession(s, page{Title: "Refused", Error: "The form's security token is missing or wrong; reload the page and try again."}))
+			return
+		}
+		rt.h(c, w, r, s, params)
+		return
+	}
+	c.render(w, http.StatusNotFound, "error", c.withSession(s, page{Title: "Not found", Error: "No such page."}))
 }
 
 // session is a logged-in user's cookie and who they are.
@@ -473,4 +490,9 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// funcs are the helpers every template may use.
+var funcs = template.FuncMap{
+	"join": strings.Join,
 }
