@@ -203,9 +203,22 @@ func TestClusterServesWholeAPI(t *testing.T) {
 	if n := h.submits(app, mv); n != 1 {
 		t.Errorf("the holder submitted %s at %s %d times, want once", app, mv, n)
 	}
-	// Logs: on the holder, whose scheduler runs the app.
-	lr := h.do(t, "GET", "/api/v1/apps/"+app+"/logs/?lines=10", u, nil)
-	lr.check(t, http.StatusOK)
+	// Logs from either server: the instances run on the holder (the local
+	// scheduler is each server's own); the other passes the request on.
+	for _, s := range srv {
+		lr := s.do(t, "GET", "/api/v1/apps/"+app+"/logs/?stream=stdout", u, nil)
+		if !lr.check(t, http.StatusOK) {
+			continue
+		}
+		if n := strings.Count(string(lr.Raw), "listening on"); n != 2 {
+			t.Errorf("the logs read from %s (holder: %v) show %d instances listening, want 2: %s", s.URL, s == h, n, lr.Raw)
+		}
+	}
+	// Someone without access to the app is refused on either server.
+	stranger := a.newUser(t, "stranger")
+	for _, s := range srv {
+		s.do(t, "GET", "/api/v1/apps/"+app+"/logs/", stranger, nil).want(t, http.StatusForbidden)
+	}
 }
 
 // TestClusterKillHolderMidDeploy: three servers; the reconciler's holder

@@ -76,6 +76,7 @@ type linHistory struct {
 	ops   []porcupine.Operation
 	// counts of what happened, for the log
 	writes, reads, refused, unknown int
+	byKey                           map[string]int // writes that took effect, by register
 }
 
 func (h *linHistory) now() int64 { return int64(time.Since(h.start)) }
@@ -136,6 +137,7 @@ func (tg *linTarget) run(h *linHistory, c int, rng *rand.Rand, seq int) {
 	switch {
 	case in.Write && err == nil && (r.Code == http.StatusOK || r.Code == http.StatusAccepted):
 		h.writes++
+		h.byKey[in.Key]++
 	case in.Write && err == nil && r.Code == http.StatusConflict:
 		// Refused (the app's lease is held by another operation):
 		// nothing was written.
@@ -172,7 +174,7 @@ func (tg *linTarget) run(h *linHistory, c int, rng *rand.Rand, seq int) {
 // checkLinearizable runs the clients for at most d (or ops operations in
 // all) and checks the history.
 func checkLinearizable(t *testing.T, name string, tg *linTarget, clients, ops int, d time.Duration) {
-	h := &linHistory{start: time.Now()}
+	h := &linHistory{start: time.Now(), byKey: map[string]int{}}
 	// The registers' values before the clients start: written before.
 	initial := map[string]string{
 		"env":     "init",
@@ -196,8 +198,8 @@ func checkLinearizable(t *testing.T, name string, tg *linTarget, clients, ops in
 		}(c)
 	}
 	wg.Wait()
-	t.Logf("%s: %d operations in %v: %d writes, %d reads, %d writes refused (409 busy), %d writes of unknown outcome",
-		name, len(h.ops)-len(initial), time.Since(h.start).Round(time.Millisecond), h.writes, h.reads, h.refused, h.unknown)
+	t.Logf("%s: %d operations in %v: %d writes (by register %v), %d reads, %d writes refused (409 busy), %d writes of unknown outcome",
+		name, len(h.ops)-len(initial), time.Since(h.start).Round(time.Millisecond), h.writes, h.byKey, h.reads, h.refused, h.unknown)
 	if h.writes == 0 || h.reads == 0 {
 		t.Fatalf("%s: the history has %d writes and %d reads: nothing to check", name, h.writes, h.reads)
 	}
@@ -259,14 +261,14 @@ func TestLinearizableCluster(t *testing.T) {
 	ps := trackProcs(t) // before the servers: its check runs after they stopped
 	srv := startCluster(t, 2)
 	tg := linSetup(t, ps, srv)
-	checkLinearizable(t, "consul-2-servers", tg, 5, 300, 12*time.Second)
+	checkLinearizable(t, "consul-2-servers", tg, 6, 480, 15*time.Second)
 }
 
 // TestLinearizableBolt: one server on bolt.
 func TestLinearizableBolt(t *testing.T) {
 	ps := trackProcs(t)
 	tg := linSetup(t, ps, []*Berth{startBerth(t, Options{})})
-	checkLinearizable(t, "bolt", tg, 5, 300, 12*time.Second)
+	checkLinearizable(t, "bolt", tg, 6, 480, 15*time.Second)
 }
 
 // TestLinearizableCheckerCatchesStaleRead: the model and checker used

@@ -91,7 +91,7 @@ func (c *cluster) lockValue(t *testing.T) (LeaderInfo, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _, err := cl.KV().Get(c.prefix+leaderKey, &api.QueryOptions{RequireConsistent: true})
+	p, _, err := cl.KV().Get(c.prefix+LeaderKey, &api.QueryOptions{RequireConsistent: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,8 +245,9 @@ func (r *Reconciler) Run(ctx context.Context) {
 	r.loop(ctx)
 }
 
-// leaderKey is the key of the reconciler's session lock (elected Stores).
-const leaderKey = "locks/reconciler-leader"
+// LeaderKey is the key of the reconciler's session lock (elected Stores);
+// while held its value is a LeaderInfo.
+const LeaderKey = "locks/reconciler-leader"
 
 // LeaderInfo is the value of the reconciler lock's key while it is held.
 type LeaderInfo struct {
@@ -263,7 +264,7 @@ func (r *Reconciler) campaign(ctx context.Context, el backends.Elector) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		val, _ := json.Marshal(LeaderInfo{Holder: r.id, Addr: r.eng.Config().BindAddr, Since: time.Now().UTC()})
-		lead, err := el.Elect(ctx, leaderKey, val, opts)
+		lead, err := el.Elect(ctx, LeaderKey, val, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
