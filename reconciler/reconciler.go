@@ -261,6 +261,9 @@ type LeaderInfo struct {
 func (r *Reconciler) campaign(ctx context.Context, el backends.Elector) {
 	cfg := r.eng.Config().Reconcile
 	opts := backends.ElectOptions{TTL: cfg.LeaderTTLDur, LockDelay: cfg.LeaderLockDelayDur, Name: "berth reconciler " + r.id}
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Second
+	}
 	backoff := time.Second
 	for ctx.Err() == nil {
 		val, _ := json.Marshal(LeaderInfo{Holder: r.id, Addr: r.eng.Config().BindAddr, Since: time.Now().UTC()})
@@ -271,8 +274,10 @@ func (r *Reconciler) campaign(ctx context.Context, el backends.Elector) {
 			}
 			r.log.Warn("taking part in the reconciler election failed; retrying", "in", backoff, "error", err)
 			engine.Sleep(ctx, backoff)
-			if backoff *= 2; backoff > 30*time.Second {
-				backoff = 30 * time.Second
+			// At most a TTL between tries: a Consul back from an outage
+			// gets a holder again within about a TTL.
+			if backoff *= 2; backoff > opts.TTL {
+				backoff = opts.TTL
 			}
 			continue
 		}
