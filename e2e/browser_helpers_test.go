@@ -268,11 +268,11 @@ func (br *Browser) run(what string, a chromedp.Action[chromedp.Void]) {
 }
 
 // eval evaluates a JavaScript expression in the page and decodes its value.
-func eval[T any](br *Browser, expr string) T {
+func eval[T any](br *Browser, expr string, opts ...chromedp.EvaluateOption) T {
 	br.t.Helper()
 	ctx, cancel := context.WithTimeout(br.ctx, stepTimeout)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		br.t.Fatalf("browser: evaluating %s: %v", expr, err)
 	}
@@ -643,23 +643,29 @@ func (br *Browser) checkA11y() {
 }
 
 // noHorizontalScroll fails the test when the document is wider than the
-// window (the user would have to scroll sideways).
+// window (the user would have to scroll sideways). With mobile emulation
+// the browser widens window.innerWidth to a document that overflows (it
+// zooms out), so the document is also held to the layout viewport's width
+// (documentElement.clientWidth, the screen's width).
 func (br *Browser) noHorizontalScroll() {
 	br.t.Helper()
 	type widths struct {
 		Scroll int      `json:"scroll"`
 		Inner  int      `json:"inner"`
+		Client int      `json:"client"`
 		Wide   []string `json:"wide"`
 	}
 	w := eval[widths](br, `(function () {
-  var inner = window.innerWidth, wide = [];
+  var inner = Math.min(window.innerWidth, document.documentElement.clientWidth), wide = [];
   document.querySelectorAll("body *").forEach(function (e) {
     var r = e.getBoundingClientRect();
-    if (r.right > inner + 0.5 && !e.closest(".table-wrap, pre")) { wide.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "") + " to " + Math.round(r.right) + "px"); }
+    var spills = e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible";
+    if ((r.right > inner + 0.5 || spills) && !e.closest(".table-wrap, pre")) { wide.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "") + " to " + Math.round(r.right) + "px"); }
   });
-  return {scroll: document.documentElement.scrollWidth, inner: inner, wide: wide.slice(0, 10)};
+  return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth, client: document.documentElement.clientWidth, wide: wide.slice(0, 10)};
 })()`)
-	if w.Scroll > w.Inner {
-		br.t.Errorf("%s scrolls sideways at %dpx: the document is %dpx wide; too wide: %s", br.location(), w.Inner, w.Scroll, strings.Join(w.Wide, ", "))
+	if w.Scroll > w.Inner || w.Scroll > w.Client {
+		br.t.Errorf("%s scrolls sideways: the document is %dpx wide, the window %dpx (layout viewport %dpx); too wide: %s",
+			br.location(), w.Scroll, w.Inner, w.Client, strings.Join(w.Wide, ", "))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/berthpaas/berth/ui"
 )
 
@@ -71,6 +73,16 @@ func TestBrowserConsole(t *testing.T) {
 	br.waitText("#logs", "tick 3")
 	if !eval[bool](br, `window.berthE2EMark === true`) {
 		t.Fatal("the app page reloaded while following the deploy and the logs")
+	}
+
+	// Opened again, the page shows the deployed app: its proc and
+	// instance, the deploy in its history, the log tail from the start.
+	br.visit("/ui/apps/" + app)
+	br.waitText("#logs", "hello from stdout")
+	for _, want := range []string{"worker", "running", "deploy"} {
+		if got := br.text("main"); !strings.Contains(got, want) {
+			t.Errorf("the app page of the deployed app lacks %q: %q", want, got)
+		}
 	}
 
 	// The private variable is masked, the public one shown; the secret is
@@ -153,4 +165,111 @@ func TestBrowserHarnessSeesErrors(t *testing.T) {
 		t.Error("the inline script ran: the console's CSP did not block it")
 	}
 	t.Logf("reported:\n  %s", strings.Join(seen, "\n  "))
+}
+
+// teamUser registers a user, logs it in and makes it a team of its own.
+func (b *Berth) teamUser(t *testing.T, name, team string) *User {
+	t.Helper()
+	u := b.newUser(t, name)
+	b.do(t, "POST", "/teams", u, map[string]any{"name": team}).want(t, http.StatusOK)
+	return u
+}
+
+// createTeamApp registers app owned by team, as u.
+func (b *Berth) createTeamApp(t *testing.T, u *User, app, team string) {
+	t.Helper()
+	b.do(t, "POST", "/api/v1/repos/", u, map[string]any{"appname": app, "team": team}).want(t, http.StatusCreated)
+}
+
+// deployLogging pushes a logging release of app and deploys it, as u,
+// and waits for it to run.
+func (b *Berth) deployLogging(t *testing.T, u *User, app string) string {
+	t.Helper()
+	mv := metaVersion()
+	b.push(t, u, app, loggingRelease(mv, 1))
+	r := b.do(t, "POST", "/api/v1/apps/", u, map[string]any{"appname": app}).want(t, http.StatusAccepted)
+	b.waitRunning(t, u, app, generationOf(t, r))
+	return mv
+}
+
+// TestBrowserIsolation: a user of one team never sees another team's app
+// in the console: not in the list (nor under that team's filter), and its
+// page, log tail and events are not found.
+func TestBrowserIsolation(t *testing.T) {
+	b := startBerth(t, Options{})
+	ua := b.teamUser(t, "alice", "team-a")
+	ub := b.teamUser(t, "bob", "team-b")
+	b.createTeamApp(t, ua, "a-app", "team-a")
+	b.createTeamApp(t, ub, "b-app", "team-b")
+	b.deployLogging(t, ua, "a-app")
+	b.deployLogging(t, ub, "b-app")
+
+	br := newBrowser(t, b)
+	br.login(ub.Email, ub.Password)
+	if !br.exists(`a[href="/ui/apps/b-app"]`) {
+		t.Fatalf("bob's app list does not show his own app: %q", br.text("main"))
+	}
+	if br.exists(`a[href="/ui/apps/a-app"]`) || strings.Contains(br.text("main"), "a-app") || strings.Contains(br.text("main"), "team-a") {
+		t.Errorf("bob's app list shows team-a's app: %q", br.text("main"))
+	}
+	br.visit("/ui/apps?team=team-a")
+	if main := br.text("main"); strings.Contains(main, "a-app") || !strings.Contains(main, "No apps match") {
+		t.Errorf("bob's app list filtered on team-a reads %q, want no apps", main)
+	}
+
+	// The other team's app page: not found, as for an app that does not
+	// exist (the browser notes the 404s; they are what is asked for).
+	br.allowConsole(`status of 404 .*/ui/apps/(a-app|no-such-app)`)
+	for _, app := range []string{"a-app", "no-such-app"} {
+		if st := br.visit("/ui/apps/" + app); st != http.StatusNotFound {
+			t.Errorf("bob opening /ui/apps/%s: status %d, want 404", app, st)
+		}
+		if h := br.text("h1"); h != "Not found" {
+			t.Errorf("bob opening /ui/apps/%s sees %q, want Not found", app, h)
+		}
+		if main := br.text("main"); strings.Contains(main, "team-a") || strings.Contains(main, "worker") {
+			t.Errorf("bob's page for /ui/apps/%s tells about the app: %q", app, main)
+		}
+	}
+	br.screenshot("not-found")
+	// Its streams, asked from a console page with bob's cookie: refused
+	// (403 or 404, as the API answers), with nothing of the app's.
+	br.allowConsole(`status of 40[34] .*/ui/apps/a-app/(logs|events)`)
+	type answer struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}
+	for _, stream := range []string{"logs", "events"} {
+		a := eval[answer](br, `fetch("/ui/apps/a-app/`+stream+`", {credentials: "same-origin"}).then(function (r) {
+  return r.text().then(function (body) { return {status: r.status, body: body}; });
+})`, chromedp.EvalAwaitPromise)
+		if (a.Status != http.StatusNotFound && a.Status != http.StatusForbidden) || strings.Contains(a.Body, "hello from") || strings.Contains(a.Body, "tick") {
+			t.Errorf("bob fetching a-app's %s from the console: status %d %q, want it refused", stream, a.Status, a.Body)
+		}
+	}
+}
+
+// TestBrowserPhone: the login, apps and app pages on a phone-sized screen
+// (375x740, mobile emulation) fit its width: nothing scrolls sideways.
+func TestBrowserPhone(t *testing.T) {
+	b := startBerth(t, Options{})
+	u := b.teamUser(t, "phone", "team-phone")
+	app := "phone-app-with-a-longer-name"
+	b.createTeamApp(t, u, app, "team-phone")
+	b.deployLogging(t, u, app)
+	b.do(t, "POST", "/apps/"+app+"/env", u, map[string]any{
+		"envs": []map[string]any{{"name": "A_RATHER_LONG_VARIABLE_NAME_FOR_A_SMALL_SCREEN", "value": "https://example.invalid/a/long/public/value/that/does/not/break", "public": true}},
+	}).want(t, http.StatusAccepted)
+
+	br := newBrowser(t, b)
+	br.setViewport(375, 740, true)
+	br.visit("/ui/login")
+	br.noHorizontalScroll()
+	br.login(u.Email, u.Password)
+	br.noHorizontalScroll()
+	br.screenshot("apps")
+	br.clickNav(`a[href="/ui/apps/` + app + `"]`)
+	br.waitText("#logs", "tick")
+	br.noHorizontalScroll()
+	br.screenshot("app")
 }
