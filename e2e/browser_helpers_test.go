@@ -103,6 +103,11 @@ func newBrowser(t *testing.T, b *Berth) *Browser {
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	br := &Browser{t: t, b: b, ctx: ctx, name: fileName(t.Name()), shots: map[string]int{}}
+	// This test's screenshots of an earlier run would mislead.
+	old, _ := filepath.Glob(filepath.Join(artifactsDir(t), br.name+"-*.png"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
 	t.Cleanup(func() {
 		// Close the browser and wait for it to exit, then remove its
 		// profile (a child process may write there a moment longer than

@@ -165,6 +165,23 @@ func TestBrowserHarnessSeesErrors(t *testing.T) {
 		t.Error("the inline script ran: the console's CSP did not block it")
 	}
 	t.Logf("reported:\n  %s", strings.Join(seen, "\n  "))
+
+	// The accessibility check finds what it looks for.
+	if v := eval[[]string](br, a11yJS); len(v) != 0 {
+		t.Fatalf("the login page has accessibility problems: %v", v)
+	}
+	eval[bool](br, `(function () {
+  var f = document.querySelector("form");
+  f.insertAdjacentHTML("beforeend", '<input name="nolabel"><button type="button"></button><img src="/ui/static/favicon.svg"><h1>Two</h1>');
+  document.documentElement.removeAttribute("lang");
+  return true;
+})()`)
+	v := strings.Join(eval[[]string](br, a11yJS), "\n")
+	for _, want := range []string{"input[name=nolabel] has no label", "button has no accessible name", "has no alt", "2 h1 headings", "no lang"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the accessibility check did not report %q; it reported:\n%s", want, v)
+		}
+	}
 }
 
 // teamUser registers a user, logs it in and makes it a team of its own.
