@@ -396,6 +396,39 @@ func (br *Browser) fill(labelOrSelector, value string) {
 	))
 }
 
+// keys types s (kb's keys: "\t" is Tab, "\r" Enter) into whatever has
+// the focus, as a keyboard does.
+func (br *Browser) keys(s string) {
+	br.t.Helper()
+	br.run("typing on the keyboard", chromedp.KeyEvent(s))
+}
+
+// keysNav is keys for keys that load another page (Enter on a link or in
+// a form); it waits for that page and returns its status.
+func (br *Browser) keysNav(s string) int64 {
+	br.t.Helper()
+	ctx, cancel := context.WithTimeout(br.ctx, stepTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.KeyEvent(s))
+	if err != nil {
+		br.t.Fatalf("browser: typing and waiting for the next page on %s: %v", br.location(), err)
+	}
+	br.checkPage()
+	if resp == nil {
+		return 0
+	}
+	return resp.Status
+}
+
+// focused describes the element that has the keyboard focus.
+func (br *Browser) focused() string {
+	br.t.Helper()
+	return eval[string](br, `(function (e) {
+  if (!e || e === document.body) { return "(nothing)"; }
+  return e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.getAttribute("href") ? "[href=" + e.getAttribute("href") + "]" : "") + " " + (e.textContent || "").trim();
+})(document.activeElement)`)
+}
+
 // text is the rendered text of the first element selector finds.
 func (br *Browser) text(selector string) string {
 	br.t.Helper()

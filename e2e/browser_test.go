@@ -29,6 +29,7 @@ func TestBrowserConsole(t *testing.T) {
 	mv := metaVersion()
 	b.push(t, u, app, loggingRelease(mv, 1))
 	secret := "s3cr3t-" + randHex(12)
+	b.remember(secret, "a private env value") // never in the server's log or store
 	b.do(t, "POST", "/apps/"+app+"/env", u, map[string]any{
 		"envs": []map[string]any{{"name": "DB_PASSWORD", "value": secret, "public": false}, {"name": "GREETING", "value": "hello-public", "public": true}},
 	}).want(t, http.StatusOK)
@@ -221,8 +222,28 @@ func TestBrowserIsolation(t *testing.T) {
 	b.deployLogging(t, ua, "a-app")
 	b.deployLogging(t, ub, "b-app")
 
+	// Bob logs in with the keyboard only: the email field has the focus,
+	// Tab goes to the password, Enter sends the form.
 	br := newBrowser(t, b)
-	br.login(ub.Email, ub.Password)
+	br.visit("/ui/login")
+	if f := br.focused(); !strings.HasPrefix(f, "input#email") {
+		t.Fatalf("the login page's focus is on %s, want the email field", f)
+	}
+	br.keys(ub.Email + "\t")
+	if f := br.focused(); !strings.HasPrefix(f, "input#password") {
+		t.Fatalf("Tab from the email field went to %s, want the password field", f)
+	}
+	br.keysNav(ub.Password + "\r")
+	if p := br.path(); p != "/ui/apps" {
+		t.Fatalf("logging in with the keyboard led to %s: %q", p, br.text("main"))
+	}
+	// The first Tab reaches the skip link, which leads to the content.
+	br.keys("\t")
+	if f := br.focused(); !strings.HasPrefix(f, `a[href=#main] Skip to content`) {
+		t.Errorf("the first Tab on the apps page focuses %s, want the skip link", f)
+	} else if !eval[bool](br, `(function (r) { return r.left >= 0 && r.top >= 0 && r.width > 0; })(document.activeElement.getBoundingClientRect())`) {
+		t.Errorf("the focused skip link is off the screen")
+	}
 	if !br.exists(`a[href="/ui/apps/b-app"]`) {
 		t.Fatalf("bob's app list does not show his own app: %q", br.text("main"))
 	}
