@@ -82,6 +82,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(v1Env) != "" {
+		serveV1(&flaky{log: sdk.Logger("flaky")})
+		os.Exit(0)
+	}
 	brokertest.ServeChild(func() broker.Broker { return &flaky{log: sdk.Logger("flaky")} })
 	goleak.VerifyTestMain(m)
 }
