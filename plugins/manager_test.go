@@ -310,6 +310,13 @@ func TestPluginLogsReachHostLogger(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A plugin built with the SDK speaks the current protocol.
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, fmt.Sprintf("protocol=%d", broker.ProtocolVersion)) || strings.Contains(out, "old protocol version") {
+		t.Errorf("the SDK's plugin did not negotiate protocol %d:\n%s", broker.ProtocolVersion, out)
+	}
 }
 
 type lockedWriter struct {

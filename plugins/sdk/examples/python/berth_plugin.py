@@ -110,7 +110,7 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-def abort(context, kind, message):
+def _abort(context, kind, message):
     """Ends the call with the error kind and message, as Berth expects."""
     detail = any_pb2.Any()
     detail.Pack(broker_pb2.ErrorDetail(kind=kind))
@@ -121,13 +121,14 @@ def abort(context, kind, message):
 
 def broker_method(fn):
     """Decorates a servicer method: a BrokerError becomes its typed status,
-    any other exception an INTERNAL error (the plugin keeps running)."""
+    any other exception an INTERNAL error (the plugin keeps running). Raise
+    BrokerError rather than calling context.abort yourself."""
 
     def wrapper(self, request, context):
         try:
             return fn(self, request, context)
         except BrokerError as e:
-            abort(context, e.kind, e.message)
+            _abort(context, e.kind, e.message)
         except Exception as e:  # a bug in the broker: answer, do not die
             if isinstance(e, grpc.RpcError):
                 raise
