@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import broker_pb2  # noqa: E402
 import broker_pb2_grpc  # noqa: E402
 import berth_plugin  # noqa: E402
-from berth_plugin import BrokerError, GONE, NOT_FOUND, CONFLICT, BAD_REQUEST, broker_method  # noqa: E402
+from berth_plugin import BrokerError, GONE, NOT_FOUND, CONFLICT, BAD_REQUEST, UNAVAILABLE, broker_method  # noqa: E402
 
 SERVICE = broker_pb2.Service(id="pyexample-kv", name="pyexample", description="Tokens, from a broker written in Python",
                              plans=[broker_pb2.Plan(id="pyexample-free", name="free", description="Free tokens")])
@@ -66,7 +66,11 @@ class Store:
                 yield self._mem, lambda records: None
                 return
             path = os.path.join(self._dir, "pyexample-state.json")
-            with open(os.path.join(self._dir, "pyexample-state.lock"), "a") as lock:
+            try:
+                lock = open(os.path.join(self._dir, "pyexample-state.lock"), "a")
+            except OSError as e:  # this broker's "backing server" is down
+                raise BrokerError(UNAVAILABLE, "broker unavailable: state_dir %r: %s" % (self._dir, e.strerror))
+            with lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
                     records = {"instances": {}}

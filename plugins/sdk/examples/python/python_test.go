@@ -143,6 +143,22 @@ func TestErrorsArriveTyped(t *testing.T) {
 		`bad request: invalid instance_id 'One': want 1 to 63 characters from [a-z0-9-], starting with a letter and not ending with '-'`)
 	err = b.Configure(ctx, map[string]string{"state_dir": "relative/dir"})
 	check("Configure with a bad state_dir", err, broker.ErrBadRequest, `bad request: state_dir 'relative/dir' is not an absolute path to a directory`)
+
+	// Its "backing server" (the state directory) going away is the
+	// broker's own UNAVAILABLE, not a failure of the plugin process.
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Configure(ctx, map[string]string{"state_dir": state}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Provision(ctx, broker.ProvisionRequest{InstanceID: "two"})
+	check("Provision with the state directory gone", err, broker.ErrUnavailable,
+		"broker unavailable: state_dir '"+state+"': No such file or directory")
 }
 
 // TestHandshakeAndAutoMTLS runs plugin.py by hand the way go-plugin does
