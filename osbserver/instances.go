@@ -124,7 +124,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 		case cur.State == stateSucceeded:
 			empty(w, http.StatusOK)
 			return
-		case accepts:
+		case accepts && s.cfg.Async:
 			writeJSON(w, http.StatusAccepted, map[string]string{"operation": cur.OpID})
 			return
 		default:
@@ -196,7 +196,7 @@ func (s *Server) runInstanceOp(ctx context.Context, rec *instRec) {
 			_ = s.putInst(context.WithoutCancel(ctx), rec)
 		}
 	case "deprovision":
-		err := s.doDeprovision(ctx, rec)
+		_, err := s.doDeprovision(ctx, rec)
 		if err != nil && ctx.Err() == nil {
 			rec.State, rec.Desc = stateFailed, err.Error()
 			_ = s.putInst(context.WithoutCancel(ctx), rec)
@@ -239,7 +239,7 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 		concurrency(w, "the service instance is being provisioned")
 		return
 	case cur.Op == "deprovision" && cur.State == stateInProgress:
-		if accepts {
+		if accepts && s.cfg.Async {
 			writeJSON(w, http.StatusAccepted, map[string]string{"operation": cur.OpID})
 		} else {
 			concurrency(w, "the service instance is being deprovisioned")
@@ -262,13 +262,16 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]string{"operation": rec.OpID})
 		return
 	}
-	if err := s.doDeprovision(ctx, &rec); err != nil {
+	pending, err := s.doDeprovision(ctx, &rec)
+	if err != nil {
 		rec.State, rec.Desc = stateFailed, err.Error()
 		_ = s.putInst(context.WithoutCancel(ctx), &rec)
 		failErr(w, err)
 		return
 	}
-	if rec.State == stateInProgress {
+	if pending {
+		// The Berth broker deprovisions asynchronously and has not
+		// finished: the engine's service sweep polls it.
 		asyncRequired(w)
 		return
 	}
@@ -278,18 +281,18 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 // doDeprovision deprovisions rec's Berth instance and removes the records
 // of the instance and its bindings (rec.State stays in progress while the
 // Berth broker's own asynchronous deprovision runs).
-func (s *Server) doDeprovision(ctx context.Context, rec *instRec) error {
-	pending, err := s.eng.DeprovisionForTeam(ctx, s.cfg.Team, rec.Berth)
+func (s *Server) doDeprovision(ctx context.Context, rec *instRec) (pending bool, err error) {
+	pending, err = s.eng.DeprovisionForTeam(ctx, s.cfg.Team, rec.Berth)
 	if e, ok := engine.AsError(err); ok && e.Kind == engine.KindNotFound {
 		err = nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if pending {
-		return s.putInst(context.WithoutCancel(ctx), rec)
+		return true, s.putInst(context.WithoutCancel(ctx), rec)
 	}
-	return s.forget(context.WithoutCancel(ctx), rec.ID)
+	return false, s.forget(context.WithoutCancel(ctx), rec.ID)
 }
 
 // forget removes an instance's record and its bindings' records.
