@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,10 +69,11 @@ func needMariaDB(t testing.TB) {
 // berth is a Berth engine with the mysql service granted to osbTeam,
 // and its OSB endpoint on a real HTTP server.
 type berth struct {
-	eng *engine.Engine
-	osb *osbserver.Server
-	srv *httptest.Server
-	URL string // the OSB API's base URL (…/osb)
+	eng  *engine.Engine
+	osb  *osbserver.Server
+	srv  *httptest.Server
+	URL  string // the OSB API's base URL (…/osb)
+	stop func() // stops it all (once)
 }
 
 // newBerth starts one; dir holds its Store (a second one on the same dir
@@ -125,15 +127,18 @@ func newBerth(t testing.TB, dir string, async bool) *berth {
 	mux.Handle(osbserver.Prefix+"/", o.Handler())
 	srv := httptest.NewServer(mux)
 	o.Start()
-	b := &berth{eng: eng, osb: o, srv: srv, URL: srv.URL + osbserver.Prefix}
-	t.Cleanup(func() {
-		srv.Close()
-		o.Close()
-		mgr.Close()
-		eng.Close()
-		_ = sec.Close()
-		_ = st.Close()
-	})
+	var once sync.Once
+	b := &berth{eng: eng, osb: o, srv: srv, URL: srv.URL + osbserver.Prefix, stop: func() {
+		once.Do(func() {
+			srv.Close()
+			o.Close()
+			mgr.Close()
+			eng.Close()
+			_ = sec.Close()
+			_ = st.Close()
+		})
+	}}
+	t.Cleanup(b.stop)
 	return b
 }
 
@@ -193,4 +198,10 @@ func isolatedDB(ctx context.Context, creds, other map[string]string) error {
 		return fmt.Errorf("connecting to database %s: %v; want access denied", theirs, err)
 	}
 	return nil
+}
+
+// restart stops b and starts the same Berth (its Store) again.
+func restart(t testing.TB, b *berth, dir string) *berth {
+	b.stop()
+	return newBerth(t, dir, true)
 }
