@@ -124,6 +124,8 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 		rec.Raw = in.Parameters
 	}
 	key := bindKey(iid, bid)
+	hold := s.hold(key)
+	defer hold.done()
 	for attempt := 0; ; attempt++ {
 		if attempt > 8 {
 			concurrency(w, "the binding is being changed by other requests; try again")
@@ -131,6 +133,10 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 		}
 		cur, err := s.getBind(ctx, iid, bid)
 		if errors.Is(err, state.ErrNotFound) {
+			if !hold.owned {
+				concurrency(w, "another operation on the binding is ending; try again")
+				return
+			}
 			if _, err := state.Create(ctx, s.store(), key, rec); errors.Is(err, state.ErrExists) {
 				continue
 			} else if err != nil {
@@ -174,7 +180,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.cfg.Async && accepts {
-		s.background(key, func(ctx context.Context) { s.runBindingOp(ctx, rec) })
+		hold.spawn(func(ctx context.Context) { s.runBindingOp(ctx, rec) })
 		writeJSON(w, http.StatusAccepted, map[string]string{"operation": rec.OpID})
 		return
 	}
@@ -325,6 +331,12 @@ func (s *Server) unbind(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	hold := s.hold(bindKey(iid, bid))
+	defer hold.done()
+	if !hold.owned {
+		concurrency(w, "another operation on the binding is running")
+		return
+	}
 	rec := *cur
 	rec.Op, rec.OpID, rec.State, rec.Desc = "unbind", newOpID("unbind"), stateInProgress, ""
 	if err := s.putBind(ctx, &rec); err != nil {
@@ -332,7 +344,7 @@ func (s *Server) unbind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Async && accepts {
-		s.background(bindKey(iid, bid), func(ctx context.Context) { s.runBindingOp(ctx, &rec) })
+		hold.spawn(func(ctx context.Context) { s.runBindingOp(ctx, &rec) })
 		writeJSON(w, http.StatusAccepted, map[string]string{"operation": rec.OpID})
 		return
 	}

@@ -86,6 +86,8 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 	if len(in.Parameters) > 0 && string(in.Parameters) != "null" {
 		rec.Raw = in.Parameters
 	}
+	hold := s.hold(instKey(id))
+	defer hold.done()
 	for attempt := 0; ; attempt++ {
 		if attempt > 8 {
 			concurrency(w, "the instance is being changed by other requests; try again")
@@ -93,6 +95,10 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 		}
 		cur, err := s.getInst(ctx, id)
 		if errors.Is(err, state.ErrNotFound) {
+			if !hold.owned {
+				concurrency(w, "another operation on the service instance is ending; try again")
+				return
+			}
 			if _, err := state.Create(ctx, s.store(), instKey(id), rec); errors.Is(err, state.ErrExists) {
 				continue
 			} else if err != nil {
@@ -133,7 +139,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.cfg.Async {
-		s.background(instKey(id), func(ctx context.Context) { s.runInstanceOp(ctx, rec) })
+		hold.spawn(func(ctx context.Context) { s.runInstanceOp(ctx, rec) })
 		writeJSON(w, http.StatusAccepted, map[string]string{"operation": rec.OpID})
 		return
 	}
@@ -246,6 +252,12 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	hold := s.hold(instKey(id))
+	defer hold.done()
+	if !hold.owned {
+		concurrency(w, "another operation on the service instance is running")
+		return
+	}
 	rec := *cur
 	rec.Op, rec.OpID, rec.State, rec.Desc = "deprovision", newOpID("deprovision"), stateInProgress, ""
 	idx := uint64(0)
@@ -258,7 +270,7 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Async {
-		s.background(instKey(id), func(ctx context.Context) { s.runInstanceOp(ctx, &rec) })
+		hold.spawn(func(ctx context.Context) { s.runInstanceOp(ctx, &rec) })
 		writeJSON(w, http.StatusAccepted, map[string]string{"operation": rec.OpID})
 		return
 	}

@@ -370,25 +370,65 @@ func (s *Server) putBind(ctx context.Context, rec *bindRec) error {
 	return err
 }
 
-// background runs fn for record key on the server's context.
-func (s *Server) background(key string, fn func(ctx context.Context)) {
+// claim marks record key as having an operation running in this
+// process (false if one already does): last_operation then does not take
+// the record's lack of progress for a failure.
+func (s *Server) claim(key string) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.running[key] {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.running[key] = true
+	return true
+}
+
+func (s *Server) release(key string) {
+	s.mu.Lock()
+	delete(s.running, key)
 	s.mu.Unlock()
+}
+
+// background runs fn for record key on the server's context (unless an
+// operation already runs for key).
+func (s *Server) background(key string, fn func(ctx context.Context)) {
+	if s.claim(key) {
+		s.runClaimed(key, fn)
+	}
+}
+
+// runClaimed runs fn for a claimed key in the background and releases
+// the key when it ends.
+func (s *Server) runClaimed(key string, fn func(ctx context.Context)) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.running, key)
-			s.mu.Unlock()
-		}()
+		defer s.release(key)
 		fn(s.ctx)
 	}()
+}
+
+// op is a request's hold on a record key while it runs an operation.
+type op struct {
+	s      *Server
+	key    string
+	owned  bool
+	handed bool
+}
+
+func (s *Server) hold(key string) *op { return &op{s: s, key: key, owned: s.claim(key)} }
+
+// done releases the key unless it was handed to a background operation.
+func (o *op) done() {
+	if o.owned && !o.handed {
+		o.s.release(o.key)
+	}
+}
+
+// spawn runs fn in the background under the hold.
+func (o *op) spawn(fn func(ctx context.Context)) {
+	o.handed = true
+	o.s.runClaimed(o.key, fn)
 }
 
 // --- parameters ---
