@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/plugins/broker"
 )
@@ -187,6 +188,12 @@ func (s *Server) resolve(ctx context.Context, serviceID, planID string) (*offeri
 
 func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	offs, err := s.offerings(r.Context())
+	if e, ok := engine.AsError(err); ok && e.Kind == engine.KindNotFound {
+		// Berth is misconfigured (the osb team does not exist): not a
+		// missing endpoint.
+		fail(w, http.StatusServiceUnavailable, "Unavailable", "the broker is not ready: "+err.Error())
+		return
+	}
 	if err != nil {
 		failErr(w, err)
 		return

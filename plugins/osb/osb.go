@@ -58,10 +58,10 @@ const APIVersion = "2.17"
 type Broker struct {
 	log hclog.Logger
 
-	mu      sync.Mutex
-	cfg     *settings
-	ids     map[string][2]string // instance -> service_id, plan_id (provisioned here)
-	locks   map[string]*sync.Mutex
+	mu    sync.Mutex
+	cfg   *settings
+	ids   map[string][2]string // instance -> service_id, plan_id (provisioned here)
+	locks map[string]*sync.Mutex
 }
 
 type settings struct {
