@@ -299,9 +299,11 @@ func concurrent(r *response) bool {
 }
 
 // send sends a request, retrying on 422 ConcurrencyError with backoff
-// while ctx allows.
+// while the call's budget allows.
 func (b *Broker) send(ctx context.Context, method, path string, q url.Values, body any) (*response, error) {
 	delay := 200 * time.Millisecond
+	wctx, cancel := budget(ctx)
+	defer cancel()
 	for {
 		r, err := b.do(ctx, method, path, q, body)
 		if err != nil || !concurrent(r) {
@@ -312,7 +314,7 @@ func (b *Broker) send(ctx context.Context, method, path string, q url.Values, bo
 			d = delay
 			delay = min(delay*2, 5*time.Second)
 		}
-		if !wait(ctx, d) {
+		if !wait(wctx, d) {
 			return r, nil
 		}
 	}
