@@ -25,11 +25,11 @@ type bindBody struct {
 // checks the query's or body's service_id and plan_id against it. It
 // answers the request itself (and returns nil) when it cannot go on.
 func (s *Server) instanceFor(w http.ResponseWriter, r *http.Request, serviceID, planID string, missing int) *instRec {
-	inst, err := s.getInst(r.Context(), r.PathValue("iid"))
+	inst, err := s.getLive(r.Context(), r.PathValue("iid"))
 	if err == nil {
 		inst, err = s.settle(r.Context(), inst)
 	}
-	if errors.Is(err, state.ErrNotFound) || (err == nil && inst == nil) {
+	if errors.Is(err, state.ErrNotFound) || (err == nil && tombstone(inst)) {
 		if missing == http.StatusGone {
 			empty(w, http.StatusGone)
 		} else {
@@ -195,7 +195,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 
 // brokerOf returns the broker of a binding's instance.
 func (s *Server) brokerOf(ctx context.Context, instanceID string) (*instRec, broker.Broker, context.Context, context.CancelFunc, error) {
-	inst, err := s.getInst(ctx, instanceID)
+	inst, err := s.getLive(ctx, instanceID)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -310,7 +310,7 @@ func (s *Server) unbind(w http.ResponseWriter, r *http.Request) {
 		failErr(w, err)
 		return
 	}
-	inst, err := s.getInst(ctx, iid)
+	inst, err := s.getLive(ctx, iid)
 	if err != nil {
 		empty(w, http.StatusGone)
 		return
@@ -368,7 +368,7 @@ func (s *Server) getBinding(w http.ResponseWriter, r *http.Request) {
 		failErr(w, err)
 		return
 	}
-	inst, err := s.getInst(ctx, cur.InstanceID)
+	inst, err := s.getLive(ctx, cur.InstanceID)
 	if err != nil {
 		fail(w, http.StatusNotFound, "NotFound", "no such service instance")
 		return

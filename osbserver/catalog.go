@@ -80,12 +80,13 @@ func guid(seed string, parts ...string) string {
 	return d[0:8] + "-" + d[8:12] + "-" + d[12:16] + "-" + d[16:20] + "-" + d[20:32]
 }
 
-// cliName makes a CLI-friendly name (alphanumerics, periods, hyphens).
+// cliName makes a CLI-friendly name: lower-case letters, digits and
+// hyphens (what the 2.17 spec recommends and older checkers require).
 func cliName(s string) string {
 	var b strings.Builder
-	for _, r := range s {
+	for _, r := range strings.ToLower(s) {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
 			b.WriteRune(r)
 		default:
 			b.WriteByte('-')
@@ -132,7 +133,7 @@ func (s *Server) offerings(ctx context.Context) ([]*offering, error) {
 		bs := cat.Services[0]
 		o := &offering{svc: svc, brokerSvc: bs.ID, plans: map[string]string{}}
 		o.json = serviceJSON{
-			ID: guid(seed, "service", svc.Name), Name: svc.Name,
+			ID: guid(seed, "service", svc.Name), Name: cliName(svc.Name),
 			Description:          nonEmpty(svc.Doc, nonEmpty(bs.Description, fmt.Sprintf("%s (Berth service, broker %s)", svc.Name, svc.Broker))),
 			Tags:                 []string{svc.Broker},
 			Bindable:             true,

@@ -113,9 +113,10 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 		}
 		same := cur.ServiceID == serviceID && cur.PlanID == planID && broker.EqualParams(cur.Params, ps)
 		switch {
-		case cur.Op == "provision" && cur.State == stateFailed:
+		case cur.Op == "provision" && cur.State == stateFailed, tombstone(cur):
 			// A provision that failed left nothing (the engine mitigated
-			// the orphan): this request starts over.
+			// the orphan), a deprovision that ended neither: this request
+			// starts over.
 			if err := state.Delete(ctx, s.store(), instKey(id)); err != nil && !errors.Is(err, state.ErrNotFound) {
 				failErr(w, err)
 				return
@@ -223,7 +224,7 @@ func (s *Server) deprovision(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "the query parameters service_id and plan_id are required")
 		return
 	}
-	cur, err := s.getInst(ctx, id)
+	cur, err := s.getLive(ctx, id)
 	if errors.Is(err, state.ErrNotFound) {
 		empty(w, http.StatusGone)
 		return
@@ -304,20 +305,28 @@ func (s *Server) doDeprovision(ctx context.Context, rec *instRec) (pending bool,
 	if pending {
 		return true, s.putInst(context.WithoutCancel(ctx), rec)
 	}
-	return false, s.forget(context.WithoutCancel(ctx), rec.ID)
+	return false, s.bury(context.WithoutCancel(ctx), rec)
 }
 
-// forget removes an instance's record and its bindings' records.
-func (s *Server) forget(ctx context.Context, id string) error {
+// bury records a finished deprovision: the instance's bindings are
+// forgotten and its record becomes a tombstone (see tombstone).
+func (s *Server) bury(ctx context.Context, rec *instRec) error {
+	if err := s.forgetBindings(ctx, rec.ID); err != nil {
+		return err
+	}
+	rec.State, rec.Desc = stateSucceeded, ""
+	rec.Params, rec.Raw = nil, nil
+	return s.putInst(ctx, rec)
+}
+
+// forgetBindings removes the records of an instance's bindings.
+func (s *Server) forgetBindings(ctx context.Context, id string) error {
 	pairs, _, err := s.store().List(ctx, bindPrefix+digest(id)[:40]+"/", nil)
 	if err != nil {
 		return err
 	}
 	for _, p := range pairs {
 		_, _ = s.store().Delete(ctx, p.Key)
-	}
-	if err := state.Delete(ctx, s.store(), instKey(id)); err != nil && !errors.Is(err, state.ErrNotFound) {
-		return err
 	}
 	return nil
 }
@@ -346,7 +355,7 @@ func (s *Server) settle(ctx context.Context, rec *instRec) (*instRec, error) {
 	case rec.Op == "provision" && inst.State == state.InstanceReady:
 		rec.State = stateSucceeded
 	case rec.Op == "deprovision" && gone:
-		return nil, s.forget(ctx, rec.ID)
+		return rec, s.bury(ctx, rec)
 	default:
 		return rec, nil
 	}
@@ -364,7 +373,13 @@ func (s *Server) lastOperation(w http.ResponseWriter, r *http.Request) {
 		failErr(w, err)
 		return
 	}
-	if op := r.URL.Query().Get("operation"); op != "" && op != cur.OpID {
+	op := r.URL.Query().Get("operation")
+	if tombstone(cur) && op != cur.OpID {
+		// Only the poller of the deprovision hears "succeeded".
+		empty(w, http.StatusGone)
+		return
+	}
+	if op != "" && op != cur.OpID {
 		badRequest(w, "operation %q is not the last operation of this service instance", op)
 		return
 	}
@@ -373,7 +388,7 @@ func (s *Server) lastOperation(w http.ResponseWriter, r *http.Request) {
 		failErr(w, err)
 		return
 	}
-	if cur == nil {
+	if tombstone(cur) && op != cur.OpID {
 		empty(w, http.StatusGone)
 		return
 	}
@@ -393,11 +408,11 @@ func answerState(w http.ResponseWriter, st, desc string) {
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	cur, err := s.getInst(ctx, r.PathValue("iid"))
+	cur, err := s.getLive(ctx, r.PathValue("iid"))
 	if err == nil {
 		cur, err = s.settle(ctx, cur)
 	}
-	if errors.Is(err, state.ErrNotFound) || (err == nil && (cur == nil || cur.Op == "provision" && cur.State != stateSucceeded)) {
+	if errors.Is(err, state.ErrNotFound) || (err == nil && (tombstone(cur) || cur.Op == "provision" && cur.State != stateSucceeded)) {
 		fail(w, http.StatusNotFound, "NotFound", "no such service instance (or its provision has not completed)")
 		return
 	}
@@ -462,7 +477,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	cur, err := s.getInst(ctx, r.PathValue("iid"))
+	cur, err := s.getLive(ctx, r.PathValue("iid"))
 	if errors.Is(err, state.ErrNotFound) {
 		fail(w, http.StatusNotFound, "NotFound", "no such service instance")
 		return

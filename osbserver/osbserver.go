@@ -123,6 +123,10 @@ func (s *Server) Start() {
 		s.log.Warn("osb: cannot list instances to resume their operations", "error", err)
 	}
 	for _, rec := range insts {
+		if tombstone(rec) && time.Since(rec.Updated) > TombstoneTTL {
+			_ = state.Delete(ctx, s.eng.Store(), instKey(rec.ID))
+			continue
+		}
 		if rec.State != stateInProgress {
 			continue
 		}
@@ -350,6 +354,23 @@ func (s *Server) store() backends.Store { return s.eng.Store() }
 
 func (s *Server) getInst(ctx context.Context, id string) (*instRec, error) {
 	rec, _, err := state.Get[instRec](ctx, s.store(), instKey(id))
+	return rec, err
+}
+
+// tombstone reports whether rec is what a finished deprovision leaves:
+// last_operation answers "succeeded" for its operation (and 410 Gone
+// otherwise); to everything else the instance does not exist.
+func tombstone(rec *instRec) bool { return rec.Op == "deprovision" && rec.State == stateSucceeded }
+
+// TombstoneTTL is how long a finished deprovision's record is kept.
+const TombstoneTTL = 7 * 24 * time.Hour
+
+// getLive is getInst with a tombstone as state.ErrNotFound.
+func (s *Server) getLive(ctx context.Context, id string) (*instRec, error) {
+	rec, err := s.getInst(ctx, id)
+	if err == nil && tombstone(rec) {
+		return nil, state.ErrNotFound
+	}
 	return rec, err
 }
 
