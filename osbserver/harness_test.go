@@ -42,10 +42,7 @@ func TestMain(m *testing.M) {
 		}
 		return osb.New(sdk.Logger("osb"))
 	})
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/hashicorp/go-plugin.(*Client).logStderr"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+	goleak.VerifyTestMain(m)
 }
 
 const (
