@@ -198,6 +198,13 @@ func (s *Server) runInstanceOp(ctx context.Context, rec *instRec) {
 			return
 		}
 		err := s.doProvision(ctx, rec)
+		if e, ok := engine.AsError(err); ok && e.Kind == engine.KindConflict {
+			// Another Berth server resumed it first: its Berth instance
+			// exists, and settle follows it.
+			if _, _, ierr := s.eng.TeamInstance(ctx, s.cfg.Team, rec.Berth); ierr == nil {
+				return
+			}
+		}
 		if err != nil && ctx.Err() == nil {
 			rec.State, rec.Desc = stateFailed, err.Error()
 			_ = s.putInst(context.WithoutCancel(ctx), rec)
@@ -331,6 +338,13 @@ func (s *Server) forgetBindings(ctx context.Context, id string) error {
 	return nil
 }
 
+// settleGrace is how long a provision's record may be in progress with
+// no Berth instance and no operation running in this process before
+// last_operation reports it failed: another Berth server (sharing the
+// Store) may be running it, and the engine's provision saga is bounded
+// well within it (plugins.call_timeout plus a margin).
+const settleGrace = 2 * time.Minute
+
 // settle brings an in-progress record up to date with its Berth instance
 // when no operation runs here for it (Berth restarted, or the Berth
 // broker's own asynchronous operation is being polled by the engine).
@@ -350,6 +364,9 @@ func (s *Server) settle(ctx context.Context, rec *instRec) (*instRec, error) {
 		return rec, nil
 	}
 	switch {
+	case rec.Op == "provision" && gone && time.Since(rec.Updated) < settleGrace:
+		// Another Berth server may be running it.
+		return rec, nil
 	case rec.Op == "provision" && gone:
 		rec.State, rec.Desc = stateFailed, "the provision failed"
 	case rec.Op == "provision" && inst.State == state.InstanceReady:

@@ -369,15 +369,26 @@ func TestResumeAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While it is in progress: a re-sent identical PUT is 202 with the
+	// same operation; a DELETE is 422 ConcurrencyError.
+	path := "/v2/service_instances/resumed-1"
+	if a := c.do("PUT", path+"?accepts_incomplete=true", provisionBody(svc, plan, nil)); a.status != 202 || a.body["operation"] != op {
+		t.Errorf("re-sent PUT while in progress: %d %s; want 202 with operation %s", a.status, a.raw, op)
+	}
+	a := c.do("DELETE", path+"?accepts_incomplete=true&service_id="+svc+"&plan_id="+plan, nil)
+	c.want(a, 422, "DELETE while the provision is in progress")
+	if a.body["error"] != "ConcurrencyError" {
+		t.Errorf("error %v, want ConcurrencyError", a.body["error"])
+	}
 	// The same Berth (Store) restarted.
 	b2 := restart(t, b, dir)
 	c2 := newClient(t, b2)
-	lo := c2.poll("/v2/service_instances/resumed-1", op)
+	lo := c2.poll(path, op)
 	if lo.status != 200 || lo.body["state"] != "succeeded" {
 		t.Fatalf("last_operation after the restart: %d %s", lo.status, lo.raw)
 	}
 	if inst, _, err := b2.eng.TeamInstance(context.Background(), osbTeam, osbserver.BerthInstance("resumed-1")); err != nil || inst.State != state.InstanceReady {
 		t.Fatalf("the resumed instance: %+v, %v", inst, err)
 	}
-	c2.want(c2.do("DELETE", "/v2/service_instances/resumed-1?accepts_incomplete=true&service_id="+svc+"&plan_id="+plan, nil), 202, "deprovision")
+	c2.want(c2.do("DELETE", path+"?accepts_incomplete=true&service_id="+svc+"&plan_id="+plan, nil), 202, "deprovision")
 }
