@@ -41,9 +41,10 @@ func (osbBrokers) Stop(string) {}
 // slowOSB is an external OSB broker whose asynchronous provisions end
 // when the test says so.
 type slowOSB struct {
-	mu      sync.Mutex
-	state   string // what last_operation answers
-	deletes []string
+	mu          sync.Mutex
+	state       string // what last_operation answers ("gone": 410)
+	deletes     []string
+	asyncDelete bool // DELETE answers 202
 }
 
 func (f *slowOSB) set(s string) { f.mu.Lock(); f.state = s; f.mu.Unlock() }
@@ -61,12 +62,23 @@ func (f *slowOSB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		s := f.state
 		f.mu.Unlock()
+		if s == "gone" {
+			w.WriteHeader(http.StatusGone)
+			fmt.Fprint(w, `{}`)
+			return
+		}
 		w.Header().Set("Retry-After", "1")
 		fmt.Fprintf(w, `{"state":%q}`, s)
 	case r.Method == http.MethodDelete:
 		f.mu.Lock()
 		f.deletes = append(f.deletes, p)
+		async := f.asyncDelete
 		f.mu.Unlock()
+		if async {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"operation":"del"}`)
+			return
+		}
 		fmt.Fprint(w, `{}`)
 	default:
 		w.WriteHeader(http.StatusNotFound)
@@ -173,4 +185,46 @@ func mustInstance(t *testing.T, e *Engine, name string) *state.ServiceInstance {
 		t.Fatal(err)
 	}
 	return inst
+}
+
+// An asynchronous deprovision that outlives the request leaves the
+// instance deprovisioning with its operation; after a restart it is
+// polled, and the record goes when the broker says the instance is gone.
+func TestAsyncDeprovisionResumedAfterRestart(t *testing.T) {
+	fake := &slowOSB{state: broker.StateSucceeded}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	dir := t.TempDir()
+	e, stop := openEngine(t, dir, srv.URL)
+	ctx := context.Background()
+	admin := &Identity{Email: "admin@berth.local", Admin: true}
+	if _, err := e.CreateTeam(ctx, admin, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.CreateService(ctx, admin, strings.NewReader("id: slow\nbroker: osb\ntarget: slow\nteam: ops\n")); err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := e.TeamServices(ctx, "ops")
+	if inst, err := e.ProvisionForTeam(ctx, "ops", "test", "del-1", svcs[0], "", "", nil); err != nil || inst.State != state.InstanceReady {
+		t.Fatalf("provision: %+v, %v", inst, err)
+	}
+	fake.mu.Lock()
+	fake.asyncDelete, fake.state = true, broker.StateInProgress
+	fake.mu.Unlock()
+	pending, err := e.DeprovisionForTeam(ctx, "ops", "del-1")
+	if err != nil || !pending {
+		t.Fatalf("DeprovisionForTeam = %v, %v; want still pending", pending, err)
+	}
+	if inst := mustInstance(t, e, "del-1"); inst.State != state.InstanceDeprovisioning || !inst.Async || inst.Operation != "del" {
+		t.Fatalf("after the request: %+v; want deprovisioning with operation del", inst)
+	}
+	stop()
+	e2, _ := openEngine(t, dir, srv.URL)
+	fake.set("gone")
+	if got := e2.ResumeOperations(ctx); len(got) != 1 || !strings.Contains(got[0], "del-1") {
+		t.Errorf("ResumeOperations = %v; want del-1 deprovisioned", got)
+	}
+	if _, _, err := state.Get[state.ServiceInstance](ctx, e2.store, state.InstanceKey("del-1")); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("del-1 is still recorded after its deprovision ended: %v", err)
+	}
 }
