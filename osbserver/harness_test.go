@@ -66,11 +66,12 @@ func needMariaDB(t testing.TB) {
 // berth is a Berth engine with the mysql service granted to osbTeam,
 // and its OSB endpoint on a real HTTP server.
 type berth struct {
-	eng  *engine.Engine
-	osb  *osbserver.Server
-	srv  *httptest.Server
-	URL  string // the OSB API's base URL (…/osb)
-	stop func() // stops it all (once)
+	audit *auditLog
+	eng   *engine.Engine
+	osb   *osbserver.Server
+	srv   *httptest.Server
+	URL   string // the OSB API's base URL (…/osb)
+	stop  func() // stops it all (once)
 }
 
 // newBerth starts one; dir holds its Store (a second one on the same dir
@@ -118,14 +119,15 @@ func newBerth(t testing.TB, dir string, async bool) *berth {
 	if _, _, err := eng.CreateService(ctx, admin, strings.NewReader(def)); err != nil && !errors.Is(err, engine.ErrConflict) {
 		t.Fatal(err)
 	}
-	o := osbserver.New(eng, osbserver.Config{Username: osbUser, Password: osbPass, Team: osbTeam, Async: async,
+	audit := &auditLog{}
+	o := osbserver.New(eng, osbserver.Config{Username: osbUser, Password: osbPass, Team: osbTeam, Async: async, Audit: audit.record,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "osb", Level: hclog.Warn, Output: testWriter{t}})})
 	mux := http.NewServeMux()
 	mux.Handle(osbserver.Prefix+"/", o.Handler())
 	srv := httptest.NewServer(mux)
 	o.Start()
 	var once sync.Once
-	b := &berth{eng: eng, osb: o, srv: srv, URL: srv.URL + osbserver.Prefix, stop: func() {
+	b := &berth{audit: audit, eng: eng, osb: o, srv: srv, URL: srv.URL + osbserver.Prefix, stop: func() {
 		once.Do(func() {
 			srv.Close()
 			o.Close()
@@ -201,4 +203,22 @@ func isolatedDB(ctx context.Context, creds, other map[string]string) error {
 func restart(t testing.TB, b *berth, dir string) *berth {
 	b.stop()
 	return newBerth(t, dir, true)
+}
+
+// auditLog collects what the endpoint audits.
+type auditLog struct {
+	mu      sync.Mutex
+	entries []string // "actor action target status"
+}
+
+func (a *auditLog) record(actor, action, target string, status int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = append(a.entries, fmt.Sprintf("%s %s %s %d", actor, action, target, status))
+}
+
+func (a *auditLog) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.entries...)
 }

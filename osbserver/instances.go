@@ -345,6 +345,14 @@ func (s *Server) forgetBindings(ctx context.Context, id string) error {
 // well within it (plugins.call_timeout plus a margin).
 const settleGrace = 2 * time.Minute
 
+// settleGrace is settleGrace, or three provision sagas if longer.
+func (s *Server) settleGrace() time.Duration {
+	if d := 3 * (s.eng.Config().Plugins.CallTimeoutDur + 5*time.Second); d > settleGrace {
+		return d
+	}
+	return settleGrace
+}
+
 // settle brings an in-progress record up to date with its Berth instance
 // when no operation runs here for it (Berth restarted, or the Berth
 // broker's own asynchronous operation is being polled by the engine).
@@ -364,7 +372,7 @@ func (s *Server) settle(ctx context.Context, rec *instRec) (*instRec, error) {
 		return rec, nil
 	}
 	switch {
-	case rec.Op == "provision" && gone && time.Since(rec.Updated) < settleGrace:
+	case rec.Op == "provision" && gone && time.Since(rec.Updated) < s.settleGrace():
 		// Another Berth server may be running it.
 		return rec, nil
 	case rec.Op == "provision" && gone:

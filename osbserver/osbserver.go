@@ -67,6 +67,11 @@ type Config struct {
 	// Async: provision and deprovision are asynchronous (202).
 	Async  bool
 	Logger hclog.Logger
+	// Audit, if set, records every authenticated request that may change
+	// something (PUT, PATCH, DELETE): actor "osb:<username>", an action
+	// such as "osb.instance.provision", the target (instance_id, or
+	// instance_id/binding_id) and the answer's status.
+	Audit func(actor, action, target string, status int)
 }
 
 // Server is the OSB endpoint.
@@ -174,7 +179,45 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	s.mux.ServeHTTP(w, r)
+	if s.cfg.Audit == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(sw, r)
+	target := r.PathValue("iid")
+	if b := r.PathValue("bid"); b != "" {
+		target += "/" + b
+	}
+	s.cfg.Audit("osb:"+s.cfg.Username, auditAction(r), target, sw.status)
+}
+
+// auditAction names what a request does.
+func auditAction(r *http.Request) string {
+	binding := r.PathValue("bid") != ""
+	switch {
+	case binding && r.Method == http.MethodPut:
+		return "osb.binding.create"
+	case binding && r.Method == http.MethodDelete:
+		return "osb.binding.delete"
+	case r.Method == http.MethodPut:
+		return "osb.instance.provision"
+	case r.Method == http.MethodPatch:
+		return "osb.instance.update"
+	case r.Method == http.MethodDelete:
+		return "osb.instance.deprovision"
+	}
+	return "osb." + strings.ToLower(r.Method)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (s *Server) authorized(r *http.Request) bool {

@@ -355,6 +355,15 @@ func TestInstanceLifecycleSync(t *testing.T) {
 	}
 	c.want(c.do("DELETE", path+"?service_id="+svc+"&plan_id="+plan, nil), 200, "deprovision")
 	c.want(c.do("DELETE", path+"?service_id="+svc+"&plan_id="+plan, nil), 410, "second deprovision")
+	want := []string{
+		"osb:platform osb.instance.provision sync-1 201",
+		"osb:platform osb.instance.provision sync-1 200",
+		"osb:platform osb.instance.deprovision sync-1 200",
+		"osb:platform osb.instance.deprovision sync-1 410",
+	}
+	if got := b.audit.list(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audited:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // A provision Berth accepted (202) and did not do before it stopped is

@@ -36,6 +36,9 @@ func (s *Server) mountOSB(d Deps) error {
 	s.osb = osbserver.New(s.eng, osbserver.Config{
 		Username: o.Username, Password: password, Team: o.Team, Async: o.AsyncOn(),
 		Logger: s.log.Named("osb"),
+		Audit: func(actor, action, target string, status int) {
+			s.audit(actor, action, target, status, "")
+		},
 	})
 	h := s.osb.Handler()
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
