@@ -221,6 +221,32 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
   settings = { uri = "mongodb://127.0.0.1:27017" }
 }
 
+# An external Open Service Broker (v2.17) as a broker target: the built-in
+# "osb" broker forwards provision/bind/... to it over HTTP. Settings: url,
+# username, password (through secret_env), service (an offering's id or
+# name; default the catalog's first), request_timeout (default "20s").
+#
+# broker_target "vendor-db" {
+#   broker     = "osb"
+#   settings   = { url = "https://broker.example.com", username = "berth" }
+#   secret_env = { password = "VENDOR_BROKER_PASSWORD" }
+# }
+
+# Berth as an Open Service Broker: /osb/v2/ serves the services granted to
+# team to a platform (Cloud Foundry, a Kubernetes service catalog) with basic
+# auth. Off unless enabled. The password comes from exactly one of
+# password_env, password_file or password_secret (a path in Secrets whose
+# "password" key holds it). With async = true (the default) provision and
+# deprovision answer 202 and the platform polls last_operation.
+#
+# osb {
+#   enabled      = true
+#   username     = "cf-platform"
+#   password_env = "BERTH_OSB_PASSWORD"
+#   team         = "platform-tenants"
+#   async        = true
+# }
+
 # --- The HashiCorp stack ---------------------------------------------------
 #
 # consul {                      # Store: Consul KV

@@ -115,9 +115,16 @@ func (s *Engine) RemoveInstance(ctx context.Context, id *Identity, name string) 
 	}
 	resp, err := b.Deprovision(bctx, broker.DeprovisionRequest{InstanceID: name})
 	if err == nil && resp.Async {
+		s.recordDeprovisioning(ctx, name, resp.Operation)
 		err = waitOperation(bctx, b, name, resp.Operation)
 		if errors.Is(err, broker.ErrGone) {
 			err = nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// Still in progress: the service sweep polls it to its end
+			// (across restarts) and then removes the record.
+			s.log.Info("asynchronous deprovision still in progress; the service sweep keeps polling it", "instance", name, "operation", resp.Operation)
+			return nil
 		}
 	}
 	if err != nil && !errors.Is(err, broker.ErrGone) {
@@ -173,6 +180,17 @@ func (s *Engine) InstanceStatus(ctx context.Context, id *Identity, name string) 
 // the broker is asked to deprovision (OSB orphan mitigation) and the record
 // is removed.
 func (s *Engine) provision(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) error {
+	return s.provisionPlan(ctx, svc, inst, "", "", nil)
+}
+
+// provisionPlan is provision with the broker's service and plan IDs and
+// the instance's parameters ("" IDs: the broker's first service, and the
+// service's plan or the broker's first plan). An asynchronous provision
+// that has not ended within the saga's time budget leaves the instance
+// provisioning with its operation recorded (Async): the service sweep
+// polls it to its end, also after a restart, and the instance is
+// returned as it is (State provisioning) without an error.
+func (s *Engine) provisionPlan(ctx context.Context, svc *state.Service, inst *state.ServiceInstance, serviceID, planID string, params map[string]string) error {
 	if _, err := state.Create(ctx, s.store, state.InstanceKey(inst.Name), inst); errors.Is(err, state.ErrExists) {
 		return conflict("service instance %q already exists", inst.Name)
 	} else if err != nil {
@@ -188,29 +206,51 @@ func (s *Engine) provision(ctx context.Context, svc *state.Service, inst *state.
 	if err != nil {
 		return fail(err)
 	}
-	planID := svc.Plan
-	serviceID := svc.Broker
-	if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
-		serviceID = cat.Services[0].ID
-		if planID == "" && len(cat.Services[0].Plans) > 0 {
-			planID = cat.Services[0].Plans[0].ID
+	if serviceID == "" || planID == "" {
+		if planID == "" {
+			planID = svc.Plan
+		}
+		if serviceID == "" {
+			serviceID = svc.Broker
+		}
+		if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
+			serviceID = cat.Services[0].ID
+			if planID == "" && len(cat.Services[0].Plans) > 0 {
+				planID = cat.Services[0].Plans[0].ID
+			}
 		}
 	}
-	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID})
+	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID, Params: params})
 	if err == nil && resp.Async {
+		// Recorded before the wait: a Berth that stops now resumes
+		// polling this operation (ServiceSweep).
+		now := time.Now().UTC()
+		if _, _, uerr := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+			i.Async, i.Operation, i.OperationStarted = true, resp.Operation, now
+			return nil
+		}); uerr != nil {
+			return fail(uerr)
+		}
+		inst.Async, inst.Operation, inst.OperationStarted = true, resp.Operation, now
 		err = waitOperation(bctx, b, inst.Name, resp.Operation)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			s.log.Info("asynchronous provision still in progress; the service sweep keeps polling it", "instance", inst.Name, "operation", resp.Operation)
+			return nil
+		}
 	}
 	if err != nil {
 		return fail(brokerErr("provisioning "+inst.Name, err))
 	}
 	_, _, err = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
 		i.State = state.InstanceReady
+		i.Async, i.Operation, i.OperationStarted = false, "", time.Time{}
 		return nil
 	})
 	if err != nil {
 		return fail(err)
 	}
 	inst.State = state.InstanceReady
+	inst.Async, inst.Operation, inst.OperationStarted = false, "", time.Time{}
 	return nil
 }
 
@@ -221,7 +261,13 @@ func (s *Engine) cleanupInstance(name string, svc *state.Service) {
 	defer cancel()
 	if svc != nil {
 		if b, err := s.brokerFor(ctx, svc); err == nil {
-			_, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
+			resp, err := b.Deprovision(ctx, broker.DeprovisionRequest{InstanceID: name})
+			if err == nil && resp.Async {
+				// The broker deprovisions in the background: the sweep
+				// polls the operation and removes the record when it ends.
+				s.recordDeprovisioning(ctx, name, resp.Operation)
+				return
+			}
 			if err != nil && !errors.Is(err, broker.ErrGone) {
 				s.log.Warn("orphan cleanup: deprovision failed; the sweep retries", "instance", name, "error", err)
 				_, _, _ = state.Update(ctx, s.store, state.InstanceKey(name), func(i *state.ServiceInstance) error {
@@ -253,6 +299,12 @@ func (s *Engine) ServiceSweep(ctx context.Context) (repaired []string) {
 		if err != nil {
 			continue
 		}
+		if inst.Async {
+			if msg := s.pollPending(ctx, svc, inst); msg != "" {
+				repaired = append(repaired, msg)
+			}
+			continue
+		}
 		stale := time.Since(inst.Created) > 2*s.cfg.Plugins.CallTimeoutDur
 		if (inst.State == state.InstanceProvisioning && stale) || inst.State == state.InstanceDeprovisioning {
 			s.cleanupInstance(inst.Name, svc)
@@ -278,6 +330,110 @@ func (s *Engine) ServiceSweep(ctx context.Context) (repaired []string) {
 			} else {
 				s.log.Warn("service sweep: could not restore binding", "instance", inst.Name, "app", app, "error", err)
 			}
+		}
+	}
+	return repaired
+}
+
+// MaxOperationPolling is how long the service sweep polls an asynchronous
+// broker operation before it considers it failed (the OSB API's maximum
+// polling duration, on Berth's side).
+const MaxOperationPolling = 24 * time.Hour
+
+// recordDeprovisioning marks an instance deprovisioning with the broker's
+// pending asynchronous operation.
+func (s *Engine) recordDeprovisioning(ctx context.Context, name, op string) {
+	uctx, cancel := s.undoCtx(ctx)
+	defer cancel()
+	now := time.Now().UTC()
+	_, _, err := state.Update(uctx, s.store, state.InstanceKey(name), func(i *state.ServiceInstance) error {
+		i.State, i.Message = state.InstanceDeprovisioning, ""
+		i.Async, i.Operation, i.OperationStarted = true, op, now
+		return nil
+	})
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		s.log.Warn("could not record a pending deprovision; the sweep deprovisions again", "instance", name, "error", err)
+	}
+}
+
+// pollPending asks the broker once about an instance's pending
+// asynchronous operation and acts on the answer: a provision that
+// succeeded makes the instance ready; one that failed (or was polled for
+// longer than MaxOperationPolling) is deprovisioned (OSB orphan
+// mitigation) and its record removed; a deprovision that succeeded (or
+// whose instance is gone) removes the record; one that failed is tried
+// again by the next sweep. It returns what it repaired ("" for nothing).
+func (s *Engine) pollPending(ctx context.Context, svc *state.Service, inst *state.ServiceInstance) string {
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		s.log.Warn("service sweep: cannot poll a pending operation", "instance", inst.Name, "error", err)
+		return ""
+	}
+	lo, err := b.LastOperation(bctx, broker.LastOperationRequest{InstanceID: inst.Name, Operation: inst.Operation})
+	deprov := inst.State == state.InstanceDeprovisioning
+	overdue := !inst.OperationStarted.IsZero() && time.Since(inst.OperationStarted) > MaxOperationPolling
+	switch {
+	case deprov && (errors.Is(err, broker.ErrGone) || (err == nil && lo.State == broker.StateSucceeded)):
+		_, _ = s.store.Delete(ctx, state.InstanceKey(inst.Name))
+		return "deprovisioned instance " + inst.Name
+	case deprov && ((err == nil && lo.State == broker.StateFailed) || overdue):
+		why := "deprovision took longer than " + MaxOperationPolling.String()
+		if err == nil && lo.State == broker.StateFailed {
+			why = "deprovision failed: " + lo.Description
+		}
+		_, _, _ = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+			i.Async, i.Operation, i.Message = false, "", why
+			return nil
+		})
+		return "deprovision of instance " + inst.Name + " failed; it is tried again"
+	case !deprov && err == nil && lo.State == broker.StateSucceeded:
+		_, _, err := state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+			i.State, i.Message = state.InstanceReady, ""
+			i.Async, i.Operation, i.OperationStarted = false, "", time.Time{}
+			return nil
+		})
+		if err != nil {
+			return ""
+		}
+		return "instance " + inst.Name + " is ready"
+	case !deprov && ((err == nil && lo.State == broker.StateFailed) || overdue):
+		s.log.Warn("asynchronous provision failed; deprovisioning it (orphan mitigation)", "instance", inst.Name, "overdue", overdue)
+		_, _, _ = state.Update(ctx, s.store, state.InstanceKey(inst.Name), func(i *state.ServiceInstance) error {
+			i.Async, i.Operation = false, ""
+			return nil
+		})
+		s.cleanupInstance(inst.Name, svc)
+		return "provision of instance " + inst.Name + " failed; cleaned up"
+	case err != nil:
+		s.log.Warn("service sweep: polling a pending operation failed; polled again next sweep", "instance", inst.Name, "error", err)
+	}
+	return ""
+}
+
+// ResumeOperations polls, once, the asynchronous broker operations that
+// were pending when Berth last stopped (instances with Async set); the
+// reconciler calls it when it starts, and ServiceSweep keeps polling them
+// every reconciler interval after that.
+func (s *Engine) ResumeOperations(ctx context.Context) (repaired []string) {
+	if s.brokers == nil {
+		return nil
+	}
+	insts, err := state.List[state.ServiceInstance](ctx, s.store, state.InstancesPrefix)
+	if err != nil {
+		return nil
+	}
+	for _, inst := range insts {
+		if !inst.Async {
+			continue
+		}
+		svc, _, err := state.Get[state.Service](ctx, s.store, state.ServiceKey(inst.ServiceName))
+		if err != nil {
+			continue
+		}
+		if msg := s.pollPending(ctx, svc, inst); msg != "" {
+			repaired = append(repaired, msg)
 		}
 	}
 	return repaired

@@ -401,6 +401,13 @@ func (r *Reconciler) loop(ctx context.Context) {
 	defer sweep.Stop()
 	progress := time.NewTicker(500 * time.Millisecond)
 	defer progress.Stop()
+	// Asynchronous broker operations pending when Berth stopped are
+	// polled again at once; the service sweep keeps polling them.
+	if r.leader(ctx) {
+		for _, msg := range r.eng.ResumeOperations(ctx) {
+			log.Info("service sweep", "repaired", msg)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

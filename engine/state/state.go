@@ -349,6 +349,13 @@ type ServiceInstance struct {
 	// does not match them.
 	OwnerID string            `json:"owner_id,omitempty"`
 	TeamIDs map[string]string `json:"team_ids,omitempty"`
+	// Async says the broker answered the provision (State provisioning)
+	// or deprovision (State deprovisioning) asynchronously and has not
+	// said it ended: the service sweep polls its LastOperation with
+	// Operation until it does, across restarts of Berth.
+	Async            bool      `json:"async,omitempty"`
+	Operation        string    `json:"operation,omitempty"`
+	OperationStarted time.Time `json:"operation_started,omitzero"`
 }
 
 // DeployState is the state of an app's deploy (backends.DeployState).
