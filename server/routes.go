@@ -82,6 +82,7 @@ func (s *Server) routes() []route {
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.tokenRoutes()...)
 	table = append(table, s.runRoutes()...)
+	table = append(table, s.adminRoutes()...)
 	return table
 }
 
