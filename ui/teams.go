@@ -49,7 +49,7 @@ type teamData struct {
 	Members  []memberRow
 	Apps     []string
 	Tokens   []api.TeamToken
-	Actions  []string            // what a team token may be given
+	Actions  []string              // what a team token may be given
 	NewToken *api.TeamTokenCreated // just created: its value, shown this once
 	Done     string
 }
