@@ -373,3 +373,127 @@ func TestTeamsAndTokens(t *testing.T) {
 		t.Fatalf("bob's token after ann's revoke: %d", code)
 	}
 }
+
+func TestServicesPage(t *testing.T) {
+	s := newFullServer(t)
+	annTok := userWithApp(t, s, "ann@example.com", "alpha", "alpha-web")
+	apiCall(t, s, "POST", "/apps", annTok, `{"name":"alpha-api","teamOwner":"alpha"}`)
+	bobTok := userWithApp(t, s, "bob@example.com", "beta", "beta-web")
+	// Each team defines a redis service on the operator's target (the
+	// real Redis at 127.0.0.1:6379; TestMain serves the broker plugin).
+	svc, bobSvc := "cache-"+randHex(3), "bobcache-"+randHex(3)
+	yaml := func(tok, id, team string) {
+		t.Helper()
+		w := do(t, s, "POST", "/services", "id: "+id+"\nbroker: redis\nteam: "+team+"\ntarget: local-redis\n", map[string]string{
+			"Content-Type": "application/x-yaml", "Authorization": "bearer " + tok})
+		if w.Code != 200 {
+			t.Fatalf("creating service %s: %d %s (is Redis running on 127.0.0.1:6379? the project's set-up starts it)", id, w.Code, w.Body)
+		}
+	}
+	yaml(annTok, svc, "alpha")
+	yaml(bobTok, bobSvc, "beta")
+	bobInst := "bobi-" + randHex(3)
+	apiCall(t, s, "POST", "/services/instances", bobTok, `{"name":"`+bobInst+`","service_name":"`+bobSvc+`"}`)
+	t.Cleanup(func() { do(t, s, "DELETE", "/services/instances/"+bobInst, "", map[string]string{"Authorization": "bearer " + bobTok}) })
+
+	ann := uiLogin(t, s, "ann@example.com")
+	code, body := page(t, s, "/ui/services", ann)
+	if code != 200 || !strings.Contains(body, `<h2 id="svc-`+svc+`">`+svc+`</h2>`) || !strings.Contains(body, "No instances you may use.") ||
+		!strings.Contains(body, `<option>`+svc+`</option>`) {
+		t.Fatalf("services page: %d\n%s", code, body)
+	}
+	if strings.Contains(body, bobSvc) || strings.Contains(body, bobInst) {
+		t.Fatalf("another team's service or instance on ann's page:\n%s", body)
+	}
+
+	// A new instance from the form: provisioned on Redis, listed ready.
+	inst := "c-" + randHex(3)
+	w := post(t, s, "/ui/services/instances", ann, url.Values{"service": {svc}, "name": {inst}, "csrf": {csrfOf(t, body)}})
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("creating an instance: %d %s", w.Code, w.Body)
+	}
+	t.Cleanup(func() { do(t, s, "DELETE", "/services/instances/"+inst, "", map[string]string{"Authorization": "bearer " + annTok}) })
+	var got map[string]any
+	doJSON(t, s, "/services/instances/"+inst, annTok, &got)
+	if got["state"] != "ready" {
+		t.Fatalf("the instance made by the form: %v", got)
+	}
+	code, body = page(t, s, w.Header().Get("Location"), ann)
+	row := `<th scope="row">` + inst + `</th>
+<td class="state-ready">ready</td>
+<td>alpha</td>
+<td>none</td>`
+	if code != 200 || !strings.Contains(body, "Created service instance "+inst+".") || !strings.Contains(body, row) {
+		t.Fatalf("services page after creating: %d\n%s", code, body)
+	}
+	if !strings.Contains(body, `<select id="bind-`+inst+`" name="app"><option>alpha-api</option><option>alpha-web</option></select>`) {
+		t.Fatalf("the bind form does not offer ann's apps:\n%s", body)
+	}
+	if strings.Contains(body, "beta-web") {
+		t.Fatalf("the bind form offers another team's app:\n%s", body)
+	}
+	csrf := csrfOf(t, body)
+	bound := func() []any {
+		var m map[string]any
+		doJSON(t, s, "/services/instances/"+inst, annTok, &m)
+		return m["apps"].([]any)
+	}
+
+	// Bind: a confirmation first, and nothing changes before it; nor
+	// without the CSRF token; nor to another team's app.
+	bind := "/ui/services/instances/" + inst + "/bind"
+	w = post(t, s, bind, ann, url.Values{"app": {"alpha-web"}, "csrf": {csrf}})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "Bind service instance "+inst+" to app alpha-web?") {
+		t.Fatalf("bind without confirmation: %d\n%s", w.Code, w.Body)
+	}
+	if w := post(t, s, bind, ann, url.Values{"app": {"alpha-web"}, "confirm": {"yes"}}); w.Code != http.StatusForbidden {
+		t.Fatalf("bind without a CSRF token: %d", w.Code)
+	}
+	if w := post(t, s, bind, ann, url.Values{"app": {"beta-web"}, "confirm": {"yes"}, "csrf": {csrf}}); w.Code < 400 {
+		t.Fatalf("binding to another team's app: %d", w.Code)
+	}
+	if a := bound(); len(a) != 0 {
+		t.Fatalf("refused binds bound the instance to %v", a)
+	}
+	w = post(t, s, bind, ann, url.Values{"app": {"alpha-web"}, "confirm": {"yes"}, "csrf": {csrf}})
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("confirmed bind: %d %s", w.Code, w.Body)
+	}
+	if a := bound(); len(a) != 1 || a[0] != "alpha-web" {
+		t.Fatalf("after the bind the instance is bound to %v", a)
+	}
+	_, body = page(t, s, w.Header().Get("Location"), ann)
+	if !strings.Contains(body, "Bound "+inst+" to app alpha-web") || !strings.Contains(body, `aria-label="Unbind `+inst+` from alpha-web"`) ||
+		!strings.Contains(body, `<option>alpha-api</option></select>`) {
+		t.Fatalf("services page after the bind:\n%s", body)
+	}
+	// The credentials the app got are not on the page.
+	var env []map[string]any
+	doJSON(t, s, "/apps/alpha-web/env", annTok, &env)
+	for _, e := range env {
+		if v, _ := e["value"].(string); len(v) > 6 && strings.Contains(body, v) {
+			t.Fatalf("the page shows the bound app's variable %v", e["name"])
+		}
+	}
+	// Bob does not see it.
+	bob := uiLogin(t, s, "bob@example.com")
+	if _, body := page(t, s, "/ui/services", bob); strings.Contains(body, inst) || strings.Contains(body, svc) {
+		t.Fatalf("ann's instance on bob's page:\n%s", body)
+	}
+
+	// Unbind, after its confirmation.
+	unbind := "/ui/services/instances/" + inst + "/unbind"
+	w = post(t, s, unbind, ann, url.Values{"app": {"alpha-web"}, "csrf": {csrf}})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "Unbind service instance "+inst+" from app alpha-web?") {
+		t.Fatalf("unbind without confirmation: %d\n%s", w.Code, w.Body)
+	}
+	if a := bound(); len(a) != 1 {
+		t.Fatalf("an unconfirmed unbind changed the bindings: %v", a)
+	}
+	if w := post(t, s, unbind, ann, url.Values{"app": {"alpha-web"}, "confirm": {"yes"}, "csrf": {csrf}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("confirmed unbind: %d %s", w.Code, w.Body)
+	}
+	if a := bound(); len(a) != 0 {
+		t.Fatalf("after the unbind the instance is bound to %v", a)
+	}
+}
