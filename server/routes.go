@@ -83,6 +83,7 @@ func (s *Server) routes() []route {
 	table = append(table, s.tokenRoutes()...)
 	table = append(table, s.runRoutes()...)
 	table = append(table, s.adminRoutes()...)
+	table = append(table, s.servicePlanRoutes()...)
 	return table
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -394,37 +395,57 @@ func TestServicesPage(t *testing.T) {
 	yaml(bobTok, bobSvc, "beta")
 	bobInst := "bobi-" + randHex(3)
 	apiCall(t, s, "POST", "/services/instances", bobTok, `{"name":"`+bobInst+`","service_name":"`+bobSvc+`"}`)
-	t.Cleanup(func() { do(t, s, "DELETE", "/services/instances/"+bobInst, "", map[string]string{"Authorization": "bearer " + bobTok}) })
+	t.Cleanup(func() {
+		do(t, s, "DELETE", "/services/instances/"+bobInst, "", map[string]string{"Authorization": "bearer " + bobTok})
+	})
+
+	apiCall(t, s, "POST", "/teams", annTok, `{"name":"alpha-ops"}`)
+	var plans []map[string]any
+	doJSON(t, s, "/services/"+svc+"/plans", annTok, &plans)
+	if len(plans) == 0 || plans[0]["name"] != "default" {
+		t.Fatalf("the redis service's plans: %v", plans)
+	}
+	planID := plans[0]["id"].(string)
 
 	ann := uiLogin(t, s, "ann@example.com")
 	code, body := page(t, s, "/ui/services", ann)
 	if code != 200 || !strings.Contains(body, `<h2 id="svc-`+svc+`">`+svc+`</h2>`) || !strings.Contains(body, "No instances you may use.") ||
-		!strings.Contains(body, `<option>`+svc+`</option>`) {
+		!strings.Contains(body, "<summary>New instance of "+svc+"</summary>") || !strings.Contains(body, "Plans: <strong>default</strong>") ||
+		!strings.Contains(body, `<option value="`+planID+`">default</option>`) || !strings.Contains(body, `<option>alpha</option><option>alpha-ops</option>`) {
 		t.Fatalf("services page: %d\n%s", code, body)
 	}
 	if strings.Contains(body, bobSvc) || strings.Contains(body, bobInst) {
 		t.Fatalf("another team's service or instance on ann's page:\n%s", body)
 	}
 
-	// A new instance from the form: provisioned on Redis, listed ready.
+	// A new instance from the form, on a plan, for one of her teams:
+	// provisioned on Redis, listed ready.
 	inst := "c-" + randHex(3)
-	w := post(t, s, "/ui/services/instances", ann, url.Values{"service": {svc}, "name": {inst}, "csrf": {csrfOf(t, body)}})
+	w := post(t, s, "/ui/services/instances", ann, url.Values{"service": {svc}, "name": {inst}, "plan": {planID}, "team": {"alpha"}, "csrf": {csrfOf(t, body)}})
 	if w.Code != http.StatusSeeOther {
 		t.Fatalf("creating an instance: %d %s", w.Code, w.Body)
 	}
-	t.Cleanup(func() { do(t, s, "DELETE", "/services/instances/"+inst, "", map[string]string{"Authorization": "bearer " + annTok}) })
+	t.Cleanup(func() {
+		do(t, s, "DELETE", "/services/instances/"+inst, "", map[string]string{"Authorization": "bearer " + annTok})
+	})
 	var got map[string]any
 	doJSON(t, s, "/services/instances/"+inst, annTok, &got)
-	if got["state"] != "ready" {
+	if got["state"] != "ready" || got["plan"] != planID || fmt.Sprint(got["teams"]) != "[alpha]" {
 		t.Fatalf("the instance made by the form: %v", got)
 	}
 	code, body = page(t, s, w.Header().Get("Location"), ann)
 	row := `<th scope="row">` + inst + `</th>
 <td class="state-ready">ready</td>
+<td>default</td>
 <td>alpha</td>
 <td>none</td>`
 	if code != 200 || !strings.Contains(body, "Created service instance "+inst+".") || !strings.Contains(body, row) {
 		t.Fatalf("services page after creating: %d\n%s", code, body)
+	}
+	// A plan the service does not have is refused with the API's reason.
+	if w := post(t, s, "/ui/services/instances", ann, url.Values{"service": {svc}, "name": {"x-" + randHex(3)}, "plan": {"huge"}, "csrf": {csrfOf(t, body)}}); w.Code != http.StatusBadRequest ||
+		!strings.Contains(w.Body.String(), "has no plan") {
+		t.Fatalf("an unknown plan: %d\n%s", w.Code, w.Body)
 	}
 	if !strings.Contains(body, `<select id="bind-`+inst+`" name="app"><option>alpha-api</option><option>alpha-web</option></select>`) {
 		t.Fatalf("the bind form does not offer ann's apps:\n%s", body)

@@ -28,6 +28,7 @@ var serviceRoutes = []uiRoute{
 // instanceRow is one service instance on the Services page.
 type instanceRow struct {
 	Name, State, Message string
+	Plan                 string // the plan's name ("": the service's)
 	Teams, Apps          []string
 	// Bindable are the user's apps it is not bound to.
 	Bindable []string
@@ -36,6 +37,7 @@ type instanceRow struct {
 // serviceRow is one service and the instances of it the user may see.
 type serviceRow struct {
 	Name      string
+	Plans     []api.ServicePlan
 	Instances []instanceRow
 }
 
@@ -54,11 +56,25 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request, s *sessio
 		mine = append(mine, a.Name)
 	}
 	sort.Strings(mine)
+	var teams []api.Team
+	if !c.fetch(w, r, s, "/teams", &teams, "team", false) {
+		return
+	}
+	teamNames := make([]string, 0, len(teams))
+	for _, t := range teams {
+		teamNames = append(teamNames, t.Name)
+	}
+	sort.Strings(teamNames)
 	var rows []serviceRow
-	names := []string{}
 	for _, sv := range list {
-		names = append(names, sv.Service)
 		row := serviceRow{Name: sv.Service}
+		// Its plans, if its broker answers (the form then offers the
+		// service's default only).
+		_, _ = c.call(r, s, http.MethodGet, "/services/"+esc(sv.Service)+"/plans", nil, &row.Plans)
+		planName := map[string]string{}
+		for _, p := range row.Plans {
+			planName[p.ID] = p.Name
+		}
 		for _, name := range sv.Instances {
 			// Each instance as the API shows it to this user: one it
 			// refuses is left out.
@@ -66,7 +82,10 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request, s *sessio
 			if status, err := c.call(r, s, http.MethodGet, "/services/instances/"+esc(name), nil, &in); err != nil || status != http.StatusOK {
 				continue
 			}
-			ir := instanceRow{Name: in.Name, State: in.State, Message: in.Message, Teams: in.Teams, Apps: in.Apps}
+			ir := instanceRow{Name: in.Name, State: in.State, Message: in.Message, Teams: in.Teams, Apps: in.Apps, Plan: in.Plan}
+			if n := planName[in.Plan]; n != "" {
+				ir.Plan = n
+			}
 			for _, a := range mine {
 				if !contains(in.Apps, a) {
 					ir.Bindable = append(ir.Bindable, a)
@@ -77,15 +96,15 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request, s *sessio
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	sort.Strings(names)
 	c.render(w, http.StatusOK, "services", c.withSession(s, page{Title: "Services", Data: map[string]any{
-		"Services": rows, "Names": names, "Done": done(r.URL.Query()), "HasApps": len(mine) > 0,
+		"Services": rows, "Teams": teamNames, "Done": done(r.URL.Query()),
 	}}))
 }
 
-// POST /ui/services/instances (service, name): POST /services/instances.
+// POST /ui/services/instances (service, name, plan, team): POST
+// /services/instances.
 func (c *Console) createInstance(w http.ResponseWriter, r *http.Request, s *session) {
-	req := api.InstanceCreateRequest{Name: formValue(r, "name"), ServiceName: formValue(r, "service")}
+	req := api.InstanceCreateRequest{Name: formValue(r, "name"), ServiceName: formValue(r, "service"), Plan: formValue(r, "plan"), Team: formValue(r, "team")}
 	c.act(w, r, s, http.MethodPost, "/services/instances", req, doneURL("/ui/services", "created", req.Name))
 }
 
