@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +42,34 @@ func randHex(n int) string {
 // broker keeps its state under a prefix of this test's own.
 func newFullServer(t *testing.T) *server.Server {
 	t.Helper()
+	s, _ := newFullServerLogs(t)
+	return s
+}
+
+// lockedBuffer is a log sink the server's goroutines may write while a
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newFullServerLogs is newFullServer with its logs (debug level) kept.
+func newFullServerLogs(t *testing.T) (*server.Server, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir = dir
@@ -55,7 +85,7 @@ func newFullServer(t *testing.T) *server.Server {
 		t.Fatal(err)
 	}
 	brokers := plugins.NewManager(plugins.ManagerConfig{Logger: hclog.NewNullLogger(), StateDir: filepath.Join(dir, "plugins")})
-	s, err := server.New(server.Deps{Config: cfg, Logger: hclog.NewNullLogger(), Store: st, StoreName: "bolt", Secrets: sec, SecretsName: "sealed", Brokers: brokers})
+	s, err := server.New(server.Deps{Config: cfg, Logger: logger, Store: st, StoreName: "bolt", Secrets: sec, SecretsName: "sealed", Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +93,7 @@ func newFullServer(t *testing.T) *server.Server {
 	if _, err := engine.CreateUser(context.Background(), st, adminEmail, password, true); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, logs
 }
 
 // login is the API token of a user.
@@ -270,7 +300,7 @@ func tokenValue(body string) string {
 }
 
 func TestTeamsAndTokens(t *testing.T) {
-	s := newServer(t)
+	s, logs := newFullServerLogs(t)
 	annTok := userWithApp(t, s, "ann@example.com", "alpha", "alpha-web")
 	bobTok := userWithApp(t, s, "bob@example.com", "beta", "beta-web")
 	apiCall(t, s, "POST", "/users", "", `{"email":"cat@example.com","password":"`+password+`"}`)
@@ -368,6 +398,17 @@ func TestTeamsAndTokens(t *testing.T) {
 	_, body = page(t, s, w.Header().Get("Location"), ann)
 	if !strings.Contains(body, "Revoked token "+id) || !strings.Contains(body, "No tokens.") {
 		t.Fatalf("the team page after revoking:\n%s", body)
+	}
+	// The value is in no log and no audit record.
+	if !strings.Contains(logs.String(), "path=/teams/alpha/tokens status=201") {
+		t.Errorf("the server logged no token creation: the check below would see nothing")
+	}
+	if strings.Contains(logs.String(), val) {
+		t.Errorf("the token's value is in the server's logs")
+	}
+	w = do(t, s, "GET", "/api/v1/events?limit=1000", "", map[string]string{"Authorization": "bearer " + login(t, s, adminEmail)})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "team.token.create") || strings.Contains(w.Body.String(), val) {
+		t.Errorf("the audit log: %d, has the creation: %v, has the value: %v", w.Code, strings.Contains(w.Body.String(), "team.token.create"), strings.Contains(w.Body.String(), val))
 	}
 	// Bob's own token was untouched all along.
 	if code := status(t, s, "GET", "/apps/beta-web", bobsToken["token"].(string)); code != 200 {
