@@ -184,7 +184,7 @@ func TestAdminPagesAreTheAdminsOnly(t *testing.T) {
 		t.Fatalf("admin page for the admin: %d\n%s", code, body)
 	}
 	for _, want := range []string{`href="/ui/admin"`, "<th scope=\"row\">ann@example.com</th>", "<th scope=\"row\">bob@example.com</th>",
-		"<td>alpha</td>", "<td>beta</td>", "<th scope=\"row\">store</th><td>bolt</td>", "<th scope=\"row\">secrets</th><td>sealed</td>", ">ok<"} {
+		"<td>alpha</td><td>no</td>", "<td>beta</td><td>no</td>", "<th scope=\"row\">store</th><td>bolt</td>", "<th scope=\"row\">secrets</th><td>sealed</td>", ">ok<"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the admin page lacks %q", want)
 		}
@@ -363,7 +363,7 @@ func TestTeamsAndTokens(t *testing.T) {
 
 	// Reloading the page lists it, never with its value.
 	code, body = page(t, s, "/ui/teams/alpha", ann)
-	if code != 200 || !strings.Contains(body, `<th scope="row">`+id+`</th><td>ci deploys</td><td>app.deploy, app.read</td>`) && !strings.Contains(body, `<th scope="row">`+id+`</th><td>ci deploys</td><td>app.read, app.deploy</td>`) {
+	if code != 200 || !strings.Contains(body, `<th scope="row">`+id+`</th><td>ci deploys</td>`) || !strings.Contains(body, `<td>app.deploy, app.read</td><td>ann@example.com</td>`) && !strings.Contains(body, `<td>app.read, app.deploy</td><td>ann@example.com</td>`) {
 		t.Fatalf("the team page after creating a token: %d\n%s", code, body)
 	}
 	if strings.Contains(body, val) || tokenValue(body) != "" {
