@@ -39,7 +39,8 @@ func randHex(n int) string {
 // newFullServer is a real Berth server with a site admin (adminEmail),
 // the built-in broker plugins (this test binary re-exec'd, see TestMain)
 // and a broker target "local-redis" on the Redis at 127.0.0.1:6379, whose
-// broker keeps its state under a prefix of this test's own.
+// broker keeps its state under a prefix of these tests' own (a test
+// removes the instances it makes, and so their records).
 func newFullServer(t *testing.T) *server.Server {
 	t.Helper()
 	s, _ := newFullServerLogs(t)
@@ -74,7 +75,7 @@ func newFullServerLogs(t *testing.T) (*server.Server, *lockedBuffer) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Admins = []string{adminEmail}
-	redis := map[string]string{"addr": "127.0.0.1:6379", "meta_prefix": "berth:uitest-" + randHex(4)}
+	redis := map[string]string{"addr": "127.0.0.1:6379", "meta_prefix": "berth:ui-test"}
 	cfg.BrokerTargets = append(cfg.BrokerTargets, &config.BrokerTarget{Name: "local-redis", Broker: "redis", Settings: redis, Resolved: redis})
 	st, err := bolt.Open(filepath.Join(dir, "berth.db"), bolt.Options{NoSync: true})
 	if err != nil {
