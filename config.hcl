@@ -175,6 +175,15 @@ reconciler {
   # into each group's update block (progress_deadline, auto_revert).
   progress_deadline = "5m"
   auto_revert       = true
+  # Several servers on one Consul prefix (and one Vault: tokens and private
+  # values live in Secrets) elect the one that reconciles through a Consul
+  # session lock on <prefix>locks/reconciler-leader. A killed holder's session
+  # is invalidated by Consul within 2 x leader_ttl (Consul takes TTLs from its
+  # session_ttl_min, 10s by default); nobody takes the lock for
+  # leader_lock_delay after that. A holder that stops gracefully releases it
+  # at once. On bolt (one server) these are not used.
+  leader_ttl        = "10s"
+  leader_lock_delay = "1s"
 }
 
 # Broker targets: the backing servers service brokers provision on, with

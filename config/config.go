@@ -254,10 +254,22 @@ type Reconcile struct {
 	// AutoRevert reverts an app whose deploy failed to its last running
 	// release (default true); apps may set their own.
 	AutoRevert *bool `hcl:"auto_revert,optional"`
+	// LeaderTTL is the TTL of the Consul session through which the
+	// servers sharing a Consul Store elect the one that reconciles
+	// (default 10s, Consul's least unless its session_ttl_min is lower).
+	// A holder that stops renewing (killed) loses the lock when Consul
+	// invalidates its session, within twice the TTL; one that cannot
+	// renew stops reconciling after the TTL. Not used with bolt.
+	LeaderTTL string `hcl:"leader_ttl,optional"`
+	// LeaderLockDelay is how long after a holder's session was invalidated
+	// (not after a graceful stop) no server may take the lock (default 1s).
+	LeaderLockDelay string `hcl:"leader_lock_delay,optional"`
 
 	IntervalDur         time.Duration
 	LockTTLDur          time.Duration
 	ProgressDeadlineDur time.Duration
+	LeaderTTLDur        time.Duration
+	LeaderLockDelayDur  time.Duration
 }
 
 // Bounds of a progress deadline (global or per app).
@@ -478,6 +490,15 @@ func (c *Config) finish() error {
 		return err
 	}
 	if err := dur("reconciler.lock_ttl", c.Reconcile.LockTTL, 2*time.Minute, &c.Reconcile.LockTTLDur); err != nil {
+		return err
+	}
+	if err := dur("reconciler.leader_ttl", c.Reconcile.LeaderTTL, 10*time.Second, &c.Reconcile.LeaderTTLDur); err != nil {
+		return err
+	}
+	if d := c.Reconcile.LeaderTTLDur; d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("reconciler.leader_ttl = %q: must be between 1s and 24h (Consul takes from its session_ttl_min, 10s by default)", c.Reconcile.LeaderTTL)
+	}
+	if err := dur("reconciler.leader_lock_delay", c.Reconcile.LeaderLockDelay, time.Second, &c.Reconcile.LeaderLockDelayDur); err != nil {
 		return err
 	}
 	if err := dur("reconciler.progress_deadline", c.Reconcile.ProgressDeadline, 5*time.Minute, &c.Reconcile.ProgressDeadlineDur); err != nil {

@@ -68,6 +68,7 @@ func New(d Deps) (*Server, error) {
 		startedAt: time.Now(),
 		limits:    newAccountLimits(d.Config.Limits),
 	}
+	s.metrics.reg.MustRegister(reconcilerLeaderGauge(s.rec))
 	acfg := audit.Config{Registerer: s.metrics.reg}
 	if a := d.Config.Audit; a != nil {
 		acfg.Queue, acfg.Retention = a.Queue, a.RetentionDur
