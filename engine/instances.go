@@ -61,12 +61,30 @@ func (s *Engine) instanceByName(ctx context.Context, id *Identity, name string) 
 }
 
 // CreateInstance provisions an instance of a service the caller may use,
-// owned by the caller and given to all the caller's teams.
+// owned by the caller and given to all the caller's teams, on the
+// service's plan.
 func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service string) (*state.ServiceInstance, error) {
+	return s.CreateInstanceWith(ctx, id, InstanceRequest{Name: name, Service: service})
+}
+
+// InstanceRequest is what a new service instance is: its name, its
+// service, and optionally the broker plan (its ID or name; default the
+// service's) and the one team it is given to (default all the caller's
+// teams).
+type InstanceRequest struct {
+	Name, Service, Plan, Team string
+}
+
+// CreateInstanceWith provisions an instance of a service the caller may
+// use, owned by the caller. A team must be one of the caller's that the
+// service is granted to (site admins: any team the service is granted
+// to); a plan must be one of the broker's catalog.
+func (s *Engine) CreateInstanceWith(ctx context.Context, id *Identity, req InstanceRequest) (*state.ServiceInstance, error) {
+	name := req.Name
 	if err := names.Instance(name); err != nil {
 		return nil, err
 	}
-	svc, err := s.serviceByName(ctx, id, service, false)
+	svc, err := s.serviceByName(ctx, id, req.Service, false)
 	if err != nil {
 		return nil, err
 	}
@@ -75,9 +93,17 @@ func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service
 		return nil, err
 	}
 	teams, ids := []string{}, map[string]string{}
-	for name, t := range mine {
-		teams = append(teams, name)
-		ids[name] = t.ID
+	if req.Team != "" {
+		t, err := s.instanceTeam(ctx, id, svc, mine, req.Team)
+		if err != nil {
+			return nil, err
+		}
+		teams, ids[t.Name] = []string{t.Name}, t.ID
+	} else {
+		for name, t := range mine {
+			teams = append(teams, name)
+			ids[name] = t.ID
+		}
 	}
 	sort.Strings(teams)
 	owner, err := s.userWithID(ctx, id.Email)
@@ -85,10 +111,77 @@ func (s *Engine) CreateInstance(ctx context.Context, id *Identity, name, service
 		return nil, err
 	}
 	inst := &state.ServiceInstance{Name: name, ServiceName: svc.Name, Teams: teams, TeamIDs: ids, Owner: id.Email, OwnerID: owner.ID, Apps: []string{}, State: state.InstanceProvisioning, Created: time.Now().UTC()}
+	if req.Plan != "" {
+		plans, err := s.ServicePlans(ctx, id, svc.Name)
+		if err != nil {
+			return nil, err
+		}
+		var known []string
+		for _, p := range plans {
+			if p.ID == req.Plan || p.Name == req.Plan {
+				inst.Plan = p.ID
+			}
+			known = append(known, p.Name)
+		}
+		if inst.Plan == "" {
+			return nil, badRequest("service %q has no plan %q (its plans: %s)", svc.Name, req.Plan, strings.Join(known, ", "))
+		}
+	}
 	if err := s.provision(ctx, svc, inst); err != nil {
 		return nil, err
 	}
 	return inst, nil
+}
+
+// instanceTeam is the team a new instance is given to: one of the
+// caller's (any, for site admins), granted the service.
+func (s *Engine) instanceTeam(ctx context.Context, id *Identity, svc *state.Service, mine map[string]*state.Team, name string) (*state.Team, error) {
+	if err := names.Team(name); err != nil {
+		return nil, err
+	}
+	t := mine[name]
+	if t == nil && id.Admin {
+		got, _, err := state.Get[state.Team](ctx, s.store, state.TeamKey(name))
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return nil, err
+		}
+		t = got
+	}
+	if t == nil {
+		return nil, forbidden("you are not a member of team %q", name)
+	}
+	granted := false
+	for _, g := range svc.Teams {
+		granted = granted || teamMatches(svc.TeamIDs, g, t)
+	}
+	if !granted {
+		return nil, forbidden("service %q is not granted to team %q", svc.Name, name)
+	}
+	return t, nil
+}
+
+// ServicePlans lists the plans of a service the caller may use, from its
+// broker's catalog.
+func (s *Engine) ServicePlans(ctx context.Context, id *Identity, service string) ([]broker.Plan, error) {
+	svc, err := s.serviceByName(ctx, id, service, false)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := s.brokerCtx(ctx)
+	defer cancel()
+	b, err := s.brokerFor(bctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := b.Catalog(bctx)
+	if err != nil {
+		return nil, brokerErr("reading the catalog of "+svc.Name, err)
+	}
+	out := []broker.Plan{}
+	if len(cat.Services) > 0 {
+		out = append(out, cat.Services[0].Plans...)
+	}
+	return out, nil
 }
 
 // Instance is a service instance the caller may use.
@@ -207,6 +300,9 @@ func (s *Engine) provisionPlan(ctx context.Context, svc *state.Service, inst *st
 		return fail(err)
 	}
 	if serviceID == "" || planID == "" {
+		if planID == "" {
+			planID = inst.Plan
+		}
 		if planID == "" {
 			planID = svc.Plan
 		}

@@ -344,6 +344,9 @@ type ServiceInstance struct {
 	State       string    `json:"state"`
 	Message     string    `json:"message,omitempty"`
 	Created     time.Time `json:"created"`
+	// Plan is the broker plan's ID it was provisioned on, when one was
+	// chosen ("": the service's).
+	Plan string `json:"plan,omitempty"`
 	// OwnerID and TeamIDs are the IDs of Owner and of each of Teams when
 	// the instance was created: a re-registered email or a re-created team
 	// does not match them.
