@@ -21,6 +21,7 @@ func allRoutes() []uiRoute {
 	var all []uiRoute
 	for _, t := range [][]uiRoute{
 		appRoutes,
+		actionRoutes,
 	} {
 		all = append(all, t...)
 	}
