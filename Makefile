@@ -2,6 +2,7 @@
 #   make run    the server on its embedded defaults (creates the first admin)
 #   make test   everything: vet, gofmt, unit, conformance, brokers, e2e
 #   make bench  Store/Secrets benchmarks side by side, and the deploy engine's
+#   make proto  regenerate the broker protocol's Go and Python code
 
 GO        ?= go
 BIN       := bin/berth
@@ -9,7 +10,7 @@ DATA      ?= ./data
 export BERTH_CACHE ?= $(HOME)/.cache/berth
 ADMIN     ?= admin@berth.local
 
-.PHONY: all build run test unit gated-note e2e agents services vet fmt-check bench clean
+.PHONY: all build run test unit gated-note e2e agents services vet fmt-check bench clean proto proto-check
 
 all: build
 
@@ -28,13 +29,25 @@ run: build
 	$(BIN) server -config config.hcl -data-dir $(DATA)
 
 # Real servers and agents the tests use: MariaDB/Redis (started if down),
-# Consul, Vault and FerretDB (built once into $(BERTH_CACHE)/bin).
+# Consul, Vault and FerretDB (built once into $(BERTH_CACHE)/bin); and
+# Debian's Chromium for the console's browser tests (installed if missing).
 services:
 	@bash tools/services-up.sh
+	@bash tools/python/install.sh
+	@bash tools/chromium/install.sh
 
 agents:
 	bash tools/agents/build.sh all
 	bash tools/ferretdb/build.sh
+
+# The broker protocol's generated code (Go and Python) from
+# plugins/broker/proto/broker.proto, with pinned generators (tools/proto/gen.sh).
+proto:
+	bash tools/proto/gen.sh
+
+# Fails if the committed generated code is not what `make proto` makes.
+proto-check: proto
+	git diff --exit-code -- plugins/broker/proto plugins/sdk/examples/python
 
 vet:
 	$(GO) vet ./...

@@ -328,7 +328,7 @@ func (m *Manager) start(e *entry, key, name string) error {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		SecureConfig:     secure,
 		HandshakeConfig:  broker.Handshake,
-		Plugins:          broker.PluginMap,
+		VersionedPlugins: broker.VersionedPlugins,
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -357,7 +357,11 @@ func (m *Manager) start(e *entry, key, name string) error {
 		_ = os.Remove(pidfile)
 		return fmt.Errorf("%w: plugin %q does not serve a broker", broker.ErrUnavailable, name)
 	}
-	m.log.Info("started broker plugin", "key", key, "plugin", name)
+	if v := client.NegotiatedVersion(); v != broker.ProtocolVersion {
+		m.log.Warn("broker plugin speaks an old protocol version; rebuild it against plugins/broker/proto/broker.proto",
+			"key", key, "plugin", name, "protocol", v, "current", broker.ProtocolVersion)
+	}
+	m.log.Info("started broker plugin", "key", key, "plugin", name, "protocol", client.NegotiatedVersion())
 	e.name, e.client, e.raw, e.settings, e.broken, e.pidfile = name, client, b, nil, false, pidfile
 	return nil
 }

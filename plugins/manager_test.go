@@ -82,6 +82,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(v1Env) != "" {
+		serveV1(&flaky{log: sdk.Logger("flaky")})
+		os.Exit(0)
+	}
 	brokertest.ServeChild(func() broker.Broker { return &flaky{log: sdk.Logger("flaky")} })
 	goleak.VerifyTestMain(m)
 }
@@ -305,6 +309,13 @@ func TestPluginLogsReachHostLogger(t *testing.T) {
 			t.Fatalf("plugin's log line did not reach the host logger as key/value:\n%s", out)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// A plugin built with the SDK speaks the current protocol.
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, fmt.Sprintf("protocol=%d", broker.ProtocolVersion)) || strings.Contains(out, "old protocol version") {
+		t.Errorf("the SDK's plugin did not negotiate protocol %d:\n%s", broker.ProtocolVersion, out)
 	}
 }
 

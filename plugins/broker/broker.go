@@ -3,10 +3,13 @@
 // request and response types, the sentinel errors, and the go-plugin glue
 // (Handshake, PluginMap, GRPCPlugin) that carries them over gRPC.
 //
-// It follows go-plugin's examples/grpc layout: the host (Berth) and every
-// plugin import this one package. The gRPC service is described by hand
-// (ServiceDesc) and its messages are the JSON encoding of the Go types below,
-// so no protoc step is needed.
+// It follows go-plugin's examples/grpc layout: the host (Berth) and every Go
+// plugin import this one package. The wire protocol (version 2) is the gRPC
+// service of proto/broker.proto, from which plugins in any language are
+// built (plugins/sdk/examples/python); this package converts between its
+// messages (package brokerpb) and the Go types below. Berth still speaks
+// version 1, JSON-encoded Go types over a hand-described service, to plugins
+// built before version 2 (VersionedPlugins, grpc_v1.go).
 //
 // Semantics (OSB):
 //   - Provision and Bind are idempotent by ID: the same ID with the same

@@ -2,22 +2,25 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
+	brokerpb "github.com/berthpaas/berth/plugins/broker/proto"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 )
+
+// ProtocolVersion is the version of the broker protocol this package
+// serves: 2, the gRPC service berth.broker.v2.Broker of
+// plugins/broker/proto/broker.proto.
+const ProtocolVersion = 2
 
 // Handshake is shared by Berth and every broker plugin. A plugin binary run
 // by hand (without the cookie in its environment) refuses to start.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
+	ProtocolVersion:  ProtocolVersion,
 	MagicCookieKey:   "BERTH_PLUGIN",
 	MagicCookieValue: "6f1c0a5e2d7b4c39a8e1f04b9d3c72aa-berth-broker",
 }
@@ -25,13 +28,22 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the key of the broker in PluginMap.
 const PluginName = "broker"
 
-// PluginMap is the map of plugins Berth dispenses from a plugin process.
+// PluginMap is the map of plugins a plugin process serves (version 2).
 var PluginMap = map[string]plugin.Plugin{
 	PluginName: &GRPCPlugin{},
 }
 
-// GRPCPlugin implements plugin.GRPCPlugin for Broker. Impl is set on the
-// plugin side only.
+// VersionedPlugins is what Berth offers a plugin process: version 2, and
+// version 1 (JSON over gRPC) for plugins built before version 2. go-plugin
+// tells the plugin both (PLUGIN_PROTOCOL_VERSIONS=1,2) and uses the one the
+// plugin answers with.
+var VersionedPlugins = map[int]plugin.PluginSet{
+	ProtocolVersionV1: {PluginName: &GRPCPluginV1{}},
+	ProtocolVersion:   {PluginName: &GRPCPlugin{}},
+}
+
+// GRPCPlugin implements plugin.GRPCPlugin for Broker over protocol version
+// 2. Impl is set on the plugin side only.
 type GRPCPlugin struct {
 	plugin.Plugin
 	Impl Broker
@@ -42,7 +54,7 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.Impl == nil {
 		return errors.New("broker: GRPCPlugin.Impl is nil")
 	}
-	s.RegisterService(&ServiceDesc, p.Impl)
+	brokerpb.RegisterBrokerServer(s, NewServer(p.Impl))
 	return nil
 }
 
@@ -53,266 +65,212 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
-// codecName is the gRPC content-subtype of the broker service: messages are
-// the JSON encoding of this package's Go types.
-const codecName = "berthjson"
+// NewServer returns the gRPC server side of b: errors become statuses with an
+// ErrorDetail, panics become Internal errors.
+func NewServer(b Broker) brokerpb.BrokerServer { return &server{b: b} }
 
-type jsonCodec struct{}
-
-func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
-func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
-func (jsonCodec) Name() string                       { return codecName }
-
-func init() { encoding.RegisterCodec(jsonCodec{}) }
-
-// serviceName is the fully qualified gRPC service name.
-const serviceName = "berth.broker.v1.Broker"
-
-type empty struct{}
-
-type configureRequest struct {
-	Settings map[string]string `json:"settings"`
+type server struct {
+	brokerpb.UnimplementedBrokerServer
+	b Broker
 }
 
-// ServiceDesc describes the broker gRPC service. Its handlers call a Broker.
-var ServiceDesc = grpc.ServiceDesc{
-	ServiceName: serviceName,
-	HandlerType: (*Broker)(nil),
-	Methods: []grpc.MethodDesc{
-		{MethodName: "Configure", Handler: handler("Configure", func(ctx context.Context, b Broker, req *configureRequest) (*empty, error) {
-			return &empty{}, b.Configure(ctx, req.Settings)
-		})},
-		{MethodName: "Catalog", Handler: handler("Catalog", func(ctx context.Context, b Broker, _ *empty) (*Catalog, error) {
-			return b.Catalog(ctx)
-		})},
-		{MethodName: "Provision", Handler: handler("Provision", func(ctx context.Context, b Broker, req *ProvisionRequest) (*ProvisionResponse, error) {
-			return b.Provision(ctx, *req)
-		})},
-		{MethodName: "Deprovision", Handler: handler("Deprovision", func(ctx context.Context, b Broker, req *DeprovisionRequest) (*DeprovisionResponse, error) {
-			return b.Deprovision(ctx, *req)
-		})},
-		{MethodName: "Bind", Handler: handler("Bind", func(ctx context.Context, b Broker, req *BindRequest) (*BindResponse, error) {
-			return b.Bind(ctx, *req)
-		})},
-		{MethodName: "Unbind", Handler: handler("Unbind", func(ctx context.Context, b Broker, req *UnbindRequest) (*empty, error) {
-			return &empty{}, b.Unbind(ctx, *req)
-		})},
-		{MethodName: "LastOperation", Handler: handler("LastOperation", func(ctx context.Context, b Broker, req *LastOperationRequest) (*LastOperationResponse, error) {
-			return b.LastOperation(ctx, *req)
-		})},
-	},
-	Streams:  []grpc.StreamDesc{},
-	Metadata: "berth/plugins/broker",
-}
-
-type methodHandler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
-
-// handler adapts a typed call on a Broker to a grpc.MethodDesc handler. It
-// turns errors (and panics) into gRPC statuses that NewClient maps back.
-func handler[Req, Resp any](method string, call func(context.Context, Broker, *Req) (*Resp, error)) methodHandler {
-	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-		req := new(Req)
-		if err := dec(req); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "bad request: decoding message: %v", err)
-		}
-		invoke := func(ctx context.Context, r any) (resp any, err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					resp, err = nil, status.Errorf(codes.Internal, "broker panicked: %v", p)
-				}
-			}()
-			out, err := call(ctx, srv.(Broker), r.(*Req))
-			if err != nil {
-				return nil, toStatus(err)
-			}
-			if out == nil {
-				out = new(Resp)
-			}
-			return out, nil
-		}
-		if interceptor == nil {
-			return invoke(ctx, req)
-		}
-		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + serviceName + "/" + method}
-		return interceptor(ctx, req, info, invoke)
+func (s *server) Configure(ctx context.Context, req *brokerpb.ConfigureRequest) (_ *brokerpb.ConfigureResponse, err error) {
+	defer recoverStatus(&err)
+	if err := s.b.Configure(ctx, req.GetSettings()); err != nil {
+		return nil, toStatusV2(err)
 	}
+	return &brokerpb.ConfigureResponse{}, nil
 }
 
-// Reasons carried in an ErrorInfo detail so that sentinels sharing a gRPC
-// code stay distinct.
-const (
-	errorDomain       = "berth.broker"
-	reasonGone        = "GONE"
-	reasonNotFound    = "NOT_FOUND"
-	reasonConflict    = "CONFLICT"
-	reasonBadRequest  = "BAD_REQUEST"
-	reasonUnavailable = "UNAVAILABLE"
-)
-
-var sentinels = []struct {
-	err    error
-	code   codes.Code
-	reason string
-}{
-	{ErrGone, codes.NotFound, reasonGone},
-	{ErrNotFound, codes.NotFound, reasonNotFound},
-	{ErrConflict, codes.AlreadyExists, reasonConflict},
-	{ErrBadRequest, codes.InvalidArgument, reasonBadRequest},
-	{ErrUnavailable, codes.Unavailable, reasonUnavailable},
-}
-
-// toStatus converts a broker's error to a gRPC status error.
-func toStatus(err error) error {
-	if _, ok := status.FromError(err); ok && !isSentinel(err) {
-		return err
+func (s *server) Catalog(ctx context.Context, _ *brokerpb.CatalogRequest) (_ *brokerpb.CatalogResponse, err error) {
+	defer recoverStatus(&err)
+	cat, err := s.b.Catalog(ctx)
+	if err != nil {
+		return nil, toStatusV2(err)
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			st := status.New(s.code, err.Error())
-			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: s.reason, Domain: errorDomain}); derr == nil {
-				st = d
-			}
-			return st.Err()
+	out := &brokerpb.CatalogResponse{}
+	if cat == nil {
+		return out, nil
+	}
+	for _, svc := range cat.Services {
+		ps := &brokerpb.Service{Id: svc.ID, Name: svc.Name, Description: svc.Description}
+		for _, p := range svc.Plans {
+			ps.Plans = append(ps.Plans, &brokerpb.Plan{Id: p.ID, Name: p.Name, Description: p.Description})
 		}
+		out.Services = append(out.Services, ps)
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+	return out, nil
+}
+
+func (s *server) Provision(ctx context.Context, req *brokerpb.ProvisionRequest) (_ *brokerpb.ProvisionResponse, err error) {
+	defer recoverStatus(&err)
+	r, err := s.b.Provision(ctx, ProvisionRequest{InstanceID: req.GetInstanceId(), ServiceID: req.GetServiceId(),
+		PlanID: req.GetPlanId(), Params: nilIfEmpty(req.GetParams())})
+	if err != nil {
+		return nil, toStatusV2(err)
 	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
-func isSentinel(err error) bool {
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			return true
-		}
+	if r == nil {
+		return &brokerpb.ProvisionResponse{}, nil
 	}
-	return false
+	return &brokerpb.ProvisionResponse{Async: r.Async, Operation: r.Operation, AlreadyExisted: r.AlreadyExisted}, nil
 }
 
-// RemoteError is an error returned by a broker across the plugin boundary.
-// errors.Is matches the sentinel it was made from (ErrGone, ...), or
-// context.DeadlineExceeded / context.Canceled.
-type RemoteError struct {
-	Msg  string
-	Kind error // a sentinel, context.DeadlineExceeded, context.Canceled, or nil
-	// Transport is set when the error did not come from the broker's code
-	// but from the connection (e.g. the plugin process died mid-call).
-	Transport bool
+func (s *server) Deprovision(ctx context.Context, req *brokerpb.DeprovisionRequest) (_ *brokerpb.DeprovisionResponse, err error) {
+	defer recoverStatus(&err)
+	r, err := s.b.Deprovision(ctx, DeprovisionRequest{InstanceID: req.GetInstanceId()})
+	if err != nil {
+		return nil, toStatusV2(err)
+	}
+	if r == nil {
+		return &brokerpb.DeprovisionResponse{}, nil
+	}
+	return &brokerpb.DeprovisionResponse{Async: r.Async, Operation: r.Operation}, nil
 }
 
-// IsTransport reports whether err is a failure of the connection to the
-// plugin rather than an answer from the broker.
-func IsTransport(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re) && re.Transport
+func (s *server) Bind(ctx context.Context, req *brokerpb.BindRequest) (_ *brokerpb.BindResponse, err error) {
+	defer recoverStatus(&err)
+	r, err := s.b.Bind(ctx, BindRequest{InstanceID: req.GetInstanceId(), BindingID: req.GetBindingId(),
+		AppName: req.GetAppName(), Params: nilIfEmpty(req.GetParams())})
+	if err != nil {
+		return nil, toStatusV2(err)
+	}
+	if r == nil {
+		return &brokerpb.BindResponse{}, nil
+	}
+	return &brokerpb.BindResponse{Credentials: r.Credentials, AlreadyExisted: r.AlreadyExisted}, nil
 }
 
-func (e *RemoteError) Error() string { return e.Msg }
-func (e *RemoteError) Unwrap() error { return e.Kind }
+func (s *server) Unbind(ctx context.Context, req *brokerpb.UnbindRequest) (_ *brokerpb.UnbindResponse, err error) {
+	defer recoverStatus(&err)
+	if err := s.b.Unbind(ctx, UnbindRequest{InstanceID: req.GetInstanceId(), BindingID: req.GetBindingId()}); err != nil {
+		return nil, toStatusV2(err)
+	}
+	return &brokerpb.UnbindResponse{}, nil
+}
 
-// fromStatus maps a gRPC error from the client side back to a sentinel.
-func fromStatus(err error) error {
-	if err == nil {
+func (s *server) LastOperation(ctx context.Context, req *brokerpb.LastOperationRequest) (_ *brokerpb.LastOperationResponse, err error) {
+	defer recoverStatus(&err)
+	r, err := s.b.LastOperation(ctx, LastOperationRequest{InstanceID: req.GetInstanceId(), Operation: req.GetOperation()})
+	if err != nil {
+		return nil, toStatusV2(err)
+	}
+	if r == nil {
+		return nil, status.Error(codes.Internal, "broker reported no operation state")
+	}
+	state, ok := stateToPB[r.State]
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "broker reported the unknown operation state %q (want %q, %q or %q)",
+			r.State, StateInProgress, StateSucceeded, StateFailed)
+	}
+	return &brokerpb.LastOperationResponse{State: state, Description: r.Description}, nil
+}
+
+var stateToPB = map[string]brokerpb.OperationState{
+	StateInProgress: brokerpb.OperationState_OPERATION_STATE_IN_PROGRESS,
+	StateSucceeded:  brokerpb.OperationState_OPERATION_STATE_SUCCEEDED,
+	StateFailed:     brokerpb.OperationState_OPERATION_STATE_FAILED,
+}
+
+// nilIfEmpty keeps the Go types' convention that absent parameters are nil
+// (proto3 cannot tell an empty map from an absent one).
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
 		return nil
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	msg := st.Message()
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
-			for _, s := range sentinels {
-				if s.reason == info.Reason {
-					return &RemoteError{Msg: msg, Kind: s.err}
-				}
-			}
-		}
-	}
-	switch st.Code() {
-	case codes.Unavailable:
-		return &RemoteError{Msg: fmt.Sprintf("%v: %s", ErrUnavailable, msg), Kind: ErrUnavailable, Transport: true}
-	case codes.DeadlineExceeded:
-		return &RemoteError{Msg: "broker call timed out: " + msg, Kind: context.DeadlineExceeded}
-	case codes.Canceled:
-		return &RemoteError{Msg: "broker call canceled: " + msg, Kind: context.Canceled}
-	case codes.InvalidArgument:
-		return &RemoteError{Msg: msg, Kind: ErrBadRequest}
-	}
-	return &RemoteError{Msg: "broker: " + msg}
+	return m
 }
 
-// Client is the host side of the broker service: a Broker that calls a
-// plugin over a gRPC connection.
+// Client is the host side of the broker service (version 2): a Broker that
+// calls a plugin over a gRPC connection.
 type Client struct {
-	conn grpc.ClientConnInterface
+	c brokerpb.BrokerClient
 }
 
-// NewClient returns a Broker calling the service on conn.
-func NewClient(conn grpc.ClientConnInterface) *Client { return &Client{conn: conn} }
+// NewClient returns a Broker calling the version 2 service on conn.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{c: brokerpb.NewBrokerClient(conn)}
+}
 
 var _ Broker = (*Client)(nil)
 
-func (c *Client) invoke(ctx context.Context, method string, req, resp any) error {
-	err := c.conn.Invoke(ctx, "/"+serviceName+"/"+method, req, resp, grpc.CallContentSubtype(codecName))
-	return fromStatus(err)
-}
-
 // Configure implements Broker.
 func (c *Client) Configure(ctx context.Context, settings map[string]string) error {
-	return c.invoke(ctx, "Configure", &configureRequest{Settings: settings}, &empty{})
+	_, err := c.c.Configure(ctx, &brokerpb.ConfigureRequest{Settings: settings})
+	return fromStatus(err)
 }
 
 // Catalog implements Broker.
 func (c *Client) Catalog(ctx context.Context) (*Catalog, error) {
-	out := new(Catalog)
-	if err := c.invoke(ctx, "Catalog", &empty{}, out); err != nil {
-		return nil, err
+	r, err := c.c.Catalog(ctx, &brokerpb.CatalogRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := &Catalog{}
+	for _, s := range r.GetServices() {
+		svc := Service{ID: s.GetId(), Name: s.GetName(), Description: s.GetDescription()}
+		for _, p := range s.GetPlans() {
+			svc.Plans = append(svc.Plans, Plan{ID: p.GetId(), Name: p.GetName(), Description: p.GetDescription()})
+		}
+		out.Services = append(out.Services, svc)
 	}
 	return out, nil
 }
 
 // Provision implements Broker.
 func (c *Client) Provision(ctx context.Context, req ProvisionRequest) (*ProvisionResponse, error) {
-	out := new(ProvisionResponse)
-	if err := c.invoke(ctx, "Provision", &req, out); err != nil {
-		return nil, err
+	r, err := c.c.Provision(ctx, &brokerpb.ProvisionRequest{InstanceId: req.InstanceID, ServiceId: req.ServiceID,
+		PlanId: req.PlanID, Params: req.Params})
+	if err != nil {
+		return nil, fromStatus(err)
 	}
-	return out, nil
+	return &ProvisionResponse{Async: r.GetAsync(), Operation: r.GetOperation(), AlreadyExisted: r.GetAlreadyExisted()}, nil
 }
 
 // Deprovision implements Broker.
 func (c *Client) Deprovision(ctx context.Context, req DeprovisionRequest) (*DeprovisionResponse, error) {
-	out := new(DeprovisionResponse)
-	if err := c.invoke(ctx, "Deprovision", &req, out); err != nil {
-		return nil, err
+	r, err := c.c.Deprovision(ctx, &brokerpb.DeprovisionRequest{InstanceId: req.InstanceID})
+	if err != nil {
+		return nil, fromStatus(err)
 	}
-	return out, nil
+	return &DeprovisionResponse{Async: r.GetAsync(), Operation: r.GetOperation()}, nil
 }
 
 // Bind implements Broker.
 func (c *Client) Bind(ctx context.Context, req BindRequest) (*BindResponse, error) {
-	out := new(BindResponse)
-	if err := c.invoke(ctx, "Bind", &req, out); err != nil {
-		return nil, err
+	r, err := c.c.Bind(ctx, &brokerpb.BindRequest{InstanceId: req.InstanceID, BindingId: req.BindingID,
+		AppName: req.AppName, Params: req.Params})
+	if err != nil {
+		return nil, fromStatus(err)
 	}
-	return out, nil
+	creds := r.GetCredentials()
+	if creds == nil {
+		creds = map[string]string{}
+	}
+	return &BindResponse{Credentials: creds, AlreadyExisted: r.GetAlreadyExisted()}, nil
 }
 
 // Unbind implements Broker.
 func (c *Client) Unbind(ctx context.Context, req UnbindRequest) error {
-	return c.invoke(ctx, "Unbind", &req, &empty{})
+	_, err := c.c.Unbind(ctx, &brokerpb.UnbindRequest{InstanceId: req.InstanceID, BindingId: req.BindingID})
+	return fromStatus(err)
 }
 
 // LastOperation implements Broker.
 func (c *Client) LastOperation(ctx context.Context, req LastOperationRequest) (*LastOperationResponse, error) {
-	out := new(LastOperationResponse)
-	if err := c.invoke(ctx, "LastOperation", &req, out); err != nil {
-		return nil, err
+	r, err := c.c.LastOperation(ctx, &brokerpb.LastOperationRequest{InstanceId: req.InstanceID, Operation: req.Operation})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := &LastOperationResponse{Description: r.GetDescription()}
+	switch r.GetState() {
+	case brokerpb.OperationState_OPERATION_STATE_IN_PROGRESS:
+		out.State = StateInProgress
+	case brokerpb.OperationState_OPERATION_STATE_SUCCEEDED:
+		out.State = StateSucceeded
+	case brokerpb.OperationState_OPERATION_STATE_FAILED:
+		out.State = StateFailed
+	default:
+		return nil, &RemoteError{Msg: fmt.Sprintf("broker: LastOperation on %q answered the operation state %v", req.InstanceID, r.GetState())}
 	}
 	return out, nil
 }

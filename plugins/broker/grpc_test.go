@@ -9,10 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/berthpaas/berth/names"
+	brokerpb "github.com/berthpaas/berth/plugins/broker/proto"
 )
 
 // errBroker returns a configured error from every call, so the test can
@@ -20,6 +24,7 @@ import (
 type errBroker struct {
 	err      error
 	settings map[string]string
+	state    string // LastOperation's answer
 }
 
 func (b *errBroker) Configure(_ context.Context, s map[string]string) error {
@@ -55,17 +60,31 @@ func (b *errBroker) LastOperation(context.Context, LastOperationRequest) (*LastO
 	if b.err != nil {
 		return nil, b.err
 	}
-	return &LastOperationResponse{State: StateSucceeded}, nil
+	return &LastOperationResponse{State: b.state, Description: "about " + b.state}, nil
 }
 
-func serve(t *testing.T, impl Broker) *Client {
+// serve serves impl over protocol version 2 on a real gRPC connection.
+func serve(t *testing.T, impl Broker) Broker { return serveVersion(t, impl, ProtocolVersion) }
+
+// serveVersion serves impl over the given protocol version and returns the
+// host's client of that version.
+func serveVersion(t *testing.T, impl Broker, version int) Broker {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	if err := (&GRPCPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
+	var p plugin.GRPCPlugin
+	switch version {
+	case ProtocolVersionV1:
+		p = &GRPCPluginV1{Impl: impl}
+	case ProtocolVersion:
+		p = &GRPCPlugin{Impl: impl}
+	default:
+		t.Fatalf("no protocol version %d", version)
+	}
+	if err := p.GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()
@@ -75,66 +94,144 @@ func serve(t *testing.T, impl Broker) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return NewClient(conn)
+	c, err := p.GRPCClient(context.Background(), nil, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(Broker)
 }
+
+var versions = []int{ProtocolVersionV1, ProtocolVersion}
 
 func TestSentinelsSurviveGRPC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, sentinel := range []error{ErrGone, ErrConflict, ErrNotFound, ErrBadRequest, ErrUnavailable} {
-		t.Run(sentinel.Error(), func(t *testing.T) {
-			c := serve(t, &errBroker{err: fmt.Errorf("%w: instance x: details", sentinel)})
-			err := c.Unbind(ctx, UnbindRequest{InstanceID: "x", BindingID: "y"})
-			if !errors.Is(err, sentinel) {
-				t.Fatalf("Unbind error = %v, want errors.Is %v", err, sentinel)
+	for _, version := range versions {
+		for _, sentinel := range []error{ErrGone, ErrConflict, ErrNotFound, ErrBadRequest, ErrUnavailable} {
+			t.Run(fmt.Sprintf("v%d/%s", version, sentinel), func(t *testing.T) {
+				c := serveVersion(t, &errBroker{err: fmt.Errorf("%w: instance x: details", sentinel)}, version)
+				err := c.Unbind(ctx, UnbindRequest{InstanceID: "x", BindingID: "y"})
+				if !errors.Is(err, sentinel) {
+					t.Fatalf("Unbind error = %v, want errors.Is %v", err, sentinel)
+				}
+				if want := sentinel.Error() + ": instance x: details"; err.Error() != want {
+					t.Fatalf("message = %q, want %q", err.Error(), want)
+				}
+				for _, other := range []error{ErrGone, ErrConflict, ErrNotFound, ErrBadRequest, ErrUnavailable} {
+					if other != sentinel && errors.Is(err, other) {
+						t.Fatalf("error %v also matches %v", err, other)
+					}
+				}
+				if IsTransport(err) {
+					t.Fatalf("the broker's own error %v is marked as a transport error", err)
+				}
+			})
+		}
+	}
+}
+
+// TestErrorDetailOnTheWire checks what a plugin in another language must
+// send, and what a host in another language would read: version 2 errors
+// are gRPC statuses with the documented code and one brokerpb.ErrorDetail
+// naming the kind.
+func TestErrorDetailOnTheWire(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		err  error
+		code codes.Code
+		kind brokerpb.ErrorKind
+	}{
+		{ErrGone, codes.NotFound, brokerpb.ErrorKind_ERROR_KIND_GONE},
+		{ErrNotFound, codes.NotFound, brokerpb.ErrorKind_ERROR_KIND_NOT_FOUND},
+		{ErrConflict, codes.AlreadyExists, brokerpb.ErrorKind_ERROR_KIND_CONFLICT},
+		{ErrBadRequest, codes.InvalidArgument, brokerpb.ErrorKind_ERROR_KIND_BAD_REQUEST},
+		{ErrUnavailable, codes.Unavailable, brokerpb.ErrorKind_ERROR_KIND_UNAVAILABLE},
+	} {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		brokerpb.RegisterBrokerServer(srv, NewServer(&errBroker{err: fmt.Errorf("%w: binding y", tc.err)}))
+		go func() { _ = srv.Serve(lis) }()
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = brokerpb.NewBrokerClient(conn).Unbind(ctx, &brokerpb.UnbindRequest{InstanceId: "x", BindingId: "y"})
+		conn.Close()
+		srv.Stop()
+		st := status.Convert(err)
+		if st.Code() != tc.code || st.Message() != tc.err.Error()+": binding y" {
+			t.Errorf("%v: status = %v %q, want %v %q", tc.err, st.Code(), st.Message(), tc.code, tc.err.Error()+": binding y")
+		}
+		details := st.Details()
+		if len(details) != 1 {
+			t.Errorf("%v: %d details, want 1 ErrorDetail: %v", tc.err, len(details), details)
+			continue
+		}
+		if d, ok := details[0].(*brokerpb.ErrorDetail); !ok || d.GetKind() != tc.kind {
+			t.Errorf("%v: detail = %T %v, want ErrorDetail kind %v", tc.err, details[0], details[0], tc.kind)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, version := range versions {
+		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			impl := &errBroker{}
+			c := serveVersion(t, impl, version)
+			if err := c.Configure(ctx, map[string]string{"addr": "127.0.0.1:1"}); err != nil {
+				t.Fatal(err)
 			}
-			if want := sentinel.Error() + ": instance x: details"; err.Error() != want {
-				t.Fatalf("message = %q, want %q", err.Error(), want)
+			if impl.settings["addr"] != "127.0.0.1:1" {
+				t.Fatalf("settings not delivered: %v", impl.settings)
 			}
-			for _, other := range []error{ErrGone, ErrConflict, ErrNotFound, ErrBadRequest, ErrUnavailable} {
-				if other != sentinel && errors.Is(err, other) {
-					t.Fatalf("error %v also matches %v", err, other)
+			cat, err := c.Catalog(ctx)
+			if err != nil || len(cat.Services) != 1 || cat.Services[0].Plans[0].ID != "p" || cat.Services[0].Name != "svc" {
+				t.Fatalf("Catalog = %+v, %v", cat, err)
+			}
+			pr, err := c.Provision(ctx, ProvisionRequest{InstanceID: "a", Params: map[string]string{"again": "yes"}})
+			if err != nil || !pr.AlreadyExisted {
+				t.Fatalf("Provision = %+v, %v", pr, err)
+			}
+			br, err := c.Bind(ctx, BindRequest{InstanceID: "a", BindingID: "b", AppName: "hello"})
+			if err != nil || br.Credentials["APP"] != "hello" {
+				t.Fatalf("Bind = %+v, %v", br, err)
+			}
+			// A nil response with a nil error arrives as an empty response.
+			dr, err := c.Deprovision(ctx, DeprovisionRequest{InstanceID: "a"})
+			if err != nil || dr == nil || dr.Async {
+				t.Fatalf("Deprovision = %+v, %v", dr, err)
+			}
+			// A panicking broker answers with an error instead of dying.
+			if _, err := c.Bind(ctx, BindRequest{InstanceID: "a", BindingID: "b", AppName: "panic"}); err == nil || !strings.Contains(err.Error(), "boom") {
+				t.Fatalf("Bind that panicked returned %v", err)
+			}
+			for _, state := range []string{StateInProgress, StateSucceeded, StateFailed} {
+				impl.state = state
+				lo, err := c.LastOperation(ctx, LastOperationRequest{InstanceID: "a"})
+				if err != nil || lo.State != state || lo.Description != "about "+state {
+					t.Fatalf("LastOperation = %+v, %v; want state %q", lo, err, state)
 				}
 			}
 		})
 	}
 }
 
-func TestRoundTrip(t *testing.T) {
+// TestUnknownOperationState: version 2 carries the state as an enum, so a
+// Go broker's misspelt state is an error instead of a state the host does
+// not know.
+func TestUnknownOperationState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	impl := &errBroker{}
-	c := serve(t, impl)
-	if err := c.Configure(ctx, map[string]string{"addr": "127.0.0.1:1"}); err != nil {
-		t.Fatal(err)
-	}
-	if impl.settings["addr"] != "127.0.0.1:1" {
-		t.Fatalf("settings not delivered: %v", impl.settings)
-	}
-	cat, err := c.Catalog(ctx)
-	if err != nil || len(cat.Services) != 1 || cat.Services[0].Plans[0].ID != "p" {
-		t.Fatalf("Catalog = %+v, %v", cat, err)
-	}
-	pr, err := c.Provision(ctx, ProvisionRequest{InstanceID: "a", Params: map[string]string{"again": "yes"}})
-	if err != nil || !pr.AlreadyExisted {
-		t.Fatalf("Provision = %+v, %v", pr, err)
-	}
-	br, err := c.Bind(ctx, BindRequest{InstanceID: "a", BindingID: "b", AppName: "hello"})
-	if err != nil || br.Credentials["APP"] != "hello" {
-		t.Fatalf("Bind = %+v, %v", br, err)
-	}
-	// A nil response with a nil error arrives as an empty response.
-	dr, err := c.Deprovision(ctx, DeprovisionRequest{InstanceID: "a"})
-	if err != nil || dr == nil || dr.Async {
-		t.Fatalf("Deprovision = %+v, %v", dr, err)
-	}
-	// A panicking broker answers with an error instead of dying.
-	if _, err := c.Bind(ctx, BindRequest{InstanceID: "a", BindingID: "b", AppName: "panic"}); err == nil {
-		t.Fatal("Bind that panicked returned no error")
-	}
+	c := serve(t, &errBroker{state: "done"})
 	lo, err := c.LastOperation(ctx, LastOperationRequest{InstanceID: "a"})
-	if err != nil || lo.State != StateSucceeded {
-		t.Fatalf("LastOperation = %+v, %v", lo, err)
+	if err == nil || !strings.Contains(err.Error(), `unknown operation state "done"`) {
+		t.Fatalf("LastOperation = %+v, %v; want an error naming the unknown state", lo, err)
 	}
 }
 
