@@ -37,17 +37,17 @@ func (br *Browser) askAndConfirm(app, action, question, done string, check func(
 	if st := br.submitForm(form); st != http.StatusOK {
 		br.t.Fatalf("asking to %s: the confirmation page answered %d: %s", action, st, br.text("main"))
 	}
-	if got := br.text(".question"); got != question {
+	if got := br.text(".act-question"); got != question {
 		br.t.Fatalf("the confirmation page of %s asks %q, want %q", action, got, question)
 	}
-	if !br.exists(`.confirm a[href="/ui/apps/` + app + `"]`) {
+	if !br.exists(`.act-confirm a[href="/ui/apps/` + app + `"]`) {
 		br.t.Fatalf("the confirmation page of %s has no Cancel link back to the app", action)
 	}
 	if check != nil {
 		check()
 	}
 	br.screenshot("confirm-" + strings.ReplaceAll(action, "/", "-"))
-	if st := br.clickNav(`.confirm ` + form + ` button[type="submit"]`); st != http.StatusOK {
+	if st := br.clickNav(`.act-confirm ` + form + ` button[type="submit"]`); st != http.StatusOK {
 		br.t.Fatalf("confirming %s: the page after answered %d: %s", action, st, br.text("main"))
 	}
 	if p := br.path(); p != "/ui/apps/"+app {
@@ -197,12 +197,12 @@ func TestBrowserActions(t *testing.T) {
 	br.screenshot("phone-app")
 	br.fill("Instances of worker", "1")
 	br.submitForm(`form[action="/ui/apps/` + app + `/scale"]`)
-	if got := br.text(".question"); got != "Scale worker of "+app+" from 2 to 1 instance?" {
+	if got := br.text(".act-question"); got != "Scale worker of "+app+" from 2 to 1 instance?" {
 		t.Fatalf("the phone's confirmation page asks %q", got)
 	}
 	br.noHorizontalScroll()
 	br.screenshot("phone-confirm")
-	br.clickNav(`.confirm a[href="/ui/apps/` + app + `"]`) // Cancel
+	br.clickNav(`.act-confirm a[href="/ui/apps/` + app + `"]`) // Cancel
 	if p := b.proc(t, u, app, "worker"); p.NumInstances != 2 {
 		t.Fatalf("Cancel scaled the worker to %d", p.NumInstances)
 	}

@@ -83,21 +83,21 @@ func apiError(status int, err error) *actionError {
 	return &actionError{status, msg}
 }
 
-// field is a form field the confirmation page re-posts.
-type field struct{ Name, Value string }
+// actionField is a form field the confirmation page re-posts.
+type actionField struct{ Name, Value string }
 
 // question is what a confirmation page asks.
 type question struct {
-	Heading  string   // the page's title and heading, e.g. "Scale web"
-	Question string   // the sentence, e.g. "Scale web of hello from 1 to 3 instances?"
-	Notes    []string // what else happens
-	Button   string   // the Confirm button's name, e.g. "Scale web to 3"
-	Fields   []field  // re-posted with confirm=yes
+	Heading  string        // the page's title and heading, e.g. "Scale web"
+	Question string        // the sentence, e.g. "Scale web of hello from 1 to 3 instances?"
+	Notes    []string      // what else happens
+	Button   string        // the Confirm button's name, e.g. "Scale web to 3"
+	Fields   []actionField // re-posted with confirm=yes
 }
 
-// confirmData is what confirm.html shows: a question, or (with the page's
+// actionPage is what action.html shows: a question, or (with the page's
 // Error) why the action was refused.
-type confirmData struct {
+type actionPage struct {
 	App, Action, Back string
 	question
 }
@@ -145,12 +145,12 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session, 
 	_ = r.ParseForm() // parsed already by the CSRF check
 	a := &actionCtx{c: c, r: r, s: s, app: app, esc: url.PathEscape(app), form: r.PostForm}
 	back := "/ui/apps/" + a.esc
-	d := confirmData{App: app, Action: back + "/" + name, Back: back}
+	d := actionPage{App: app, Action: back + "/" + name, Back: back}
 	fail := func(e *actionError) {
 		if e.status == http.StatusUnauthorized {
 			c.setCookie(w, r, "", -1)
 		}
-		c.render(w, e.status, "confirm", c.withSession(s, page{Title: "Not done", Error: e.msg, Data: d}))
+		c.render(w, e.status, "action", c.withSession(s, page{Title: "Not done", Error: e.msg, Data: d}))
 	}
 	if r.PostFormValue("confirm") != "yes" {
 		q, e := act.ask(a)
@@ -159,7 +159,7 @@ func (c *Console) runAction(w http.ResponseWriter, r *http.Request, s *session, 
 			return
 		}
 		d.question = *q
-		c.render(w, http.StatusOK, "confirm", c.withSession(s, page{Title: q.Heading, Data: d}))
+		c.render(w, http.StatusOK, "action", c.withSession(s, page{Title: q.Heading, Data: d}))
 		return
 	}
 	done, e := act.do(a)
@@ -186,7 +186,7 @@ var deployAction = action{
 			return nil, e
 		}
 		q := &question{Heading: "Deploy " + v, Question: fmt.Sprintf("Deploy release %s of %s?", v, a.app),
-			Button: "Deploy " + v, Fields: []field{{"version", v}}}
+			Button: "Deploy " + v, Fields: []actionField{{"version", v}}}
 		if deployed(app) && app.MetaVersion != "" {
 			q.Notes = append(q.Notes, fmt.Sprintf("%s is now at release %s; its instances are replaced one by one.", a.app, app.MetaVersion))
 		}
@@ -218,7 +218,7 @@ var rollbackAction = action{
 		if e != nil {
 			return nil, e
 		}
-		q := &question{Heading: "Roll back " + a.app, Fields: []field{{"version", v}}}
+		q := &question{Heading: "Roll back " + a.app, Fields: []actionField{{"version", v}}}
 		if v == "" {
 			q.Question = fmt.Sprintf("Roll %s back to the release that ran before?", a.app)
 			q.Button = "Roll back"
@@ -267,7 +267,7 @@ var scaleAction = action{
 		return &question{Heading: "Scale " + proc,
 			Question: fmt.Sprintf("Scale %s of %s from %d to %d %s?", proc, a.app, p.NumInstances, n, plural(n, "instance", "instances")),
 			Button:   fmt.Sprintf("Scale %s to %d", proc, n),
-			Fields:   []field{{"proc", proc}, {"instances", strconv.Itoa(n)}}}, nil
+			Fields:   []actionField{{"proc", proc}, {"instances", strconv.Itoa(n)}}}, nil
 	},
 	do: func(a *actionCtx) (string, *actionError) {
 		proc, n, e := a.scaleForm()
@@ -338,17 +338,17 @@ var envSetAction = action{
 		if e != nil {
 			return nil, e
 		}
-		q := &question{Heading: "Set " + name, Button: "Set " + name, Fields: []field{{"name", name}}}
+		q := &question{Heading: "Set " + name, Button: "Set " + name, Fields: []actionField{{"name", name}}}
 		if private {
 			sealed, err := a.c.seal(a.s, a.app, name, value)
 			if err != nil {
 				return nil, &actionError{http.StatusInternalServerError, "The value could not be kept for the confirmation."}
 			}
-			q.Fields = append(q.Fields, field{"sealed", sealed})
+			q.Fields = append(q.Fields, actionField{"sealed", sealed})
 			q.Question = fmt.Sprintf("Set the private variable %s of %s?", name, a.app)
 			q.Notes = append(q.Notes, "Its value is kept in Secrets and hidden whenever it is read, here too.")
 		} else {
-			q.Fields = append(q.Fields, field{"value", value})
+			q.Fields = append(q.Fields, actionField{"value", value})
 			q.Question = fmt.Sprintf("Set %s=%s on %s?", name, value, a.app)
 		}
 		if deployed(app) {
@@ -386,7 +386,7 @@ var envUnsetAction = action{
 			return nil, e
 		}
 		q := &question{Heading: "Unset " + name, Question: fmt.Sprintf("Unset %s on %s?", name, a.app),
-			Button: "Unset " + name, Fields: []field{{"name", name}}}
+			Button: "Unset " + name, Fields: []actionField{{"name", name}}}
 		if deployed(app) {
 			q.Notes = append(q.Notes, fmt.Sprintf("%s is redeployed without it.", a.app))
 		}
@@ -445,7 +445,7 @@ var bindAction = action{
 		return &question{Heading: "Bind " + inst,
 			Question: fmt.Sprintf("Bind the %s instance %s to %s?", in.ServiceName, inst, a.app),
 			Notes:    []string{fmt.Sprintf("Its credentials are added to %s's environment; a deployed app is redeployed with them.", a.app)},
-			Button:   "Bind " + inst, Fields: []field{{"instance", inst}}}, nil
+			Button:   "Bind " + inst, Fields: []actionField{{"instance", inst}}}, nil
 	},
 	do: func(a *actionCtx) (string, *actionError) {
 		inst, e := a.instanceForm()
@@ -477,7 +477,7 @@ var unbindAction = action{
 		return &question{Heading: "Unbind " + inst,
 			Question: fmt.Sprintf("Unbind the %s instance %s from %s?", in.ServiceName, inst, a.app),
 			Notes:    []string{fmt.Sprintf("Its credentials are revoked and removed from %s's environment; a deployed app is redeployed without them.", a.app)},
-			Button:   "Unbind " + inst, Fields: []field{{"instance", inst}}}, nil
+			Button:   "Unbind " + inst, Fields: []actionField{{"instance", inst}}}, nil
 	},
 	do: func(a *actionCtx) (string, *actionError) {
 		inst, e := a.instanceForm()

@@ -8,6 +8,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,16 +26,27 @@ import (
 	"github.com/berthpaas/berth/server"
 )
 
-// newFullServer is a real Berth server with what the actions reach: the
+// init lets this test binary be the process shim of the local schedulers
+// the action tests start (local.Config.Shim defaults to the running
+// executable with the proc-shim argument); TestMain (leak_test.go) serves
+// the broker plugins the same way.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
+		os.Exit(local.ShimMain(os.Args[2:]))
+	}
+}
+
+// newActionServer is a real Berth server with what the actions reach: the
 // local scheduler (with withScheduler), the built-in service brokers with a
-// broker target on the local Redis, and its background work started.
-func newFullServer(t *testing.T, withScheduler bool) *server.Server {
+// broker target on the local Redis (its broker's records under a prefix of
+// these tests' own), and its background work started.
+func newActionServer(t *testing.T, withScheduler bool) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Reconcile.IntervalDur = time.Second
-	redis := map[string]string{"addr": "127.0.0.1:6379"}
+	redis := map[string]string{"addr": "127.0.0.1:6379", "meta_prefix": "berth:ui-actions-test"}
 	cfg.BrokerTargets = append(cfg.BrokerTargets, &config.BrokerTarget{Name: "local-redis", Broker: "redis", Settings: redis, Resolved: redis})
 	st, err := bolt.Open(filepath.Join(dir, "berth.db"), bolt.Options{NoSync: true})
 	if err != nil {
@@ -378,7 +390,7 @@ func waitSettled(t *testing.T, s *server.Server, token, app string) *api.Deploye
 }
 
 func TestDeployScaleEnvRollbackRestartAskFirst(t *testing.T) {
-	s := newFullServer(t, true)
+	s := newActionServer(t, true)
 	tok := userWithApp(t, s, "ann@example.com", "alpha", "hello")
 	const v1, v2 = "1700000000-aaa", "1700000001-bbb"
 	for _, v := range []string{v1, v2} {
@@ -499,7 +511,7 @@ func TestDeployScaleEnvRollbackRestartAskFirst(t *testing.T) {
 }
 
 func TestBindAndUnbindARedisInstanceAskFirst(t *testing.T) {
-	s := newFullServer(t, false)
+	s := newActionServer(t, false)
 	tok := userWithApp(t, s, "ann@example.com", "alpha", "alpha-web")
 	rnd := make([]byte, 4)
 	_, _ = rand.Read(rnd)
@@ -510,8 +522,10 @@ func TestBindAndUnbindARedisInstanceAskFirst(t *testing.T) {
 		t.Fatalf("creating a redis service: %d %s", w.Code, w.Body)
 	}
 	apiCall(t, s, "POST", "/services/instances", tok, `{"name":"`+inst+`","service_name":"`+svc+`"}`)
-	t.Cleanup(func() {
-		do(t, s, "DELETE", "/services/instances/"+inst, "", map[string]string{"Authorization": "bearer " + tok})
+	t.Cleanup(func() { // also when the test fails midway: no users or keys left on Redis
+		auth := map[string]string{"Authorization": "bearer " + tok}
+		do(t, s, "DELETE", "/services/instances/"+inst+"/alpha-web", "", auth)
+		do(t, s, "DELETE", "/services/instances/"+inst, "", auth)
 	})
 	boundApps := func() []string {
 		var in api.ServiceInstance
