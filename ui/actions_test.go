@@ -427,9 +427,20 @@ func TestDeployScaleEnvRollbackRestartAskFirst(t *testing.T) {
 	if form.Get("proc") != "web" || form.Get("instances") != "1" {
 		t.Fatalf("scale form %v", form)
 	}
+	// A confirmed scale with a forged token, or from another site, is
+	// refused and scales nothing.
+	for _, c := range []struct{ csrf, origin string }{{"forged", ""}, {csrf, "http://evil.example"}} {
+		f := url.Values{"csrf": {c.csrf}, "proc": {"web"}, "instances": {"5"}, "confirm": {"yes"}}
+		if code, _, _ := uiPost(t, s, ck, "/ui/apps/hello/scale", f, c.origin); code != http.StatusForbidden {
+			t.Fatalf("a scale with token %q from %q: %d, want 403", c.csrf, c.origin, code)
+		}
+	}
+	var p api.Proc
+	if apiGet(t, s, tok, "/api/v1/apps/hello/procs/web", &p); p.NumInstances != 1 {
+		t.Fatalf("a refused scale scaled: %+v", p)
+	}
 	form.Set("instances", "2")
 	cp = ask(t, s, ck, "/ui/apps/hello/scale", form, "Scale web of hello from 1 to 2 instances?")
-	var p api.Proc
 	if apiGet(t, s, tok, "/api/v1/apps/hello/procs/web", &p); p.NumInstances != 1 {
 		t.Fatalf("asking to scale scaled: %+v", p)
 	}
