@@ -24,6 +24,7 @@ func allRoutes() []uiRoute {
 		serviceRoutes,
 		teamRoutes,
 		adminRoutes,
+		actionRoutes,
 	} {
 		all = append(all, t...)
 	}

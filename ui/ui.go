@@ -332,9 +332,11 @@ type appData struct {
 	Deployed *api.DeployedApp
 	Env      []api.EnvVar
 	Bound    []string
+	Bindable []string // instances the user may see not bound to the app ("service/instance")
 	Domains  api.Domains
 	Releases []api.Release
 	History  []api.HistoryEntry
+	Done     string // the result of the action just done (see actions.go)
 }
 
 // GET /ui/apps/:app
@@ -366,10 +368,13 @@ func (c *Console) appPage(w http.ResponseWriter, r *http.Request, s *session, na
 			for _, in := range insts {
 				if slices.Contains(in.Apps, name) {
 					d.Bound = append(d.Bound, sv.Service+"/"+in.Name)
+				} else {
+					d.Bindable = append(d.Bindable, sv.Service+"/"+in.Name)
 				}
 			}
 		}
 	}
+	d.Done = doneMessage(r.URL.Query().Get("done"))
 	c.render(w, http.StatusOK, "app", c.withSession(s, page{Title: d.App.Name, Data: d}))
 }
 
