@@ -38,6 +38,7 @@ type Reconciler struct {
 	restarts map[string]int64  // app -> restart generation applied
 	dirty    map[string]bool   // apps changed since the last pass
 	inflight map[string]bool   // apps whose operation may be under way
+	retries  map[string]retry  // apps whose submit failed for want of the scheduler: when to try again
 	all      bool              // the next pass covers every app
 	kickc    chan struct{}
 	id       string
@@ -54,7 +55,7 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 // (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
-	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
 	eng.SetReconciler(r)
 	return r
 }
@@ -169,7 +170,63 @@ func (r *Reconciler) Forget(app string) {
 	r.mu.Lock()
 	delete(r.applied, app)
 	delete(r.restarts, app)
+	delete(r.retries, app)
 	r.mu.Unlock()
+}
+
+// retry is when an app whose submit failed because the scheduler did not
+// answer is submitted again, and the backoff after that.
+type retry struct {
+	at      time.Time
+	backoff time.Duration
+}
+
+// A submit that fails for want of the scheduler (backends.ErrUnavailable,
+// a deadline) is retried after minRetryBackoff, doubling up to
+// maxRetryBackoff (and never later than the sweep).
+const (
+	minRetryBackoff = time.Second
+	maxRetryBackoff = 15 * time.Second
+)
+
+// transient tells a scheduler error worth retrying as is (the scheduler
+// did not answer) from one that refused the spec.
+func transient(err error) bool {
+	return errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backends.ErrCASConflict)
+}
+
+// retryLater schedules another submit of app after its next backoff and
+// returns that backoff.
+func (r *Reconciler) retryLater(app string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.retries[app].backoff * 2
+	if b < minRetryBackoff {
+		b = minRetryBackoff
+	}
+	if b > maxRetryBackoff {
+		b = maxRetryBackoff
+	}
+	r.retries[app] = retry{at: time.Now().Add(b), backoff: b}
+	return b
+}
+
+// kickDue kicks the apps whose retry is due.
+func (r *Reconciler) kickDue() {
+	now := time.Now()
+	var due []string
+	r.mu.Lock()
+	for app, rt := range r.retries {
+		if !rt.at.IsZero() && !now.Before(rt.at) {
+			due = append(due, app)
+			rt.at = time.Time{} // kicked; the backoff stays until a submit succeeds
+			r.retries[app] = rt
+		}
+	}
+	r.mu.Unlock()
+	if len(due) > 0 {
+		r.Kick(due...)
+	}
 }
 
 // Start runs the reconciler in a goroutine of its own until Close.
@@ -309,6 +366,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 		case <-progress.C:
 			if r.leader(ctx) {
 				r.progress(ctx)
+				r.kickDue()
 			}
 			continue
 		}
@@ -496,9 +554,21 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	restartDone := r.restarts[a.Name] >= a.RestartGen
 	r.mu.Unlock()
 	if same {
-		// Heal an app the scheduler lost (a restarted host, a purged job).
-		if _, err := sched.Status(ctx, a.Name); errors.Is(err, backends.ErrNotFound) {
+		st, err := sched.Status(ctx, a.Name)
+		switch {
+		case errors.Is(err, backends.ErrNotFound):
+			// Heal an app the scheduler lost (a restarted host, a
+			// purged job).
 			same = false
+		case err != nil:
+			return "", err
+		case st.MetaVersion != spec.MetaVersion && !r.revertUnderway(ctx, a, st):
+			// The scheduler runs another version than the one
+			// submitted (changed behind Berth's back): submit again.
+			r.log.Info("the scheduler runs another version; resubmitting", "app", a.Name, "runs", st.MetaVersion, "want", spec.MetaVersion)
+			same = false
+		case restartDone && st.MetaVersion == spec.MetaVersion && st.Deployment == backends.DeployRunning:
+			r.leaveFailed(ctx, a)
 		}
 	}
 	if !same {
@@ -506,15 +576,27 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 			return "", err
 		}
 		if err := sched.Submit(ctx, spec); err != nil {
+			if transient(err) {
+				// The scheduler did not answer: nothing is recorded
+				// as applied, the deploy stays under way, and the
+				// submit is tried again after a backoff.
+				in := r.retryLater(a.Name)
+				r.log.Warn("submit failed; retrying", "app", a.Name, "in", in, "error", err)
+				r.note(ctx, a, fmt.Sprintf("the scheduler did not answer; retrying in %v: %v", in, err))
+				return "", err
+			}
 			r.finish(ctx, a, state.DeployFailed, err.Error())
 			r.mu.Lock()
 			r.applied[a.Name] = h // do not resubmit a spec the scheduler refused until it changes
+			delete(r.retries, a.Name)
 			r.mu.Unlock()
 			return "", err
 		}
 		r.mu.Lock()
 		r.applied[a.Name] = h
 		r.restarts[a.Name] = a.RestartGen
+		delete(r.retries, a.Name)
+		r.inflight[a.Name] = true
 		r.mu.Unlock()
 		r.mark(ctx, a, state.DeployDeploying)
 		return "submitted", nil
@@ -530,6 +612,48 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		return "submitted", nil
 	}
 	return "", nil
+}
+
+// revertUnderway tells whether the scheduler runs the app's last running
+// release because it reverted a failed deploy on its own (Nomad's
+// auto_revert), which progress records (and makes the desired release):
+// that is no version to overwrite.
+func (r *Reconciler) revertUnderway(ctx context.Context, a *state.App, st *backends.AppStatus) bool {
+	d, err := r.eng.GetDeploy(ctx, a.Name)
+	if err != nil || d == nil {
+		return err != nil // unknown: leave it to the next pass
+	}
+	return d.State == state.DeployDeploying && d.AutoRevert && d.LastRunning != "" && st.MetaVersion == d.LastRunning
+}
+
+// leaveFailed records as running a deploy recorded failed whose release
+// the scheduler now runs, healthy, at the desired version (a newer
+// deployment succeeded: after a heal, a re-registered job, a scheduler
+// that retried).
+func (r *Reconciler) leaveFailed(ctx context.Context, a *state.App) {
+	d, err := r.eng.GetDeploy(ctx, a.Name)
+	if err != nil || d == nil || d.State != state.DeployFailed || d.Generation != a.Generation || d.MetaVersion != a.MetaVersion || d.Reverted != nil {
+		return
+	}
+	r.log.Info("the scheduler runs the app's release healthy: the failed deploy is over", "app", a.Name, "meta_version", a.MetaVersion)
+	r.finish(ctx, a, state.DeployRunning, "")
+}
+
+// note sets the message of the app's deploy under way (same generation,
+// pending or deploying), e.g. why its submit waits.
+func (r *Reconciler) note(ctx context.Context, a *state.App, msg string) {
+	_ = r.write(ctx, "deploy record", a.Name, func() error {
+		d, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if d == nil || d.Generation != a.Generation || (d.State != state.DeployPending && d.State != state.DeployDeploying) || d.Message == msg {
+			return nil
+		}
+		d.Message, d.Updated = msg, time.Now().UTC()
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+		return err
+	})
 }
 
 // mark moves the app's current deploy record to state (same generation).
