@@ -327,7 +327,10 @@ func (s *Engine) beforeRemoveApp(ctx context.Context, id *Identity, a *state.App
 		return err
 	}
 	if s.sched != nil {
-		if err := s.sched.Stop(ctx, a.Name); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 4*s.cfg.SchedulerTimeoutDur)
+		err := s.sched.Stop(sctx, a.Name)
+		cancel()
+		if err != nil {
 			s.UnlockApp(ctx, a.Name, -1)
 			return err
 		}

@@ -63,6 +63,52 @@ func New(eng *engine.Engine) *Reconciler {
 func (r *Reconciler) store() backends.Store     { return r.eng.Store() }
 func (r *Reconciler) sched() backends.Scheduler { return r.eng.Scheduler() }
 
+// Every scheduler call has a deadline: scheduler_timeout for a read, and
+// writeCallFactor times it for a write (which makes several requests: read
+// the job, register it, its oneshot jobs...).
+const writeCallFactor = 4
+
+func (r *Reconciler) callCtx(ctx context.Context, write bool) (context.Context, context.CancelFunc) {
+	d := r.eng.Config().SchedulerTimeoutDur
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	if write {
+		d *= writeCallFactor
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (r *Reconciler) status(ctx context.Context, app string) (*backends.AppStatus, error) {
+	ctx, cancel := r.callCtx(ctx, false)
+	defer cancel()
+	return r.sched().Status(ctx, app)
+}
+
+func (r *Reconciler) apps(ctx context.Context) ([]string, error) {
+	ctx, cancel := r.callCtx(ctx, false)
+	defer cancel()
+	return r.sched().Apps(ctx)
+}
+
+func (r *Reconciler) submit(ctx context.Context, spec *backends.AppSpec) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Submit(ctx, spec)
+}
+
+func (r *Reconciler) stop(ctx context.Context, app string) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Stop(ctx, app)
+}
+
+func (r *Reconciler) restart(ctx context.Context, app string) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Restart(ctx, app, "")
+}
+
 // serverID is this server's identity as a lease holder. It is kept in the
 // data dir, so a server restarted on its data dir (after a crash, too)
 // takes its own reconciler lease back at once instead of waiting it out;
@@ -408,8 +454,8 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 		a, err := state.GetApp(ctx, r.store(), name)
 		if errors.Is(err, state.ErrNotFound) {
 			// Removed: stop whatever the scheduler still runs of it.
-			if _, err := r.sched().Status(ctx, name); err == nil {
-				if err := r.sched().Stop(ctx, name); err != nil {
+			if _, err := r.status(ctx, name); err == nil {
+				if err := r.stop(ctx, name); err != nil {
 					failed, firstErr = append(failed, name), err
 					continue
 				}
@@ -499,13 +545,13 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 		}
 	}
 	// Apps the scheduler runs that Berth no longer knows are stopped.
-	running, err := r.sched().Apps(ctx)
+	running, err := r.apps(ctx)
 	if err != nil {
 		return res, err
 	}
 	for _, name := range running {
 		if !known[name] {
-			if err := r.sched().Stop(ctx, name); err == nil {
+			if err := r.stop(ctx, name); err == nil {
 				res.Stopped = append(res.Stopped, name)
 				r.Forget(name)
 			}
@@ -516,17 +562,16 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 
 // reconcileApp brings one app's scheduler state to its desired state.
 func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
-	sched := r.sched()
 	if !a.Deployed {
 		r.mu.Lock()
 		_, had := r.applied[a.Name]
 		r.mu.Unlock()
-		st, err := sched.Status(ctx, a.Name)
+		st, err := r.status(ctx, a.Name)
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return "", err
 		}
 		if st != nil || had {
-			if err := sched.Stop(ctx, a.Name); err != nil {
+			if err := r.stop(ctx, a.Name); err != nil {
 				return "", err
 			}
 			r.Forget(a.Name)
@@ -554,7 +599,7 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	restartDone := r.restarts[a.Name] >= a.RestartGen
 	r.mu.Unlock()
 	if same {
-		st, err := sched.Status(ctx, a.Name)
+		st, err := r.status(ctx, a.Name)
 		switch {
 		case errors.Is(err, backends.ErrNotFound):
 			// Heal an app the scheduler lost (a restarted host, a
@@ -575,7 +620,7 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		if err := r.eng.SyncRuntimeEnv(ctx, a.Name, spec.PrivateEnv); err != nil {
 			return "", err
 		}
-		if err := sched.Submit(ctx, spec); err != nil {
+		if err := r.submit(ctx, spec); err != nil {
 			if transient(err) {
 				// The scheduler did not answer: nothing is recorded
 				// as applied, the deploy stays under way, and the
@@ -602,7 +647,7 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		return "submitted", nil
 	}
 	if !restartDone {
-		if err := sched.Restart(ctx, a.Name, ""); err != nil {
+		if err := r.restart(ctx, a.Name); err != nil {
 			return "", err
 		}
 		r.mu.Lock()
@@ -793,7 +838,7 @@ func (r *Reconciler) progress(ctx context.Context) {
 		if !a.Deployed || !submitted {
 			continue // the next pass handles it
 		}
-		st, err := r.sched().Status(ctx, name)
+		st, err := r.status(ctx, name)
 		if err != nil {
 			continue
 		}
