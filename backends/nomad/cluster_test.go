@@ -22,7 +22,8 @@ import (
 type fakeNomad struct {
 	mu     sync.Mutex
 	jobs   map[string]*api.Job
-	writes []string // "PUT <job>", "DELETE <job>"
+	deps   map[string]*api.Deployment // job -> its latest deployment
+	writes []string                   // "PUT <job>", "DELETE <job>"
 }
 
 func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -30,6 +31,16 @@ func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	w.Header().Set("X-Nomad-Index", "10")
 	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/allocations":
+		_ = json.NewEncoder(w).Encode([]*api.AllocationListStub{})
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/deployment"):
+		_ = json.NewEncoder(w).Encode(f.deps[strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/job/"), "/deployment")])
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/deployments"):
+		var out []*api.Deployment
+		if d := f.deps[strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/job/"), "/deployments")]; d != nil {
+			out = append(out, d)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/jobs":
 		var out []*api.JobListStub
 		for _, j := range f.jobs {
@@ -144,5 +155,40 @@ func TestOtherClustersJobsLeftAlone(t *testing.T) {
 		if g.Services[0].Meta["berth_cluster"] != "blue" || !slices.Contains(g.Services[0].Tags, "berth-cluster=blue") {
 			t.Errorf("group %s's service carries no cluster id: tags %q, meta %v", *g.Name, g.Services[0].Tags, g.Services[0].Meta)
 		}
+	}
+}
+
+// TestStatusOfRecreatedJob (issue 12, defect 2): a job stopped with purge
+// and registered again starts its versions at 0 again; the old job's
+// successful deployment of version 0 is not the new job's, so Status says
+// deploying until the new job's own deployment (its JobCreateIndex)
+// succeeds.
+func TestStatusOfRecreatedJob(t *testing.T) {
+	job := &api.Job{ID: new("hello"), Name: new("hello"), Type: new("service"), Meta: map[string]string{MetaApp: "hello"},
+		Version: new(uint64(0)), CreateIndex: new(uint64(20)), JobModifyIndex: new(uint64(20)),
+		TaskGroups: []*api.TaskGroup{{Name: new("web"), Count: new(1)}}}
+	f := &fakeNomad{jobs: map[string]*api.Job{"hello": job}, deps: map[string]*api.Deployment{
+		"hello": {ID: "old", JobID: "hello", JobVersion: 0, JobCreateIndex: 5, Status: api.DeploymentStatusSuccessful, StatusDescription: "Deployment completed successfully"},
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s, err := New(Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	st, err := s.Status(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Deployment != backends.DeployDeploying {
+		t.Fatalf("the re-created job (create index 20) with only the old job's (create index 5) successful deployment of version 0: Status says %s (%s), want deploying", st.Deployment, st.Message)
+	}
+	f.mu.Lock()
+	f.deps["hello"] = &api.Deployment{ID: "new", JobID: "hello", JobVersion: 0, JobCreateIndex: 20, Status: api.DeploymentStatusSuccessful, StatusDescription: "Deployment completed successfully"}
+	f.mu.Unlock()
+	if st, err = s.Status(ctx, "hello"); err != nil || st.Deployment != backends.DeployRunning {
+		t.Fatalf("after the new job's deployment succeeded: %+v, %v; want running", st, err)
 	}
 }
