@@ -19,6 +19,16 @@ log_json  = false
 # Request bodies larger than this are refused with 413.
 max_body_bytes = 1048576
 
+# The Berth cluster's id: every Nomad job Berth creates carries it (job meta
+# berth_cluster, Consul tag berth-cluster=<id>), and Berth never changes, scales
+# or stops a job of another cluster id (or one without an id). Empty: derived
+# once and kept in the Store (cluster/id), shared by all servers on it.
+cluster_id = ""
+
+# Every scheduler call has this deadline; GET /api/v1/apps/:app/ answers from
+# the scheduler's last known state (with scheduler_stale) when it does not answer.
+scheduler_timeout = "5s"
+
 # Emails of site admins: they may do everything. Create the first one with
 #   berth admin create-user -config config.hcl -email admin@berth.local
 admins = ["admin@berth.local"]

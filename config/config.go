@@ -31,6 +31,18 @@ type Config struct {
 	MaxBodyBytes int64    `hcl:"max_body_bytes,optional"`
 	Admins       []string `hcl:"admins,optional"`
 	Platforms    []string `hcl:"platforms,optional"`
+	// ClusterID names the Berth cluster: every job Berth creates in Nomad
+	// and every Consul service of its apps carries it, and Berth never
+	// changes or stops a job of another cluster id. "" derives one once
+	// and keeps it in the Store (cluster/id), so all servers on one Store
+	// prefix share it.
+	ClusterID string `hcl:"cluster_id,optional"`
+	// SchedulerTimeout bounds every call to the scheduler (default 5s);
+	// reads that need the scheduler answer from its last known state when
+	// it does not answer in time.
+	SchedulerTimeout string `hcl:"scheduler_timeout,optional"`
+
+	SchedulerTimeoutDur time.Duration
 
 	Users     *Users     `hcl:"users,block"`
 	Apps      *Apps      `hcl:"apps,block"`
@@ -423,6 +435,23 @@ func dur(name, s string, def time.Duration, out *time.Duration) error {
 }
 
 // finish fills defaults and validates values.
+// validClusterID tells whether id may be a cluster id (it goes into Nomad
+// job meta and Consul tags).
+func validClusterID(id string) bool {
+	if id == "" || len(id) > 40 || id[0] == '-' {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidClusterID tells whether id may be a cluster id.
+func ValidClusterID(id string) bool { return validClusterID(id) }
+
 func (c *Config) finish() error {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
@@ -432,6 +461,15 @@ func (c *Config) finish() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
 		return fmt.Errorf("bind_addr: %q is not host:port", c.BindAddr)
+	}
+	if c.ClusterID != "" && !validClusterID(c.ClusterID) {
+		return fmt.Errorf("cluster_id: %q must be 1 to 40 lower-case letters, digits and dashes, starting with a letter or digit", c.ClusterID)
+	}
+	if err := dur("scheduler_timeout", c.SchedulerTimeout, 5*time.Second, &c.SchedulerTimeoutDur); err != nil {
+		return err
+	}
+	if c.SchedulerTimeoutDur <= 0 {
+		return fmt.Errorf("scheduler_timeout: must be positive")
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

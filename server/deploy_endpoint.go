@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
@@ -24,6 +25,14 @@ func deployedOut(d *engine.DeployedApp) *api.DeployedApp {
 	}
 	for i := range d.Procs {
 		v.Procs = append(v.Procs, procOut(a.Name, &d.Procs[i]))
+	}
+	if st := d.SchedulerStale; st != nil {
+		v.SchedulerStale = &api.SchedulerStale{Since: st.Since, Error: st.Error}
+		if !st.AsOf.IsZero() {
+			at := st.AsOf
+			v.SchedulerStale.AsOf = &at
+			v.SchedulerStale.Age = time.Since(at).Round(time.Second).String()
+		}
 	}
 	return v
 }
