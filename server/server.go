@@ -50,6 +50,7 @@ type Server struct {
 	doc       []byte
 	docErr    error
 	auditLog  *audit.Writer
+	health    healthCache // /healthz's answer, for a second
 }
 
 // New builds a server; call Start to run its background work.
