@@ -423,8 +423,12 @@ func (s *Store) wrap(ctx context.Context, op, key string, err error) error {
 		return &backends.UnavailableError{Backend: "consul", Role: "store", Op: fmt.Sprintf("%s %q", op, key), Reason: reason, Err: err}
 	}
 	switch {
-	case (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && backends.NoAnswer(ctx):
-		return unavailable("no answer within " + s.callTimeout().String())
+	case backends.NoAnswer(ctx):
+		// Cut short by the call deadline: not the caller's deadline (the
+		// cause is kept as text, so that it does not match it).
+		reason := "no answer within " + s.callTimeout().String()
+		err = errors.New(reason + ": " + err.Error())
+		return unavailable(reason)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("consul %s %q: %w", op, key, err)
 	case errors.As(err, &se) && se.Code < 500 && se.Code != http.StatusTooManyRequests:

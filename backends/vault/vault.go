@@ -433,12 +433,16 @@ func (s *Secrets) wrap(ctx context.Context, op, path string, err error) error {
 		return &backends.UnavailableError{Backend: "vault", Role: "secrets", Op: fmt.Sprintf("%s %q", op, path), Reason: reason, Err: err}
 	}
 	switch {
-	case (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && backends.NoAnswer(ctx):
+	case backends.NoAnswer(ctx):
+		// Cut short by the call deadline: not the caller's deadline (the
+		// cause is kept as text, so that it does not match it).
 		d := s.cfg.CallTimeout
 		if d <= 0 {
 			d = backends.DefaultCallTimeout
 		}
-		return unavailable("no answer within " + d.String())
+		reason := "no answer within " + d.String()
+		err = errors.New(reason + ": " + err.Error())
+		return unavailable(reason)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("vault %s %q: %w", op, path, err)
 	case errors.As(err, &re) && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests:
