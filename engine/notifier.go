@@ -270,9 +270,10 @@ func (n *notifier) claimDue(pairs []*backends.KVPair) time.Duration {
 		select {
 		case n.sem <- struct{}{}:
 		default:
-			// Every worker is busy: a finished attempt writes the queue,
-			// which wakes the dispatcher.
-			return notifyMaxWait
+			// Every worker is busy: a finished attempt frees its slot,
+			// then writes the queue, which wakes the dispatcher; look
+			// again soon in any case.
+			return 100 * time.Millisecond
 		}
 		d.ClaimedBy, d.ClaimUntil = n.id, now.Add(n.s.cfg.Notify.TimeoutDur+10*time.Second)
 		idx, err := state.Put(n.ctx, n.s.store, p.Key, &d, p.ModifyIndex)
@@ -286,8 +287,7 @@ func (n *notifier) claimDue(pairs []*backends.KVPair) time.Duration {
 		n.wg.Add(1)
 		go func(key string, d queuedDelivery, idx uint64) {
 			defer n.wg.Done()
-			defer func() { <-n.sem }()
-			n.attempt(key, &d, idx)
+			n.attempt(key, &d, idx, func() { <-n.sem })
 		}(p.Key, d, idx)
 	}
 	w := time.Until(next)
@@ -309,9 +309,13 @@ func (n *notifier) backoff(attempt int) time.Duration {
 // attempt makes one attempt of the claimed delivery d (at Store index
 // idx) and records its result: done (delivered, or given up after
 // notify.max_attempts), or due again after a backoff.
-func (n *notifier) attempt(key string, d *queuedDelivery, idx uint64) {
+// The worker slot is freed (release) once the call is made, before the
+// result is written: the write wakes the dispatcher, which then finds the
+// slot free.
+func (n *notifier) attempt(key string, d *queuedDelivery, idx uint64, release func()) {
 	attempt := d.Attempt + 1
 	err := n.post(d, attempt)
+	release()
 	// The outcome is written even as the server stops, on a context of its
 	// own: a claim left behind would hold the delivery until it expires.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
