@@ -389,6 +389,28 @@ type Notifier struct {
 	NotifyStatus
 }
 
+// forget drops the deliveries still queued for a notifier that was
+// removed, and its status (an attempt under way may still be made).
+func (n *notifier) forget(ctx context.Context, typ, nid string) {
+	pairs, _, err := n.s.store.List(ctx, notifyQueuePrefix, nil)
+	if err == nil {
+		for _, p := range pairs {
+			var d queuedDelivery
+			if json.Unmarshal(p.Value, &d) == nil && d.Event == typ && d.NotifierID == nid {
+				if _, _, derr := n.s.store.DeleteCAS(ctx, p.Key, p.ModifyIndex); derr != nil {
+					err = derr
+				}
+			}
+		}
+	}
+	if _, derr := n.s.store.Delete(ctx, notifyStatusKey(typ, nid)); err == nil {
+		err = derr
+	}
+	if err != nil {
+		n.s.log.Warn("could not drop the queued deliveries of a removed notifier", "type", typ, "error", err)
+	}
+}
+
 // notifyStatus reads the delivery outcomes of typ's notifiers, by
 // notifier id, and counts the pending deliveries.
 func (s *Engine) notifyStatus(ctx context.Context, typ string) (map[string]*NotifyStatus, map[string]int, error) {

@@ -256,3 +256,39 @@ func TestNotifyDeadWebhooksDoNotStallOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyRemovedNotifierHearsNoMore: the retries queued for a notifier
+// that is removed are dropped with it.
+func TestNotifyRemovedNotifierHearsNoMore(t *testing.T) {
+	var log hookLog
+	e, _ := newTestEngine(t, func(cfg *config.Config, d *Deps) {
+		cfg.Notify.MaxAttempts = 3
+		cfg.Notify.BackoffDur = time.Minute
+	})
+	dead := log.receiver(t, "dead", http.StatusInternalServerError)
+	live := log.receiver(t, "live", http.StatusOK)
+	addNotifier(t, e, dead.URL)
+	addNotifier(t, e, live.URL)
+	e.Start()
+	e.Notify(context.Background(), NotifyImagePush, map[string]string{"id": "ev1"})
+	waitFor(t, "the live delivery done and the dead one's retry queued", func() bool {
+		qs := queued(t, e)
+		return len(qs) == 1 && qs[0].Attempt == 1 && qs[0].ClaimedBy == ""
+	})
+	root := &Identity{Email: "root@b.co", Admin: true}
+	ns, err := e.ListNotifiers(context.Background(), root, NotifyImagePush)
+	if err != nil || len(ns) != 2 {
+		t.Fatalf("%+v %v", ns, err)
+	}
+	for _, n := range ns {
+		if n.URL == dead.URL && (n.Pending != 1 || n.GaveUp != 0) || n.URL == live.URL && (n.Pending != 0 || n.Delivered != 1) {
+			t.Errorf("notifier state %+v", n)
+		}
+	}
+	if err := e.RemoveNotifier(context.Background(), root, NotifyImagePush, dead.URL); err != nil {
+		t.Fatal(err)
+	}
+	if qs := queued(t, e); len(qs) != 0 {
+		t.Fatalf("the removed notifier's retry is still queued: %+v", qs[0])
+	}
+}

@@ -109,10 +109,12 @@ func (s *Engine) RemoveNotifier(ctx context.Context, id *Identity, typ, notifyUR
 	if err := checkNotifyURL(notifyURL); err != nil {
 		return err
 	}
-	if err := state.Delete(ctx, s.store, state.NotifierKey(typ, notifierID(notifyURL))); errors.Is(err, state.ErrNotFound) {
+	nid := notifierID(notifyURL)
+	if err := state.Delete(ctx, s.store, state.NotifierKey(typ, nid)); errors.Is(err, state.ErrNotFound) {
 		return notFound("%s is not registered for %s", notifyURL, typ)
 	} else if err != nil {
 		return err
 	}
+	s.notifier.forget(ctx, typ, nid)
 	return nil
 }
