@@ -347,17 +347,22 @@ func (n *notifier) attempt(key string, d *queuedDelivery, idx uint64, release fu
 }
 
 // finish removes the delivery from the queue and records its outcome on
-// its notifier's status, in one transaction.
+// its notifier's status, in one transaction. Servers finishing
+// deliveries to one notifier race on its status record: a conflict on it
+// is retried (the delivery stays claimed meanwhile). If the outcome cannot
+// be recorded, the delivery is still removed: it is not made again.
 func (n *notifier) finish(ctx context.Context, key string, d *queuedDelivery, idx uint64, attempts int, outcome, lastErr string) {
 	sk := notifyStatusKey(d.Event, d.NotifierID)
-	for try := 0; try < 16; try++ {
-		st, sidx, err := state.Get[NotifyStatus](ctx, n.s.store, sk)
+	var err error
+	for try := 0; ctx.Err() == nil; try++ {
+		var st *NotifyStatus
+		var sidx uint64
+		st, sidx, err = state.Get[NotifyStatus](ctx, n.s.store, sk)
 		if errors.Is(err, state.ErrNotFound) {
 			st, sidx, err = &NotifyStatus{}, 0, nil
 		}
 		if err != nil {
-			n.s.log.Warn("could not record a delivery's outcome", "error", err)
-			return
+			break
 		}
 		if outcome == NotifyDelivered {
 			st.Delivered++
@@ -371,13 +376,22 @@ func (n *notifier) finish(ctx context.Context, key string, d *queuedDelivery, id
 			{Verb: backends.TxnCAS, Key: sk, Value: b, Index: sidx},
 		})
 		var te *backends.TxnError
-		if errors.As(err, &te) && te.OpIndex == 1 && errors.Is(err, backends.ErrCASConflict) {
-			continue // the status changed meanwhile
+		switch {
+		case err == nil:
+			return
+		case errors.As(err, &te) && te.OpIndex == 1 && errors.Is(err, backends.ErrCASConflict):
+			// The status changed meanwhile.
+			time.Sleep(time.Duration(min(try, 20)) * time.Millisecond)
+			continue
+		case errors.As(err, &te) && te.OpIndex == 0 && errors.Is(err, backends.ErrCASConflict):
+			// The delivery is no longer ours (removed with its notifier).
+			return
 		}
-		if err != nil {
-			n.s.log.Warn("could not record a delivery's outcome", "type", d.Event, "host", HostOf(d.URL), "error", err)
-		}
-		return
+		break
+	}
+	n.s.log.Warn("could not record a delivery's outcome", "type", d.Event, "host", HostOf(d.URL), "outcome", outcome, "error", err)
+	if _, _, derr := n.s.store.DeleteCAS(ctx, key, idx); derr != nil {
+		n.s.log.Warn("could not remove a finished delivery from the queue", "type", d.Event, "host", HostOf(d.URL), "error", derr)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthpaas/berth/backends/consul"
+	"github.com/berthpaas/berth/backends/devagent"
 	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine/state"
 )
@@ -139,13 +141,38 @@ func TestNotifyExpiredClaimTakenOver(t *testing.T) {
 }
 
 // TestNotifyTwoServersDeliverOnce: two engines on one Store deliver each
-// event exactly once between them.
+// event exactly once between them: on bolt (one file, two engines), and on
+// a real Consul (two clients of one prefix, as two servers are).
 func TestNotifyTwoServersDeliverOnce(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) {
+		a, _ := newTestEngine(t, nil)
+		b, _ := newTestEngine(t, sharing(a, nil))
+		twoServersDeliverOnce(t, a, b)
+	})
+	t.Run("consul", func(t *testing.T) {
+		addr := devagent.Consul(t)
+		prefix := "berth-notify-test/" + state.NewID()[:8]
+		onConsul := func(cfg *config.Config, d *Deps) {
+			st, err := consul.New(consul.Config{Address: addr, Prefix: prefix}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			d.Store, d.StoreName = st, "consul"
+		}
+		a, _ := newTestEngine(t, onConsul)
+		b, _ := newTestEngine(t, func(cfg *config.Config, d *Deps) {
+			onConsul(cfg, d)
+			d.Secrets = a.secrets
+		})
+		twoServersDeliverOnce(t, a, b)
+	})
+}
+
+func twoServersDeliverOnce(t *testing.T, a, b *Engine) {
 	var log hookLog
 	ts := log.receiver(t, "hook", http.StatusOK)
-	a, _ := newTestEngine(t, nil)
 	addNotifier(t, a, ts.URL+"/hook")
-	b, _ := newTestEngine(t, sharing(a, nil))
 	a.Start()
 	b.Start()
 	const events = 30
