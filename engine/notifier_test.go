@@ -151,6 +151,11 @@ func TestNotifyTwoServersDeliverOnce(t *testing.T) {
 	})
 	t.Run("consul", func(t *testing.T) {
 		addr := devagent.Consul(t)
+		// The agent is this package's only one: stopped when this test
+		// ends (after the engines and their clients, cleaned up before),
+		// so that tests after it that check for stray goroutines find
+		// none of its.
+		t.Cleanup(devagent.Shutdown)
 		prefix := "berth-notify-test/" + state.NewID()[:8]
 		onConsul := func(cfg *config.Config, d *Deps) {
 			st, err := consul.New(consul.Config{Address: addr, Prefix: prefix}, nil)
