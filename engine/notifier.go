@@ -208,6 +208,7 @@ func (n *notifier) dispatch() {
 	defer n.wg.Done()
 	var index uint64
 	wait := time.Duration(0)
+	errDelay := time.Second // after a failed read, doubling to 30 s
 	for {
 		select {
 		case <-n.stopped:
@@ -223,15 +224,17 @@ func (n *notifier) dispatch() {
 			if n.ctx.Err() != nil {
 				return
 			}
-			n.s.log.Warn("could not read the notify queue", "error", err)
+			n.s.log.Warn("could not read the notify queue", "error", err, "retry_in", errDelay)
 			index, wait = 0, 0
 			select {
 			case <-n.stopped:
 				return
-			case <-time.After(time.Second):
+			case <-time.After(errDelay):
 			}
+			errDelay = min(2*errDelay, 30*time.Second)
 			continue
 		}
+		errDelay = time.Second
 		if index == qm.LastIndex && wait == 0 {
 			// Nothing to wait on (e.g. an index that does not move):
 			// look again a little later.
