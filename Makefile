@@ -29,10 +29,12 @@ run: build
 	$(BIN) server -config config.hcl -data-dir $(DATA)
 
 # Real servers and agents the tests use: MariaDB/Redis (started if down),
-# Consul, Vault and FerretDB (built once into $(BERTH_CACHE)/bin).
+# Consul, Vault and FerretDB (built once into $(BERTH_CACHE)/bin); and
+# Debian's Chromium for the console's browser tests (installed if missing).
 services:
 	@bash tools/services-up.sh
 	@bash tools/python/install.sh
+	@bash tools/chromium/install.sh
 
 agents:
 	bash tools/agents/build.sh all

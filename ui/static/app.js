@@ -10,17 +10,21 @@
 
   var logs = document.getElementById("logs");
   var logState = document.getElementById("logs-state");
+  // An app that is not deployed has no logs yet: the tail starts when
+  // the page loads on a deployed app, or when a deploy reaches running.
+  var following = false;
   function followLogs() {
-    if (!logs || !window.fetch || !window.TextDecoder) { return; }
+    if (following || !logs || !window.fetch || !window.TextDecoder) { return; }
+    following = true;
     fetch(base + "/logs?follow=true", { credentials: "same-origin" }).then(function (resp) {
-      if (!resp.ok || !resp.body) { logState.textContent = "Logs are not available (" + resp.status + ")."; return; }
+      if (!resp.ok || !resp.body) { following = false; logState.textContent = "Logs are not available (" + resp.status + ")."; return; }
       logState.textContent = "Following…";
       var reader = resp.body.getReader();
       var dec = new TextDecoder();
       var buf = "";
       function pump() {
         return reader.read().then(function (r) {
-          if (r.done) { logState.textContent = "The log stream ended."; return; }
+          if (r.done) { following = false; logState.textContent = "The log stream ended."; return; }
           buf += dec.decode(r.value, { stream: true });
           var lines = buf.split("\n");
           buf = lines.pop();
@@ -39,7 +43,7 @@
         });
       }
       return pump();
-    }).catch(function () { logState.textContent = "The log stream was interrupted."; });
+    }).catch(function () { following = false; logState.textContent = "The log stream was interrupted."; });
   }
 
   var progress = document.getElementById("deploy-progress");
@@ -51,11 +55,16 @@
         var d = JSON.parse(ev.data);
         var rec = d; // the app's deploy record (api.Deploy)
         progress.textContent = (rec.operation || "") + ": " + (rec.state || ev.type) + (rec.message ? " (" + rec.message + ")" : "");
+        if (rec.state === "running") { followLogs(); }
       } catch (e) { progress.textContent = ev.type; }
     }
     ["pending", "deploying", "running", "failed", "undeployed", "message"].forEach(function (t) { es.addEventListener(t, show); });
   }
 
-  followLogs();
+  if (root.getAttribute("data-deployed") === "true") {
+    followLogs();
+  } else if (logState) {
+    logState.textContent = "No logs: the app is not deployed.";
+  }
   followDeploys();
 })();
