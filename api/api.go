@@ -215,9 +215,12 @@ type Error struct {
 	Message string `json:"error"`
 	// RequestID is the request's id ("request_id"; also X-Request-Id).
 	RequestID string `json:"request_id"`
-	// RetryAfter is, on a 429, the seconds to wait before trying again
-	// ("retry_after"; also the Retry-After header).
+	// RetryAfter is, on a 429 or a 503, the seconds to wait before trying
+	// again ("retry_after"; also the Retry-After header).
 	RetryAfter int `json:"retry_after,omitempty"`
+	// Backend is, on a 503 for a backend that is down or does not answer,
+	// the backend's name ("consul", "vault", "nomad", ...).
+	Backend string `json:"backend,omitempty"`
 	// LockHolder is, on a 409 for a busy app, who holds the app's
 	// operation lease ("lock_holder").
 	LockHolder string `json:"lock_holder,omitempty"`
@@ -261,7 +264,7 @@ func decodeError(resp *http.Response, body []byte) *Error {
 		if known.RequestID != "" {
 			e.RequestID = known.RequestID
 		}
-		e.RetryAfter, e.LockHolder, e.LockOperation = known.RetryAfter, known.LockHolder, known.LockOperation
+		e.RetryAfter, e.LockHolder, e.LockOperation, e.Backend = known.RetryAfter, known.LockHolder, known.LockOperation, known.Backend
 		for k, v := range raw {
 			switch k {
 			case "error", "status", "request_id":

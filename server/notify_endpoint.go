@@ -29,7 +29,14 @@ func (s *Server) listNotifiers(c *call) (any, error) {
 	}
 	out := make([]api.Notifier, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, notifierOut(n))
+		o := notifierOut(&n.Notifier)
+		o.Deliveries = &api.NotifierDeliveries{Pending: n.Pending, Delivered: n.Delivered, GaveUp: n.GaveUp,
+			LastEvent: n.LastEvent, LastOutcome: n.LastOutcome, LastAttempts: n.LastAttempts, LastError: n.LastError}
+		if !n.LastAt.IsZero() {
+			at := n.LastAt
+			o.Deliveries.LastAt = &at
+		}
+		out = append(out, o)
 	}
 	return out, nil
 }

@@ -91,7 +91,7 @@ func (s *Server) routes() []route {
 func (s *Server) operationRoutes() []route {
 	const g = http.MethodGet
 	return []route{
-		{Method: g, Path: "/healthz", Out: api.Health{}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
+		{Method: g, Path: "/healthz", Out: api.Health{}, AlsoOut: map[int]any{http.StatusServiceUnavailable: api.Health{}}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
 		{Method: g, Path: "/metrics", Public: true, Text: true, Tag: "operations", Summary: "Prometheus metrics (a token when metrics.token_required)", h: s.serveMetrics},
 		{Method: g, Path: "/openapi.json", Public: true, Tag: "operations", Summary: "This API's OpenAPI 3.1 document", h: s.openapiDoc},
 	}

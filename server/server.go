@@ -52,6 +52,7 @@ type Server struct {
 	docErr    error
 	auditLog  *audit.Writer
 	osb       *osbserver.Server // nil unless the osb block enables it
+	health    healthCache       // /healthz's answer, for a second
 }
 
 // New builds a server; call Start to run its background work.
