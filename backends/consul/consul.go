@@ -219,6 +219,72 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 	return out, &backends.QueryMeta{LastIndex: meta.LastIndex}, nil
 }
 
+// ListPage reads one page of the keys under prefix after the key after; see
+// backends.Store. Consul KV has no start key, so it lists the key names
+// under the prefix (?keys: names only, no values) and reads the values of
+// the page's keys alone, 64 at a time in one read-only transaction each.
+// Its LastIndex is the index of the key listing.
+func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	cp := s.prefix + escapePrefix(prefix)
+	names, meta, err := s.kv.Keys(cp, "", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, nil, s.wrap("list", prefix, err)
+	}
+	type name struct{ user, consul string }
+	keys := make([]name, 0, len(names))
+	for _, n := range names {
+		k, ok := s.userKey(n)
+		if !ok || !strings.HasPrefix(k, prefix) || (after != "" && k <= after) {
+			continue
+		}
+		keys = append(keys, name{k, n})
+	}
+	// Escaping can change the order ("%25" sorts before "-"): sort by the real key.
+	sort.Slice(keys, func(i, j int) bool { return keys[i].user < keys[j].user })
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	out := make([]*backends.KVPair, 0, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), backends.MaxTxnOps)]
+		keys = keys[len(chunk):]
+		tops := make(api.TxnOps, 0, len(chunk))
+		for _, k := range chunk {
+			tops = append(tops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: k.consul}})
+		}
+		ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, nil, s.wrap("list", prefix, err)
+		}
+		if ok {
+			for _, r := range resp.Results {
+				if r.KV == nil {
+					continue
+				}
+				if bp, ok := s.pair(r.KV); ok {
+					out = append(out, bp)
+				}
+			}
+			continue
+		}
+		// A key of the chunk was deleted since it was listed (a get of an
+		// absent key fails the transaction): read them one by one.
+		for _, k := range chunk {
+			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return nil, nil, s.wrap("list", prefix, err)
+			}
+			if p == nil {
+				continue
+			}
+			if bp, ok := s.pair(p); ok {
+				out = append(out, bp)
+			}
+		}
+	}
+	return out, &backends.QueryMeta{LastIndex: meta.LastIndex}, nil
+}
+
 // Put writes unconditionally.
 func (s *Store) Put(ctx context.Context, p *backends.KVPair) (*backends.WriteMeta, error) {
 	wm, err := s.Txn(ctx, []backends.TxnOp{{Verb: backends.TxnSet, Key: p.Key, Value: p.Value}})
