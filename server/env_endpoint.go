@@ -144,7 +144,7 @@ func (s *Server) listHealers(c *call) (any, error) {
 	for _, h := range s.eng.Healers() {
 		out = append(out, api.Healer{h.Name: h.Description})
 	}
-	return out, nil
+	return pageSlice(c, out, healerName)
 }
 
 // GET /healers/:healer — run it now.
