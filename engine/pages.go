@@ -36,9 +36,9 @@ func (p Page) check() error {
 // the Store page by page (Store.ListPage), so a page costs what it scans,
 // not the size of everything under prefix: when keep accepts everything,
 // a page of n reads n+1 records. next is the key (less the prefix) of the
-// last record kept when more records follow, "" at the end of the list —
-// a filter that keeps few records makes the scan read further, never a
-// page that skips any.
+// page's last record when a record the filter keeps follows it, "" at the
+// end of the list — a filter that keeps few records makes the scan read
+// further (up to the next record it keeps), never a page that skips any.
 func scanPage[T any](ctx context.Context, s *Engine, prefix string, p Page, keep func(*T) (bool, error)) (out []*T, next string, err error) {
 	if err := p.check(); err != nil {
 		return nil, "", err
@@ -85,6 +85,7 @@ func scanPage[T any](ctx context.Context, s *Engine, prefix string, p Page, keep
 	if p.After != "" {
 		after = prefix + p.After
 	}
+	lastKept := ""
 	batch := 0
 	for {
 		// One more than the page still needs, to know whether more follow;
@@ -95,10 +96,6 @@ func scanPage[T any](ctx context.Context, s *Engine, prefix string, p Page, keep
 			return nil, "", err
 		}
 		for _, kv := range ps {
-			if len(out) == p.Limit {
-				// Full, and a record follows.
-				return out, strings.TrimPrefix(after, prefix), nil
-			}
 			after = kv.Key
 			v, err := decode(kv.Key, kv.Value)
 			if err != nil {
@@ -108,9 +105,15 @@ func scanPage[T any](ctx context.Context, s *Engine, prefix string, p Page, keep
 			if err != nil {
 				return nil, "", err
 			}
-			if ok {
-				out = append(out, v)
+			if !ok {
+				continue
 			}
+			if len(out) == p.Limit {
+				// Full, and a record of the list follows.
+				return out, strings.TrimPrefix(lastKept, prefix), nil
+			}
+			out = append(out, v)
+			lastKept = kv.Key
 		}
 		if len(ps) < batch {
 			return out, "", nil
