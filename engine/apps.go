@@ -193,7 +193,6 @@ func (s *Engine) unregisterApp(ctx context.Context, app *state.App) error {
 
 func envSecretPath(app string) string { return "apps/" + app + "/env" }
 
-
 // latestRelease returns the newest pushed release of an app, or nil.
 func (s *Engine) latestRelease(ctx context.Context, app string) (*state.Release, error) {
 	rs, err := state.List[state.Release](ctx, s.store, state.ReleasePrefix(app))
