@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/berthpaas/berth/engine/state"
 )
@@ -174,10 +175,7 @@ func (s *Engine) ListAppsPage(ctx context.Context, id *Identity, p Page) ([]*App
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]*AppStatus, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, s.appStatus(ctx, a))
-	}
+	out, _ := eachOf(apps, func(a *state.App) (*AppStatus, error) { return s.appStatus(ctx, a), nil })
 	return out, next, nil
 }
 
@@ -207,13 +205,9 @@ func (s *Engine) ListDeployedPage(ctx context.Context, id *Identity, appType str
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]*DeployedApp, 0, len(apps))
-	for _, a := range apps {
-		v, err := s.deployed(ctx, a)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
+	out, err := eachOf(apps, func(a *state.App) (*DeployedApp, error) { return s.deployed(ctx, a) })
+	if err != nil {
+		return nil, "", err
 	}
 	return out, next, nil
 }
@@ -233,13 +227,9 @@ func (s *Engine) ResourceInstancesPage(ctx context.Context, id *Identity, resour
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]*DeployedApp, 0, len(apps))
-	for _, a := range apps {
-		v, err := s.deployed(ctx, a)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
+	out, err := eachOf(apps, func(a *state.App) (*DeployedApp, error) { return s.deployed(ctx, a) })
+	if err != nil {
+		return nil, "", err
 	}
 	return out, next, nil
 }
@@ -278,4 +268,38 @@ func (s *Engine) ListServicesPage(ctx context.Context, id *Identity, p Page) ([]
 		out = append(out, ServiceInstances{Service: svc, Instances: by[svc.Name]})
 	}
 	return out, next, nil
+}
+
+// pageWorkers is how many of a page's items are filled in at once (their
+// reads are round trips to the Store and the scheduler: a page of 100 on
+// Consul waits for 8 at a time, not 100 in a row).
+const pageWorkers = 8
+
+// eachOf returns f of every item of in, in order, calling f for up to
+// pageWorkers items at a time; the first error (in order) is returned.
+func eachOf[T, U any](in []T, f func(T) (U, error)) ([]U, error) {
+	out := make([]U, len(in))
+	errs := make([]error, len(in))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(pageWorkers, len(in)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = f(in[i])
+			}
+		}()
+	}
+	for i := range in {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
