@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthpaas/berth/backends"
@@ -60,6 +61,13 @@ type Store struct {
 	transport *http.Transport
 	prefix    string
 	logger    hclog.Logger
+
+	// The key-name watches of the prefixes ListPage reads (keywatch.go).
+	wmu     sync.Mutex
+	watches map[string]*keyWatch
+	wctx    context.Context
+	wcancel context.CancelFunc
+	wwg     sync.WaitGroup
 }
 
 var _ backends.Store = (*Store)(nil)
@@ -108,7 +116,8 @@ func New(cfg Config, logger hclog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
 	logger.Debug("consul store configured", "address", ac.Address, "scheme", ac.Scheme, "prefix", prefix, "datacenter", ac.Datacenter)
-	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger}, nil
+	wctx, wcancel := context.WithCancel(context.Background())
+	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel}, nil
 }
 
 // key maps a Store key to its Consul key.
@@ -220,27 +229,18 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 }
 
 // ListPage reads one page of the keys under prefix after the key after; see
-// backends.Store. Consul KV has no start key, so it lists the key names
-// under the prefix (?keys: names only, no values) and reads the values of
-// the page's keys alone, 64 at a time in one read-only transaction each.
-// Its LastIndex is the index of the key listing.
+// backends.Store. Consul KV has no start key, so it finds the page's keys
+// among the prefix's key names (kept sorted in memory by a blocking query,
+// see keywatch.go) and reads the values of the page's keys alone, 64 at a
+// time in one read-only transaction each. Its LastIndex is the index of
+// the key names.
 func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	cp := s.prefix + escapePrefix(prefix)
-	names, meta, err := s.kv.Keys(cp, "", (&api.QueryOptions{}).WithContext(ctx))
+	names, index, err := s.pageNames(ctx, prefix)
 	if err != nil {
 		return nil, nil, s.wrap("list", prefix, err)
 	}
-	type name struct{ user, consul string }
-	keys := make([]name, 0, len(names))
-	for _, n := range names {
-		k, ok := s.userKey(n)
-		if !ok || !strings.HasPrefix(k, prefix) || (after != "" && k <= after) {
-			continue
-		}
-		keys = append(keys, name{k, n})
-	}
-	// Escaping can change the order ("%25" sorts before "-"): sort by the real key.
-	sort.Slice(keys, func(i, j int) bool { return keys[i].user < keys[j].user })
+	// The names after after: a binary search in the sorted names.
+	keys := names[sort.Search(len(names), func(i int) bool { return after == "" || names[i].user > after }):]
 	if limit > 0 && len(keys) > limit {
 		keys = keys[:limit]
 	}
@@ -282,7 +282,7 @@ func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) (
 			}
 		}
 	}
-	return out, &backends.QueryMeta{LastIndex: meta.LastIndex}, nil
+	return out, &backends.QueryMeta{LastIndex: index}, nil
 }
 
 // Put writes unconditionally.
@@ -409,6 +409,9 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 			}
 		}
 	}
+	if writes {
+		s.noteWrites(ops, idx)
+	}
 	if idx == 0 {
 		k, _ := s.key(ops[0].Key)
 		if idx, err = s.currentIndex(ctx, k); err != nil {
@@ -485,6 +488,7 @@ func (s *Store) Health(ctx context.Context) error {
 
 // Close releases idle connections.
 func (s *Store) Close() error {
+	s.stopKeyWatches()
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
 	}
