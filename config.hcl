@@ -175,6 +175,15 @@ reconciler {
   # into each group's update block (progress_deadline, auto_revert).
   progress_deadline = "5m"
   auto_revert       = true
+  # Several servers on one Consul prefix (and one Vault: tokens and private
+  # values live in Secrets) elect the one that reconciles through a Consul
+  # session lock on <prefix>locks/reconciler-leader. A killed holder's session
+  # is invalidated by Consul within 2 x leader_ttl (Consul takes TTLs from its
+  # session_ttl_min, 10s by default); nobody takes the lock for
+  # leader_lock_delay after that. A holder that stops gracefully releases it
+  # at once. On bolt (one server) these are not used.
+  leader_ttl        = "10s"
+  leader_lock_delay = "1s"
 }
 
 # Broker targets: the backing servers service brokers provision on, with
@@ -211,6 +220,32 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
   broker   = "mongodb"
   settings = { uri = "mongodb://127.0.0.1:27017" }
 }
+
+# An external Open Service Broker (v2.17) as a broker target: the built-in
+# "osb" broker forwards provision/bind/... to it over HTTP. Settings: url,
+# username, password (through secret_env), service (an offering's id or
+# name; default the catalog's first), request_timeout (default "20s").
+#
+# broker_target "vendor-db" {
+#   broker     = "osb"
+#   settings   = { url = "https://broker.example.com", username = "berth" }
+#   secret_env = { password = "VENDOR_BROKER_PASSWORD" }
+# }
+
+# Berth as an Open Service Broker: /osb/v2/ serves the services granted to
+# team to a platform (Cloud Foundry, a Kubernetes service catalog) with basic
+# auth. Off unless enabled. The password comes from exactly one of
+# password_env, password_file or password_secret (a path in Secrets whose
+# "password" key holds it). With async = true (the default) provision and
+# deprovision answer 202 and the platform polls last_operation.
+#
+# osb {
+#   enabled      = true
+#   username     = "cf-platform"
+#   password_env = "BERTH_OSB_PASSWORD"
+#   team         = "platform-tenants"
+#   async        = true
+# }
 
 # --- The HashiCorp stack ---------------------------------------------------
 #

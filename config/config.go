@@ -49,6 +49,10 @@ type Config struct {
 
 	BrokerTargets []*BrokerTarget `hcl:"broker_target,block"`
 
+	// OSB exposes Berth's services as an Open Service Broker API at /osb/
+	// (off unless enabled).
+	OSB *OSB `hcl:"osb,block"`
+
 	// Source is the file the config was read from ("" for the embedded defaults).
 	Source string
 }
@@ -241,6 +245,74 @@ type BrokerTarget struct {
 	Resolved map[string]string
 }
 
+// OSB configures Berth's Open Service Broker API endpoint (/osb/v2/...):
+// platforms (Cloud Foundry, a Kubernetes service catalog) provision and
+// bind the services granted to Team with HTTP basic auth as Username and
+// the password. The password is read from PasswordEnv (an environment
+// variable, at load) or PasswordFile (at load), or from PasswordSecret (a
+// path in Secrets whose "password" key holds it, at server start):
+// exactly one of them.
+type OSB struct {
+	Enabled        bool   `hcl:"enabled,optional"`
+	Username       string `hcl:"username,optional"`
+	PasswordEnv    string `hcl:"password_env,optional"`
+	PasswordFile   string `hcl:"password_file,optional"`
+	PasswordSecret string `hcl:"password_secret,optional"`
+	// Team owns the instances made through the endpoint; the catalog is
+	// the services granted to it.
+	Team string `hcl:"team,optional"`
+	// Async (default true): provision and deprovision answer 202 and run
+	// in the background (422 AsyncRequired without accepts_incomplete=true);
+	// false: they complete within the request (201/200).
+	Async *bool `hcl:"async,optional"`
+
+	// Password is the password read from PasswordEnv or PasswordFile.
+	Password string
+}
+
+// AsyncOn reports whether provision and deprovision are asynchronous.
+func (o *OSB) AsyncOn() bool { return o.Async == nil || *o.Async }
+
+func (c *Config) finishOSB() error {
+	o := c.OSB
+	if o == nil || !o.Enabled {
+		return nil
+	}
+	if o.Username == "" || strings.ContainsRune(o.Username, ':') {
+		return fmt.Errorf("osb: username is required (and may not contain ':')")
+	}
+	if o.Team == "" {
+		return fmt.Errorf("osb: team is required: the Berth team that owns the instances made through the endpoint")
+	}
+	n := 0
+	for _, v := range []string{o.PasswordEnv, o.PasswordFile, o.PasswordSecret} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("osb: give exactly one of password_env, password_file, password_secret")
+	}
+	switch {
+	case o.PasswordEnv != "":
+		v, ok := os.LookupEnv(o.PasswordEnv)
+		if !ok || v == "" {
+			return fmt.Errorf("osb: password_env: environment variable %s is not set", o.PasswordEnv)
+		}
+		o.Password = v
+	case o.PasswordFile != "":
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("osb: password_file: %w", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+		if o.Password == "" {
+			return fmt.Errorf("osb: password_file %s is empty", o.PasswordFile)
+		}
+	}
+	return nil
+}
+
 // Reconcile configures the reconciler.
 type Reconcile struct {
 	Interval string `hcl:"interval,optional"`
@@ -254,10 +326,22 @@ type Reconcile struct {
 	// AutoRevert reverts an app whose deploy failed to its last running
 	// release (default true); apps may set their own.
 	AutoRevert *bool `hcl:"auto_revert,optional"`
+	// LeaderTTL is the TTL of the Consul session through which the
+	// servers sharing a Consul Store elect the one that reconciles
+	// (default 10s, Consul's least unless its session_ttl_min is lower).
+	// A holder that stops renewing (killed) loses the lock when Consul
+	// invalidates its session, within twice the TTL; one that cannot
+	// renew stops reconciling after the TTL. Not used with bolt.
+	LeaderTTL string `hcl:"leader_ttl,optional"`
+	// LeaderLockDelay is how long after a holder's session was invalidated
+	// (not after a graceful stop) no server may take the lock (default 1s).
+	LeaderLockDelay string `hcl:"leader_lock_delay,optional"`
 
 	IntervalDur         time.Duration
 	LockTTLDur          time.Duration
 	ProgressDeadlineDur time.Duration
+	LeaderTTLDur        time.Duration
+	LeaderLockDelayDur  time.Duration
 }
 
 // Bounds of a progress deadline (global or per app).
@@ -480,6 +564,15 @@ func (c *Config) finish() error {
 	if err := dur("reconciler.lock_ttl", c.Reconcile.LockTTL, 2*time.Minute, &c.Reconcile.LockTTLDur); err != nil {
 		return err
 	}
+	if err := dur("reconciler.leader_ttl", c.Reconcile.LeaderTTL, 10*time.Second, &c.Reconcile.LeaderTTLDur); err != nil {
+		return err
+	}
+	if d := c.Reconcile.LeaderTTLDur; d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("reconciler.leader_ttl = %q: must be between 1s and 24h (Consul takes from its session_ttl_min, 10s by default)", c.Reconcile.LeaderTTL)
+	}
+	if err := dur("reconciler.leader_lock_delay", c.Reconcile.LeaderLockDelay, time.Second, &c.Reconcile.LeaderLockDelayDur); err != nil {
+		return err
+	}
 	if err := dur("reconciler.progress_deadline", c.Reconcile.ProgressDeadline, 5*time.Minute, &c.Reconcile.ProgressDeadlineDur); err != nil {
 		return err
 	}
@@ -502,6 +595,9 @@ func (c *Config) finish() error {
 		}
 	}
 	if err := c.finishTargets(); err != nil {
+		return err
+	}
+	if err := c.finishOSB(); err != nil {
 		return err
 	}
 	c.DataDir = filepath.Clean(c.DataDir)

@@ -422,6 +422,7 @@ func (b *Berth) killHard(t testing.TB) {
 		t.Fatal("berth did not die within 10s of SIGKILL")
 	}
 	killGroup(b.cmd) // only the server's own group; app instances have their own
+	b.killed = true
 }
 
 // restartSame starts a new berth server on the same config (data dir,
@@ -445,7 +446,7 @@ func (b *Berth) restartSame(t testing.TB) {
 			t.Fatalf("restarting berth: %v", err)
 		}
 		exited := make(chan struct{})
-		b.cmd, b.exited = cmd, exited
+		b.cmd, b.exited, b.killed = cmd, exited, false
 		go func() { b.exitErr = cmd.Wait(); close(exited) }()
 		for {
 			select {

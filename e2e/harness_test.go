@@ -112,6 +112,11 @@ type Options struct {
 	// login, reset and registration). Empty: limits loose enough for tests
 	// that register and log in many users from 127.0.0.1.
 	Limits string
+	// Join makes this server another server of Join's cluster: the same
+	// Consul and Vault prefixes (Join must use Consul; Vault too if
+	// private env or services are to be shared), the same site admin (no
+	// create-user), its own data dir and ports.
+	Join *Berth
 	// NoLeakCheck turns off the end-of-test search for secrets in the log
 	// and the store (for tests that deliberately put secrets in config).
 	NoLeakCheck bool
@@ -134,6 +139,7 @@ type Berth struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	exitErr error
+	killed  bool // killHard ended it: stop expects no clean exit
 	log     *syncBuffer
 
 	mu      sync.Mutex
@@ -239,29 +245,41 @@ func tryStart(t testing.TB, opts Options) (b *Berth, retry bool, msg string) {
 		secrets: map[string]string{},
 	}
 	b.URL = "http://" + b.Addr
+	if j := opts.Join; j != nil {
+		if j.Opts.Consul == "" {
+			t.Fatal("Options.Join: the server joined must use Consul")
+		}
+		b.Opts.Consul, b.Opts.Vault, b.Opts.VaultToken = j.Opts.Consul, j.Opts.Vault, j.Opts.VaultToken
+		b.ConsulPrefix, b.VaultPrefix = j.ConsulPrefix, j.VaultPrefix
+	}
 	if err := os.WriteFile(b.ConfigPath, []byte(b.configHCL()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	// The first admin, made the way an operator makes it.
-	adminEmail := "admin@berth.local"
-	pwFile := filepath.Join(dir, "admin-password")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	out, err := exec.CommandContext(ctx, berthBin, "admin", "create-user", "-config", b.ConfigPath,
-		"-email", adminEmail, "-admin", "-password-out", pwFile).CombinedOutput()
-	cancel()
-	if err != nil {
-		t.Fatalf("berth admin create-user: %v\n%s", err, out)
+	if j := opts.Join; j != nil {
+		b.Admin = &User{Email: j.Admin.Email, Password: j.Admin.Password}
+		b.remember(b.Admin.Password, "the admin password")
+	} else {
+		// The first admin, made the way an operator makes it.
+		adminEmail := "admin@berth.local"
+		pwFile := filepath.Join(dir, "admin-password")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, berthBin, "admin", "create-user", "-config", b.ConfigPath,
+			"-email", adminEmail, "-admin", "-password-out", pwFile).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("berth admin create-user: %v\n%s", err, out)
+		}
+		pw, err := os.ReadFile(pwFile)
+		if err != nil {
+			t.Fatalf("reading the admin password: %v", err)
+		}
+		if strings.Contains(string(out), strings.TrimSpace(string(pw))) {
+			t.Errorf("berth admin create-user -password-out printed the password on stdout: %s", out)
+		}
+		b.Admin = &User{Email: adminEmail, Password: strings.TrimSpace(string(pw))}
+		b.remember(b.Admin.Password, "the admin password")
 	}
-	pw, err := os.ReadFile(pwFile)
-	if err != nil {
-		t.Fatalf("reading the admin password: %v", err)
-	}
-	if strings.Contains(string(out), strings.TrimSpace(string(pw))) {
-		t.Errorf("berth admin create-user -password-out printed the password on stdout: %s", out)
-	}
-	b.Admin = &User{Email: adminEmail, Password: strings.TrimSpace(string(pw))}
-	b.remember(b.Admin.Password, "the admin password")
 
 	cmd := exec.Command(berthBin, "server", "-config", b.ConfigPath)
 	cmd.Dir = dir
@@ -349,11 +367,15 @@ func (b *Berth) configHCL() string {
 	}
 	c.WriteString("}\n")
 	if b.Opts.Consul != "" {
-		b.ConsulPrefix = "berth-e2e/" + randHex(6) + "/"
+		if b.ConsulPrefix == "" {
+			b.ConsulPrefix = "berth-e2e/" + randHex(6) + "/"
+		}
 		fmt.Fprintf(&c, "consul {\n  address = %s\n  prefix = %s\n}\n", hclString(b.Opts.Consul), hclString(b.ConsulPrefix))
 	}
 	if b.Opts.Vault != "" {
-		b.VaultPrefix = "berth-e2e-" + randHex(6)
+		if b.VaultPrefix == "" {
+			b.VaultPrefix = "berth-e2e-" + randHex(6)
+		}
 		fmt.Fprintf(&c, "vault {\n  address = %s\n  token = %s\n  mount = \"secret\"\n  prefix = %s\n}\n",
 			hclString(b.Opts.Vault), hclString(b.Opts.VaultToken), hclString(b.VaultPrefix))
 	}
@@ -375,7 +397,7 @@ func (b *Berth) stop(t testing.TB) {
 	// The audit log is an API answer that could carry secrets: read it
 	// (as the admin, if the test left that token alive) for checkLeaks.
 	var events []byte
-	if b.Admin != nil && b.Admin.Token != "" && !b.Opts.NoLeakCheck {
+	if b.Admin != nil && b.Admin.Token != "" && !b.Opts.NoLeakCheck && !b.killed {
 		if r, err := b.try("GET", "/api/v1/events/?limit=1000", b.Admin, nil, nil); err == nil && r.Code == http.StatusOK {
 			events = r.Raw
 		}
@@ -393,7 +415,7 @@ func (b *Berth) stop(t testing.TB) {
 	b.cmd = nil
 	if !clean {
 		t.Errorf("berth did not stop within 20s of SIGTERM")
-	} else if b.exitErr != nil {
+	} else if b.exitErr != nil && !b.killed {
 		t.Errorf("berth exited with %v after SIGTERM", b.exitErr)
 	}
 	if !b.Opts.NoLeakCheck {

@@ -2,9 +2,17 @@
 // engine keeps in the Store. It is idempotent, driven by a Store watch on
 // apps/, kicks from the engine and a periodic sweep, and keeps no state
 // that matters across restarts: a restarted server resubmits every
-// deployed app (Submit is declarative) and converges. With several servers
-// on one Store, only the holder of the reconciler lease (locks/reconciler)
-// reconciles.
+// deployed app (Submit is declarative) and converges.
+//
+// With several servers on one Store only one reconciles. On a Store that
+// can elect (backends.Elector: Consul) it is the holder of a session lock
+// on locks/reconciler-leader (reconciler.leader_ttl, leader_lock_delay):
+// a killed holder's lock is taken by another server once Consul
+// invalidates its session, a holder that stops gracefully releases it at
+// once, and a holder that loses it stops at once (its pass is cancelled).
+// On bolt the server holds a lease record (locks/reconciler) that it
+// renews. A server that does not hold the lock neither sweeps nor submits;
+// it serves the whole API from the Store.
 //
 // Run owns every goroutine the reconciler starts; Close returns when they
 // have all stopped.
@@ -20,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,6 +50,8 @@ type Reconciler struct {
 	all      bool              // the next pass covers every app
 	kickc    chan struct{}
 	id       string
+	holding  atomic.Bool // this server holds the reconciler lock (elected)
+	elected  bool        // the Store elects (Consul): no lease record
 
 	runMu   sync.Mutex
 	closed  bool
@@ -55,9 +66,17 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
 	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	_, r.elected = eng.Store().(backends.Elector)
 	eng.SetReconciler(r)
 	return r
 }
+
+// ID is this server's identity as a holder of the reconciler lock.
+func (r *Reconciler) ID() string { return r.id }
+
+// Leader says whether this server runs the reconciler now (holds the
+// reconciler lock or lease).
+func (r *Reconciler) Leader() bool { return r.holding.Load() }
 
 func (r *Reconciler) store() backends.Store     { return r.eng.Store() }
 func (r *Reconciler) sched() backends.Scheduler { return r.eng.Scheduler() }
@@ -90,6 +109,9 @@ func serverID(dataDir string, log hclog.Logger) string {
 // release gives up the reconciler lease if this server holds it, so that
 // a successor need not wait for it to expire.
 func (r *Reconciler) release(ctx context.Context) {
+	if r.elected {
+		return // the lock was released when Run ended
+	}
 	_ = r.write(ctx, "reconciler lease release", "", func() error {
 		cur, idx, err := state.Get[state.Lock](ctx, r.store(), reconcilerLockKey)
 		if errors.Is(err, state.ErrNotFound) {
@@ -216,7 +238,92 @@ func (r *Reconciler) Run(ctx context.Context) {
 		defer watch.Done()
 		r.watch(ctx)
 	}()
+	if el, ok := r.store().(backends.Elector); ok {
+		r.campaign(ctx, el)
+		return
+	}
 	r.loop(ctx)
+}
+
+// LeaderKey is the key of the reconciler's session lock (elected Stores);
+// while held its value is a LeaderInfo.
+const LeaderKey = "locks/reconciler-leader"
+
+// LeaderInfo is the value of the reconciler lock's key while it is held.
+type LeaderInfo struct {
+	Holder string    `json:"holder"` // the server's id (its data dir's server-id)
+	Addr   string    `json:"addr"`   // the server's bind_addr
+	Since  time.Time `json:"since"`
+}
+
+// campaign takes the reconciler lock, reconciles while it holds it, and
+// takes it again when it was lost, until ctx ends; then it releases it.
+func (r *Reconciler) campaign(ctx context.Context, el backends.Elector) {
+	cfg := r.eng.Config().Reconcile
+	opts := backends.ElectOptions{TTL: cfg.LeaderTTLDur, LockDelay: cfg.LeaderLockDelayDur, Name: "berth reconciler " + r.id}
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Second
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		val, _ := json.Marshal(LeaderInfo{Holder: r.id, Addr: r.eng.Config().BindAddr, Since: time.Now().UTC()})
+		lead, err := el.Elect(ctx, LeaderKey, val, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("taking part in the reconciler election failed; retrying", "in", backoff, "error", err)
+			engine.Sleep(ctx, backoff)
+			// At most a TTL between tries: a Consul back from an outage
+			// gets a holder again within about a TTL.
+			if backoff *= 2; backoff > opts.TTL {
+				backoff = opts.TTL
+			}
+			continue
+		}
+		backoff = time.Second
+		r.lead(ctx, lead)
+	}
+}
+
+// lead reconciles while this server holds the lock lead, then releases
+// it: when ctx ends (a graceful stop: the next holder takes over at once)
+// or the lock is lost (the pass under way is cancelled).
+func (r *Reconciler) lead(ctx context.Context, lead backends.Leadership) {
+	r.log.Info("this server holds the reconciler lock: reconciling", "server", r.id)
+	// Another holder may have submitted meanwhile: what this server
+	// applied before is no proof of what the scheduler runs. A full pass
+	// looks at every app and every deploy under way.
+	r.mu.Lock()
+	r.applied, r.restarts = map[string]string{}, map[string]int64{}
+	r.mu.Unlock()
+	r.Kick()
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-lead.Lost():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	r.holding.Store(true)
+	r.loop(lctx)
+	r.holding.Store(false)
+	cancel()
+	wg.Wait()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if err := lead.Release(rctx); err != nil {
+		r.log.Warn("releasing the reconciler lock failed (it ends with its session)", "error", err)
+	}
+	if ctx.Err() == nil {
+		r.log.Warn("this server lost the reconciler lock: not reconciling until it holds it again", "server", r.id)
+	} else {
+		r.log.Info("reconciler lock released", "server", r.id)
+	}
 }
 
 // Close stops Run, waits until all of the reconciler's goroutines have
@@ -294,6 +401,13 @@ func (r *Reconciler) loop(ctx context.Context) {
 	defer sweep.Stop()
 	progress := time.NewTicker(500 * time.Millisecond)
 	defer progress.Stop()
+	// Asynchronous broker operations pending when Berth stopped are
+	// polled again at once; the service sweep keeps polling them.
+	if r.leader(ctx) {
+		for _, msg := range r.eng.ResumeOperations(ctx) {
+			log.Info("service sweep", "repaired", msg)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -384,8 +498,21 @@ const reconcilerLockKey = "locks/reconciler"
 // watchCoalesce is the pause between two looks of the apps watch.
 const watchCoalesce = 250 * time.Millisecond
 
-// leader takes or renews the reconciler lease; only the holder reconciles.
+// leader says whether this server may reconcile now. On an elected Store
+// it holds the lock (loop runs only then, with a context that ends when
+// the lock is lost); otherwise it takes or renews the reconciler lease.
 func (r *Reconciler) leader(ctx context.Context) bool {
+	if r.elected {
+		return ctx.Err() == nil && r.holding.Load()
+	}
+	ok := r.lease(ctx)
+	r.holding.Store(ok)
+	return ok
+}
+
+// lease takes or renews the reconciler lease record (a Store that does
+// not elect: bolt).
+func (r *Reconciler) lease(ctx context.Context) bool {
 	ttl := 3 * r.eng.Config().Reconcile.IntervalDur
 	if ttl < 15*time.Second {
 		ttl = 15 * time.Second
@@ -413,6 +540,9 @@ func (r *Reconciler) leader(ctx context.Context) bool {
 // Heal runs a pass now that resubmits every deployed app (the scheduler
 // may have lost state); the healer endpoint runs it.
 func (r *Reconciler) Heal(ctx context.Context) (*engine.PassResult, error) {
+	if r.elected && !r.holding.Load() {
+		return nil, engine.Unavailable("this server does not run the reconciler now: another server of the cluster holds its lock; try again")
+	}
 	r.mu.Lock()
 	r.applied = map[string]string{}
 	r.mu.Unlock()

@@ -34,6 +34,9 @@ func (s *Server) logsRoute() route {
 // follow=true the answer stays open, sending new lines, until the client
 // goes away.
 func (s *Server) streamLogs(c *call) (any, error) {
+	if s.forwardToHolder(c) {
+		return streamed{}, nil
+	}
 	qs := c.r.URL.Query()
 	q := backends.LogQuery{Proc: qs.Get("proc"), Instance: qs.Get("instance"), Stream: qs.Get("stream")}
 	if v := qs.Get("lines"); v != "" {

@@ -82,6 +82,8 @@ func (s *Server) routes() []route {
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.tokenRoutes()...)
 	table = append(table, s.runRoutes()...)
+	table = append(table, s.adminRoutes()...)
+	table = append(table, s.servicePlanRoutes()...)
 	return table
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/osbserver"
 	"github.com/berthpaas/berth/reconciler"
 )
 
@@ -50,6 +51,7 @@ type Server struct {
 	doc       []byte
 	docErr    error
 	auditLog  *audit.Writer
+	osb       *osbserver.Server // nil unless the osb block enables it
 }
 
 // New builds a server; call Start to run its background work.
@@ -68,6 +70,7 @@ func New(d Deps) (*Server, error) {
 		startedAt: time.Now(),
 		limits:    newAccountLimits(d.Config.Limits),
 	}
+	s.metrics.reg.MustRegister(reconcilerLeaderGauge(s.rec))
 	acfg := audit.Config{Registerer: s.metrics.reg}
 	if a := d.Config.Audit; a != nil {
 		acfg.Queue, acfg.Retention = a.Queue, a.RetentionDur
@@ -88,6 +91,9 @@ func New(d Deps) (*Server, error) {
 	if err := s.mountUI(); err != nil {
 		return nil, err
 	}
+	if err := s.mountOSB(d); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -101,11 +107,17 @@ func (s *Server) Handler() http.Handler { return s.router }
 func (s *Server) Start() {
 	s.eng.Start()
 	s.rec.Start()
+	if s.osb != nil {
+		s.osb.Start()
+	}
 }
 
 // Close stops background work and waits for it. Call it after the HTTP
 // server has stopped: it writes the audit records still queued.
 func (s *Server) Close() {
+	if s.osb != nil {
+		s.osb.Close()
+	}
 	s.rec.Close()
 	s.eng.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/berthpaas/berth/api"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
@@ -97,7 +98,7 @@ func (s *Server) removeService(c *call) (any, error) {
 // instanceOut is a service instance as the API shows it
 // (api.ServiceInstance).
 func instanceOut(i *state.ServiceInstance) *api.ServiceInstance {
-	return &api.ServiceInstance{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message}
+	return &api.ServiceInstance{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message, Plan: i.Plan}
 }
 
 // GET /services/:name — the service's instances.
@@ -153,7 +154,7 @@ func (s *Server) createInstance(c *call) (any, error) {
 	if names.Instance(in.Name) == nil {
 		c.target = in.Name // the audit record names a valid instance name only
 	}
-	inst, err := s.eng.CreateInstance(c.ctx(), c.id, in.Name, in.ServiceName)
+	inst, err := s.eng.CreateInstanceWith(c.ctx(), c.id, engine.InstanceRequest{Name: in.Name, Service: in.ServiceName, Plan: in.Plan, Team: in.Team})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,9 @@ func allRoutes() []uiRoute {
 	var all []uiRoute
 	for _, t := range [][]uiRoute{
 		appRoutes,
+		serviceRoutes,
+		teamRoutes,
+		adminRoutes,
 	} {
 		all = append(all, t...)
 	}

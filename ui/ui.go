@@ -73,6 +73,7 @@ func New(apiHandler http.Handler) (*Console, error) {
 // page is what every template gets.
 type page struct {
 	Title, Email, CSRF, Error string
+	Admin                     bool // the user is a site admin (the Admin link)
 	Data                      any
 }
 
@@ -147,6 +148,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // session is a logged-in user's cookie and who they are.
 type session struct {
 	token, email string
+	admin        bool
 }
 
 // session reads the cookie and asks the API who its token is; a token
@@ -161,12 +163,12 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 	if status, err := c.call(r, s, http.MethodGet, "/users/info", nil, &who); err != nil || status != http.StatusOK {
 		return nil, false
 	}
-	s.email = who.Email
+	s.email, s.admin = who.Email, who.IsAdmin
 	return s, true
 }
 
 func (c *Console) withSession(s *session, p page) page {
-	p.Email, p.CSRF = s.email, c.csrf(s.token)
+	p.Email, p.CSRF, p.Admin = s.email, c.csrf(s.token), s.admin
 	return p
 }
 

@@ -269,6 +269,9 @@ func startConsul(a *agent, bin string) error {
 		"-server-port", strconv.Itoa(server),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-node", "berth-dev", "-log-level", "warn",
+		// Session TTLs from 1s (Consul's default minimum is 10s), so
+		// that tests of session locks hand a lock over in seconds.
+		"-hcl", `session_ttl_min = "1s"`,
 	)
 	if err != nil {
 		return err

@@ -112,6 +112,9 @@ func runServer(args []string) error {
 		log.Warn("the nomad scheduler reads private env from Vault, but no vault block is configured: apps with private env or bound services will not deploy")
 	}
 	log.Info("berth is serving", "url", url, "store", stk.storeName, "secrets", stk.secretsName, "scheduler", stk.schedName, "data_dir", cfg.DataDir)
+	if stk.storeName == "consul" && stk.secretsName == "sealed" {
+		log.Warn("the Store is Consul but Secrets are sealed in data_dir: other servers on this Consul prefix cannot read this server's tokens and private values; servers of one cluster share a Vault")
+	}
 	hintFirstAdmin(log, cfg, stk)
 
 	sig := make(chan os.Signal, 1)
