@@ -26,7 +26,7 @@ func (s *Server) getEnv(c *call) (any, error) {
 		}
 		out = append(out, api.EnvVar{Name: v.Name, Value: val, Public: v.Public})
 	}
-	return out, nil
+	return pageSlice(c, out, func(v api.EnvVar) string { return v.Name })
 }
 
 // parseEnvBody accepts an api.EnvSetRequest ({"envs":[{"name","value"

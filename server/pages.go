@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/base64"
+	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -96,3 +98,9 @@ func healerName(h api.Healer) string {
 
 // deployedQuery are the query parameters of GET /api/v1/apps/.
 var deployedQuery = append([]queryParam{{Name: "apptype", Doc: "only apps of this type: app, service, resource or resource-instance"}}, pageQuery...)
+
+// newestFirst is a page key of a list answered newest first: keys of
+// larger n sort first.
+func newestFirst(n int64) string {
+	return fmt.Sprintf("%020d", uint64(math.MaxInt64-n))
+}

@@ -263,3 +263,28 @@ func TestShortListsPage(t *testing.T) {
 		t.Fatalf("/platforms by 1: %v in %d pages, want %v in %d", got, pages, sorted, len(whole))
 	}
 }
+
+// A list answered newest first (an app's releases) keeps that order page
+// by page.
+func TestNewestFirstListsPage(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	tok := login(t, s, "dev@b.co")
+	h := map[string]string{"Authorization": "bearer " + tok}
+	if w := serve(s, "POST", "/api/v1/repos/", `{"appname":"hello"}`, h); w.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", w.Code, w.Body)
+	}
+	for i := range 5 {
+		body := fmt.Sprintf(`{"meta_version":"%d-%040d","web":{"cmd":"./web","memory":"64m"}}`, 1700000000+i, i)
+		if w := serve(s, "POST", "/api/v1/repos/hello/push/", body, h); w.Code >= 300 {
+			t.Fatalf("push %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	whole, pages := walk(t, s, tok, "/api/v1/repos/hello/releases/", "meta_version", nil)
+	if pages != 1 || len(whole) != 5 || !strings.HasPrefix(whole[0], "1700000004-") {
+		t.Fatalf("the releases: %v in %d pages, want the 5 newest first", whole, pages)
+	}
+	got, pages := walk(t, s, tok, "/api/v1/repos/hello/releases/?limit=2", "meta_version", nil)
+	if strings.Join(got, ",") != strings.Join(whole, ",") || pages != 3 {
+		t.Fatalf("the releases by 2: %v in %d pages, want %v in 3", got, pages, whole)
+	}
+}

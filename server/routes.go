@@ -125,7 +125,7 @@ func (s *Server) tsuruRoutes() []route {
 		{Method: g, Path: "/apps/:app", Out: api.App{}, Action: engine.ActAppRead, Tag: "apps", Summary: "An app, its units and state", h: s.getApp},
 		{Method: d, Path: "/apps/:app", Out: api.Status{}, Action: engine.ActAppRemove, Tag: "apps", Summary: "Remove an app: undeploy, unbind, delete", h: s.removeApp},
 		{Method: g, Path: "/apps/:app/restart", Out: api.Operation{}, Action: engine.ActAppRestart, Writes: true, Tag: "apps", Summary: "Restart an app's instances", h: s.restartApp},
-		{Method: g, Path: "/apps/:app/env", Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
+		{Method: g, Path: "/apps/:app/env", Query: pageQuery, Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
 		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Set environment variables and redeploy", h: s.setEnv},
 		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, InOptional: true, Query: []queryParam{{Name: "env", Doc: "a variable to unset (repeatable), instead of the body"}}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
 		{Method: u, Path: "/swap", Out: api.SwapResult{}, Action: engine.ActAppSwap, Tag: "apps", Summary: "Swap the routes of two apps", h: s.swap},
