@@ -22,8 +22,10 @@ run: build
 	@mkdir -p $(DATA)
 	@$(BIN) admin create-user -config config.hcl -data-dir $(DATA) -email $(ADMIN) -admin -if-missing -password-out $(DATA)/admin-password
 	@echo ""
+	@echo "Web console:  http://127.0.0.1:8080/ui/   log in as $(ADMIN) with the password $$(cat $(DATA)/admin-password)"
+	@echo "              (kept in $(DATA)/admin-password, made on first run)"
 	@echo "Berth API:    http://127.0.0.1:8080   (router for apps: http://<app>.apps.localhost:8081)"
-	@echo "Log in as $(ADMIN); the password is in $(DATA)/admin-password (made on first run):"
+	@echo "From the API or the CLI, log in as $(ADMIN) with that password:"
 	@echo "  curl -s -X POST http://127.0.0.1:8080/users/$(ADMIN)/tokens -d \"{\\\"password\\\":\\\"\$$(cat $(DATA)/admin-password)\\\"}\""
 	@echo "then send the token as: -H 'Authorization: bearer <token>'"
 	@echo ""
