@@ -127,6 +127,14 @@ func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack
 			return nil, fmt.Errorf("starting the %s scheduler: %w", map[bool]string{true: "nomad", false: "local"}[cfg.Nomad != nil], err)
 		}
 		s.closers = append(s.closers, s.sched.Close)
+		if s.schedName == "nomad" && cfg.Local.RouterAddr != "" {
+			stop, err := openNomadRouter(cfg, log)
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			s.closers = append(s.closers, stop)
+		}
 	}
 	return s, nil
 }
