@@ -110,7 +110,8 @@ func NewProxy(src Source, o Options) *Proxy {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		Transport: retrier{p},
+		Transport:  retrier{p},
+		BufferPool: bufPool{},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			if req.Context().Err() != nil {
 				return // the client went away
@@ -219,6 +220,14 @@ func (b *holdBody) Read(p []byte) (int, error) {
 func (b *holdBody) Close() error { return nil }
 
 func (b *holdBody) release() { b.once.Do(func() { _ = b.rc.Close() }) }
+
+// bufPool recycles the proxy's copy buffers.
+type bufPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (bufPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufPool) Put(b []byte) { buffers.Put(&b) }
 
 // WriteError writes the router's own answer: code with {"error": msg}.
 func WriteError(w http.ResponseWriter, code int, msg string) {
