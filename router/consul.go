@@ -32,8 +32,11 @@ type ConsulConfig struct {
 
 // Consul is a Source reading the Consul catalog: the services tagged
 // "berth" with routing tags, and their passing instances. It holds a copy
-// fed by blocking queries: one on the catalog's services list, and one per
-// routed service on its passing instances (GET
+// fed by two blocking queries, whatever the number of apps: one on the
+// catalog's services list, one on the checks of Berth's services (and the
+// nodes' own checks: GET /v1/health/state/any, filtered). When a service
+// appears, changes tags, or one of its checks (or a check of a node it
+// runs on) changes, its passing instances are read again (GET
 // /v1/health/service/<name>?passing); a request reads only the copy.
 //
 // An instance serves the hosts of its own routing tags, so during a
@@ -47,22 +50,26 @@ type Consul struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	kick   chan struct{} // the reader of dirty services has work
 
 	mu       sync.RWMutex
 	synced   bool
 	lastErr  error
 	hosts    map[string][]string // host -> services whose catalog tags route it
 	services map[string]*service
-	changed  chan struct{} // closed and replaced on every change of the copy
+	changed  chan struct{}              // closed and replaced on every change of the copy
+	dirty    map[string]bool            // services whose instances must be read again
+	prints   map[string]string          // service -> fingerprint of its checks
+	nodes    map[string]string          // node -> fingerprint of its own checks
+	svcNodes map[string]map[string]bool // service -> the nodes its checks are on
 }
 
 type service struct {
 	name      string
 	app       string
-	tags      []string // catalog tags (the union over instances)
-	known     bool     // instances read at least once
+	tags      string // catalog tags, joined (the union over instances)
+	known     bool   // instances read at least once
 	instances []instance
-	stop      context.CancelFunc
 }
 
 type instance struct {
@@ -81,10 +88,13 @@ func NewConsul(cfg ConsulConfig) *Consul {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	c := &Consul{cfg: cfg, log: cfg.Logger, hosts: map[string][]string{}, services: map[string]*service{}, changed: make(chan struct{})}
+	c := &Consul{cfg: cfg, log: cfg.Logger, hosts: map[string][]string{}, services: map[string]*service{}, changed: make(chan struct{}),
+		kick: make(chan struct{}, 1), dirty: map[string]bool{}, prints: map[string]string{}, nodes: map[string]string{}, svcNodes: map[string]map[string]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
+	c.wg.Add(3)
 	go c.watchCatalog()
+	go c.watchChecks()
+	go c.readDirty()
 	return c
 }
 
@@ -214,7 +224,7 @@ func (c *Consul) watchCatalog() {
 		q := (&api.QueryOptions{WaitIndex: idx, WaitTime: c.cfg.WaitTime}).WithContext(c.ctx)
 		svcs, meta, err := c.cfg.Client.Catalog().Services(q)
 		if c.ctx.Err() != nil {
-			break
+			return
 		}
 		if err != nil {
 			c.log.Warn("reading the Consul catalog failed; retrying", "error", err, "in", delay)
@@ -229,15 +239,22 @@ func (c *Consul) watchCatalog() {
 		idx = nextIndex(idx, meta.LastIndex)
 		c.setServices(svcs)
 	}
-	c.mu.Lock()
-	for _, s := range c.services {
-		s.stop()
-	}
-	c.mu.Unlock()
 }
 
-// setServices takes a new services list: starts watching new routed
-// services, stops watching gone ones, and rebuilds the host index.
+// markDirty has a service's instances read again (with c.mu held).
+func (c *Consul) markDirty(name string) {
+	if _, ok := c.services[name]; !ok {
+		return
+	}
+	c.dirty[name] = true
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setServices takes a new services list: new routed services and those
+// whose tags changed are read, gone ones dropped, the host index rebuilt.
 func (c *Consul) setServices(svcs map[string][]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -256,21 +273,21 @@ func (c *Consul) setServices(svcs map[string][]string) {
 		for h := range hs {
 			hosts[h] = append(hosts[h], name)
 		}
+		joined := strings.Join(tags, "\x00")
 		s := c.services[name]
 		if s == nil {
 			s = &service{name: name}
-			ctx, cancel := context.WithCancel(c.ctx)
-			s.stop = cancel
 			c.services[name] = s
-			c.wg.Add(1)
-			go c.watchService(ctx, s)
 		}
-		s.app, s.tags = app, tags
+		if s.tags != joined || !s.known {
+			s.app, s.tags = app, joined
+			c.markDirty(name)
+		}
 	}
-	for name, s := range c.services {
+	for name := range c.services {
 		if !keep[name] {
-			s.stop()
 			delete(c.services, name)
+			delete(c.dirty, name)
 		}
 	}
 	for _, names := range hosts {
@@ -282,46 +299,181 @@ func (c *Consul) setServices(svcs map[string][]string) {
 	c.notify()
 }
 
-func (c *Consul) watchService(ctx context.Context, s *service) {
+// checksFilter selects the checks of Berth's services and the nodes' own.
+const checksFilter = `"berth" in ServiceTags or ServiceID == ""`
+
+func (c *Consul) watchChecks() {
 	defer c.wg.Done()
 	var idx uint64
 	delay := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		q := (&api.QueryOptions{WaitIndex: idx, WaitTime: c.cfg.WaitTime}).WithContext(ctx)
-		entries, meta, err := c.cfg.Client.Health().Service(s.name, "", true, q)
-		if ctx.Err() != nil {
+	for c.ctx.Err() == nil {
+		q := (&api.QueryOptions{WaitIndex: idx, WaitTime: c.cfg.WaitTime, Filter: checksFilter}).WithContext(c.ctx)
+		checks, meta, err := c.cfg.Client.Health().State(api.HealthAny, q)
+		if c.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			c.log.Warn("reading a service's instances from Consul failed; retrying", "service", s.name, "error", err, "in", delay)
-			delay = c.backoff(ctx, delay)
+			c.log.Warn("reading the checks from Consul failed; retrying", "error", err, "in", delay)
+			delay = c.backoff(c.ctx, delay)
 			continue
 		}
 		delay = 500 * time.Millisecond
 		idx = nextIndex(idx, meta.LastIndex)
-		var ins []instance
-		for _, e := range entries {
-			if e.Service == nil || e.Service.Port <= 0 {
-				continue
-			}
-			if _, ok := c.ours(e.Service.Tags); !ok {
-				continue
-			}
-			host := e.Service.Address
-			if host == "" && e.Node != nil {
-				host = e.Node.Address
-			}
-			if host == "" {
-				continue
-			}
-			ins = append(ins, instance{addr: net.JoinHostPort(host, strconv.Itoa(e.Service.Port)), hosts: c.hostsOf(e.Service.Tags)})
+		c.setChecks(checks)
+	}
+}
+
+// setChecks compares the checks with the last ones: a service whose
+// checks (their status, instances, tags) changed, or that runs on a node
+// whose own checks changed, has its instances read again.
+func (c *Consul) setChecks(checks api.HealthChecks) {
+	svc := map[string][]string{}
+	node := map[string][]string{}
+	svcNodes := map[string]map[string]bool{}
+	for _, ch := range checks {
+		if ch.ServiceID == "" {
+			node[ch.Node] = append(node[ch.Node], ch.CheckID+"="+ch.Status)
+			continue
 		}
-		sort.Slice(ins, func(i, j int) bool { return ins[i].addr < ins[j].addr })
+		svc[ch.ServiceName] = append(svc[ch.ServiceName], ch.Node+"/"+ch.ServiceID+"/"+ch.CheckID+"="+ch.Status+"/"+strings.Join(ch.ServiceTags, ","))
+		if svcNodes[ch.ServiceName] == nil {
+			svcNodes[ch.ServiceName] = map[string]bool{}
+		}
+		svcNodes[ch.ServiceName][ch.Node] = true
+	}
+	join := func(m map[string][]string) map[string]string {
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			sort.Strings(v)
+			out[k] = strings.Join(v, "\x00")
+		}
+		return out
+	}
+	prints, nodes := join(svc), join(node)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, p := range prints {
+		if c.prints[name] != p {
+			c.markDirty(name)
+		}
+	}
+	for name := range c.prints {
+		if _, ok := prints[name]; !ok {
+			c.markDirty(name)
+		}
+	}
+	changedNodes := map[string]bool{}
+	for n, p := range nodes {
+		if c.nodes[n] != p {
+			changedNodes[n] = true
+		}
+	}
+	for n := range c.nodes {
+		if _, ok := nodes[n]; !ok {
+			changedNodes[n] = true
+		}
+	}
+	if len(changedNodes) > 0 {
+		for _, m := range []map[string]map[string]bool{c.svcNodes, svcNodes} {
+			for name, ns := range m {
+				for n := range ns {
+					if changedNodes[n] {
+						c.markDirty(name)
+						break
+					}
+				}
+			}
+		}
+	}
+	c.prints, c.nodes, c.svcNodes = prints, nodes, svcNodes
+}
+
+// readDirty reads the instances of the services marked dirty, a few at a
+// time; a failed read is retried with backoff.
+func (c *Consul) readDirty() {
+	defer c.wg.Done()
+	delay := 500 * time.Millisecond
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.kick:
+		}
 		c.mu.Lock()
-		if ctx.Err() == nil {
-			s.instances, s.known = ins, true
-			c.notify()
+		names := make([]string, 0, len(c.dirty))
+		for n := range c.dirty {
+			names = append(names, n)
+		}
+		c.dirty = map[string]bool{}
+		c.mu.Unlock()
+		sort.Strings(names)
+		work := make(chan string)
+		var failed []string
+		var fmu sync.Mutex
+		var wg sync.WaitGroup
+		for range min(4, len(names)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := range work {
+					if err := c.readService(n); err != nil && c.ctx.Err() == nil {
+						c.log.Warn("reading a service's instances from Consul failed; retrying", "service", n, "error", err)
+						fmu.Lock()
+						failed = append(failed, n)
+						fmu.Unlock()
+					}
+				}
+			}()
+		}
+		for _, n := range names {
+			work <- n
+		}
+		close(work)
+		wg.Wait()
+		if len(failed) == 0 {
+			delay = 500 * time.Millisecond
+			continue
+		}
+		delay = c.backoff(c.ctx, delay)
+		c.mu.Lock()
+		for _, n := range failed {
+			c.markDirty(n)
 		}
 		c.mu.Unlock()
 	}
+}
+
+// readService reads the passing instances of a service into the copy.
+func (c *Consul) readService(name string) error {
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	entries, _, err := c.cfg.Client.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	var ins []instance
+	for _, e := range entries {
+		if e.Service == nil || e.Service.Port <= 0 {
+			continue
+		}
+		if _, ok := c.ours(e.Service.Tags); !ok {
+			continue
+		}
+		host := e.Service.Address
+		if host == "" && e.Node != nil {
+			host = e.Node.Address
+		}
+		if host == "" {
+			continue
+		}
+		ins = append(ins, instance{addr: net.JoinHostPort(host, strconv.Itoa(e.Service.Port)), hosts: c.hostsOf(e.Service.Tags)})
+	}
+	sort.Slice(ins, func(i, j int) bool { return ins[i].addr < ins[j].addr })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.services[name]; s != nil {
+		s.instances, s.known = ins, true
+		c.notify()
+	}
+	return nil
 }
