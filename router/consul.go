@@ -62,6 +62,8 @@ type Consul struct {
 	prints   map[string]string          // service -> fingerprint of its checks
 	nodes    map[string]string          // node -> fingerprint of its own checks
 	svcNodes map[string]map[string]bool // service -> the nodes its checks are on
+	readIdx  map[string]uint64          // service -> the index of its last read
+	reading  bool                       // a batch of reads is in flight
 }
 
 type service struct {
@@ -89,7 +91,7 @@ func NewConsul(cfg ConsulConfig) *Consul {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	c := &Consul{cfg: cfg, log: cfg.Logger, hosts: map[string][]string{}, services: map[string]*service{}, changed: make(chan struct{}),
-		kick: make(chan struct{}, 1), dirty: map[string]bool{}, prints: map[string]string{}, nodes: map[string]string{}, svcNodes: map[string]map[string]bool{}}
+		kick: make(chan struct{}, 1), dirty: map[string]bool{}, prints: map[string]string{}, nodes: map[string]string{}, svcNodes: map[string]map[string]bool{}, readIdx: map[string]uint64{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(3)
 	go c.watchCatalog()
@@ -279,15 +281,16 @@ func (c *Consul) setServices(svcs map[string][]string) {
 			s = &service{name: name}
 			c.services[name] = s
 		}
-		if s.tags != joined || !s.known {
+		if s.tags != joined {
 			s.app, s.tags = app, joined
-			c.markDirty(name)
+			c.markDirty(name) // new, or its tags changed
 		}
 	}
 	for name := range c.services {
 		if !keep[name] {
 			delete(c.services, name)
 			delete(c.dirty, name)
+			delete(c.readIdx, name)
 		}
 	}
 	for _, names := range hosts {
@@ -319,14 +322,17 @@ func (c *Consul) watchChecks() {
 		}
 		delay = 500 * time.Millisecond
 		idx = nextIndex(idx, meta.LastIndex)
-		c.setChecks(checks)
+		c.setChecks(checks, meta.LastIndex)
 	}
 }
 
 // setChecks compares the checks with the last ones: a service whose
 // checks (their status, instances, tags) changed, or that runs on a node
 // whose own checks changed, has its instances read again.
-func (c *Consul) setChecks(checks api.HealthChecks) {
+//
+// A service read at an index at least the watch's (a read the watch's
+// answer is not newer than) keeps the fingerprint of that read.
+func (c *Consul) setChecks(checks api.HealthChecks, idx uint64) {
 	svc := map[string][]string{}
 	node := map[string][]string{}
 	svcNodes := map[string]map[string]bool{}
@@ -335,7 +341,7 @@ func (c *Consul) setChecks(checks api.HealthChecks) {
 			node[ch.Node] = append(node[ch.Node], ch.CheckID+"="+ch.Status)
 			continue
 		}
-		svc[ch.ServiceName] = append(svc[ch.ServiceName], ch.Node+"/"+ch.ServiceID+"/"+ch.CheckID+"="+ch.Status+"/"+strings.Join(ch.ServiceTags, ","))
+		svc[ch.ServiceName] = append(svc[ch.ServiceName], checkPrint(ch))
 		if svcNodes[ch.ServiceName] == nil {
 			svcNodes[ch.ServiceName] = map[string]bool{}
 		}
@@ -352,14 +358,20 @@ func (c *Consul) setChecks(checks api.HealthChecks) {
 	prints, nodes := join(svc), join(node)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, p := range prints {
-		if c.prints[name] != p {
-			c.markDirty(name)
-		}
-	}
 	for name := range c.prints {
 		if _, ok := prints[name]; !ok {
+			prints[name] = ""
+		}
+	}
+	for name, p := range prints {
+		switch {
+		case c.readIdx[name] >= idx && c.readIdx[name] > 0:
+			prints[name] = c.prints[name]
+		case c.prints[name] != p:
 			c.markDirty(name)
+		}
+		if prints[name] == "" {
+			delete(prints, name)
 		}
 	}
 	changedNodes := map[string]bool{}
@@ -405,6 +417,7 @@ func (c *Consul) readDirty() {
 			names = append(names, n)
 		}
 		c.dirty = map[string]bool{}
+		c.reading = true
 		c.mu.Unlock()
 		sort.Strings(names)
 		work := make(chan string)
@@ -430,6 +443,10 @@ func (c *Consul) readDirty() {
 		}
 		close(work)
 		wg.Wait()
+		c.mu.Lock()
+		c.reading = false
+		c.notify()
+		c.mu.Unlock()
 		if len(failed) == 0 {
 			delay = 500 * time.Millisecond
 			continue
@@ -444,16 +461,26 @@ func (c *Consul) readDirty() {
 }
 
 // readService reads the passing instances of a service into the copy.
+// It reads every instance with its checks (a passing one has all its
+// checks, its node's included, passing, as ?passing answers) and keeps
+// the fingerprint of the checks it saw, so the checks watch does not have
+// it read again for a state it has already read.
 func (c *Consul) readService(name string) error {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	entries, _, err := c.cfg.Client.Health().Service(name, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	entries, meta, err := c.cfg.Client.Health().Service(name, "", false, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
 	var ins []instance
+	var print []string
 	for _, e := range entries {
-		if e.Service == nil || e.Service.Port <= 0 {
+		for _, ch := range e.Checks {
+			if ch.ServiceID != "" {
+				print = append(print, checkPrint(ch))
+			}
+		}
+		if e.Service == nil || e.Service.Port <= 0 || e.Checks.AggregatedStatus() != api.HealthPassing {
 			continue
 		}
 		if _, ok := c.ours(e.Service.Tags); !ok {
@@ -469,11 +496,19 @@ func (c *Consul) readService(name string) error {
 		ins = append(ins, instance{addr: net.JoinHostPort(host, strconv.Itoa(e.Service.Port)), hosts: c.hostsOf(e.Service.Tags)})
 	}
 	sort.Slice(ins, func(i, j int) bool { return ins[i].addr < ins[j].addr })
+	sort.Strings(print)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.services[name]; s != nil {
 		s.instances, s.known = ins, true
+		c.prints[name] = strings.Join(print, "\x00")
+		c.readIdx[name] = meta.LastIndex
 		c.notify()
 	}
 	return nil
+}
+
+// checkPrint is a service check's part of its service's fingerprint.
+func checkPrint(ch *api.HealthCheck) string {
+	return ch.Node + "/" + ch.ServiceID + "/" + ch.CheckID + "=" + ch.Status + "/" + strings.Join(ch.ServiceTags, ",")
 }

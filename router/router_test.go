@@ -476,3 +476,44 @@ func TestRoutesChangeInPlace(t *testing.T) {
 		t.Fatalf("%s after the route was added: %d", host, code)
 	}
 }
+
+// The cost of a change grows with the change, not with the apps: with
+// many routed services, one instance failing its check costs a round of
+// the checks watch and one read of that service.
+func TestOneChangeOneRead(t *testing.T) {
+	f := newFixture(t, ConsulConfig{})
+	const n = 100
+	a := backend(t, "a")
+	host := func(i int) string { return "many" + strconv.Itoa(i) + "-" + f.suffix + ".apps.test" }
+	for i := 0; i < n; i++ {
+		app := "many" + strconv.Itoa(i) + "-" + f.suffix
+		f.register(app+"-a", app+"-web", a.URL, api.HealthPassing, "berth", "berth-app="+app, "urlprefix-"+host(i)+"/")
+	}
+	f.until("every service routed", func() bool {
+		for i := 0; i < n; i++ {
+			if t, _, err := f.src.Route(host(i)); err != nil || len(t.Addrs) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// Settled: the checks watch has seen every check, no read pending.
+	f.until("the watches settled", func() bool {
+		f.src.mu.RLock()
+		defer f.src.mu.RUnlock()
+		for i := 0; i < n; i++ {
+			if !strings.Contains(f.src.prints["many"+strconv.Itoa(i)+"-"+f.suffix+"-web"], "=passing") {
+				return false
+			}
+		}
+		return len(f.src.dirty) == 0 && !f.src.reading
+	})
+	before := f.calls.n.Load()
+	f.setHealth("many7-"+f.suffix+"-a", api.HealthCritical)
+	f.until("the failing instance dropped", func() bool { t, _, _ := f.src.Route(host(7)); return len(t.Addrs) == 0 })
+	d := f.calls.n.Load() - before
+	t.Logf("%d routed services: one check failing cost %d requests to Consul", n, d)
+	if d > 4 {
+		t.Errorf("one check change among %d services cost %d requests to Consul; want a watch round and one read (about 2)", n, d)
+	}
+}
