@@ -1,7 +1,8 @@
 # Berth — build, run, test.
 #   make run    the server on its embedded defaults (creates the first admin)
 #   make test   everything: vet, gofmt, unit, conformance, brokers, e2e
-#   make bench  Store/Secrets benchmarks side by side, and the deploy engine's
+#   make bench  Store/Secrets benchmarks side by side, the deploy engine's, and
+#               list pages at 100/1k/10k apps (tools/bench/pages.awk)
 #   make proto  regenerate the broker protocol's Go and Python code
 
 GO        ?= go
@@ -73,7 +74,8 @@ bench: services agents
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./backends/bolt/ ./backends/consul/ ./backends/sealed/ ./backends/vault/ | tee bench.out
 	@echo ""; echo "== Store and Secrets, side by side (ns/op) =="
 	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/ | tee bench-server.out
+	@awk -f tools/bench/pages.awk bench-server.out
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench-server.out

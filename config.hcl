@@ -19,6 +19,16 @@ log_json  = false
 # Request bodies larger than this are refused with 413.
 max_body_bytes = 1048576
 
+# The Berth cluster's id: every Nomad job Berth creates carries it (job meta
+# berth_cluster, Consul tag berth-cluster=<id>), and Berth never changes, scales
+# or stops a job of another cluster id (or one without an id). Empty: derived
+# once and kept in the Store (cluster/id), shared by all servers on it.
+cluster_id = ""
+
+# Every scheduler call has this deadline; GET /api/v1/apps/:app/ answers from
+# the scheduler's last known state (with scheduler_stale) when it does not answer.
+scheduler_timeout = "5s"
+
 # Emails of site admins: they may do everything. Create the first one with
 #   berth admin create-user -config config.hcl -email admin@berth.local
 admins = ["admin@berth.local"]
@@ -222,6 +232,32 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
   broker   = "mongodb"
   settings = { uri = "mongodb://127.0.0.1:27017" }
 }
+
+# An external Open Service Broker (v2.17) as a broker target: the built-in
+# "osb" broker forwards provision/bind/... to it over HTTP. Settings: url,
+# username, password (through secret_env), service (an offering's id or
+# name; default the catalog's first), request_timeout (default "20s").
+#
+# broker_target "vendor-db" {
+#   broker     = "osb"
+#   settings   = { url = "https://broker.example.com", username = "berth" }
+#   secret_env = { password = "VENDOR_BROKER_PASSWORD" }
+# }
+
+# Berth as an Open Service Broker: /osb/v2/ serves the services granted to
+# team to a platform (Cloud Foundry, a Kubernetes service catalog) with basic
+# auth. Off unless enabled. The password comes from exactly one of
+# password_env, password_file or password_secret (a path in Secrets whose
+# "password" key holds it). With async = true (the default) provision and
+# deprovision answer 202 and the platform polls last_operation.
+#
+# osb {
+#   enabled      = true
+#   username     = "cf-platform"
+#   password_env = "BERTH_OSB_PASSWORD"
+#   team         = "platform-tenants"
+#   async        = true
+# }
 
 # --- The HashiCorp stack ---------------------------------------------------
 #

@@ -48,6 +48,26 @@ type DeployedApp struct {
 	// AutoRevert says whether a failed deploy goes back to the last
 	// running release.
 	AutoRevert bool `json:"auto_revert"`
+	// SchedulerStale is present only when the scheduler (Nomad) did not
+	// answer within the server's scheduler_timeout: the procs' instances
+	// shown are the last ones it reported, and it says since when.
+	SchedulerStale *SchedulerStale `json:"scheduler_stale,omitempty"`
+}
+
+// SchedulerStale says that an answer shows the scheduler's last known
+// state because the scheduler did not answer (it is down, frozen or too
+// slow).
+type SchedulerStale struct {
+	// Since is when the scheduler stopped answering about the app.
+	Since time.Time `json:"since"`
+	// AsOf is when the instances shown were read from the scheduler;
+	// absent when this server has none (the instances are then empty).
+	AsOf *time.Time `json:"as_of,omitempty"`
+	// Age is how old the instances shown are (a Go duration, now - AsOf);
+	// absent with AsOf.
+	Age string `json:"age,omitempty"`
+	// Error says why the scheduler did not answer.
+	Error string `json:"error"`
 }
 
 // Proc is one proc of a deployed app (GET /api/v1/apps/:app/procs/...).

@@ -18,12 +18,21 @@ type ServiceInstance struct {
 	State string   `json:"state"` // its state, e.g. ready
 	// Message says why, when provisioning failed.
 	Message string `json:"message,omitempty"`
+	// Plan is the broker plan's ID it was provisioned on, when one was
+	// chosen at creation (absent: the service's plan).
+	Plan string `json:"plan,omitempty"`
 }
 
 // InstanceCreateRequest is the body of POST /services/instances.
 type InstanceCreateRequest struct {
 	Name        string `json:"name"`         // the instance's name
 	ServiceName string `json:"service_name"` // the service to provision it from
+	// Plan is one of the service's plans (GET /services/:name/plans), by
+	// ID or name; default the service's plan.
+	Plan string `json:"plan,omitempty"`
+	// Team is the one team the instance is given to: one of the caller's
+	// that the service is granted to; default all the caller's teams.
+	Team string `json:"team,omitempty"`
 }
 
 // InstanceStatus is the answer of GET /services/instances/:name/status.

@@ -18,6 +18,27 @@ type Notifier struct {
 	// By is who registered it.
 	By      string    `json:"registered_by"`
 	Created time.Time `json:"created"` // when it was registered
+	// Deliveries says what became of the calls made to it (in lists).
+	Deliveries *NotifierDeliveries `json:"deliveries,omitempty"`
+}
+
+// NotifierDeliveries is the outcome of a notifier's deliveries. Deliveries
+// wait in the Store (a restart loses none); each is tried up to
+// notify.max_attempts times with a doubling backoff, then given up.
+type NotifierDeliveries struct {
+	// Pending is how many deliveries wait for an attempt.
+	Pending int `json:"pending"`
+	// Delivered and GaveUp count the finished deliveries.
+	Delivered int `json:"delivered"`
+	GaveUp    int `json:"gave_up"`
+	// LastOutcome ("delivered" or "gave up") is that of the last finished
+	// delivery, of the event LastEvent, after LastAttempts attempts, at
+	// LastAt; LastError is why its last attempt failed.
+	LastEvent    string     `json:"last_event,omitempty"`
+	LastOutcome  string     `json:"last_outcome,omitempty"`
+	LastAttempts int        `json:"last_attempts,omitempty"`
+	LastAt       *time.Time `json:"last_at,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
 }
 
 // NotifierRequest is the body of POST and DELETE /api/v1/notify/:type/.

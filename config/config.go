@@ -31,6 +31,18 @@ type Config struct {
 	MaxBodyBytes int64    `hcl:"max_body_bytes,optional"`
 	Admins       []string `hcl:"admins,optional"`
 	Platforms    []string `hcl:"platforms,optional"`
+	// ClusterID names the Berth cluster: every job Berth creates in Nomad
+	// and every Consul service of its apps carries it, and Berth never
+	// changes or stops a job of another cluster id. "" derives one once
+	// and keeps it in the Store (cluster/id), so all servers on one Store
+	// prefix share it.
+	ClusterID string `hcl:"cluster_id,optional"`
+	// SchedulerTimeout bounds every call to the scheduler (default 5s);
+	// reads that need the scheduler answer from its last known state when
+	// it does not answer in time.
+	SchedulerTimeout string `hcl:"scheduler_timeout,optional"`
+
+	SchedulerTimeoutDur time.Duration
 
 	Users     *Users     `hcl:"users,block"`
 	Apps      *Apps      `hcl:"apps,block"`
@@ -48,6 +60,10 @@ type Config struct {
 	Audit     *Audit     `hcl:"audit,block"`
 
 	BrokerTargets []*BrokerTarget `hcl:"broker_target,block"`
+
+	// OSB exposes Berth's services as an Open Service Broker API at /osb/
+	// (off unless enabled).
+	OSB *OSB `hcl:"osb,block"`
 
 	// Source is the file the config was read from ("" for the embedded defaults).
 	Source string
@@ -241,6 +257,74 @@ type BrokerTarget struct {
 	Resolved map[string]string
 }
 
+// OSB configures Berth's Open Service Broker API endpoint (/osb/v2/...):
+// platforms (Cloud Foundry, a Kubernetes service catalog) provision and
+// bind the services granted to Team with HTTP basic auth as Username and
+// the password. The password is read from PasswordEnv (an environment
+// variable, at load) or PasswordFile (at load), or from PasswordSecret (a
+// path in Secrets whose "password" key holds it, at server start):
+// exactly one of them.
+type OSB struct {
+	Enabled        bool   `hcl:"enabled,optional"`
+	Username       string `hcl:"username,optional"`
+	PasswordEnv    string `hcl:"password_env,optional"`
+	PasswordFile   string `hcl:"password_file,optional"`
+	PasswordSecret string `hcl:"password_secret,optional"`
+	// Team owns the instances made through the endpoint; the catalog is
+	// the services granted to it.
+	Team string `hcl:"team,optional"`
+	// Async (default true): provision and deprovision answer 202 and run
+	// in the background (422 AsyncRequired without accepts_incomplete=true);
+	// false: they complete within the request (201/200).
+	Async *bool `hcl:"async,optional"`
+
+	// Password is the password read from PasswordEnv or PasswordFile.
+	Password string
+}
+
+// AsyncOn reports whether provision and deprovision are asynchronous.
+func (o *OSB) AsyncOn() bool { return o.Async == nil || *o.Async }
+
+func (c *Config) finishOSB() error {
+	o := c.OSB
+	if o == nil || !o.Enabled {
+		return nil
+	}
+	if o.Username == "" || strings.ContainsRune(o.Username, ':') {
+		return fmt.Errorf("osb: username is required (and may not contain ':')")
+	}
+	if o.Team == "" {
+		return fmt.Errorf("osb: team is required: the Berth team that owns the instances made through the endpoint")
+	}
+	n := 0
+	for _, v := range []string{o.PasswordEnv, o.PasswordFile, o.PasswordSecret} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("osb: give exactly one of password_env, password_file, password_secret")
+	}
+	switch {
+	case o.PasswordEnv != "":
+		v, ok := os.LookupEnv(o.PasswordEnv)
+		if !ok || v == "" {
+			return fmt.Errorf("osb: password_env: environment variable %s is not set", o.PasswordEnv)
+		}
+		o.Password = v
+	case o.PasswordFile != "":
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("osb: password_file: %w", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+		if o.Password == "" {
+			return fmt.Errorf("osb: password_file %s is empty", o.PasswordFile)
+		}
+	}
+	return nil
+}
+
 // Reconcile configures the reconciler.
 type Reconcile struct {
 	Interval string `hcl:"interval,optional"`
@@ -351,6 +435,23 @@ func dur(name, s string, def time.Duration, out *time.Duration) error {
 }
 
 // finish fills defaults and validates values.
+// validClusterID tells whether id may be a cluster id (it goes into Nomad
+// job meta and Consul tags).
+func validClusterID(id string) bool {
+	if id == "" || len(id) > 40 || id[0] == '-' {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidClusterID tells whether id may be a cluster id.
+func ValidClusterID(id string) bool { return validClusterID(id) }
+
 func (c *Config) finish() error {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
@@ -360,6 +461,15 @@ func (c *Config) finish() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
 		return fmt.Errorf("bind_addr: %q is not host:port", c.BindAddr)
+	}
+	if c.ClusterID != "" && !validClusterID(c.ClusterID) {
+		return fmt.Errorf("cluster_id: %q must be 1 to 40 lower-case letters, digits and dashes, starting with a letter or digit", c.ClusterID)
+	}
+	if err := dur("scheduler_timeout", c.SchedulerTimeout, 5*time.Second, &c.SchedulerTimeoutDur); err != nil {
+		return err
+	}
+	if c.SchedulerTimeoutDur <= 0 {
+		return fmt.Errorf("scheduler_timeout: must be positive")
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
@@ -525,6 +635,9 @@ func (c *Config) finish() error {
 		}
 	}
 	if err := c.finishTargets(); err != nil {
+		return err
+	}
+	if err := c.finishOSB(); err != nil {
 		return err
 	}
 	c.DataDir = filepath.Clean(c.DataDir)

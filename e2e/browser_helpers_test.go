@@ -630,7 +630,8 @@ func (br *Browser) checkPage() {
 // a11yJS lists what keeps the page from being usable with a screen reader
 // or a keyboard: form fields without a label, buttons and links without
 // a name, images without alt, a document without lang or a title, not
-// exactly one h1, duplicate ids.
+// exactly one h1, duplicate ids, text whose contrast with its background
+// is below WCAG 2 AA.
 const a11yJS = `(function () {
   var out = [];
   function byIds(ids) {
@@ -663,6 +664,38 @@ const a11yJS = `(function () {
   });
   document.querySelectorAll("img").forEach(function (e) {
     if (!e.hasAttribute("alt")) { out.push("img " + (e.getAttribute("src") || "") + " has no alt"); }
+  });
+  // Contrast (WCAG 2 AA): every visible element with its own text
+  // against the first opaque background behind it: 4.5:1, or 3:1 for
+  // large text (24px, or 18.66px bold).
+  function rgb(c) {
+    var m = (c || "").match(/rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)/);
+    return m ? { r: +m[1], g: +m[2], b: +m[3], a: m[4] === undefined ? 1 : +m[4] } : null;
+  }
+  function lum(c) {
+    return [c.r, c.g, c.b].map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+      .reduce(function (acc, v, i) { return acc + v * [0.2126, 0.7152, 0.0722][i]; }, 0);
+  }
+  function background(e) {
+    for (; e && e.nodeType === 1; e = e.parentElement) {
+      var b = rgb(getComputedStyle(e).backgroundColor);
+      if (b && b.a >= 1) { return b; }
+    }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  }
+  document.querySelectorAll("body *").forEach(function (e) {
+    var own = Array.prototype.some.call(e.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim() !== ""; });
+    if (!own || !e.getClientRects().length) { return; }
+    var st = getComputedStyle(e);
+    if (st.visibility === "hidden" || +st.opacity === 0) { return; }
+    var r = e.getBoundingClientRect();
+    if (r.right < 0 || r.bottom < 0) { return; } // moved off screen (the skip link)
+    var fg = rgb(st.color); if (!fg) { return; }
+    var l1 = lum(fg), l2 = lum(background(e));
+    var ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    var size = parseFloat(st.fontSize), bold = (+st.fontWeight || 400) >= 700;
+    var need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < need) { out.push(what(e) + " text \"" + e.textContent.trim().slice(0, 30) + "\" has contrast " + ratio.toFixed(2) + ":1, below " + need + ":1"); }
   });
   var seen = {};
   document.querySelectorAll("[id]").forEach(function (e) {

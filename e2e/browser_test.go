@@ -173,12 +173,13 @@ func TestBrowserHarnessSeesErrors(t *testing.T) {
 	}
 	eval[bool](br, `(function () {
   var f = document.querySelector("form");
-  f.insertAdjacentHTML("beforeend", '<input name="nolabel"><button type="button"></button><img src="/ui/static/favicon.svg"><h1>Two</h1>');
+  f.insertAdjacentHTML("beforeend", '<input name="nolabel"><button type="button"></button><img src="/ui/static/favicon.svg"><h1>Two</h1><p id="faint">faint</p>');
+  var p = document.getElementById("faint"); p.style.color = "#aaa"; p.style.background = "#fff";
   document.documentElement.removeAttribute("lang");
   return true;
 })()`)
 	v := strings.Join(eval[[]string](br, a11yJS), "\n")
-	for _, want := range []string{"input[name=nolabel] has no label", "button has no accessible name", "has no alt", "2 h1 headings", "no lang"} {
+	for _, want := range []string{"input[name=nolabel] has no label", "button has no accessible name", "has no alt", "2 h1 headings", "no lang", "p#faint text \"faint\" has contrast 2.32:1, below 4.5:1"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the accessibility check did not report %q; it reported:\n%s", want, v)
 		}

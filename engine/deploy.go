@@ -309,8 +309,8 @@ func (s *Engine) Units(ctx context.Context, a *state.App) ([]backends.Instance, 
 	if !a.Deployed || s.sched == nil {
 		return nil, "registered"
 	}
-	st, err := s.sched.Status(ctx, a.Name)
-	if err != nil {
+	st, _, err := s.schedStatus(ctx, a.Name)
+	if err != nil || st == nil {
 		return nil, "unknown"
 	}
 	return st.Instances, string(st.Deployment)
@@ -327,7 +327,10 @@ func (s *Engine) beforeRemoveApp(ctx context.Context, id *Identity, a *state.App
 		return err
 	}
 	if s.sched != nil {
-		if err := s.sched.Stop(ctx, a.Name); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 4*s.cfg.SchedulerTimeoutDur)
+		err := s.sched.Stop(sctx, a.Name)
+		cancel()
+		if err != nil {
 			s.UnlockApp(ctx, a.Name, -1)
 			return err
 		}
@@ -353,6 +356,9 @@ type DeployedApp struct {
 	// Procs are the procs of the app's current release (none when that
 	// release is missing).
 	Procs []ProcStatus
+	// SchedulerStale is set when the scheduler did not answer: the units
+	// shown are the last ones it reported.
+	SchedulerStale *SchedulerStale
 }
 
 // ProcStatus is one proc of a deployed app's release.
@@ -448,7 +454,7 @@ func (s *Engine) deployed(ctx context.Context, a *state.App) (*DeployedApp, erro
 	}
 	var st *backends.AppStatus
 	if s.sched != nil {
-		st, err = s.sched.Status(ctx, a.Name)
+		st, v.SchedulerStale, err = s.schedStatus(ctx, a.Name)
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return nil, err
 		}
@@ -483,27 +489,8 @@ func (s *Engine) deployed(ctx context.Context, a *state.App) (*DeployedApp, erro
 // ListDeployed lists the deployed apps the caller may read, of one app
 // type ("" for all).
 func (s *Engine) ListDeployed(ctx context.Context, id *Identity, appType string) ([]*DeployedApp, error) {
-	switch appType {
-	case "", state.AppTypeApp, state.AppTypeService, state.AppTypeResource, state.AppTypeResourceInstance:
-	default:
-		return nil, badRequest("apptype must be one of app, service, resource, resource-instance, not %q", appType)
-	}
-	apps, err := s.visibleApps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := []*DeployedApp{}
-	for _, a := range apps {
-		if !a.Deployed || (appType != "" && a.AppType != appType) {
-			continue
-		}
-		v, err := s.deployed(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	out, _, err := s.ListDeployedPage(ctx, id, appType, Page{})
+	return out, err
 }
 
 // GetDeployed is one deployed app the caller may read.

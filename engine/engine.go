@@ -49,6 +49,7 @@ type Engine struct {
 	notifier *notifier
 	recMu    sync.RWMutex
 	rec      Reconciler
+	known    lastKnown // the scheduler's last answers, for reads when it does not answer
 }
 
 // Reconciler is what the engine needs of the reconciler (package

@@ -35,8 +35,13 @@ type Error struct {
 	// (KindConflict on a lease).
 	Holder    string
 	Operation string
-	// RetryAfter is in seconds (KindTooMany).
+	// RetryAfter is in seconds (KindTooMany; KindUnavailable with Backend).
 	RetryAfter int
+	// Backend names the backend that is down (KindUnavailable), e.g.
+	// "consul"; the answer carries it as "backend", with Retry-After.
+	// Errors of the backends themselves (*backends.UnavailableError)
+	// reach the HTTP layer as they are and are answered the same way.
+	Backend string
 	// Extra carries further fields of the answer (e.g. the undo state of a
 	// failed saga) that the caller may use.
 	Extra map[string]any

@@ -46,8 +46,9 @@ func maskURL(raw string) string {
 
 // ListNotifiers lists the notifiers of typ. Notifier URLs carry tokens (in
 // their paths and queries): only site admins, who register them, see them
-// whole; others see their scheme and host.
-func (s *Engine) ListNotifiers(ctx context.Context, id *Identity, typ string) ([]*state.Notifier, error) {
+// whole; others see their scheme and host. Each comes with the outcome of
+// its deliveries.
+func (s *Engine) ListNotifiers(ctx context.Context, id *Identity, typ string) ([]*Notifier, error) {
 	if err := checkNotifyType(typ); err != nil {
 		return nil, err
 	}
@@ -55,17 +56,24 @@ func (s *Engine) ListNotifiers(ctx context.Context, id *Identity, typ string) ([
 	if err != nil {
 		return nil, err
 	}
-	if ns == nil {
-		ns = []*state.Notifier{}
+	sts, pending, err := s.notifyStatus(ctx, typ)
+	if err != nil {
+		return nil, err
 	}
-	if id == nil || !id.Admin {
-		for i, n := range ns {
-			m := *n
-			m.URL = maskURL(n.URL)
-			ns[i] = &m
+	out := make([]*Notifier, 0, len(ns))
+	for _, n := range ns {
+		v := &Notifier{Notifier: *n}
+		nid := notifierID(n.URL)
+		v.Pending = pending[nid]
+		if st := sts[nid]; st != nil {
+			v.NotifyStatus = *st
 		}
+		if id == nil || !id.Admin {
+			v.URL = maskURL(n.URL)
+		}
+		out = append(out, v)
 	}
-	return ns, nil
+	return out, nil
 }
 
 // AddNotifier registers notifyURL for typ (site admins); a URL registered
@@ -101,10 +109,12 @@ func (s *Engine) RemoveNotifier(ctx context.Context, id *Identity, typ, notifyUR
 	if err := checkNotifyURL(notifyURL); err != nil {
 		return err
 	}
-	if err := state.Delete(ctx, s.store, state.NotifierKey(typ, notifierID(notifyURL))); errors.Is(err, state.ErrNotFound) {
+	nid := notifierID(notifyURL)
+	if err := state.Delete(ctx, s.store, state.NotifierKey(typ, nid)); errors.Is(err, state.ErrNotFound) {
 		return notFound("%s is not registered for %s", notifyURL, typ)
 	} else if err != nil {
 		return err
 	}
+	s.notifier.forget(ctx, typ, nid)
 	return nil
 }

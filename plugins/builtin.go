@@ -7,6 +7,7 @@ import (
 	"github.com/berthpaas/berth/plugins/broker"
 	"github.com/berthpaas/berth/plugins/mongodb"
 	"github.com/berthpaas/berth/plugins/mysql"
+	"github.com/berthpaas/berth/plugins/osb"
 	"github.com/berthpaas/berth/plugins/redis"
 	"github.com/berthpaas/berth/plugins/sdk"
 )
@@ -21,6 +22,8 @@ func NewBuiltin(name string) (broker.Broker, error) {
 		return mongodb.New(logger), nil
 	case "redis":
 		return redis.New(logger), nil
+	case "osb":
+		return osb.New(logger), nil
 	}
 	return nil, fmt.Errorf("%w: %q is not a built-in broker (built-ins: %s)", ErrUnknownPlugin, name, strings.Join(Builtins, ", "))
 }

@@ -6,7 +6,7 @@
 // an error wrapping ErrTimeout (and context.DeadlineExceeded); a crashed one
 // fails the call in flight with broker.ErrUnavailable.
 //
-// Built-in brokers (mysql, redis, mongodb) are served by the berth binary
+// Built-in brokers (mysql, redis, mongodb, osb) are served by the berth binary
 // itself (`berth plugin <name>`, see ServeBuiltin); any other name is looked
 // up as the executable <plugin_dir>/berth-broker-<name>.
 package plugins
@@ -44,7 +44,7 @@ var (
 )
 
 // Builtins lists the brokers served by the berth binary itself.
-var Builtins = []string{"mongodb", "mysql", "redis"}
+var Builtins = []string{"mongodb", "mysql", "osb", "redis"}
 
 // DefaultCallTimeout bounds each broker call when ManagerConfig.CallTimeout
 // is zero.

@@ -47,6 +47,7 @@ type Reconciler struct {
 	restarts map[string]int64  // app -> restart generation applied
 	dirty    map[string]bool   // apps changed since the last pass
 	inflight map[string]bool   // apps whose operation may be under way
+	retries  map[string]retry  // apps whose submit failed for want of the scheduler: when to try again
 	all      bool              // the next pass covers every app
 	kickc    chan struct{}
 	id       string
@@ -65,7 +66,7 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 // (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
-	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
 	_, r.elected = eng.Store().(backends.Elector)
 	eng.SetReconciler(r)
 	return r
@@ -80,6 +81,52 @@ func (r *Reconciler) Leader() bool { return r.holding.Load() }
 
 func (r *Reconciler) store() backends.Store     { return r.eng.Store() }
 func (r *Reconciler) sched() backends.Scheduler { return r.eng.Scheduler() }
+
+// Every scheduler call has a deadline: scheduler_timeout for a read, and
+// writeCallFactor times it for a write (which makes several requests: read
+// the job, register it, its oneshot jobs...).
+const writeCallFactor = 4
+
+func (r *Reconciler) callCtx(ctx context.Context, write bool) (context.Context, context.CancelFunc) {
+	d := r.eng.Config().SchedulerTimeoutDur
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	if write {
+		d *= writeCallFactor
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (r *Reconciler) status(ctx context.Context, app string) (*backends.AppStatus, error) {
+	ctx, cancel := r.callCtx(ctx, false)
+	defer cancel()
+	return r.sched().Status(ctx, app)
+}
+
+func (r *Reconciler) apps(ctx context.Context) ([]string, error) {
+	ctx, cancel := r.callCtx(ctx, false)
+	defer cancel()
+	return r.sched().Apps(ctx)
+}
+
+func (r *Reconciler) submit(ctx context.Context, spec *backends.AppSpec) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Submit(ctx, spec)
+}
+
+func (r *Reconciler) stop(ctx context.Context, app string) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Stop(ctx, app)
+}
+
+func (r *Reconciler) restart(ctx context.Context, app string) error {
+	ctx, cancel := r.callCtx(ctx, true)
+	defer cancel()
+	return r.sched().Restart(ctx, app, "")
+}
 
 // serverID is this server's identity as a lease holder. It is kept in the
 // data dir, so a server restarted on its data dir (after a crash, too)
@@ -191,7 +238,63 @@ func (r *Reconciler) Forget(app string) {
 	r.mu.Lock()
 	delete(r.applied, app)
 	delete(r.restarts, app)
+	delete(r.retries, app)
 	r.mu.Unlock()
+}
+
+// retry is when an app whose submit failed because the scheduler did not
+// answer is submitted again, and the backoff after that.
+type retry struct {
+	at      time.Time
+	backoff time.Duration
+}
+
+// A submit that fails for want of the scheduler (backends.ErrUnavailable,
+// a deadline) is retried after minRetryBackoff, doubling up to
+// maxRetryBackoff (and never later than the sweep).
+const (
+	minRetryBackoff = time.Second
+	maxRetryBackoff = 15 * time.Second
+)
+
+// transient tells a scheduler error worth retrying as is (the scheduler
+// did not answer) from one that refused the spec.
+func transient(err error) bool {
+	return errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backends.ErrCASConflict)
+}
+
+// retryLater schedules another submit of app after its next backoff and
+// returns that backoff.
+func (r *Reconciler) retryLater(app string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.retries[app].backoff * 2
+	if b < minRetryBackoff {
+		b = minRetryBackoff
+	}
+	if b > maxRetryBackoff {
+		b = maxRetryBackoff
+	}
+	r.retries[app] = retry{at: time.Now().Add(b), backoff: b}
+	return b
+}
+
+// kickDue kicks the apps whose retry is due.
+func (r *Reconciler) kickDue() {
+	now := time.Now()
+	var due []string
+	r.mu.Lock()
+	for app, rt := range r.retries {
+		if !rt.at.IsZero() && !now.Before(rt.at) {
+			due = append(due, app)
+			rt.at = time.Time{} // kicked; the backoff stays until a submit succeeds
+			r.retries[app] = rt
+		}
+	}
+	r.mu.Unlock()
+	if len(due) > 0 {
+		r.Kick(due...)
+	}
 }
 
 // Start runs the reconciler in a goroutine of its own until Close.
@@ -295,7 +398,7 @@ func (r *Reconciler) lead(ctx context.Context, lead backends.Leadership) {
 	// applied before is no proof of what the scheduler runs. A full pass
 	// looks at every app and every deploy under way.
 	r.mu.Lock()
-	r.applied, r.restarts = map[string]string{}, map[string]int64{}
+	r.applied, r.restarts, r.retries = map[string]string{}, map[string]int64{}, map[string]retry{}
 	r.mu.Unlock()
 	r.Kick()
 	lctx, cancel := context.WithCancel(ctx)
@@ -401,6 +504,13 @@ func (r *Reconciler) loop(ctx context.Context) {
 	defer sweep.Stop()
 	progress := time.NewTicker(500 * time.Millisecond)
 	defer progress.Stop()
+	// Asynchronous broker operations pending when Berth stopped are
+	// polled again at once; the service sweep keeps polling them.
+	if r.leader(ctx) {
+		for _, msg := range r.eng.ResumeOperations(ctx) {
+			log.Info("service sweep", "repaired", msg)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -416,6 +526,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 		case <-progress.C:
 			if r.leader(ctx) {
 				r.progress(ctx)
+				r.kickDue()
 			}
 			continue
 		}
@@ -457,8 +568,8 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 		a, err := state.GetApp(ctx, r.store(), name)
 		if errors.Is(err, state.ErrNotFound) {
 			// Removed: stop whatever the scheduler still runs of it.
-			if _, err := r.sched().Status(ctx, name); err == nil {
-				if err := r.sched().Stop(ctx, name); err != nil {
+			if _, err := r.status(ctx, name); err == nil {
+				if err := r.stop(ctx, name); err != nil {
 					failed, firstErr = append(failed, name), err
 					continue
 				}
@@ -564,13 +675,13 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 		}
 	}
 	// Apps the scheduler runs that Berth no longer knows are stopped.
-	running, err := r.sched().Apps(ctx)
+	running, err := r.apps(ctx)
 	if err != nil {
 		return res, err
 	}
 	for _, name := range running {
 		if !known[name] {
-			if err := r.sched().Stop(ctx, name); err == nil {
+			if err := r.stop(ctx, name); err == nil {
 				res.Stopped = append(res.Stopped, name)
 				r.Forget(name)
 			}
@@ -581,17 +692,16 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 
 // reconcileApp brings one app's scheduler state to its desired state.
 func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
-	sched := r.sched()
 	if !a.Deployed {
 		r.mu.Lock()
 		_, had := r.applied[a.Name]
 		r.mu.Unlock()
-		st, err := sched.Status(ctx, a.Name)
+		st, err := r.status(ctx, a.Name)
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return "", err
 		}
 		if st != nil || had {
-			if err := sched.Stop(ctx, a.Name); err != nil {
+			if err := r.stop(ctx, a.Name); err != nil {
 				return "", err
 			}
 			r.Forget(a.Name)
@@ -619,31 +729,55 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 	restartDone := r.restarts[a.Name] >= a.RestartGen
 	r.mu.Unlock()
 	if same {
-		// Heal an app the scheduler lost (a restarted host, a purged job).
-		if _, err := sched.Status(ctx, a.Name); errors.Is(err, backends.ErrNotFound) {
+		st, err := r.status(ctx, a.Name)
+		switch {
+		case errors.Is(err, backends.ErrNotFound):
+			// Heal an app the scheduler lost (a restarted host, a
+			// purged job).
 			same = false
+		case err != nil:
+			return "", err
+		case st.MetaVersion != spec.MetaVersion && !r.revertUnderway(ctx, a, st):
+			// The scheduler runs another version than the one
+			// submitted (changed behind Berth's back): submit again.
+			r.log.Info("the scheduler runs another version; resubmitting", "app", a.Name, "runs", st.MetaVersion, "want", spec.MetaVersion)
+			same = false
+		case restartDone && st.MetaVersion == spec.MetaVersion && st.Deployment == backends.DeployRunning:
+			r.leaveFailed(ctx, a)
 		}
 	}
 	if !same {
 		if err := r.eng.SyncRuntimeEnv(ctx, a.Name, spec.PrivateEnv); err != nil {
 			return "", err
 		}
-		if err := sched.Submit(ctx, spec); err != nil {
+		if err := r.submit(ctx, spec); err != nil {
+			if transient(err) {
+				// The scheduler did not answer: nothing is recorded
+				// as applied, the deploy stays under way, and the
+				// submit is tried again after a backoff.
+				in := r.retryLater(a.Name)
+				r.log.Warn("submit failed; retrying", "app", a.Name, "in", in, "error", err)
+				r.note(ctx, a, fmt.Sprintf("the scheduler did not answer; retrying in %v: %v", in, err))
+				return "", err
+			}
 			r.finish(ctx, a, state.DeployFailed, err.Error())
 			r.mu.Lock()
 			r.applied[a.Name] = h // do not resubmit a spec the scheduler refused until it changes
+			delete(r.retries, a.Name)
 			r.mu.Unlock()
 			return "", err
 		}
 		r.mu.Lock()
 		r.applied[a.Name] = h
 		r.restarts[a.Name] = a.RestartGen
+		delete(r.retries, a.Name)
+		r.inflight[a.Name] = true
 		r.mu.Unlock()
 		r.mark(ctx, a, state.DeployDeploying)
 		return "submitted", nil
 	}
 	if !restartDone {
-		if err := sched.Restart(ctx, a.Name, ""); err != nil {
+		if err := r.restart(ctx, a.Name); err != nil {
 			return "", err
 		}
 		r.mu.Lock()
@@ -653,6 +787,48 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		return "submitted", nil
 	}
 	return "", nil
+}
+
+// revertUnderway tells whether the scheduler runs the app's last running
+// release because it reverted a failed deploy on its own (Nomad's
+// auto_revert), which progress records (and makes the desired release):
+// that is no version to overwrite.
+func (r *Reconciler) revertUnderway(ctx context.Context, a *state.App, st *backends.AppStatus) bool {
+	d, err := r.eng.GetDeploy(ctx, a.Name)
+	if err != nil || d == nil {
+		return err != nil // unknown: leave it to the next pass
+	}
+	return d.State == state.DeployDeploying && d.AutoRevert && d.LastRunning != "" && st.MetaVersion == d.LastRunning
+}
+
+// leaveFailed records as running a deploy recorded failed whose release
+// the scheduler now runs, healthy, at the desired version (a newer
+// deployment succeeded: after a heal, a re-registered job, a scheduler
+// that retried).
+func (r *Reconciler) leaveFailed(ctx context.Context, a *state.App) {
+	d, err := r.eng.GetDeploy(ctx, a.Name)
+	if err != nil || d == nil || d.State != state.DeployFailed || d.Generation != a.Generation || d.MetaVersion != a.MetaVersion || d.Reverted != nil {
+		return
+	}
+	r.log.Info("the scheduler runs the app's release healthy: the failed deploy is over", "app", a.Name, "meta_version", a.MetaVersion)
+	r.finish(ctx, a, state.DeployRunning, "")
+}
+
+// note sets the message of the app's deploy under way (same generation,
+// pending or deploying), e.g. why its submit waits.
+func (r *Reconciler) note(ctx context.Context, a *state.App, msg string) {
+	_ = r.write(ctx, "deploy record", a.Name, func() error {
+		d, idx, err := r.eng.DeployIndex(ctx, a.Name)
+		if err != nil {
+			return err
+		}
+		if d == nil || d.Generation != a.Generation || (d.State != state.DeployPending && d.State != state.DeployDeploying) || d.Message == msg {
+			return nil
+		}
+		d.Message, d.Updated = msg, time.Now().UTC()
+		_, err = state.Put(ctx, r.store(), state.DeployKey(a.Name), d, idx)
+		return err
+	})
 }
 
 // mark moves the app's current deploy record to state (same generation).
@@ -792,7 +968,7 @@ func (r *Reconciler) progress(ctx context.Context) {
 		if !a.Deployed || !submitted {
 			continue // the next pass handles it
 		}
-		st, err := r.sched().Status(ctx, name)
+		st, err := r.status(ctx, name)
 		if err != nil {
 			continue
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
@@ -24,6 +25,14 @@ func deployedOut(d *engine.DeployedApp) *api.DeployedApp {
 	}
 	for i := range d.Procs {
 		v.Procs = append(v.Procs, procOut(a.Name, &d.Procs[i]))
+	}
+	if st := d.SchedulerStale; st != nil {
+		v.SchedulerStale = &api.SchedulerStale{Since: st.Since, Error: st.Error}
+		if !st.AsOf.IsZero() {
+			at := st.AsOf
+			v.SchedulerStale.AsOf = &at
+			v.SchedulerStale.Age = time.Since(at).Round(time.Second).String()
+		}
 	}
 	return v
 }
@@ -67,10 +76,15 @@ func appTarget(c *call, param string) string {
 
 // GET /api/v1/apps/[?apptype=]
 func (s *Server) listDeployed(c *call) (any, error) {
-	ds, err := s.eng.ListDeployed(c.ctx(), c.id, c.r.URL.Query().Get("apptype"))
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	ds, next, err := s.eng.ListDeployedPage(c.ctx(), c.id, c.r.URL.Query().Get("apptype"), p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	return deployedList(ds), nil
 }
 
@@ -134,7 +148,7 @@ func (s *Server) listProcs(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deployedOut(d).Procs, nil
+	return pageSlice(c, deployedOut(d).Procs, func(p api.Proc) string { return p.ProcName })
 }
 
 // GET /api/v1/apps/:app/procs/:proc/

@@ -1,17 +1,53 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berthpaas/berth/api"
+	"github.com/berthpaas/berth/engine"
 )
 
-// GET /healthz — each backend's health; 503 when any is down.
+// healthTTL is how long a /healthz answer is reused: a load balancer or
+// monitor polling it often does not make every backend probed each time,
+// and a backend that goes down shows within a second.
+const healthTTL = time.Second
+
+// healthCache keeps the last probe of the backends for healthTTL. One
+// probe runs at a time; callers meanwhile wait for its result.
+type healthCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	val map[string]engine.BackendHealth
+	now func() time.Time // time.Now; tests set it
+}
+
+func (s *Server) backendHealth(ctx context.Context) map[string]engine.BackendHealth {
+	h := &s.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now
+	if h.now != nil {
+		now = h.now
+	}
+	if h.val != nil && now().Sub(h.at) < healthTTL {
+		return h.val
+	}
+	// The probe is the cache's, not this caller's: it is not cut short
+	// when this caller goes away (engine.Health bounds it).
+	h.val = s.eng.Health(context.WithoutCancel(ctx))
+	h.at = now()
+	return h.val
+}
+
+// GET /healthz — each backend's health; 503 when any is down. The answer
+// is cached for healthTTL.
 func (s *Server) healthz(c *call) (any, error) {
-	hs := s.eng.Health(c.ctx())
+	hs := s.backendHealth(c.ctx())
 	out := api.Health{Status: "ok", Backends: map[string]api.BackendHealth{}, UptimeSeconds: int(time.Since(s.startedAt).Seconds())}
 	code := http.StatusOK
 	for role, h := range hs {

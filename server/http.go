@@ -58,9 +58,12 @@ func errorStatus(err error) (int, string) {
 	var ne *names.Error
 	var re *release.Error
 	var mbe *http.MaxBytesError
+	var ue *backends.UnavailableError
 	switch {
 	case errors.As(err, &he):
 		return he.Status, he.Msg
+	case errors.As(err, &ue):
+		return http.StatusServiceUnavailable, fmt.Sprintf("the %s (%s) is unavailable: %s", ue.Role, ue.Backend, ue.Reason)
 	case errors.As(err, &ee):
 		return kindStatus[ee.Kind], ee.Msg
 	case errors.As(err, &ne):
@@ -75,10 +78,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "already exists"
 	case errors.Is(err, state.ErrConflict), errors.Is(err, backends.ErrCASConflict):
 		return http.StatusConflict, "a concurrent change got there first; try again"
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, "a backend did not answer in time"
 	case errors.Is(err, backends.ErrUnavailable):
 		return http.StatusServiceUnavailable, "a backend is unavailable"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "a backend did not answer in time"
 	}
 	return http.StatusInternalServerError, "internal error"
 }
@@ -98,11 +101,42 @@ var kindStatus = map[engine.Kind]int{
 	engine.KindInternal:        http.StatusInternalServerError,
 }
 
-// errorExtra is the fields an error answer carries besides its message.
+// retryAfterUnavailable is the Retry-After (seconds) of a 503 for a
+// backend that is down: about a Consul leader election or a Vault unseal.
+const retryAfterUnavailable = 5
+
+// unavailableRetry is the Retry-After (seconds) of err's answer when it is
+// a backend that is down or did not answer, else 0.
+func unavailableRetry(err error) int {
+	var he *Error
+	if errors.As(err, &he) {
+		return 0
+	}
+	if errors.Is(err, backends.ErrUnavailable) {
+		return retryAfterUnavailable
+	}
+	if ee, ok := engine.AsError(err); ok && ee.Kind == engine.KindUnavailable && (ee.Backend != "" || ee.RetryAfter > 0) {
+		if ee.RetryAfter > 0 {
+			return ee.RetryAfter
+		}
+		return retryAfterUnavailable
+	}
+	return 0
+}
+
+// errorExtra is the fields an error answer carries besides its message:
+// for a backend that is down, "backend" (its name) and "retry_after".
 func errorExtra(err error) map[string]any {
 	var he *Error
 	if errors.As(err, &he) {
 		return he.Extra
+	}
+	var ue *backends.UnavailableError
+	if errors.As(err, &ue) {
+		return map[string]any{"backend": ue.Backend, "retry_after": retryAfterUnavailable}
+	}
+	if errors.Is(err, backends.ErrUnavailable) {
+		return map[string]any{"retry_after": retryAfterUnavailable}
 	}
 	ee, ok := engine.AsError(err)
 	if !ok {
@@ -117,6 +151,12 @@ func errorExtra(err error) map[string]any {
 	}
 	if ee.Field != "" {
 		extra["field"] = ee.Field
+	}
+	if ee.Backend != "" {
+		extra["backend"] = ee.Backend
+	}
+	if ra := unavailableRetry(err); ra > 0 {
+		extra["retry_after"] = ra
 	}
 	if len(extra) == 0 {
 		return nil
@@ -278,6 +318,9 @@ func (s *Server) wrap(rt *route) httprouter.Handle {
 			status, msg := errorStatus(err)
 			if status >= 500 {
 				log.Error("request failed", "method", method, "route", routeName, "status", status, "error", err.Error())
+			}
+			if ra := unavailableRetry(err); ra > 0 && status == http.StatusServiceUnavailable {
+				sw.Header().Set("Retry-After", strconv.Itoa(ra))
 			}
 			writeError(sw, reqID, status, msg, errorExtra(err))
 		} else {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -177,7 +178,8 @@ func TestHealthzReportsBackends(t *testing.T) {
 	if m["status"] != "ok" || be["store"].(map[string]any)["backend"] != "bolt" || be["secrets"].(map[string]any)["backend"] != "sealed" {
 		t.Fatalf("%s", w.Body)
 	}
-	s.eng.Store().Close() // the store goes away
+	s.eng.Store().Close()                                                // the store goes away
+	s.health.now = func() time.Time { return time.Now().Add(healthTTL) } // past the cached answer
 	w = serve(s, "GET", "/healthz", "", nil)
 	m = jsonBody(t, w)
 	st := m["backends"].(map[string]any)["store"].(map[string]any)

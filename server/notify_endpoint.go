@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
@@ -29,9 +30,16 @@ func (s *Server) listNotifiers(c *call) (any, error) {
 	}
 	out := make([]api.Notifier, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, notifierOut(n))
+		o := notifierOut(&n.Notifier)
+		o.Deliveries = &api.NotifierDeliveries{Pending: n.Pending, Delivered: n.Delivered, GaveUp: n.GaveUp,
+			LastEvent: n.LastEvent, LastOutcome: n.LastOutcome, LastAttempts: n.LastAttempts, LastError: n.LastError}
+		if !n.LastAt.IsZero() {
+			at := n.LastAt
+			o.Deliveries.LastAt = &at
+		}
+		out = append(out, o)
 	}
-	return out, nil
+	return pageSlice(c, out, func(n api.Notifier) string { return n.Created.UTC().Format(time.RFC3339Nano) + " " + n.URL })
 }
 
 // POST /api/v1/notify/:type/ {"notify_url"}

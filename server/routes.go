@@ -82,6 +82,8 @@ func (s *Server) routes() []route {
 	table = append(table, s.releaseRoutes()...)
 	table = append(table, s.tokenRoutes()...)
 	table = append(table, s.runRoutes()...)
+	table = append(table, s.adminRoutes()...)
+	table = append(table, s.servicePlanRoutes()...)
 	return table
 }
 
@@ -89,7 +91,7 @@ func (s *Server) routes() []route {
 func (s *Server) operationRoutes() []route {
 	const g = http.MethodGet
 	return []route{
-		{Method: g, Path: "/healthz", Out: api.Health{}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
+		{Method: g, Path: "/healthz", Out: api.Health{}, AlsoOut: map[int]any{http.StatusServiceUnavailable: api.Health{}}, Public: true, Tag: "operations", Summary: "Health of the server and of each backend", h: s.healthz},
 		{Method: g, Path: "/metrics", Public: true, Text: true, Tag: "operations", Summary: "Prometheus metrics (a token when metrics.token_required)", h: s.serveMetrics},
 		{Method: g, Path: "/openapi.json", Public: true, Tag: "operations", Summary: "This API's OpenAPI 3.1 document", h: s.openapiDoc},
 	}
@@ -102,14 +104,14 @@ func (s *Server) tsuruRoutes() []route {
 		{Method: p, Path: "/users", In: api.UserCreateRequest{}, Out: api.User{}, Action: engine.ActUserCreate, Public: true, Tag: "users", Summary: "Create a user", h: s.createUser},
 		{Method: d, Path: "/users", Out: api.Status{}, Action: engine.ActUserRemove, Tag: "users", Summary: "Remove the calling user (or, for an admin, ?user=email)", h: s.removeUser},
 		{Method: g, Path: "/users/info", Out: api.UserInfo{}, Action: engine.ActUserRead, Tag: "users", Summary: "Who the caller is", h: s.whoami},
-		{Method: g, Path: "/users/keys", Out: []api.SSHKey{}, Action: engine.ActUserRead, Tag: "users", Summary: "List the caller's SSH keys", h: s.listKeys},
+		{Method: g, Path: "/users/keys", Query: pageQuery, Out: []api.SSHKey{}, Action: engine.ActUserRead, Tag: "users", Summary: "List the caller's SSH keys", h: s.listKeys},
 		{Method: p, Path: "/users/keys", In: api.KeyRequest{}, Out: api.KeyAdded{}, Action: engine.ActUserKeyAdd, Tag: "users", Summary: "Add an SSH key", h: s.addKey},
 		{Method: d, Path: "/users/keys", In: api.KeyRequest{}, Out: api.Status{}, Action: engine.ActUserKeyRemove, Tag: "users", Summary: "Remove an SSH key", h: s.removeKey},
 		{Method: d, Path: "/users/tokens", Out: api.Status{}, Action: engine.ActUserLogout, Tag: "users", Summary: "Log out: revoke the token in use", h: s.logout},
 		{Method: u, Path: "/users/password", In: api.PasswordChangeRequest{}, Out: api.Status{}, Action: engine.ActUserPasswordSet, Tag: "users", Summary: "Change the caller's password", h: s.changePassword},
 		{Method: p, Path: "/users/:email/tokens", In: api.LoginRequest{}, Out: api.Login{}, Action: engine.ActUserLogin, Public: true, Tag: "users", Summary: "Log in: a token for email and password", h: s.login},
 		{Method: p, Path: "/users/:email/password", Out: api.Status{}, Action: engine.ActUserPasswordReset, Public: true, Tag: "users", Summary: "Reset a password (a token is mailed first, then the new password)", h: s.resetPassword},
-		{Method: g, Path: "/teams", Out: []api.Team{}, Action: engine.ActTeamRead, Tag: "teams", Summary: "List the caller's teams", h: s.listTeams},
+		{Method: g, Path: "/teams", Query: pageQuery, Out: []api.Team{}, Action: engine.ActTeamRead, Tag: "teams", Summary: "List the caller's teams", h: s.listTeams},
 		{Method: p, Path: "/teams", In: api.TeamCreateRequest{}, Out: api.Team{}, Action: engine.ActTeamCreate, Tag: "teams", Summary: "Create a team", h: s.createTeam},
 		{Method: g, Path: "/teams/:team", Out: api.Team{}, Action: engine.ActTeamRead, Tag: "teams", Summary: "A team and its members", h: s.getTeam},
 		{Method: d, Path: "/teams/:team", Out: api.Status{}, Action: engine.ActTeamRemove, Tag: "teams", Summary: "Remove a team that owns nothing", h: s.removeTeam},
@@ -118,22 +120,22 @@ func (s *Server) tsuruRoutes() []route {
 		{Method: g, Path: "/quota/:user", Out: api.Quota{}, Action: engine.ActQuotaRead, Tag: "quotas", Summary: "A user's app quota", h: s.getQuota},
 		{Method: u, Path: "/quota/:user", In: api.QuotaSetRequest{}, Out: api.Status{}, Action: engine.ActQuotaSet, Tag: "quotas", Summary: "Set a user's app quota (admins)", h: s.setQuota},
 		{Method: p, Path: "/tokens", In: api.AppTokenRequest{}, Out: api.AppToken{}, Action: engine.ActAppToken, Tag: "tokens", Summary: "Create a token acting on one app", h: s.createAppToken},
-		{Method: g, Path: "/apps", Out: []api.App{}, Action: engine.ActAppList, Tag: "apps", Summary: "List the apps the caller may see", h: s.listApps},
+		{Method: g, Path: "/apps", Query: pageQuery, Out: []api.App{}, Action: engine.ActAppList, Tag: "apps", Summary: "List the apps the caller may see", h: s.listApps},
 		{Method: p, Path: "/apps", In: api.AppCreateRequest{}, Out: api.AppCreated{}, Action: engine.ActAppCreate, Tag: "apps", Summary: "Create an app", h: s.createAppTsuru},
 		{Method: g, Path: "/apps/:app", Out: api.App{}, Action: engine.ActAppRead, Tag: "apps", Summary: "An app, its units and state", h: s.getApp},
 		{Method: d, Path: "/apps/:app", Out: api.Status{}, Action: engine.ActAppRemove, Tag: "apps", Summary: "Remove an app: undeploy, unbind, delete", h: s.removeApp},
 		{Method: g, Path: "/apps/:app/restart", Out: api.Operation{}, Action: engine.ActAppRestart, Writes: true, Tag: "apps", Summary: "Restart an app's instances", h: s.restartApp},
-		{Method: g, Path: "/apps/:app/env", Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
+		{Method: g, Path: "/apps/:app/env", Query: pageQuery, Out: []api.EnvVar{}, Action: engine.ActAppEnvRead, Tag: "env", Summary: "An app's environment (private values hidden)", h: s.getEnv},
 		{Method: p, Path: "/apps/:app/env", In: api.EnvSetRequest{}, Out: api.Operation{}, Action: engine.ActAppEnvSet, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Set environment variables and redeploy", h: s.setEnv},
 		{Method: d, Path: "/apps/:app/env", In: api.EnvUnsetRequest{}, InOptional: true, Query: []queryParam{{Name: "env", Doc: "a variable to unset (repeatable), instead of the body"}}, Out: api.Operation{}, Action: engine.ActAppEnvUnset, Tag: "env", Status: 202, AlsoOut: map[int]any{200: api.Status{}}, Summary: "Unset environment variables and redeploy", h: s.unsetEnv},
 		{Method: u, Path: "/swap", Out: api.SwapResult{}, Action: engine.ActAppSwap, Tag: "apps", Summary: "Swap the routes of two apps", h: s.swap},
-		{Method: g, Path: "/platforms", Out: []api.Platform{}, Action: engine.ActPlatformRead, Tag: "apps", Summary: "List the platforms apps may use", h: s.listPlatforms},
-		{Method: g, Path: "/healers", Out: []api.Healer{}, Action: engine.ActHealerRead, Tag: "healers", Summary: "List the healers", h: s.listHealers},
+		{Method: g, Path: "/platforms", Query: pageQuery, Out: []api.Platform{}, Action: engine.ActPlatformRead, Tag: "apps", Summary: "List the platforms apps may use", h: s.listPlatforms},
+		{Method: g, Path: "/healers", Query: pageQuery, Out: []api.Healer{}, Action: engine.ActHealerRead, Tag: "healers", Summary: "List the healers", h: s.listHealers},
 		{Method: g, Path: "/healers/:healer", Out: api.HealerResult{}, Action: engine.ActHealerRun, Writes: true, Tag: "healers", Summary: "Run a healer (admins)", h: s.runHealer},
-		{Method: g, Path: "/services", Out: []api.ServiceListItem{}, Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
+		{Method: g, Path: "/services", Query: pageQuery, Out: []api.ServiceListItem{}, Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
 		{Method: p, Path: "/services", Out: api.Service{}, Action: engine.ActServiceCreate, InType: "application/x-yaml", Tag: "services", Summary: "Create a service from its YAML definition", h: s.createService},
 		{Method: u, Path: "/services", Out: api.Status{}, Action: engine.ActServiceUpdate, InType: "application/x-yaml", Tag: "services", Summary: "Update a service from its YAML definition", h: s.updateService},
-		{Method: g, Path: "/services/instances", Out: []api.ServiceListItem{}, Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
+		{Method: g, Path: "/services/instances", Query: pageQuery, Out: []api.ServiceListItem{}, Action: engine.ActServiceRead, Tag: "services", Summary: "List the services the caller may use, with their instances", h: s.listServices},
 		{Method: p, Path: "/services/instances", In: api.InstanceCreateRequest{}, Out: api.ServiceInstance{}, Action: engine.ActInstanceCreate, Tag: "instances", Summary: "Create a service instance (provisioned by the service's broker)", h: s.createInstance},
 		{Method: g, Path: "/services/instances/:instance", Out: api.ServiceInstance{}, Action: engine.ActInstanceRead, Tag: "instances", Summary: "A service instance", h: func(c *call) (any, error) { return s.getInstance(c, c.param("instance")) }},
 		{Method: d, Path: "/services/instances/:instance", Out: api.Status{}, Action: engine.ActInstanceRemove, Tag: "instances", Summary: "Remove a service instance (deprovisioned by its broker)", h: func(c *call) (any, error) { return s.removeInstance(c, c.param("instance")) }},
@@ -144,7 +146,7 @@ func (s *Server) tsuruRoutes() []route {
 		{Method: d, Path: "/services/instances/:instance/:app", Out: api.Status{}, Action: engine.ActServiceUnbind, Tag: "instances", Summary: "Unbind an instance from an app and redeploy it", h: func(c *call) (any, error) {
 			return s.unbindInstance(c, c.param("instance"), c.param("app"))
 		}},
-		{Method: g, Path: "/services/:name", Out: []api.ServiceInstanceSummary{}, Action: engine.ActServiceRead, Tag: "services", Summary: "A service", h: s.getService},
+		{Method: g, Path: "/services/:name", Query: pageQuery, Out: []api.ServiceInstanceSummary{}, Action: engine.ActServiceRead, Tag: "services", Summary: "A service", h: s.getService},
 		{Method: d, Path: "/services/:name", Action: engine.ActServiceRemove, Tag: "services", Status: 204, Summary: "Remove a service without instances", h: s.removeService},
 		{Method: g, Path: "/services/:name/doc", Action: engine.ActServiceRead, Tag: "services", Text: true, Summary: "A service's documentation", h: s.getServiceDoc},
 		{Method: u, Path: "/services/:name/doc", Out: api.Status{}, Action: engine.ActServiceDocSet, InType: "text/plain", Tag: "services", Summary: "Set a service's documentation", h: s.putServiceDoc},
@@ -157,33 +159,33 @@ func (s *Server) tsuruRoutes() []route {
 func (s *Server) lainRoutes() []route {
 	const g, p, u, d, pa = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
 	return []route{
-		{Method: g, Path: "/api/v1/repos", Out: []api.Repo{}, Action: engine.ActAppList, Tag: "repos", Summary: "List the registered apps the caller may see", h: s.listRepos},
+		{Method: g, Path: "/api/v1/repos", Query: pageQuery, Out: []api.Repo{}, Action: engine.ActAppList, Tag: "repos", Summary: "List the registered apps the caller may see", h: s.listRepos},
 		{Method: p, Path: "/api/v1/repos", In: api.RepoCreateRequest{}, Out: api.Repo{}, Action: engine.ActRepoCreate, Tag: "repos", Status: 201, Summary: "Register an app", h: s.createRepo},
 		{Method: g, Path: "/api/v1/repos/:app", Out: api.Repo{}, Action: engine.ActAppRead, Tag: "repos", Summary: "A registered app", h: s.getRepo},
 		{Method: g, Path: "/api/v1/repos/:app/details", Out: api.RepoDetails{}, Action: engine.ActAppRead, Tag: "repos", Summary: "A registered app with its releases", h: s.repoDetails},
 		{Method: g, Path: "/api/v1/repos/:app/roles", Out: api.Role{}, Action: engine.ActAppRead, Tag: "repos", Summary: "The caller's role on an app", h: s.myRole},
 		{Method: g, Path: "/api/v1/repos/:app/roles/:username", Out: api.Role{}, Action: engine.ActAppMaintRead, Tag: "repos", Summary: "A user's role on an app", h: s.userRole},
-		{Method: g, Path: "/api/v1/repos/:app/maintainers", Out: []api.Maintainer{}, Action: engine.ActAppMaintRead, Tag: "repos", Summary: "List an app's maintainers", h: s.listMaintainers},
+		{Method: g, Path: "/api/v1/repos/:app/maintainers", Query: pageQuery, Out: []api.Maintainer{}, Action: engine.ActAppMaintRead, Tag: "repos", Summary: "List an app's maintainers", h: s.listMaintainers},
 		{Method: p, Path: "/api/v1/repos/:app/maintainers", In: api.MaintainerAddRequest{}, Out: api.Maintainer{}, Action: engine.ActRepoMaintAdd, Tag: "repos", Status: 201, Summary: "Add a maintainer", h: s.addMaintainer},
 		{Method: g, Path: "/api/v1/repos/:app/maintainers/:username", Out: api.Maintainer{}, Action: engine.ActAppMaintRead, Tag: "repos", Summary: "A maintainer of an app", h: s.getMaintainer},
 		{Method: d, Path: "/api/v1/repos/:app/maintainers/:username", Out: api.Status{}, Action: engine.ActRepoMaintRemove, Tag: "repos", Summary: "Remove a maintainer", h: s.removeMaintainer},
 		{Method: p, Path: "/api/v1/repos/:app/push", In: api.PushRequest{}, InTypes: []string{"application/yaml", "application/x-yaml", "text/yaml"}, Out: api.PushResult{}, Action: engine.ActRepoPush, Tag: "repos", Status: 201, AlsoStatus: []int{200}, Summary: "Record a release (lain.yaml as YAML or JSON)", h: s.push},
-		{Method: g, Path: "/api/v1/notify/:type", Out: []api.Notifier{}, Action: engine.ActNotifyRead, Tag: "notify", Summary: "List the notifiers of an event type", h: s.listNotifiers},
+		{Method: g, Path: "/api/v1/notify/:type", Query: pageQuery, Out: []api.Notifier{}, Action: engine.ActNotifyRead, Tag: "notify", Summary: "List the notifiers of an event type", h: s.listNotifiers},
 		{Method: p, Path: "/api/v1/notify/:type", In: api.NotifierRequest{}, Out: api.Notifier{}, Action: engine.ActNotifyAdd, Tag: "notify", Status: 201, Summary: "Register a notifier (admins)", h: s.addNotifier},
 		{Method: d, Path: "/api/v1/notify/:type", In: api.NotifierRequest{}, Out: api.Status{}, Action: engine.ActNotifyRemove, Tag: "notify", Summary: "Remove a notifier (admins)", h: s.removeNotifier},
 		{Method: g, Path: "/api/v1/events", Out: api.EventsPage{}, Action: engine.ActEventsRead, Tag: "events", Summary: "The audit log, newest first, page by page (admins)", h: s.listEvents},
-		{Method: g, Path: "/api/v1/apps", Out: []api.DeployedApp{}, Action: engine.ActAppList, Tag: "deploys", Summary: "List deployed apps", h: s.listDeployed},
+		{Method: g, Path: "/api/v1/apps", Query: deployedQuery, Out: []api.DeployedApp{}, Action: engine.ActAppList, Tag: "deploys", Summary: "List deployed apps", h: s.listDeployed},
 		{Method: p, Path: "/api/v1/apps", In: api.DeployRequest{}, Out: api.Operation{}, Action: engine.ActAppDeploy, Tag: "deploys", Status: 202, Summary: "Deploy an app's release", h: s.deployApp},
 		{Method: g, Path: "/api/v1/apps/:app", Out: api.DeployedApp{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "A deployed app: desired and actual state, progress", h: s.getDeployed},
 		{Method: u, Path: "/api/v1/apps/:app", In: api.DeployVersionRequest{}, Out: api.Operation{}, Action: engine.ActAppUpdate, Tag: "deploys", Status: 202, Summary: "Move a deployed app to another release, or change its deploy policy", h: s.updateDeployed},
 		{Method: d, Path: "/api/v1/apps/:app", Out: api.Operation{}, Action: engine.ActAppUndeploy, Tag: "deploys", Status: 202, Summary: "Undeploy an app", h: s.undeployApp},
 		{Method: g, Path: "/api/v1/apps/:app/events", Action: engine.ActAppRead, Tag: "deploys", Stream: true, Summary: "Progress of an app's deploys (server-sent events)", h: s.streamEvents},
 		s.logsRoute(),
-		{Method: g, Path: "/api/v1/apps/:app/procs", Out: []api.Proc{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "List an app's procs", h: s.listProcs},
+		{Method: g, Path: "/api/v1/apps/:app/procs", Query: pageQuery, Out: []api.Proc{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "List an app's procs", h: s.listProcs},
 		{Method: p, Path: "/api/v1/apps/:app/procs", In: api.ProcDeployRequest{}, Out: api.Operation{}, Action: engine.ActProcDeploy, Tag: "deploys", Status: 202, Summary: "Deploy an undeployed proc", h: s.deployProc},
 		{Method: g, Path: "/api/v1/apps/:app/procs/:proc", Out: api.Proc{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "A proc and its instances", h: s.getProc},
 		{Method: pa, Path: "/api/v1/apps/:app/procs/:proc", In: api.ProcPatchRequest{}, Out: api.Operation{}, Action: engine.ActProcPatch, Tag: "deploys", Status: 202, Summary: "Scale a proc, or change its cpu or memory", h: s.patchProc},
 		{Method: d, Path: "/api/v1/apps/:app/procs/:proc", Out: api.Operation{}, Action: engine.ActProcUndeploy, Tag: "deploys", Status: 202, Summary: "Undeploy a proc", h: s.undeployProc},
-		{Method: g, Path: "/api/v1/resources/:resource/instances", Out: []api.DeployedApp{}, Action: engine.ActAppRead, AppParam: "resource", Tag: "deploys", Summary: "List a resource's instances", h: s.listResourceInstances},
+		{Method: g, Path: "/api/v1/resources/:resource/instances", Query: pageQuery, Out: []api.DeployedApp{}, Action: engine.ActAppRead, AppParam: "resource", Tag: "deploys", Summary: "List a resource's instances", h: s.listResourceInstances},
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
+	"github.com/berthpaas/berth/osbserver"
 	"github.com/berthpaas/berth/reconciler"
 )
 
@@ -50,6 +51,8 @@ type Server struct {
 	doc       []byte
 	docErr    error
 	auditLog  *audit.Writer
+	osb       *osbserver.Server // nil unless the osb block enables it
+	health    healthCache       // /healthz's answer, for a second
 }
 
 // New builds a server; call Start to run its background work.
@@ -89,6 +92,9 @@ func New(d Deps) (*Server, error) {
 	if err := s.mountUI(); err != nil {
 		return nil, err
 	}
+	if err := s.mountOSB(d); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -102,11 +108,17 @@ func (s *Server) Handler() http.Handler { return s.router }
 func (s *Server) Start() {
 	s.eng.Start()
 	s.rec.Start()
+	if s.osb != nil {
+		s.osb.Start()
+	}
 }
 
 // Close stops background work and waits for it. Call it after the HTTP
 // server has stopped: it writes the audit records still queued.
 func (s *Server) Close() {
+	if s.osb != nil {
+		s.osb.Close()
+	}
 	s.rec.Close()
 	s.eng.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/berthpaas/berth/api"
+	"github.com/berthpaas/berth/engine"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
 )
@@ -31,10 +32,15 @@ func (b serviceBody) Read(p []byte) (int, error) {
 
 // GET /services and GET /services/instances
 func (s *Server) listServices(c *call) (any, error) {
-	svcs, err := s.eng.ListServices(c.ctx(), c.id)
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	svcs, next, err := s.eng.ListServicesPage(c.ctx(), c.id, p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	out := []api.ServiceListItem{}
 	for _, si := range svcs {
 		item := api.ServiceListItem{Service: si.Service.Name, Instances: []string{}}
@@ -92,7 +98,7 @@ func (s *Server) removeService(c *call) (any, error) {
 // instanceOut is a service instance as the API shows it
 // (api.ServiceInstance).
 func instanceOut(i *state.ServiceInstance) *api.ServiceInstance {
-	return &api.ServiceInstance{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message}
+	return &api.ServiceInstance{Name: i.Name, ServiceName: i.ServiceName, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), State: i.State, Message: i.Message, Plan: i.Plan}
 }
 
 // GET /services/:name — the service's instances.
@@ -105,7 +111,7 @@ func (s *Server) getService(c *call) (any, error) {
 	for _, i := range si.Instances {
 		out = append(out, api.ServiceInstanceSummary{Name: i.Name, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), ServiceName: i.ServiceName})
 	}
-	return out, nil
+	return pageSlice(c, out, func(i api.ServiceInstanceSummary) string { return i.Name })
 }
 
 func nonNil(l []string) []string {
@@ -148,7 +154,7 @@ func (s *Server) createInstance(c *call) (any, error) {
 	if names.Instance(in.Name) == nil {
 		c.target = in.Name // the audit record names a valid instance name only
 	}
-	inst, err := s.eng.CreateInstance(c.ctx(), c.id, in.Name, in.ServiceName)
+	inst, err := s.eng.CreateInstanceWith(c.ctx(), c.id, engine.InstanceRequest{Name: in.Name, Service: in.ServiceName, Plan: in.Plan, Team: in.Team})
 	if err != nil {
 		return nil, err
 	}

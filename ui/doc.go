@@ -22,4 +22,16 @@
 //     than opening cookie authentication on /api/. Every POST carries a
 //     CSRF token (an HMAC of the session token under a key drawn when the
 //     server starts) and must come from this host (Origin, or Referer).
+//   - Changes that are hard to take back (bind, unbind, revoking a token)
+//     ask first: their form posted without confirm=yes answers a
+//     confirmation page and changes nothing. Other changes redirect to the
+//     page they were made from (Post/Redirect/Get), which says what was
+//     done from a fixed set of sentences.
+//   - A team token's value is shown once, in the answer to the form that
+//     made it (not a redirect: it is never put in a URL, a cookie or the
+//     server's memory); the team page lists tokens without values.
+//   - Each part of the console keeps its pages in its own file and route
+//     table (apps, services, teams, admin; see routes.go). The Admin
+//     pages ask the admins-only API (GET /users, GET /api/v1/events):
+//     others get its refusal.
 package ui

@@ -21,6 +21,10 @@ func allRoutes() []uiRoute {
 	var all []uiRoute
 	for _, t := range [][]uiRoute{
 		appRoutes,
+		serviceRoutes,
+		teamRoutes,
+		adminRoutes,
+		actionRoutes,
 	} {
 		all = append(all, t...)
 	}

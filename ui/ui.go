@@ -73,6 +73,7 @@ func New(apiHandler http.Handler) (*Console, error) {
 // page is what every template gets.
 type page struct {
 	Title, Email, CSRF, Error string
+	Admin                     bool // the user is a site admin (the Admin link)
 	Data                      any
 }
 
@@ -147,6 +148,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // session is a logged-in user's cookie and who they are.
 type session struct {
 	token, email string
+	admin        bool
 }
 
 // session reads the cookie and asks the API who its token is; a token
@@ -161,12 +163,12 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 	if status, err := c.call(r, s, http.MethodGet, "/users/info", nil, &who); err != nil || status != http.StatusOK {
 		return nil, false
 	}
-	s.email = who.Email
+	s.email, s.admin = who.Email, who.IsAdmin
 	return s, true
 }
 
 func (c *Console) withSession(s *session, p page) page {
-	p.Email, p.CSRF = s.email, c.csrf(s.token)
+	p.Email, p.CSRF, p.Admin = s.email, c.csrf(s.token), s.admin
 	return p
 }
 
@@ -330,9 +332,11 @@ type appData struct {
 	Deployed *api.DeployedApp
 	Env      []api.EnvVar
 	Bound    []string
+	Bindable []string // instances the user may see not bound to the app ("service/instance")
 	Domains  api.Domains
 	Releases []api.Release
 	History  []api.HistoryEntry
+	Done     string // the result of the action just done (see actions.go)
 }
 
 // GET /ui/apps/:app
@@ -364,10 +368,13 @@ func (c *Console) appPage(w http.ResponseWriter, r *http.Request, s *session, na
 			for _, in := range insts {
 				if slices.Contains(in.Apps, name) {
 					d.Bound = append(d.Bound, sv.Service+"/"+in.Name)
+				} else {
+					d.Bindable = append(d.Bindable, sv.Service+"/"+in.Name)
 				}
 			}
 		}
 	}
+	d.Done = doneMessage(r.URL.Query().Get("done"))
 	c.render(w, http.StatusOK, "app", c.withSession(s, page{Title: d.App.Name, Data: d}))
 }
 

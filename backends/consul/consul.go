@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthpaas/berth/backends"
@@ -41,6 +42,10 @@ type Config struct {
 	Datacenter string
 	// TLS configures HTTPS to the agent.
 	TLS TLSConfig
+	// CallTimeout bounds each call to Consul (a blocking read: its wait
+	// time and this); 0 is backends.DefaultCallTimeout. A call cut short
+	// by it fails as unavailable.
+	CallTimeout time.Duration
 }
 
 // TLSConfig is the TLS client configuration for talking to Consul.
@@ -60,6 +65,14 @@ type Store struct {
 	transport *http.Transport
 	prefix    string
 	logger    hclog.Logger
+	timeout   time.Duration
+
+	// The key-name watches of the prefixes ListPage reads (keywatch.go).
+	wmu     sync.Mutex
+	watches map[string]*keyWatch
+	wctx    context.Context
+	wcancel context.CancelFunc
+	wwg     sync.WaitGroup
 }
 
 var _ backends.Store = (*Store)(nil)
@@ -108,7 +121,8 @@ func New(cfg Config, logger hclog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
 	logger.Debug("consul store configured", "address", ac.Address, "scheme", ac.Scheme, "prefix", prefix, "datacenter", ac.Datacenter)
-	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger}, nil
+	wctx, wcancel := context.WithCancel(context.Background())
+	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout}, nil
 }
 
 // key maps a Store key to its Consul key.
@@ -162,12 +176,30 @@ func blocking(ctx context.Context, q *backends.QueryOptions, read func(*api.Quer
 	}
 }
 
+// call bounds one call: by the call timeout, plus a blocking read's wait.
+func (s *Store) call(ctx context.Context, q *backends.QueryOptions) (context.Context, context.CancelFunc) {
+	d := s.timeout
+	if d <= 0 {
+		d = backends.DefaultCallTimeout
+	}
+	if q != nil && q.WaitIndex > 0 {
+		w := q.WaitTime
+		if w <= 0 {
+			w = DefaultWaitTime
+		}
+		d += w + w/16 // Consul adds up to wait/16 of jitter
+	}
+	return backends.CallContext(ctx, d)
+}
+
 // Get reads one key.
 func (s *Store) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
 	k, err := s.key(key)
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := s.call(ctx, q)
+	defer cancel()
 	var (
 		pair *api.KVPair
 		meta *api.QueryMeta
@@ -178,7 +210,7 @@ func (s *Store) Get(ctx context.Context, key string, q *backends.QueryOptions) (
 		return meta, err
 	})
 	if err != nil {
-		return nil, nil, s.wrap("get", key, err)
+		return nil, nil, s.wrap(ctx, "get", key, err)
 	}
 	qm := &backends.QueryMeta{LastIndex: meta.LastIndex}
 	if pair == nil {
@@ -194,6 +226,8 @@ func (s *Store) Get(ctx context.Context, key string, q *backends.QueryOptions) (
 // List reads every key under prefix, sorted by key.
 func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	cp := s.prefix + escapePrefix(prefix)
+	ctx, cancel := s.call(ctx, q)
+	defer cancel()
 	var (
 		pairs api.KVPairs
 		meta  *api.QueryMeta
@@ -204,7 +238,7 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 		return meta, err
 	})
 	if err != nil {
-		return nil, nil, s.wrap("list", prefix, err)
+		return nil, nil, s.wrap(ctx, "list", prefix, err)
 	}
 	out := make([]*backends.KVPair, 0, len(pairs))
 	for _, p := range pairs {
@@ -217,6 +251,65 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 	// Escaping can change the order ("%25" sorts before "-"): sort by the real key.
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, &backends.QueryMeta{LastIndex: meta.LastIndex}, nil
+}
+
+// ListPage reads one page of the keys under prefix after the key after; see
+// backends.Store. Consul KV has no start key, so it finds the page's keys
+// among the prefix's key names (kept sorted in memory by a blocking query,
+// see keywatch.go) and reads the values of the page's keys alone, 64 at a
+// time in one read-only transaction each. Its LastIndex is the index of
+// the key names.
+func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	ctx, cancel := s.call(ctx, nil)
+	defer cancel()
+	names, index, err := s.pageNames(ctx, prefix)
+	if err != nil {
+		return nil, nil, s.wrap(ctx, "list", prefix, err)
+	}
+	// The names after after: a binary search in the sorted names.
+	keys := names[sort.Search(len(names), func(i int) bool { return after == "" || names[i].user > after }):]
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	out := make([]*backends.KVPair, 0, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), backends.MaxTxnOps)]
+		keys = keys[len(chunk):]
+		tops := make(api.TxnOps, 0, len(chunk))
+		for _, k := range chunk {
+			tops = append(tops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: k.consul}})
+		}
+		ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, nil, s.wrap(ctx, "list", prefix, err)
+		}
+		if ok {
+			for _, r := range resp.Results {
+				if r.KV == nil {
+					continue
+				}
+				if bp, ok := s.pair(r.KV); ok {
+					out = append(out, bp)
+				}
+			}
+			continue
+		}
+		// A key of the chunk was deleted since it was listed (a get of an
+		// absent key fails the transaction): read them one by one.
+		for _, k := range chunk {
+			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return nil, nil, s.wrap(ctx, "list", prefix, err)
+			}
+			if p == nil {
+				continue
+			}
+			if bp, ok := s.pair(p); ok {
+				out = append(out, bp)
+			}
+		}
+	}
+	return out, &backends.QueryMeta{LastIndex: index}, nil
 }
 
 // Put writes unconditionally.
@@ -258,12 +351,14 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (bool, 
 // DeleteTree removes every key under prefix.
 func (s *Store) DeleteTree(ctx context.Context, prefix string) (*backends.WriteMeta, error) {
 	cp := s.prefix + escapePrefix(prefix)
+	ctx, cancel := s.call(ctx, nil)
+	defer cancel()
 	if _, err := s.kv.DeleteTree(cp, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return nil, s.wrap("delete-tree", prefix, err)
+		return nil, s.wrap(ctx, "delete-tree", prefix, err)
 	}
 	idx, err := s.currentIndex(ctx, cp)
 	if err != nil {
-		return nil, s.wrap("delete-tree", prefix, err)
+		return nil, s.wrap(ctx, "delete-tree", prefix, err)
 	}
 	return &backends.WriteMeta{Index: idx}, nil
 }
@@ -288,6 +383,8 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 	if len(ops) == 0 {
 		return &backends.WriteMeta{}, nil
 	}
+	ctx, cancel := s.call(ctx, nil)
+	defer cancel()
 	tops := make(api.TxnOps, 0, len(ops))
 	writes := false
 	for i, op := range ops {
@@ -320,7 +417,7 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 	}
 	ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, s.wrap("txn", ops[0].Key, err)
+		return nil, s.wrap(ctx, "txn", ops[0].Key, err)
 	}
 	if !ok {
 		if resp != nil && len(resp.Errors) > 0 {
@@ -343,10 +440,13 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 			}
 		}
 	}
+	if writes {
+		s.noteWrites(ops, idx)
+	}
 	if idx == 0 {
 		k, _ := s.key(ops[0].Key)
 		if idx, err = s.currentIndex(ctx, k); err != nil {
-			return nil, s.wrap("txn", ops[0].Key, err)
+			return nil, s.wrap(ctx, "txn", ops[0].Key, err)
 		}
 	}
 	return &backends.WriteMeta{Index: idx}, nil
@@ -381,44 +481,67 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// wrap marks transport failures and server errors as ErrUnavailable.
-func (s *Store) wrap(op, key string, err error) error {
+// wrap marks transport failures, server errors and calls cut short by
+// the call timeout (ctx is the call's context) as a
+// *backends.UnavailableError.
+func (s *Store) wrap(ctx context.Context, op, key string, err error) error {
 	var (
 		se api.StatusError
 		ue *url.Error
 		ne net.Error
 	)
+	unavailable := func(reason string) error {
+		return &backends.UnavailableError{Backend: "consul", Role: "store", Op: fmt.Sprintf("%s %q", op, key), Reason: reason, Err: err}
+	}
 	switch {
+	case backends.NoAnswer(ctx):
+		// Cut short by the call deadline: not the caller's deadline (the
+		// cause is kept as text, so that it does not match it).
+		reason := "no answer within " + s.callTimeout().String()
+		err = errors.New(reason + ": " + err.Error())
+		return unavailable(reason)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("consul %s %q: %w", op, key, err)
 	case errors.As(err, &se) && se.Code < 500 && se.Code != http.StatusTooManyRequests:
 		return fmt.Errorf("consul %s %q: %w", op, key, err)
-	case errors.As(err, &se), errors.As(err, &ue), errors.As(err, &ne):
-		return fmt.Errorf("consul %s %q: %w: %w", op, key, backends.ErrUnavailable, err)
+	case errors.As(err, &se):
+		return unavailable(fmt.Sprintf("consul answered %d %s", se.Code, strings.TrimSpace(se.Body)))
+	case errors.As(err, &ue), errors.As(err, &ne):
+		return unavailable(backends.Reason(err))
 	case strings.Contains(err.Error(), "No cluster leader"), strings.Contains(err.Error(), "rpc error"):
-		return fmt.Errorf("consul %s %q: %w: %w", op, key, backends.ErrUnavailable, err)
+		return unavailable(backends.Reason(err))
 	}
 	return fmt.Errorf("consul %s %q: %w", op, key, err)
+}
+
+func (s *Store) callTimeout() time.Duration {
+	if s.timeout <= 0 {
+		return backends.DefaultCallTimeout
+	}
+	return s.timeout
 }
 
 // Health checks that the agent answers, the cluster has a leader and the
 // token may read the prefix.
 func (s *Store) Health(ctx context.Context) error {
+	ctx, cancel := s.call(ctx, nil)
+	defer cancel()
 	leader, err := s.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return s.wrap("health", "status/leader", err)
+		return s.wrap(ctx, "health", "status/leader", err)
 	}
 	if leader == "" {
-		return fmt.Errorf("consul health: %w: no cluster leader", backends.ErrUnavailable)
+		return &backends.UnavailableError{Backend: "consul", Role: "store", Op: "health", Reason: "no cluster leader", Err: errors.New("no cluster leader")}
 	}
 	if _, _, err := s.kv.Get(s.prefix+"%health", (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return s.wrap("health", s.prefix, err)
+		return s.wrap(ctx, "health", s.prefix, err)
 	}
 	return nil
 }
 
 // Close releases idle connections.
 func (s *Store) Close() error {
+	s.stopKeyWatches()
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
 	}

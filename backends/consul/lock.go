@@ -52,7 +52,7 @@ func (s *Store) Elect(ctx context.Context, key string, value []byte, o backends.
 	se := &api.SessionEntry{Name: name, TTL: o.TTL.String(), LockDelay: o.LockDelay, Behavior: api.SessionBehaviorRelease}
 	id, _, err := s.client.Session().Create(se, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, s.wrap("session create", key, err)
+		return nil, s.wrap(ctx, "session create", key, err)
 	}
 	l := &leadership{s: s, key: k, userKey: key, session: id, o: o, lost: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -129,7 +129,7 @@ func (l *leadership) acquire(ctx context.Context, value []byte) error {
 		}
 		pair, meta, err := kv.Get(l.key, (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx))
 		if err != nil {
-			return l.s.wrap("lock read", l.userKey, err)
+			return l.s.wrap(ctx, "lock read", l.userKey, err)
 		}
 		if pair != nil && pair.Flags != api.LockFlagValue {
 			return fmt.Errorf("consul: key %q is not a lock (flags %#x)", l.userKey, pair.Flags)
@@ -144,7 +144,7 @@ func (l *leadership) acquire(ctx context.Context, value []byte) error {
 		}
 		ok, _, err := kv.Acquire(&api.KVPair{Key: l.key, Value: value, Session: l.session, Flags: api.LockFlagValue}, (&api.WriteOptions{}).WithContext(ctx))
 		if err != nil {
-			return l.s.wrap("lock acquire", l.userKey, err)
+			return l.s.wrap(ctx, "lock acquire", l.userKey, err)
 		}
 		if ok {
 			l.held = true
@@ -249,11 +249,11 @@ func (l *leadership) Release(ctx context.Context) error {
 		w := (&api.WriteOptions{}).WithContext(ctx)
 		if l.held {
 			if _, _, err := l.s.kv.Release(&api.KVPair{Key: l.key, Session: l.session, Flags: api.LockFlagValue}, w); err != nil {
-				errs = append(errs, l.s.wrap("lock release", l.userKey, err))
+				errs = append(errs, l.s.wrap(ctx, "lock release", l.userKey, err))
 			}
 		}
 		if _, err := l.s.client.Session().Destroy(l.session, w); err != nil {
-			errs = append(errs, l.s.wrap("session destroy", l.userKey, err))
+			errs = append(errs, l.s.wrap(ctx, "session destroy", l.userKey, err))
 		}
 		l.lose("")
 		l.relErr = errors.Join(errs...)

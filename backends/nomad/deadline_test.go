@@ -30,7 +30,7 @@ func TestRevertReason(t *testing.T) {
 		StatusDescription: "Failed due to progress deadline - rolling back to job version 0"}
 	reverting := &api.Deployment{JobVersion: 2, Status: api.DeploymentStatusRunning, StatusDescription: "Deployment is running"}
 	deps := []*api.Deployment{reverting, failed}
-	if got := revertReason(deps, 2); !strings.Contains(got, "job version 1") || !strings.Contains(got, "Failed due to progress deadline") {
+	if got := revertReason(deps, 0, 2); !strings.Contains(got, "job version 1") || !strings.Contains(got, "Failed due to progress deadline") {
 		t.Errorf("revertReason(version 2) = %q, want the failure of version 1", got)
 	}
 	for _, c := range []struct {
@@ -44,7 +44,7 @@ func TestRevertReason(t *testing.T) {
 		{"a successful deployment", []*api.Deployment{{JobVersion: 1, Status: api.DeploymentStatusSuccessful, StatusDescription: "Deployment completed successfully"}}, 2},
 		{"no deployments", nil, 2},
 	} {
-		if got := revertReason(c.deps, c.version); got != "" {
+		if got := revertReason(c.deps, 0, c.version); got != "" {
 			t.Errorf("%s: revertReason = %q, want none", c.name, got)
 		}
 	}

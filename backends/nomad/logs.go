@@ -217,7 +217,7 @@ func (a apiLogs) Logs(ctx context.Context, allocID, task, stream, origin string,
 		errc <- unavailable("allocation "+allocID, err)
 		return nil, errc
 	}
-	frames, ferr := a.s.client.AllocFS().Logs(alloc, follow, task, stream, origin, offset, ctx.Done(), a.s.q(ctx))
+	frames, ferr := a.s.stream.AllocFS().Logs(alloc, follow, task, stream, origin, offset, ctx.Done(), a.s.q(ctx))
 	if frames == nil {
 		return nil, ferr
 	}

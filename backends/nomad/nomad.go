@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
@@ -67,13 +68,34 @@ type Config struct {
 	// ConsulTagsPrefix prefixes the routing tag of web services, one per
 	// route: <prefix><host>/ (default "urlprefix-", as fabio reads them).
 	ConsulTagsPrefix string
-	Logger           hclog.Logger
+	// ClusterID is the id of the Berth cluster this scheduler works for.
+	// Every job Berth renders carries it (job meta berth_cluster, and a
+	// berth-cluster=<id> tag on its Consul services), and the scheduler
+	// only lists, changes, scales, restarts or stops jobs that carry it:
+	// a job of another Berth cluster (or one without an id, when ClusterID
+	// is set) is left alone, whatever the app name. "" is the id of jobs
+	// rendered without one.
+	ClusterID string
+	// CallTimeout bounds every request to Nomad other than the long
+	// blocking queries and log streams (default DefaultCallTimeout): a
+	// Nomad that is down or frozen makes a call fail, not hang.
+	CallTimeout time.Duration
+	Logger      hclog.Logger
 }
+
+// DefaultCallTimeout is Config.CallTimeout's default.
+const DefaultCallTimeout = 5 * time.Second
+
+// ErrOtherCluster is what Submit returns (wrapped) for an app whose job in
+// Nomad belongs to another Berth cluster (or carries no cluster id): Berth
+// does not change it.
+var ErrOtherCluster = errors.New("the job belongs to another Berth cluster")
 
 // Scheduler is the Nomad backends.Scheduler.
 type Scheduler struct {
 	cfg    Config
-	client *api.Client
+	client *api.Client // every request has a deadline (CallTimeout)
+	stream *api.Client // blocking queries and log streams: no deadline of its own
 	log    hclog.Logger
 
 	ctx    context.Context // cancelled by Close: ends the watchers
@@ -87,7 +109,12 @@ type Scheduler struct {
 
 var _ backends.Scheduler = (*Scheduler)(nil)
 
+// watch follows the deployment of one job version. create is the job's
+// create index: a job stopped with purge and registered again starts its
+// versions at 0 again, and only the create index tells its deployments
+// from the old job's.
 type watch struct {
+	create  uint64
 	version uint64
 	cancel  context.CancelFunc
 	result  deployResult
@@ -115,14 +142,27 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Namespace != "" {
 		ac.Namespace = cfg.Namespace
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	sc := *ac
+	stream, err := api.NewClient(&sc)
+	if err != nil {
+		return nil, fmt.Errorf("nomad: %w", err)
+	}
+	hc := cleanhttp.DefaultPooledClient()
+	hc.Timeout = cfg.CallTimeout
+	ac.HttpClient = hc
 	client, err := api.NewClient(ac)
 	if err != nil {
+		stream.Close()
 		return nil, fmt.Errorf("nomad: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{
 		cfg:     cfg,
 		client:  client,
+		stream:  stream,
 		log:     cfg.Logger.Named("nomad-scheduler"),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -174,6 +214,20 @@ func (s *Scheduler) info(ctx context.Context, id string) (*api.Job, error) {
 		return nil, unavailable("read job "+id, err)
 	}
 	return job, nil
+}
+
+// owned tells whether a job's meta marks it as this Berth cluster's.
+func (s *Scheduler) owned(meta map[string]string) bool {
+	return meta[MetaApp] != "" && meta[MetaCluster] == s.cfg.ClusterID
+}
+
+// foreign is the error for a job of another cluster.
+func (s *Scheduler) foreign(job *api.Job) error {
+	other := job.Meta[MetaCluster]
+	if other == "" {
+		other = "(none)"
+	}
+	return fmt.Errorf("nomad: job %s (berth_cluster %s, this cluster %q): %w", deref(job.ID), other, s.cfg.ClusterID, ErrOtherCluster)
 }
 
 // applyCountRule sets each group of job present in cur to cur's count when
@@ -273,6 +327,9 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) erro
 		var modifyIndex uint64
 		if cur != nil {
 			modifyIndex = deref(cur.JobModifyIndex)
+			if !s.owned(cur.Meta) {
+				return s.foreign(cur)
+			}
 		}
 		if cur != nil && deref(cur.Stop) {
 			cur = nil // a stopped, not yet purged job: register it afresh
@@ -346,37 +403,37 @@ func (s *Scheduler) watchLatest(id string) {
 	if err != nil || job == nil || job.Version == nil {
 		return
 	}
-	version := *job.Version
+	version, create := *job.Version, deref(job.CreateIndex)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
 	if w := s.watches[id]; w != nil {
-		if w.version == version {
+		if w.version == version && w.create == create {
 			s.mu.Unlock()
 			return
 		}
 		w.cancel()
 	}
 	wctx, wcancel := context.WithTimeout(s.ctx, jobProgressDeadline(job)+5*time.Minute)
-	w := &watch{version: version, cancel: wcancel}
+	w := &watch{create: create, version: version, cancel: wcancel}
 	s.watches[id] = w
 	// Added under mu, before Close can have set closed and begun to wait.
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	src := apiDeployments{client: s.client, q: s.q, waitTime: 5 * time.Minute}
+	src := apiDeployments{client: s.stream, q: s.q, waitTime: 5 * time.Minute}
 	go func() {
 		defer s.wg.Done()
 		defer wcancel()
-		watchDeployment(wctx, src, id, version, func(r deployResult) {
+		watchDeployment(wctx, src, id, create, version, func(r deployResult) {
 			s.mu.Lock()
 			if s.watches[id] == w {
 				w.result = r
 			}
 			s.mu.Unlock()
-			s.log.Info("deployment", "job", id, "version", version, "state", r.State, "message", r.Message, "deployment", r.DeploymentID)
+			s.log.Info("deployment", "job", id, "job_create_index", create, "version", version, "state", r.State, "message", r.Message, "deployment", r.DeploymentID)
 		})
 	}()
 }
@@ -389,7 +446,7 @@ func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
 	}
 	var ids []string
 	for _, j := range stubs {
-		if j.Meta[MetaApp] == app && (j.ID == app || strings.HasPrefix(j.ID, app+".")) {
+		if j.Meta[MetaApp] == app && s.owned(j.Meta) && (j.ID == app || strings.HasPrefix(j.ID, app+".")) {
 			ids = append(ids, j.ID)
 		}
 	}
@@ -405,7 +462,7 @@ func (s *Scheduler) appRunJobs(ctx context.Context, app string) ([]string, error
 	}
 	var ids []string
 	for _, j := range stubs {
-		if j.Meta[MetaApp] == app && j.Meta[MetaRun] != "" && strings.HasPrefix(j.ID, app+"-run-") {
+		if j.Meta[MetaApp] == app && s.owned(j.Meta) && j.Meta[MetaRun] != "" && strings.HasPrefix(j.ID, app+"-run-") {
 			ids = append(ids, j.ID)
 		}
 	}
@@ -423,8 +480,11 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 	if job == nil || deref(job.Stop) {
 		return nil, fmt.Errorf("nomad: app %q: %w", app, backends.ErrNotFound)
 	}
+	if !s.owned(job.Meta) {
+		return nil, fmt.Errorf("nomad: app %q: %w (%w)", app, backends.ErrNotFound, s.foreign(job))
+	}
 	st := &backends.AppStatus{App: app, MetaVersion: job.Meta[MetaVersion]}
-	version := deref(job.Version)
+	version, create := deref(job.Version), deref(job.CreateIndex)
 
 	ids, err := s.appJobs(ctx, app)
 	if err != nil {
@@ -448,7 +508,7 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 	// down) what the allocations say.
 	s.mu.Lock()
 	var res deployResult
-	if w := s.watches[app]; w != nil && w.version == version && w.result.Terminal {
+	if w := s.watches[app]; w != nil && w.version == version && w.create == create && w.result.Terminal {
 		res = w.result
 	}
 	s.mu.Unlock()
@@ -457,7 +517,9 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 		if err != nil {
 			return nil, unavailable("deployment of "+app, err)
 		}
-		if d != nil && d.JobVersion == version {
+		// A deployment of this job, not of an earlier job of the same ID
+		// (stopped with purge and registered again: versions start over).
+		if d != nil && d.JobVersion == version && d.JobCreateIndex == create {
 			res = mapDeployment(d)
 			if !res.Terminal {
 				st.ProgressBy = progressBy(d)
@@ -473,7 +535,7 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 		if err != nil {
 			return nil, unavailable("deployments of "+app, err)
 		}
-		st.Reverted = revertReason(deps, version)
+		st.Reverted = revertReason(deps, create, version)
 	}
 	return st, nil
 }
@@ -494,9 +556,9 @@ func progressBy(d *api.Deployment) time.Time {
 // revertReason tells whether job version is Nomad's rollback (auto_revert)
 // of the failed deployment of the version just before it, and if so why
 // that deployment failed ("" otherwise).
-func revertReason(deps []*api.Deployment, version uint64) string {
+func revertReason(deps []*api.Deployment, create, version uint64) string {
 	for _, d := range deps {
-		if d != nil && d.JobVersion+1 == version && d.Status == api.DeploymentStatusFailed &&
+		if d != nil && d.JobCreateIndex == create && d.JobVersion+1 == version && d.Status == api.DeploymentStatusFailed &&
 			strings.Contains(d.StatusDescription, "rolling back to job version") {
 			return fmt.Sprintf("the deployment of job version %d failed: %s", d.JobVersion, d.StatusDescription)
 		}
@@ -523,7 +585,7 @@ func deploymentFromAllocs(job *api.Job, allocs []*api.AllocationListStub) deploy
 	version := deref(job.Version)
 	running := map[string]int{}
 	for _, a := range allocs {
-		if a.JobID == deref(job.ID) && a.JobVersion == version && a.DesiredStatus == api.AllocDesiredStatusRun && a.ClientStatus == api.AllocClientStatusRunning {
+		if a.JobID == deref(job.ID) && a.JobVersion == version && a.CreateIndex >= deref(job.CreateIndex) && a.DesiredStatus == api.AllocDesiredStatusRun && a.ClientStatus == api.AllocClientStatusRunning {
 			running[a.TaskGroup]++
 		}
 	}
@@ -638,6 +700,9 @@ func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
 		if job == nil || deref(job.Stop) {
 			return fmt.Errorf("nomad: app %q: %w", app, backends.ErrNotFound)
 		}
+		if !s.owned(job.Meta) {
+			return fmt.Errorf("nomad: app %q: %w (%w)", app, backends.ErrNotFound, s.foreign(job))
+		}
 		mark := time.Now().UTC().Format(time.RFC3339Nano)
 		found := false
 		for _, g := range job.TaskGroups {
@@ -683,7 +748,15 @@ func (s *Scheduler) Stop(ctx context.Context, app string) error {
 		return err
 	}
 	if len(ids) == 0 || ids[0] != app {
-		ids = append([]string{app}, ids...)
+		// A job of the app's name that is not listed (stopped, or not
+		// this cluster's): deregistered only when it is this cluster's.
+		job, err := s.info(ctx, app)
+		if err != nil {
+			return err
+		}
+		if job != nil && s.owned(job.Meta) {
+			ids = append([]string{app}, ids...)
+		}
 	}
 	// The app's one-off commands end with it.
 	runs, err := s.appRunJobs(ctx, app)
@@ -711,7 +784,7 @@ func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, j := range stubs {
 		app := j.Meta[MetaApp]
-		if app == "" || j.ID != app || j.Stop || seen[app] {
+		if app == "" || j.ID != app || j.Stop || seen[app] || !s.owned(j.Meta) {
 			continue
 		}
 		seen[app] = true
@@ -743,6 +816,7 @@ func (s *Scheduler) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.client.Close()
+	s.stream.Close()
 	return nil
 }
 

@@ -29,6 +29,7 @@ const (
 	MetaProcType     = "berth_proc_type"     // group: web, worker, portal, oneshot
 	MetaReleaseCount = "berth_release_count" // group's bookkeeping meta: the count the spec asked for when the job was registered
 	MetaRestart      = "berth_restart"       // group: bumped by Restart to roll the group
+	MetaCluster      = "berth_cluster"       // job: the Berth cluster's id (Config.ClusterID); absent when it has none
 )
 
 // PortLabel is the label of the dynamic port of procs that listen.
@@ -185,6 +186,9 @@ func newJob(spec *backends.AppSpec, cfg Config, id, typ string) *api.Job {
 			MetaVersion: spec.MetaVersion,
 		},
 	}
+	if cfg.ClusterID != "" {
+		job.Meta[MetaCluster] = cfg.ClusterID
+	}
 	if len(job.Datacenters) == 0 {
 		job.Datacenters = []string{"*"}
 	}
@@ -308,6 +312,10 @@ func renderService(spec *backends.AppSpec, cfg Config, p backends.ProcSpec) *api
 			"berth_proc":         p.Name,
 			"berth_meta_version": spec.MetaVersion,
 		},
+	}
+	if cfg.ClusterID != "" {
+		svc.Tags = append(svc.Tags, "berth-cluster="+cfg.ClusterID)
+		svc.Meta["berth_cluster"] = cfg.ClusterID
 	}
 	if p.Type == backends.ProcWeb {
 		prefix := cfg.ConsulTagsPrefix

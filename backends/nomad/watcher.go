@@ -50,7 +50,12 @@ type deployResult struct {
 // queries until it ends or ctx is done, calling update on every change of
 // the result. Errors are retried with backoff (1s doubling to 15s). It
 // returns the last result.
-func watchDeployment(ctx context.Context, src deploymentSource, jobID string, version uint64, update func(deployResult)) deployResult {
+//
+// A deployment is the one of (create, version) when its JobCreateIndex is
+// create (the job's create index: a job stopped with purge and registered
+// again starts its versions over) and its JobVersion is version; a
+// deployment of a later job or version supersedes it.
+func watchDeployment(ctx context.Context, src deploymentSource, jobID string, create, version uint64, update func(deployResult)) deployResult {
 	var (
 		index   uint64
 		last    deployResult
@@ -87,13 +92,13 @@ func watchDeployment(ctx context.Context, src deploymentSource, jobID string, ve
 		} else {
 			index = idx
 		}
-		if d == nil || d.JobVersion < version {
-			continue
+		if d == nil || d.JobCreateIndex < create || d.JobCreateIndex == create && d.JobVersion < version {
+			continue // no deployment yet, or one of an earlier job or version
 		}
-		if d.JobVersion > version {
+		if d.JobCreateIndex > create || d.JobVersion > version {
 			last.Terminal = true
 			r := last
-			r.Message = fmt.Sprintf("superseded by job version %d", d.JobVersion)
+			r.Message = fmt.Sprintf("superseded by job version %d (job create index %d)", d.JobVersion, d.JobCreateIndex)
 			emit(r)
 			return last
 		}

@@ -112,7 +112,7 @@ func TestWatcherFollowsToSuccess(t *testing.T) {
 	done := make(chan deployResult, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	go func() { done <- watchDeployment(ctx, f, "hello", 4, rec.update) }()
+	go func() { done <- watchDeployment(ctx, f, "hello", 0, 4, rec.update) }()
 
 	if r := rec.next(t); r.State != backends.DeployDeploying {
 		t.Fatalf("first update %+v", r)
@@ -154,7 +154,7 @@ func TestWatcherFailedDeployment(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		f.push(dep(1, api.DeploymentStatusFailed, "Failed due to progress deadline - rolling back to job version 0", 0))
 	}()
-	r := watchDeployment(ctx, f, "hello", 1, nil)
+	r := watchDeployment(ctx, f, "hello", 0, 1, nil)
 	if r.State != backends.DeployFailed || !r.Terminal || r.Message != "Failed due to progress deadline - rolling back to job version 0" {
 		t.Fatalf("result %+v", r)
 	}
@@ -167,7 +167,7 @@ func TestWatcherRetriesErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	r := watchDeployment(ctx, f, "hello", 2, nil)
+	r := watchDeployment(ctx, f, "hello", 0, 2, nil)
 	if r.State != backends.DeployRunning {
 		t.Fatalf("result %+v", r)
 	}
@@ -181,7 +181,7 @@ func TestWatcherSuperseded(t *testing.T) {
 	f.push(dep(6, api.DeploymentStatusRunning, "newer", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r := watchDeployment(ctx, f, "hello", 5, nil)
+	r := watchDeployment(ctx, f, "hello", 0, 5, nil)
 	if !r.Terminal {
 		t.Fatalf("a newer version's deployment did not end the watch: %+v", r)
 	}
@@ -192,11 +192,60 @@ func TestWatcherHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	r := watchDeployment(ctx, f, "hello", 1, nil)
+	r := watchDeployment(ctx, f, "hello", 0, 1, nil)
 	if time.Since(start) > 3*time.Second {
 		t.Fatal("watcher outlived its context")
 	}
 	if r.State != backends.DeployDeploying || r.Terminal {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestWatcherRecreatedJob: a job stopped with purge and registered again
+// starts its versions at 0 again; the old job's successful deployment of
+// version 0 (a lower JobCreateIndex) is not the new job's, so the watcher
+// says deploying until the new job's own deployment succeeds.
+func TestWatcherRecreatedJob(t *testing.T) {
+	f := newFake()
+	old := dep(0, api.DeploymentStatusSuccessful, "Deployment completed successfully", 2)
+	old.JobCreateIndex, old.ID = 50, "dep-of-the-old-job"
+	f.push(old)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec := newRecorder()
+	done := make(chan deployResult, 1)
+	go func() { done <- watchDeployment(ctx, f, "hello", 100, 0, rec.update) }()
+	if r := rec.next(t); r.State != backends.DeployDeploying {
+		t.Fatalf("first update %+v, want deploying", r)
+	}
+	f.push(old) // the old deployment again (a new index): still not ours
+	running := dep(0, api.DeploymentStatusRunning, "Deployment is running", 0)
+	running.JobCreateIndex = 100
+	f.push(running)
+	if r := rec.next(t); r.State != backends.DeployDeploying || r.DeploymentID != running.ID {
+		t.Fatalf("update %+v, want the new job's running deployment as deploying", r)
+	}
+	ok := dep(0, api.DeploymentStatusSuccessful, "Deployment completed successfully", 2)
+	ok.JobCreateIndex = 100
+	f.push(ok)
+	if r := rec.next(t); r.State != backends.DeployRunning || !r.Terminal {
+		t.Fatalf("update %+v, want running", r)
+	}
+	if r := <-done; r.State != backends.DeployRunning {
+		t.Fatalf("result %+v", r)
+	}
+	for _, r := range rec.got {
+		if r.DeploymentID == old.ID {
+			t.Errorf("the old job's deployment was taken for the new job's: %+v", r)
+		}
+	}
+
+	// A deployment of a job registered after the watched one supersedes it.
+	f2 := newFake()
+	newer := dep(0, api.DeploymentStatusRunning, "Deployment is running", 0)
+	newer.JobCreateIndex = 200
+	f2.push(newer)
+	if r := watchDeployment(ctx, f2, "hello", 100, 3, nil); !r.Terminal {
+		t.Fatalf("a re-created job's deployment did not end the watch of the old job: %+v", r)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -45,6 +46,10 @@ type Config struct {
 	Namespace string
 	// TLS configures HTTPS to Vault.
 	TLS TLSConfig
+	// CallTimeout bounds each call to Vault (its retries included); 0 is
+	// backends.DefaultCallTimeout. A call cut short by it fails as
+	// unavailable.
+	CallTimeout time.Duration
 }
 
 // TLSConfig is the TLS client configuration for talking to Vault.
@@ -147,7 +152,7 @@ func (s *Secrets) login(ctx context.Context, stale string) error {
 	sec, err := c.Logical().WriteWithContext(ctx, "auth/"+strings.Trim(s.cfg.AppRoleMount, "/")+"/login",
 		map[string]interface{}{"role_id": s.cfg.RoleID, "secret_id": s.cfg.SecretID})
 	if err != nil {
-		return s.wrap("approle login", "", err)
+		return s.wrap(ctx, "approle login", "", err)
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return errors.New("vault: approle login returned no token")
@@ -231,6 +236,8 @@ func (s *Secrets) PutCAS(ctx context.Context, path string, data map[string]strin
 }
 
 func (s *Secrets) put(ctx context.Context, path string, data map[string]string, opts ...api.KVOption) (int, error) {
+	ctx, cancel := backends.CallContext(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	p, err := s.full(path)
 	if err != nil {
 		return 0, err
@@ -246,7 +253,7 @@ func (s *Secrets) put(ctx context.Context, path string, data map[string]string, 
 		return err
 	})
 	if err != nil {
-		return 0, s.wrap("put", path, err)
+		return 0, s.wrap(ctx, "put", path, err)
 	}
 	if sec == nil || sec.VersionMetadata == nil {
 		return 0, fmt.Errorf("vault put %q: no version in the answer", path)
@@ -256,6 +263,8 @@ func (s *Secrets) put(ctx context.Context, path string, data map[string]string, 
 
 // Get reads a version of the secret at path (0 = latest).
 func (s *Secrets) Get(ctx context.Context, path string, version int) (*backends.Secret, error) {
+	ctx, cancel := backends.CallContext(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	p, err := s.full(path)
 	if err != nil {
 		return nil, err
@@ -277,7 +286,7 @@ func (s *Secrets) Get(ctx context.Context, path string, version int) (*backends.
 		return nil, fmt.Errorf("vault get %q: %w", path, backends.ErrNotFound)
 	}
 	if err != nil {
-		return nil, s.wrap("get", path, err)
+		return nil, s.wrap(ctx, "get", path, err)
 	}
 	if sec == nil || sec.Data == nil || sec.VersionMetadata == nil {
 		// A version that was deleted (not by this backend) reads as absent.
@@ -299,6 +308,8 @@ func (s *Secrets) Get(ctx context.Context, path string, version int) (*backends.
 
 // Delete removes the secret at path with every version.
 func (s *Secrets) Delete(ctx context.Context, path string) error {
+	ctx, cancel := backends.CallContext(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	p, err := s.full(path)
 	if err != nil {
 		return err
@@ -309,13 +320,15 @@ func (s *Secrets) Delete(ctx context.Context, path string) error {
 		return nil
 	}
 	if err != nil {
-		return s.wrap("delete", path, err)
+		return s.wrap(ctx, "delete", path, err)
 	}
 	return nil
 }
 
 // List returns the paths of every secret whose path starts with prefix, sorted.
 func (s *Secrets) List(ctx context.Context, prefix string) ([]string, error) {
+	ctx, cancel := backends.CallContext(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	prefix = strings.TrimLeft(prefix, "/")
 	// Walk from the deepest directory the prefix names, keep what matches.
 	dir := ""
@@ -346,7 +359,7 @@ func (s *Secrets) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil
 	}
 	if err := walk(dir); err != nil {
-		return nil, s.wrap("list", prefix, err)
+		return nil, s.wrap(ctx, "list", prefix, err)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -380,19 +393,22 @@ func (s *Secrets) listDir(ctx context.Context, dir string) ([]string, error) {
 // Health checks that Vault is reachable, initialized and unsealed, and that
 // the token is valid.
 func (s *Secrets) Health(ctx context.Context) error {
+	ctx, cancel := backends.CallContext(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	h, err := s.client.Sys().HealthWithContext(ctx)
 	if err != nil {
-		return s.wrap("health", "sys/health", err)
+		return s.wrap(ctx, "health", "sys/health", err)
 	}
 	if !h.Initialized || h.Sealed {
-		return fmt.Errorf("vault health: %w: initialized=%v sealed=%v", backends.ErrUnavailable, h.Initialized, h.Sealed)
+		why := fmt.Sprintf("initialized=%v sealed=%v", h.Initialized, h.Sealed)
+		return &backends.UnavailableError{Backend: "vault", Role: "secrets", Op: "health", Reason: "vault is sealed or not initialized (" + why + ")", Err: errors.New(why)}
 	}
 	err = s.do(ctx, func() error {
 		_, err := s.client.Auth().Token().LookupSelfWithContext(ctx)
 		return err
 	})
 	if err != nil {
-		return s.wrap("health", "token lookup-self", err)
+		return s.wrap(ctx, "health", "token lookup-self", err)
 	}
 	return nil
 }
@@ -407,19 +423,34 @@ func (s *Secrets) Close() error {
 
 // wrap marks transport failures and server errors as ErrUnavailable. Vault's
 // error text never carries secret values.
-func (s *Secrets) wrap(op, path string, err error) error {
+func (s *Secrets) wrap(ctx context.Context, op, path string, err error) error {
 	var (
 		re *api.ResponseError
 		ue *url.Error
 		ne net.Error
 	)
+	unavailable := func(reason string) error {
+		return &backends.UnavailableError{Backend: "vault", Role: "secrets", Op: fmt.Sprintf("%s %q", op, path), Reason: reason, Err: err}
+	}
 	switch {
+	case backends.NoAnswer(ctx):
+		// Cut short by the call deadline: not the caller's deadline (the
+		// cause is kept as text, so that it does not match it).
+		d := s.cfg.CallTimeout
+		if d <= 0 {
+			d = backends.DefaultCallTimeout
+		}
+		reason := "no answer within " + d.String()
+		err = errors.New(reason + ": " + err.Error())
+		return unavailable(reason)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("vault %s %q: %w", op, path, err)
 	case errors.As(err, &re) && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests:
 		return fmt.Errorf("vault %s %q: %w", op, path, err)
-	case errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ne):
-		return fmt.Errorf("vault %s %q: %w: %w", op, path, backends.ErrUnavailable, err)
+	case errors.As(err, &re):
+		return unavailable(fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(re.Errors, "; ")))
+	case errors.As(err, &ue), errors.As(err, &ne):
+		return unavailable(backends.Reason(err))
 	}
 	return fmt.Errorf("vault %s %q: %w", op, path, err)
 }

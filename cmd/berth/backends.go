@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/berthpaas/berth/backends/sealed"
 	"github.com/berthpaas/berth/backends/vault"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine"
 )
 
 // stack is the set of backends built from config.
@@ -83,11 +85,17 @@ func openSecrets(cfg *config.Config, log hclog.Logger) (backends.Secrets, string
 }
 
 // openScheduler opens the Scheduler the config selects.
-func openScheduler(cfg *config.Config, log hclog.Logger) (backends.Scheduler, string, error) {
+func openScheduler(cfg *config.Config, store backends.Store, log hclog.Logger) (backends.Scheduler, string, error) {
 	if n := cfg.Nomad; n != nil {
+		cluster, err := clusterID(cfg, store, log)
+		if err != nil {
+			return nil, "", err
+		}
+		log.Info("berth cluster", "cluster_id", cluster)
 		sch, err := nomad.New(nomad.Config{
 			Address: n.Address, Token: n.Token, Region: n.Region, Namespace: n.Namespace, Datacenters: n.Datacenters,
-			RawExec: n.RawExec, VaultRole: n.VaultRole, VaultPolicies: n.VaultPolicies, ConsulTagsPrefix: n.ConsulTagsPrefix, Logger: log.Named("nomad"),
+			RawExec: n.RawExec, VaultRole: n.VaultRole, VaultPolicies: n.VaultPolicies, ConsulTagsPrefix: n.ConsulTagsPrefix,
+			ClusterID: cluster, CallTimeout: cfg.SchedulerTimeoutDur, Logger: log.Named("nomad"),
 		})
 		return sch, "nomad", err
 	}
@@ -122,7 +130,7 @@ func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack
 	}
 	s.closers = append(s.closers, s.secrets.Close)
 	if withScheduler {
-		if s.sched, s.schedName, err = openScheduler(cfg, log); err != nil {
+		if s.sched, s.schedName, err = openScheduler(cfg, s.store, log); err != nil {
 			s.close()
 			return nil, fmt.Errorf("starting the %s scheduler: %w", map[bool]string{true: "nomad", false: "local"}[cfg.Nomad != nil], err)
 		}
@@ -175,5 +183,24 @@ func traversable(dir string) bool {
 		if d == "/" || d == "." {
 			return true
 		}
+	}
+}
+
+// clusterID is the Berth cluster's id (engine.ClusterID), read or created
+// in the Store; a Store that does not answer is asked again for a minute.
+func clusterID(cfg *config.Config, store backends.Store, log hclog.Logger) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		id, err := engine.ClusterID(ctx, store, cfg.ClusterID)
+		cancel()
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			if err != nil {
+				return "", fmt.Errorf("the cluster id: %w", err)
+			}
+			return id, nil
+		}
+		log.Warn("reading the cluster id failed; retrying", "in", wait, "error", err)
+		time.Sleep(wait)
 	}
 }

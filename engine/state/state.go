@@ -344,11 +344,21 @@ type ServiceInstance struct {
 	State       string    `json:"state"`
 	Message     string    `json:"message,omitempty"`
 	Created     time.Time `json:"created"`
+	// Plan is the broker plan's ID it was provisioned on, when one was
+	// chosen ("": the service's).
+	Plan string `json:"plan,omitempty"`
 	// OwnerID and TeamIDs are the IDs of Owner and of each of Teams when
 	// the instance was created: a re-registered email or a re-created team
 	// does not match them.
 	OwnerID string            `json:"owner_id,omitempty"`
 	TeamIDs map[string]string `json:"team_ids,omitempty"`
+	// Async says the broker answered the provision (State provisioning)
+	// or deprovision (State deprovisioning) asynchronously and has not
+	// said it ended: the service sweep polls its LastOperation with
+	// Operation until it does, across restarts of Berth.
+	Async            bool      `json:"async,omitempty"`
+	Operation        string    `json:"operation,omitempty"`
+	OperationStarted time.Time `json:"operation_started,omitzero"`
 }
 
 // DeployState is the state of an app's deploy (backends.DeployState).

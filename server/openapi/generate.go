@@ -94,9 +94,9 @@ type Operation struct {
 	// AlsoStatus are further success statuses with the same answer (e.g.
 	// 200 for a push of a version already recorded, beside 201).
 	AlsoStatus []int
-	// AlsoResponse are further success statuses with an answer of another
-	// type (e.g. 200 {"status":"ok"} where nothing had to be redeployed,
-	// beside 202 and the operation started).
+	// AlsoResponse are further statuses with an answer of another type
+	// (e.g. 200 {"status":"ok"} where nothing had to be redeployed, beside
+	// 202 and the operation started; /healthz's 503 with its report).
 	AlsoResponse map[int]reflect.Type
 	// AlsoContentTypes are further content types the request body may be
 	// sent in, with the same schema (e.g. YAML beside JSON).
@@ -199,6 +199,10 @@ func Generate(info Info, ops []Operation) ([]byte, error) {
 			"error":      map[string]any{"type": "string", "description": "What went wrong."},
 			"status":     map[string]any{"type": "integer", "description": "The HTTP status, repeated."},
 			"request_id": map[string]any{"type": "string", "description": "The X-Request-Id of the request."},
+			"backend": map[string]any{"type": "string", "description": "On a 503 for a backend that is down or does not answer in time: " +
+				"its name (consul, vault, nomad, ...)."},
+			"retry_after": map[string]any{"type": "integer", "description": "On a 429, or a 503 for a backend that is down: the seconds to wait " +
+				"before trying again (also the Retry-After header)."},
 		},
 	}
 	desc := info.Description
@@ -365,8 +369,10 @@ func operation(sg *schemaGen, op Operation, id string, pathParams []string) (map
 		responses[strconv.Itoa(also)] = more
 	}
 	for also, t := range op.AlsoResponse {
-		if also < 100 || also > 399 {
-			return nil, fmt.Errorf("success status %d is not 1xx-3xx", also)
+		// An error status may have an answer of its own type too (e.g.
+		// /healthz's 503 is its report, not an Error).
+		if also < 100 || also > 599 {
+			return nil, fmt.Errorf("status %d is not 1xx-5xx", also)
 		}
 		responses[strconv.Itoa(also)] = map[string]any{
 			"description": statusText(also, op.Summary),

@@ -164,7 +164,7 @@ func TestGenerateSchemas(t *testing.T) {
 	if got := asJSON(t, schemas["ProcPatch"]); got != `{"properties":{"memory":{"type":["string","null"]},"num_instances":{"format":"int64","type":["integer","null"]}},"type":"object"}` {
 		t.Errorf("ProcPatch = %s (omitempty pointers: optional, nullable)", got)
 	}
-	if got := asJSON(t, schemas["Error"]); got != `{"description":"The body of every error answer.","properties":{"error":{"description":"What went wrong.","type":"string"},"request_id":{"description":"The X-Request-Id of the request.","type":"string"},"status":{"description":"The HTTP status, repeated.","type":"integer"}},"required":["error","status"],"type":"object"}` {
+	if got := asJSON(t, schemas["Error"]); got != `{"description":"The body of every error answer.","properties":{"backend":{"description":"On a 503 for a backend that is down or does not answer in time: its name (consul, vault, nomad, ...).","type":"string"},"error":{"description":"What went wrong.","type":"string"},"request_id":{"description":"The X-Request-Id of the request.","type":"string"},"retry_after":{"description":"On a 429, or a 503 for a backend that is down: the seconds to wait before trying again (also the Retry-After header).","type":"integer"},"status":{"description":"The HTTP status, repeated.","type":"integer"}},"required":["error","status"],"type":"object"}` {
 		t.Errorf("Error = %s", got)
 	}
 	if len(schemas) != 5 {

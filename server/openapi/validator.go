@@ -121,6 +121,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // check validates one exchange and returns its mismatches.
 func (v *Validator) check(req *http.Request, reqBody []byte, status int, header http.Header, respBody []byte, stream bool) []string {
+	if strings.HasPrefix(req.URL.Path, "/osb/") {
+		// The Open Service Broker API (package osbserver) is not part of
+		// Berth's API or its document.
+		return nil
+	}
 	ctx := context.Background()
 	r := req.Clone(ctx)
 	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {

@@ -13,10 +13,12 @@
   // An app that is not deployed has no logs yet: the tail starts when
   // the page loads on a deployed app, or when a deploy reaches running.
   var following = false;
+  var aborter = null; // ends the log stream when the page is left
   function followLogs() {
     if (following || !logs || !window.fetch || !window.TextDecoder) { return; }
     following = true;
-    fetch(base + "/logs?follow=true", { credentials: "same-origin" }).then(function (resp) {
+    aborter = window.AbortController ? new AbortController() : null;
+    fetch(base + "/logs?follow=true", { credentials: "same-origin", signal: aborter ? aborter.signal : undefined }).then(function (resp) {
       if (!resp.ok || !resp.body) { following = false; logState.textContent = "Logs are not available (" + resp.status + ")."; return; }
       logState.textContent = "Following…";
       var reader = resp.body.getReader();
@@ -43,13 +45,17 @@
         });
       }
       return pump();
-    }).catch(function () { following = false; logState.textContent = "The log stream was interrupted."; });
+    }).catch(function () {
+      following = false;
+      if (!left) { logState.textContent = "The log stream was interrupted."; }
+    });
   }
 
   var progress = document.getElementById("deploy-progress");
+  var es = null;
   function followDeploys() {
-    if (!progress || !window.EventSource) { return; }
-    var es = new EventSource(base + "/events");
+    if (es || !progress || !window.EventSource) { return; }
+    es = new EventSource(base + "/events");
     function show(ev) {
       try {
         var d = JSON.parse(ev.data);
@@ -61,10 +67,31 @@
     ["pending", "deploying", "running", "failed", "undeployed", "message"].forEach(function (t) { es.addEventListener(t, show); });
   }
 
-  if (root.getAttribute("data-deployed") === "true") {
-    followLogs();
-  } else if (logState) {
-    logState.textContent = "No logs: the app is not deployed.";
+  // Leaving the page (for another page, or into the browser's back-forward
+  // cache) closes both streams: a browser keeps only a few connections to
+  // a host, and the streams of pages left behind would hold them all.
+  // Coming back from that cache opens them again.
+  var left = false;
+  window.addEventListener("pagehide", function () {
+    left = true;
+    if (aborter) { aborter.abort(); aborter = null; }
+    following = false;
+    if (es) { es.close(); es = null; }
+  });
+  function start() {
+    left = false;
+    if (root.getAttribute("data-deployed") === "true") {
+      followLogs();
+    } else if (logState) {
+      logState.textContent = "No logs: the app is not deployed.";
+    }
+    followDeploys();
   }
-  followDeploys();
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) {
+      if (logs) { logs.textContent = ""; } // the tail starts again from its recent lines
+      start();
+    }
+  });
+  start();
 })();
