@@ -136,12 +136,17 @@ func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack
 		}
 		s.closers = append(s.closers, s.sched.Close)
 		if s.schedName == "nomad" && cfg.Local.RouterAddr != "" {
-			stop, err := openNomadRouter(cfg, log)
+			cluster, err := clusterID(cfg, s.store, log)
+			if err == nil {
+				var stop func() error
+				if stop, err = openNomadRouter(cfg, cluster, log); err == nil {
+					s.closers = append(s.closers, stop)
+				}
+			}
 			if err != nil {
 				s.close()
 				return nil, err
 			}
-			s.closers = append(s.closers, stop)
 		}
 	}
 	return s, nil

@@ -17,9 +17,10 @@ import (
 // openNomadRouter starts the built-in router for the Nomad scheduler on
 // local.router_addr: it routes by Host to the passing instances of the
 // apps' web services in the Consul catalog (the consul block's agent, else
-// CONSUL_HTTP_ADDR or 127.0.0.1:8500), read by blocking queries. It
+// CONSUL_HTTP_ADDR or 127.0.0.1:8500), read by blocking queries; only the
+// services of this Berth cluster (tagged berth-cluster=<cluster>). It
 // answers the function that stops it.
-func openNomadRouter(cfg *config.Config, log hclog.Logger) (func() error, error) {
+func openNomadRouter(cfg *config.Config, cluster string, log hclog.Logger) (func() error, error) {
 	log = log.Named("router")
 	ac := api.DefaultConfigWithLogger(log)
 	if c := cfg.Consul; c != nil {
@@ -50,10 +51,10 @@ func openNomadRouter(cfg *config.Config, log hclog.Logger) (func() error, error)
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	src := router.NewConsul(router.ConsulConfig{Client: client, TagsPrefix: cfg.Nomad.ConsulTagsPrefix, Logger: log})
+	src := router.NewConsul(router.ConsulConfig{Client: client, TagsPrefix: cfg.Nomad.ConsulTagsPrefix, ClusterID: cluster, Logger: log})
 	p := router.NewProxy(src, router.Options{Logger: log})
 	srv := router.Serve(ln, p, log)
-	log.Info("router listening", "addr", ln.Addr().String(), "consul", ac.Address, "apps_domain", cfg.Apps.Domain)
+	log.Info("router listening", "addr", ln.Addr().String(), "consul", ac.Address, "cluster_id", cluster, "apps_domain", cfg.Apps.Domain)
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
