@@ -533,7 +533,9 @@ func (c *Config) finish() error {
 	if c.Local == nil {
 		c.Local = &Local{}
 	}
-	if c.Local.RouterAddr == "" {
+	if c.Local.RouterAddr == "" && c.Nomad == nil {
+		// With Nomad the router runs only where router_addr is set:
+		// several servers may share a host.
 		c.Local.RouterAddr = "127.0.0.1:8081"
 	}
 	if err := dur("local.stop_timeout", c.Local.StopTimeout, 10*time.Second, &c.Local.StopTimeoutDur); err != nil {
