@@ -1,32 +1,40 @@
-# Berth on Nomad: the Berth server (API and reconciler) and the HTTP router
-# that sends <app>.<apps domain> to the apps' web procs, as one Nomad job.
+# Berth on Nomad: two `berth server` processes as one Nomad job, one Berth
+# cluster on a shared Consul prefix (the servers elect the one that runs the
+# reconciler through a Consul session lock; any of them serves the whole
+# API). Apps are scheduled on the same Nomad (the `nomad {}` block).
 #
-#   nomad job run -var 'image=registry.example.com/berth:1.0.0' \
-#                 -var 'apps_domain=apps.example.com' jobspecs/berth.nomad.hcl
+#   nomad job run -var berth_binary=/usr/local/bin/berth \
+#     -var consul_address=http://127.0.0.1:8500 -var vault_address=http://127.0.0.1:8200 \
+#     jobspecs/berth.nomad.hcl
 #
-# What it expects of the cluster:
-#   - Consul (Berth's Store, and the service catalog the router reads),
-#   - Vault with a KV v2 mount (Berth's Secrets; apps' private env),
-#     and a Nomad workload-identity role for Berth (var.vault_role),
-#   - the docker driver on the clients.
+# Written for Nomad 1.6 (the last MPL-2.0 line, tools/nomad/README.md):
 #
-# Several Berth servers can run at once: they share the Store in Consul, one
-# of them holds the reconciler's Consul lock, any of them answers the API.
+# - Vault: the token-based integration. The Nomad agents run with
+#   `vault { enabled = true, address = ..., token = ... }` (or -vault-enabled
+#   -vault-address -vault-token), a token that may create tokens for the
+#   policies below; each task's `vault { policies = [...] }` gets a token of
+#   its own, renewed by Nomad, in VAULT_TOKEN and in the template's context.
+#   Nomad 1.7 and later replace this with workload identities: the agents'
+#   `vault { default_identity { aud = ["vault.io"] } }`, a Vault JWT auth
+#   method trusting Nomad's JWKS (`nomad setup vault`), and a task
+#   `vault { role = "berth-server" }` (with `identity { name = "vault_default"
+#   aud = ["vault.io"] ttl = "1h" }` if not the agent's default) instead of
+#   `policies`; the role, not the job, names the policies. The token-based
+#   integration is deprecated in 1.7 and removed in 1.9.
+# - Consul: the servers' service registration and its HTTP check on /healthz
+#   go through the agents' `consul {}` block (Nomad 1.7+ may use a Consul
+#   workload identity instead; nothing in this file changes for it).
 #
-# The apps Berth deploys are separate Nomad jobs (one per app, ID = app name)
-# whose web services carry routing tags "urlprefix-<host>/"; the router group
-# below (fabio) turns those tags into routes, so no router config is needed.
+# The driver is raw_exec (enable it on the clients: `plugin "raw_exec" {
+# config { enabled = true } }`; `nomad agent -dev` has it): Berth runs with
+# the rights of the Nomad client, as `berth server` would under systemd, and
+# the binary is a path on the client hosts (berth_binary). With exec, an
+# `artifact { source = "https://.../berth" }` and command = "local/berth"
+# would do instead.
 
-variable "image" {
+variable "berth_binary" {
   type        = string
-  description = "The berth image (the berth binary as entrypoint)."
-  default     = "berthpaas/berth:latest"
-}
-
-variable "router_image" {
-  type        = string
-  description = "The router image: fabio reads urlprefix- tags from Consul."
-  default     = "fabiolb/fabio:1.6.3"
+  description = "Absolute path of the berth binary on the Nomad clients."
 }
 
 variable "datacenters" {
@@ -36,221 +44,159 @@ variable "datacenters" {
 
 variable "servers" {
   type        = number
-  description = "How many Berth servers (API replicas; one reconciles at a time)."
   default     = 2
+  description = "How many Berth servers run (one cluster)."
 }
 
-variable "routers" {
-  type    = number
-  default = 2
-}
-
-variable "apps_domain" {
+variable "service_name" {
   type        = string
-  description = "Apps are served at <app>.<apps_domain>."
-  default     = "apps.example.com"
-}
-
-variable "vault_role" {
-  type        = string
-  description = "Vault role (workload identity) whose policy may use Berth's KV paths."
   default     = "berth"
+  description = "The Consul service the servers register (with an HTTP check on /healthz)."
+}
+
+variable "consul_address" {
+  type    = string
+  default = "http://127.0.0.1:8500"
+}
+
+variable "consul_prefix" {
+  type        = string
+  default     = "berth/"
+  description = "Berth's Store: the Consul KV prefix every server of the cluster shares."
+}
+
+variable "vault_address" {
+  type    = string
+  default = "http://127.0.0.1:8200"
+}
+
+variable "vault_policies" {
+  type        = list(string)
+  default     = ["berth-server"]
+  description = "Vault policies of the servers' token (Nomad 1.6 token-based integration): read/write on the KV v2 paths under vault_mount/vault_prefix."
+}
+
+variable "vault_mount" {
+  type    = string
+  default = "secret"
+}
+
+variable "vault_prefix" {
+  type    = string
+  default = "berth"
+}
+
+variable "nomad_address" {
+  type        = string
+  default     = "http://127.0.0.1:4646"
+  description = "The Nomad API the servers schedule apps on."
+}
+
+variable "log_level" {
+  type    = string
+  default = "info"
 }
 
 job "berth" {
-  datacenters = var.datacenters
   type        = "service"
+  datacenters = var.datacenters
 
-  meta {
-    # Berth's own job is not an app: no berth_app meta, so Berth never lists
-    # or stops itself.
-    component = "berth"
-  }
-
-  # --- The Berth server -----------------------------------------------------
   group "server" {
     count = var.servers
 
-    # Spread the servers over nodes: losing one node keeps the API up.
-    constraint {
-      operator = "distinct_hosts"
-      value    = "true"
-    }
-
+    # Two servers on one host must not share ports: each gets two dynamic
+    # ports, bound on loopback (BIND 127.0.0.1; put a load balancer in front
+    # to serve other hosts, e.g. through the Consul service below).
     network {
-      port "http" {
-        to = 8080
-      }
-    }
-
-    # Rolling updates, one server at a time, reverted when unhealthy.
-    update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "10s"
-      healthy_deadline  = "3m"
-      progress_deadline = "10m"
-      auto_revert       = true
+      port "http" {}
+      port "router" {}
     }
 
     restart {
       attempts = 3
-      interval = "5m"
-      delay    = "15s"
+      delay    = "5s"
+      interval = "1m"
       mode     = "delay"
-    }
-
-    service {
-      name     = "berth-api"
-      port     = "http"
-      provider = "consul"
-      # The router sends the API's host to the servers too.
-      tags = ["berth", "urlprefix-berth.${var.apps_domain}/"]
-
-      # GET /healthz answers 503 when a backend (Consul, Vault, Nomad) is down.
-      check {
-        type     = "http"
-        path     = "/healthz"
-        interval = "10s"
-        timeout  = "3s"
-      }
-    }
-
-    task "berth" {
-      driver = "docker"
-
-      config {
-        image = var.image
-        ports = ["http"]
-        args  = ["server", "-config", "/secrets/config.hcl"]
-      }
-
-      # Berth's own Vault token comes from workload identity; it never sits
-      # in the job or in the config file.
-      vault {
-        role        = var.vault_role
-        change_mode = "restart"
-      }
-
-      # The operator's config.hcl, rendered at placement into the task's
-      # private secrets/ dir (it holds the task's Vault token). Addresses come
-      # from the node (Consul and Nomad agents run on every client).
-      template {
-        destination = "secrets/config.hcl"
-        perms       = "0400"
-        change_mode = "restart"
-        data        = <<-EOT
-          data_dir  = "/alloc/data"
-          bind_addr = "0.0.0.0:8080"
-          log_level = "info"
-          log_json  = true
-
-          apps {
-            domain = "${var.apps_domain}"
-          }
-
-          consul {
-            address = "{{ env "attr.unique.network.ip-address" }}:8500"
-            prefix  = "berth/"
-          }
-
-          vault {
-            address = "{{ env "VAULT_ADDR" }}"
-            token   = "{{ env "VAULT_TOKEN" }}"
-            mount   = "secret"
-            prefix  = "berth/"
-          }
-
-          nomad {
-            address            = "http://{{ env "attr.unique.network.ip-address" }}:4646"
-            datacenters        = ["dc1"]
-            vault_role         = "berth-apps"
-            consul_tags_prefix = "urlprefix-"
-          }
-        EOT
-      }
-
-      # The Nomad token Berth uses to register apps' jobs, from Vault.
-      template {
-        destination = "secrets/nomad.env"
-        env         = true
-        change_mode = "restart"
-        data        = <<-EOT
-          {{ with secret "secret/data/berth/nomad" }}NOMAD_TOKEN={{ .Data.data.token }}{{ end }}
-        EOT
-      }
-
-      resources {
-        cpu    = 500
-        memory = 256
-      }
-
-      kill_timeout = "30s"
-    }
-  }
-
-  # --- The router -------------------------------------------------------------
-  group "router" {
-    count = var.routers
-
-    constraint {
-      operator = "distinct_hosts"
-      value    = "true"
-    }
-
-    # Static ports: a load balancer or DNS in front points at the nodes.
-    network {
-      port "http" {
-        static = 9999
-      }
-      port "ui" {
-        static = 9998
-      }
     }
 
     update {
       max_parallel     = 1
-      health_check     = "checks"
-      min_healthy_time = "10s"
-      auto_revert      = true
+      min_healthy_time = "5s"
+      healthy_deadline = "2m"
     }
 
     service {
-      name     = "berth-router"
-      port     = "ui"
+      name     = var.service_name
       provider = "consul"
-      tags     = ["berth"]
+      port     = "http"
+      address  = "127.0.0.1"
+      tags     = ["berth", "api"]
 
       check {
+        name     = "berth healthz"
         type     = "http"
-        path     = "/health"
-        interval = "10s"
-        timeout  = "2s"
+        path     = "/healthz"
+        interval = "2s"
+        timeout  = "1s"
       }
     }
 
-    task "fabio" {
-      driver = "docker"
+    task "berth" {
+      driver = "raw_exec"
 
       config {
-        image        = var.router_image
-        network_mode = "host"
-        ports        = ["http", "ui"]
+        command = var.berth_binary
+        args    = ["server", "-config", "${NOMAD_TASK_DIR}/config.hcl"]
       }
 
-      env {
-        # fabio reads the routes from the tags Berth puts on apps' services.
-        registry_consul_addr          = "${attr.unique.network.ip-address}:8500"
-        registry_consul_tagprefix     = "urlprefix-"
-        proxy_addr                    = ":9999"
-        ui_addr                       = ":9998"
-        proxy_noroutestatus           = "404"
-        registry_consul_register_name = "berth-router-ui"
+      # Nomad 1.6: a token of these policies, renewed by Nomad; when Vault
+      # replaces it the template renders a new config and the server
+      # restarts with it. (Nomad 1.7+: `role = "..."` with workload
+      # identity, see the top of this file.)
+      vault {
+        policies    = var.vault_policies
+        change_mode = "restart"
+      }
+
+      # The server's configuration: Consul and Vault from the job (the
+      # Vault token is the task's own, from the vault block above), ports
+      # from Nomad. The token is written only into the task's private
+      # directory (0600), never into the job.
+      template {
+        destination = "${NOMAD_TASK_DIR}/config.hcl"
+        perms       = "0600"
+        change_mode = "restart"
+        data        = <<-EOT
+          data_dir  = "{{ env "NOMAD_TASK_DIR" }}/data"
+          bind_addr = "127.0.0.1:{{ env "NOMAD_PORT_http" }}"
+          log_level = "${var.log_level}"
+
+          local {
+            router_addr = "127.0.0.1:{{ env "NOMAD_PORT_router" }}"
+          }
+
+          consul {
+            address = "${var.consul_address}"
+            prefix  = "${var.consul_prefix}"
+          }
+
+          vault {
+            address = "${var.vault_address}"
+            token   = "{{ with secret "auth/token/lookup-self" }}{{ .Data.id }}{{ end }}"
+            mount   = "${var.vault_mount}"
+            prefix  = "${var.vault_prefix}"
+          }
+
+          nomad {
+            address  = "${var.nomad_address}"
+            raw_exec = true
+          }
+        EOT
       }
 
       resources {
-        cpu    = 250
-        memory = 128
+        cpu    = 200
+        memory = 256
       }
     }
   }
