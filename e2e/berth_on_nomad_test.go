@@ -39,7 +39,7 @@ func TestNomadBerthOnNomad(t *testing.T) {
 
 	// Berth's Vault policy: the KV v2 paths under its prefix.
 	id := randHex(6)
-	prefix, policy, job := "berth-e2e-bon-"+id, "berth-e2e-bon-"+id, "berth-e2e-"+id
+	prefix, policy, appPolicy, job := "berth-e2e-bon-"+id, "berth-e2e-bon-"+id, "berth-e2e-bon-apps-"+id, "berth-e2e-"+id
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = vaultAddr
 	vc, err := vaultapi.NewClient(cfg)
@@ -53,6 +53,9 @@ func TestNomadBerthOnNomad(t *testing.T) {
 		t.Fatalf("writing the Vault policy: %v", err)
 	}
 	t.Cleanup(func() { _ = vc.Sys().DeletePolicy(policy) })
+	// The apps' tasks read their private env from Vault (Nomad 1.6: a
+	// policy in Berth's nomad block).
+	writeVaultReadPolicy(t, vaultAddr, vaultToken, appPolicy, prefix)
 
 	// The job, from the jobspec with the test's variables.
 	src, err := os.ReadFile(filepath.Join("..", "jobspecs", "berth.nomad.hcl"))
@@ -60,15 +63,16 @@ func TestNomadBerthOnNomad(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := map[string]any{
-		"berth_binary":   berthBin,
-		"service_name":   job,
-		"consul_address": consulAddr,
-		"consul_prefix":  "berth-e2e/" + id + "/",
-		"vault_address":  vaultAddr,
-		"vault_policies": []string{policy},
-		"vault_prefix":   prefix,
-		"nomad_address":  addr,
-		"log_level":      "debug",
+		"berth_binary":       berthBin,
+		"service_name":       job,
+		"consul_address":     consulAddr,
+		"consul_prefix":      "berth-e2e/" + id + "/",
+		"vault_address":      vaultAddr,
+		"vault_policies":     []string{policy},
+		"vault_prefix":       prefix,
+		"app_vault_policies": []string{appPolicy},
+		"nomad_address":      addr,
+		"log_level":          "debug",
 	}
 	var vf strings.Builder
 	for k, v := range vars {
@@ -129,6 +133,14 @@ func TestNomadBerthOnNomad(t *testing.T) {
 	a.do(t, "POST", "/apps/"+app+"/env", u, map[string]any{
 		"envs": []map[string]any{{"name": "GREETING", "value": "hello from berth on nomad"}}, "norestart": true,
 	}).want(t, http.StatusOK)
+	// A private value: kept in Vault by the server (its task's token),
+	// read by the app's task through its own Vault token.
+	secret := "s3cret-" + randHex(8)
+	a.remember(secret, "the app's private env value")
+	b.remember(secret, "the app's private env value")
+	a.do(t, "POST", "/apps/"+app+"/env", u, map[string]any{
+		"envs": []map[string]any{{"name": "SECRET", "value": secret}}, "private": true, "norestart": true,
+	}).want(t, http.StatusOK)
 	r := a.do(t, "POST", "/api/v1/apps/", u, map[string]any{"appname": app}).want(t, http.StatusAccepted)
 	gen := generationOf(t, r)
 	v := b.waitNomadRunning(t, u, app, gen)
@@ -138,11 +150,16 @@ func TestNomadBerthOnNomad(t *testing.T) {
 	web := b.runningInstances(t, u, app, "web", 1, true)
 	answers(t, web, "/version.txt", "on-nomad")
 	answers(t, web, "/greeting.txt", "hello from berth on nomad")
+	answers(t, web, "/secret.txt", secret)
+	if js, err := json.Marshal(nomadJob(t, nc, app)); err != nil || strings.Contains(string(js), secret) {
+		t.Errorf("the app's Nomad job holds the private value (or did not marshal: %v)", err)
+	}
 	if got := a.deployed(t, u, app); got.State != "running" || got.MetaVersion != mv {
 		t.Errorf("the server that took the deploy says %q %s", got.State, got.MetaVersion)
 	}
-	if env := b.do(t, "GET", "/apps/"+app+"/env", u, nil).want(t, http.StatusOK); !strings.Contains(string(env.Raw), "hello from berth on nomad") {
-		t.Errorf("the env set through one server is not read from the other: %s", env)
+	if env := b.do(t, "GET", "/apps/"+app+"/env", u, nil).want(t, http.StatusOK); !strings.Contains(string(env.Raw), "hello from berth on nomad") ||
+		!strings.Contains(string(env.Raw), `"SECRET"`) || strings.Contains(string(env.Raw), secret) {
+		t.Errorf("the env set through one server is not read (private value hidden) from the other: %s", env)
 	}
 	nj := nomadJob(t, nc, app)
 	if nj.Meta["berth_meta_version"] != mv {

@@ -86,6 +86,12 @@ variable "vault_prefix" {
   default = "berth"
 }
 
+variable "app_vault_policies" {
+  type        = list(string)
+  default     = []
+  description = "Nomad 1.6: the Vault policies of the apps' tasks, which read their private env (KV v2 read on vault_mount/data/vault_prefix/apps/*); Berth's nomad block vault_policies. Leave empty on Nomad 1.7+ (the default workload-identity role)."
+}
+
 variable "nomad_address" {
   type        = string
   default     = "http://127.0.0.1:4646"
@@ -188,8 +194,9 @@ job "berth" {
           }
 
           nomad {
-            address  = "${var.nomad_address}"
-            raw_exec = true
+            address        = "${var.nomad_address}"
+            raw_exec       = true
+            vault_policies = ${jsonencode(var.app_vault_policies)}
           }
         EOT
       }
