@@ -1,7 +1,11 @@
 # Berth on Nomad: two `berth server` processes as one Nomad job, one Berth
 # cluster on a shared Consul prefix (the servers elect the one that runs the
 # reconciler through a Consul session lock; any of them serves the whole
-# API). Apps are scheduled on the same Nomad (the `nomad {}` block).
+# API). Apps are scheduled on the same Nomad (the `nomad {}` block): one
+# job per app, ID = app name, with the Berth cluster id in its meta; their
+# web services carry routing tags (consul_tags_prefix, fabio's "urlprefix-"
+# by default), which the optional router group (fabio, docker; `routers`,
+# 0 by default) turns into routes for <app>.<apps_domain>.
 #
 #   nomad job run -var berth_binary=/usr/local/bin/berth \
 #     -var consul_address=http://127.0.0.1:8500 -var vault_address=http://127.0.0.1:8200 \
@@ -98,6 +102,35 @@ variable "nomad_address" {
   description = "The Nomad API the servers schedule apps on."
 }
 
+variable "apps_domain" {
+  type        = string
+  default     = "apps.localhost"
+  description = "Apps are served at <app>.<apps_domain>."
+}
+
+variable "consul_tags_prefix" {
+  type        = string
+  default     = "urlprefix-"
+  description = "Prefix of the routing tags of the apps' web services (fabio: urlprefix-; traefik: traefik.http.host=)."
+}
+
+variable "nomad_token_secret" {
+  type        = string
+  default     = ""
+  description = "With Nomad ACLs: the KV v2 path (e.g. secret/data/berth/nomad, field token) of the Nomad token Berth registers apps' jobs with; the servers' Vault policy must read it."
+}
+
+variable "routers" {
+  type        = number
+  default     = 0
+  description = "fabio routers (docker driver) reading the apps' routing tags from Consul."
+}
+
+variable "router_image" {
+  type    = string
+  default = "fabiolb/fabio:1.6.3"
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -106,6 +139,12 @@ variable "log_level" {
 job "berth" {
   type        = "service"
   datacenters = var.datacenters
+
+  meta {
+    # Berth's own job is not an app (no berth_app or berth_cluster meta):
+    # Berth never lists, stops or changes it.
+    component = "berth"
+  }
 
   group "server" {
     count = var.servers
@@ -125,10 +164,18 @@ job "berth" {
       mode     = "delay"
     }
 
+    # On several clients add `constraint { operator = "distinct_hosts"
+    # value = "true" }`: losing a node then keeps the API up (left out so
+    # that a one-node dev agent runs both servers).
+
+    # Rolling updates one server at a time, reverted when unhealthy.
     update {
-      max_parallel     = 1
-      min_healthy_time = "5s"
-      healthy_deadline = "2m"
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "2m"
+      progress_deadline = "5m"
+      auto_revert       = true
     }
 
     service {
@@ -136,8 +183,10 @@ job "berth" {
       provider = "consul"
       port     = "http"
       address  = "127.0.0.1"
-      tags     = ["berth", "api"]
+      tags     = ["berth", "api", "${var.consul_tags_prefix}berth.${var.apps_domain}/"]
 
+      # GET /healthz answers 503 when a backend (Consul, Vault, Nomad) is
+      # down: an instance cut off from them leaves the catalog.
       check {
         name     = "berth healthz"
         type     = "http"
@@ -152,7 +201,7 @@ job "berth" {
 
       config {
         command = var.berth_binary
-        args    = ["server", "-config", "${NOMAD_TASK_DIR}/config.hcl"]
+        args    = ["server", "-config", "${NOMAD_SECRETS_DIR}/config.hcl"]
       }
 
       # Nomad 1.6: a token of these policies, renewed by Nomad; when Vault
@@ -165,17 +214,22 @@ job "berth" {
       }
 
       # The server's configuration: Consul and Vault from the job (the
-      # Vault token is the task's own, from the vault block above), ports
-      # from Nomad. The token is written only into the task's private
-      # directory (0600), never into the job.
+      # Vault token is the task's own, from the vault block above, read
+      # back through the template's Vault client; `{{ env "VAULT_TOKEN" }}`
+      # would do as well), ports from Nomad. The token is written only into
+      # the task's private secrets dir (0600), never into the job.
       template {
-        destination = "${NOMAD_TASK_DIR}/config.hcl"
+        destination = "${NOMAD_SECRETS_DIR}/config.hcl"
         perms       = "0600"
         change_mode = "restart"
         data        = <<-EOT
-          data_dir  = "{{ env "NOMAD_TASK_DIR" }}/data"
+          data_dir  = "{{ env "NOMAD_ALLOC_DIR" }}/data"
           bind_addr = "127.0.0.1:{{ env "NOMAD_PORT_http" }}"
           log_level = "${var.log_level}"
+
+          apps {
+            domain = "${var.apps_domain}"
+          }
 
           local {
             router_addr = "127.0.0.1:{{ env "NOMAD_PORT_router" }}"
@@ -194,9 +248,13 @@ job "berth" {
           }
 
           nomad {
-            address        = "${var.nomad_address}"
-            raw_exec       = true
-            vault_policies = ${jsonencode(var.app_vault_policies)}
+            address            = "${var.nomad_address}"
+            raw_exec           = true
+            vault_policies     = ${jsonencode(var.app_vault_policies)}
+            consul_tags_prefix = "${var.consul_tags_prefix}"
+            %{~ if var.nomad_token_secret != "" ~}
+            token              = "{{ with secret "${var.nomad_token_secret}" }}{{ .Data.data.token }}{{ end }}"
+            %{~ endif ~}
           }
         EOT
       }
@@ -204,6 +262,70 @@ job "berth" {
       resources {
         cpu    = 200
         memory = 256
+      }
+
+      # A graceful stop releases the reconciler lock: another server takes
+      # over at once instead of after the lock's TTL.
+      kill_timeout = "30s"
+    }
+  }
+
+  # --- An optional router: fabio, for those who run one ----------------------
+  group "router" {
+    count = var.routers
+
+    network {
+      port "http" {
+        static = 9999
+      }
+      port "ui" {
+        static = 9998
+      }
+    }
+
+    update {
+      max_parallel     = 1
+      health_check     = "checks"
+      min_healthy_time = "10s"
+      auto_revert      = true
+    }
+
+    service {
+      name     = "berth-router"
+      port     = "ui"
+      provider = "consul"
+      tags     = ["berth"]
+
+      check {
+        type     = "http"
+        path     = "/health"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "fabio" {
+      driver = "docker"
+
+      config {
+        image        = var.router_image
+        network_mode = "host"
+        ports        = ["http", "ui"]
+      }
+
+      env {
+        # fabio reads the routes from the tags Berth puts on apps' services.
+        registry_consul_addr          = trimprefix(trimprefix(var.consul_address, "http://"), "https://")
+        registry_consul_tagprefix     = var.consul_tags_prefix
+        proxy_addr                    = ":9999"
+        ui_addr                       = ":9998"
+        proxy_noroutestatus           = "404"
+        registry_consul_register_name = "berth-router-ui"
+      }
+
+      resources {
+        cpu    = 250
+        memory = 128
       }
     }
   }
