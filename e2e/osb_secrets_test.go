@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthpaas/berth/backends/devagent"
 )
 
 // TestOSBPasswordFromSecrets: Berth B's osb broker_target takes the
@@ -53,22 +55,12 @@ func TestOSBPasswordFromSecrets(t *testing.T) {
 
 	// The operator puts the password into B's (sealed) Secrets: B stopped.
 	b.stopForAdmin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	cmd := exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, "brokers/berth-a")
-	cmd.Stdin = strings.NewReader(pw + "\n")
-	out, err := cmd.CombinedOutput()
-	cancel()
-	if err != nil {
-		t.Fatalf("berth admin put-secret: %v\n%s", err, out)
-	}
-	if strings.Contains(string(out), pw) {
-		t.Errorf("berth admin put-secret printed the secret: %s", out)
-	}
+	b.putSecret(t, "brokers/berth-a", pw)
 	// Berth's own paths are refused.
-	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-	cmd = exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, "tokens/forged")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, "tokens/forged")
 	cmd.Stdin = strings.NewReader("x-" + randHex(8))
-	out, err = cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
 	cancel()
 	if err == nil || !strings.Contains(string(out), "tokens/") {
 		t.Errorf("put-secret into tokens/: %v, %s; want it refused", err, out)
@@ -87,6 +79,89 @@ func TestOSBPasswordFromSecrets(t *testing.T) {
 	if onA := serviceNames(t, a, "/services/instances", a.Admin)["osbsql"]; len(onA) != 0 {
 		t.Errorf("A still has %v after B deprovisioned", onA)
 	}
+}
+
+// putSecret runs `berth admin put-secret -config <b's config> path` with
+// value on stdin; its output must not show the value.
+func (b *Berth) putSecret(t testing.TB, path, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, path)
+	cmd.Stdin = strings.NewReader(value + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth admin put-secret %s: %v\n%s", path, err, out)
+	}
+	if strings.Contains(string(out), value) {
+		t.Errorf("berth admin put-secret printed the secret: %s", out)
+	}
+}
+
+// TestOSBPasswordFromVault: as TestOSBPasswordFromSecrets with B's Secrets
+// in Vault, where `berth admin put-secret` writes while B runs: a wrong
+// password is refused by A; the right one, put while B keeps running,
+// is used at the broker's next configure (no restart of B).
+func TestOSBPasswordFromVault(t *testing.T) {
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:3306", 3*time.Second); err != nil {
+		t.Fatalf("MariaDB is not reachable on 127.0.0.1:3306 (%v): start it (make services)", err)
+	} else {
+		c.Close()
+	}
+	vaddr, vtok := devagent.Vault(t)
+	pw := "osbvault-" + randHex(12)
+	wrong := "osbwrong-" + randHex(12)
+	t.Setenv("BERTH_E2E_OSBVAULT_PASSWORD", pw)
+	a := startBerth(t, Options{ExtraHCL: "osb {\n  enabled = true\n  username = \"platform\"\n" +
+		"  password_env = \"BERTH_E2E_OSBVAULT_PASSWORD\"\n  team = \"osb-tenants\"\n}\n"})
+	a.remember(pw, "the OSB password")
+	a.remember(wrong, "a wrong OSB password")
+	a.do(t, "POST", "/teams", a.Admin, map[string]any{"name": "osb-tenants"}).want(t, http.StatusOK)
+	a.do(t, "POST", "/services", a.Admin, yamlBody("id: osbsql\nbroker: mysql\ntarget: e2e-mysql\nteam: osb-tenants\n")).want(t, http.StatusOK)
+
+	b := startBerth(t, Options{Vault: vaddr, VaultToken: vtok, ExtraHCL: fmt.Sprintf("broker_target \"e2e-osb-vault\" {\n  broker = \"osb\"\n"+
+		"  settings = { url = %s, username = \"platform\" }\n  secret_refs = { password = \"brokers/berth-a#pw\" }\n}\n",
+		hclString(a.URL+"/osb"))})
+	b.remember(pw, "the OSB password")
+	b.remember(wrong, "a wrong OSB password")
+	u, team := serviceOwner(t, b, "osbvault")
+	svc := b.unique("vaultosb")
+	b.do(t, "POST", "/services", u, yamlBody(fmt.Sprintf("id: %s\nbroker: osb\nteam: %s\ntarget: e2e-osb-vault\n", svc, team))).want(t, http.StatusOK)
+
+	// A wrong password, put while B runs: A refuses it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, "-key", "pw", "brokers/berth-a")
+	cmd.Stdin = strings.NewReader(wrong)
+	out, err := cmd.CombinedOutput()
+	cancel()
+	if err != nil || strings.Contains(string(out), wrong) || !strings.Contains(string(out), "vault") {
+		t.Fatalf("berth admin put-secret (vault, server running): %v\n%s", err, out)
+	}
+	r := b.do(t, "POST", "/services/instances", u, map[string]any{"name": "e2e-" + randHex(4) + "-wrong", "service_name": svc})
+	if r.Code < 400 || !strings.Contains(r.String(), "refused Berth's credentials") {
+		t.Errorf("provisioning with a wrong password: %s; want an error saying A refused the credentials", r)
+	}
+	if onA := serviceNames(t, a, "/services/instances", a.Admin)["osbsql"]; len(onA) != 0 {
+		t.Fatalf("A has instances %v made with a wrong password", onA)
+	}
+
+	// The right one, still without a restart of B.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	cmd = exec.CommandContext(ctx, berthBin, "admin", "put-secret", "-config", b.ConfigPath, "-key", "pw", "brokers/berth-a")
+	cmd.Stdin = strings.NewReader(pw)
+	out, err = cmd.CombinedOutput()
+	cancel()
+	if err != nil || strings.Contains(string(out), pw) {
+		t.Fatalf("berth admin put-secret (vault, server running): %v\n%s", err, out)
+	}
+	inst := newInstance(t, b, u, svc)
+	if st := b.do(t, "GET", "/services/instances/"+inst, u, nil).want(t, http.StatusOK).Str("state"); st != "ready" {
+		t.Errorf("B's instance is %q, want ready", st)
+	}
+	if onA := serviceNames(t, a, "/services/instances", a.Admin)["osbsql"]; len(onA) != 1 {
+		t.Fatalf("A's instances of osbsql: %v; want the one B made through OSB", onA)
+	}
+	b.do(t, "DELETE", "/services/instances/"+inst, u, nil).want(t, http.StatusOK)
 }
 
 // stopForAdmin stops the server gracefully (SIGTERM) so that an offline
