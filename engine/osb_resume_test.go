@@ -87,12 +87,15 @@ func (f *slowOSB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // openEngine opens an engine on the Store and Secrets in dir, with the
-// osb broker and a target for the fake's url.
-func openEngine(t *testing.T, dir, url string) (*Engine, func()) {
+// osb broker and a target for the fake's url, and a broker call budget
+// of budget: short before the restart (so that the operations outlive
+// the requests), roomy after it (polls that must not be cut short on a
+// loaded machine).
+func openEngine(t *testing.T, dir, url string, budget time.Duration) (*Engine, func()) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Plugins.CallTimeoutDur = 500 * time.Millisecond
+	cfg.Plugins.CallTimeoutDur = budget
 	cfg.BrokerTargets = []*config.BrokerTarget{{Name: "slow", Broker: "osb", Resolved: map[string]string{"url": url}}}
 	st, err := bolt.Open(filepath.Join(dir, "berth.db"), bolt.Options{NoSync: true})
 	if err != nil {
@@ -122,7 +125,7 @@ func TestAsyncProvisionResumedAfterRestart(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	dir := t.TempDir()
-	e, stop := openEngine(t, dir, srv.URL)
+	e, stop := openEngine(t, dir, srv.URL, 500*time.Millisecond)
 	ctx := context.Background()
 	admin := &Identity{Email: "admin@berth.local", Admin: true}
 	if _, err := e.CreateTeam(ctx, admin, "ops"); err != nil {
@@ -146,7 +149,7 @@ func TestAsyncProvisionResumedAfterRestart(t *testing.T) {
 	}
 	stop() // Berth stops while both operations are in progress.
 
-	e2, _ := openEngine(t, dir, srv.URL)
+	e2, _ := openEngine(t, dir, srv.URL, 2*time.Second)
 	if got := e2.ResumeOperations(ctx); len(got) != 0 {
 		t.Errorf("ResumeOperations while still in progress = %v; want nothing done", got)
 	}
@@ -195,7 +198,7 @@ func TestAsyncDeprovisionResumedAfterRestart(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	dir := t.TempDir()
-	e, stop := openEngine(t, dir, srv.URL)
+	e, stop := openEngine(t, dir, srv.URL, 500*time.Millisecond)
 	ctx := context.Background()
 	admin := &Identity{Email: "admin@berth.local", Admin: true}
 	if _, err := e.CreateTeam(ctx, admin, "ops"); err != nil {
@@ -219,7 +222,7 @@ func TestAsyncDeprovisionResumedAfterRestart(t *testing.T) {
 		t.Fatalf("after the request: %+v; want deprovisioning with operation del", inst)
 	}
 	stop()
-	e2, _ := openEngine(t, dir, srv.URL)
+	e2, _ := openEngine(t, dir, srv.URL, 2*time.Second)
 	fake.set("gone")
 	if got := e2.ResumeOperations(ctx); len(got) != 1 || !strings.Contains(got[0], "del-1") {
 		t.Errorf("ResumeOperations = %v; want del-1 deprovisioned", got)
