@@ -43,12 +43,13 @@ type Reconciler struct {
 	eng      *engine.Engine
 	log      hclog.Logger
 	mu       sync.Mutex
-	applied  map[string]string // app -> hash of the last spec submitted
-	restarts map[string]int64  // app -> restart generation applied
-	dirty    map[string]bool   // apps changed since the last pass
-	inflight map[string]bool   // apps whose operation may be under way
-	retries  map[string]retry  // apps whose submit failed for want of the scheduler: when to try again
-	all      bool              // the next pass covers every app
+	applied  map[string]string        // app -> hash of the last spec submitted
+	restarts map[string]int64         // app -> restart generation applied
+	dirty    map[string]bool          // apps changed since the last pass
+	inflight map[string]bool          // apps whose operation may be under way
+	retries  map[string]retry         // apps whose submit failed for want of the scheduler: when to try again
+	releases map[string]cachedRelease // app -> its desired release, as last read
+	all      bool                     // the next pass covers every app
 	kickc    chan struct{}
 	id       string
 	holding  atomic.Bool // this server holds the reconciler lock (elected)
@@ -66,7 +67,7 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 // (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
-	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, releases: map[string]cachedRelease{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
 	_, r.elected = eng.Store().(backends.Elector)
 	eng.SetReconciler(r)
 	return r
@@ -239,7 +240,38 @@ func (r *Reconciler) Forget(app string) {
 	delete(r.applied, app)
 	delete(r.restarts, app)
 	delete(r.retries, app)
+	delete(r.releases, app)
 	r.mu.Unlock()
+}
+
+// cachedRelease is an app's release as the reconciler last read it. A
+// release record is written once (engine: state.Create) and only removed
+// with its app, so the record of one app incarnation (its Created time)
+// and meta_version never changes: a full pass need not read and decode
+// 10,000 releases that it read before.
+type cachedRelease struct {
+	mv      string
+	created time.Time
+	rel     *state.Release
+}
+
+// desiredRelease reads the release a's desired state names, from the cache when
+// it holds it.
+func (r *Reconciler) desiredRelease(ctx context.Context, a *state.App) (*state.Release, error) {
+	r.mu.Lock()
+	c, ok := r.releases[a.Name]
+	r.mu.Unlock()
+	if ok && c.mv == a.MetaVersion && c.created.Equal(a.Created) {
+		return c.rel, nil
+	}
+	rel, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, a.MetaVersion))
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.releases[a.Name] = cachedRelease{mv: a.MetaVersion, created: a.Created, rel: rel}
+	r.mu.Unlock()
+	return rel, nil
 }
 
 // retry is when an app whose submit failed because the scheduler did not
@@ -711,7 +743,7 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		r.finish(ctx, a, state.DeployUndeployed, "")
 		return "", nil
 	}
-	rel, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, a.MetaVersion))
+	rel, err := r.desiredRelease(ctx, a)
 	if errors.Is(err, state.ErrNotFound) {
 		r.finish(ctx, a, state.DeployFailed, fmt.Sprintf("release %s of app %s is missing", a.MetaVersion, a.Name))
 		return "", err

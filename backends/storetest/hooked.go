@@ -15,6 +15,19 @@ type Hooked struct {
 	backends.Store
 	mu    sync.Mutex
 	Hooks map[string]func()
+	// Read, if set, is called after every read with "get:"+key or
+	// "list:"+prefix and the number of pairs read (a Get of a missing key
+	// reads 0): tests count what an operation reads with it.
+	Read func(what string, pairs int)
+}
+
+func (h *Hooked) read(what string, pairs int) {
+	h.mu.Lock()
+	f := h.Read
+	h.mu.Unlock()
+	if f != nil {
+		f(what, pairs)
+	}
 }
 
 func (h *Hooked) fire(what string) {
@@ -30,6 +43,11 @@ func (h *Hooked) fire(what string) {
 // Get reads the key, then runs the "get:"+key hook.
 func (h *Hooked) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
 	p, m, err := h.Store.Get(ctx, key, q)
+	n := 0
+	if p != nil {
+		n = 1
+	}
+	h.read("get:"+key, n)
 	h.fire("get:" + key)
 	return p, m, err
 }
@@ -37,6 +55,7 @@ func (h *Hooked) Get(ctx context.Context, key string, q *backends.QueryOptions) 
 // List lists the prefix, then runs the "list:"+prefix hook.
 func (h *Hooked) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	ps, m, err := h.Store.List(ctx, prefix, q)
+	h.read("list:"+prefix, len(ps))
 	h.fire("list:" + prefix)
 	return ps, m, err
 }
