@@ -3,10 +3,6 @@ package reconciler
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,69 +12,23 @@ import (
 	"github.com/berthpaas/berth/reconciler/reconcilertest"
 )
 
-// readCount counts the Store reads of a Hooked Store: calls, and pairs read
-// (a List of 10,000 apps is one call of 10,000 pairs).
-type readCount struct {
-	mu    sync.Mutex
-	on    bool
-	calls int
-	pairs int
-	what  map[string]int
-}
-
-func (c *readCount) read(what string, pairs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.on {
-		return
-	}
-	c.calls++
-	c.pairs += pairs
-	// Per key kind, not per key: "get:apps/app00042" counts as "get:apps/".
-	kind := what
-	if i := strings.Index(what, "/"); i >= 0 {
-		kind = what[:i+1]
-	}
-	c.what[kind]++
-}
-
-func (c *readCount) start() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on, c.calls, c.pairs, c.what = true, 0, 0, map[string]int{}
-}
-
-func (c *readCount) stop() (calls, pairs int, what string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on = false
-	var kinds []string
-	for k, n := range c.what {
-		kinds = append(kinds, fmt.Sprintf("%s%d", k, n))
-	}
-	sort.Strings(kinds)
-	return c.calls, c.pairs, strings.Join(kinds, " ")
-}
-
 // changeCost is what the reconciler reads of the Store to handle one change
 // with n apps of 5 procs seeded: a kick of one app whose state is
 // unchanged, and a scale of one app (a new app record and pending deploy
 // record, then the kick its writer sends) followed until its deploy is
 // recorded running.
 type changeCost struct {
-	kickCalls, kickPairs   int
-	kickWhat               string
-	scaleCalls, scalePairs int
-	scaleWhat              string
+	kick, scale storetest.ReadCount
 }
 
 func measureChangeCost(t *testing.T, n int) changeCost {
 	t.Helper()
 	ctx := context.Background()
 	sched := reconcilertest.NewMemScheduler()
-	count := &readCount{}
+	var hooked *storetest.Hooked
 	s := newRig(t, sched, func(st backends.Store) backends.Store {
-		return &storetest.Hooked{Store: st, Read: count.read}
+		hooked = &storetest.Hooked{Store: st}
+		return hooked
 	})
 	reconcilertest.SeedApps(t, s.store, "app", n, true)
 	// What a server does when it starts: a full pass, then it follows the
@@ -97,13 +47,13 @@ func measureChangeCost(t *testing.T, n int) changeCost {
 
 	var c changeCost
 	// One kick of an app whose desired state did not change.
-	count.start()
+	hooked.ResetReads()
 	s.rec.Kick("app00042")
 	if err := s.rec.passDirty(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.rec.progress(ctx)
-	c.kickCalls, c.kickPairs, c.kickWhat = count.stop()
+	c.kick = hooked.Reads()
 	if got := sched.SubmitCount(); got != n {
 		t.Fatalf("a kick of an unchanged app submitted it again: %d submits, want %d", got, n)
 	}
@@ -131,14 +81,14 @@ func measureChangeCost(t *testing.T, n int) changeCost {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	count.start()
+	hooked.ResetReads()
 	s.rec.Kick(a.Name)
 	if err := s.rec.passDirty(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.rec.progress(ctx) // sees it running: records it
 	s.rec.progress(ctx) // sees it final: stops following it
-	c.scaleCalls, c.scalePairs, c.scaleWhat = count.stop()
+	c.scale = hooked.Reads()
 	spec := sched.AppSpec(a.Name)
 	web := -1
 	for _, p := range spec.Procs {
@@ -161,7 +111,7 @@ func measureChangeCost(t *testing.T, n int) changeCost {
 	if inflight != 0 {
 		t.Fatalf("the reconciler still follows %d apps after every deploy is running", inflight)
 	}
-	t.Logf("%d apps: kick: %d reads (%d pairs: %s); scale: %d reads (%d pairs: %s)", n, c.kickCalls, c.kickPairs, c.kickWhat, c.scaleCalls, c.scalePairs, c.scaleWhat)
+	t.Logf("%d apps: kick: %+v; scale: %+v", n, c.kick, c.scale)
 	return c
 }
 
@@ -178,8 +128,9 @@ func TestChangeCostDoesNotGrowWithApps(t *testing.T) {
 	if small != large {
 		t.Fatalf("one change costs more Store reads with %d apps than with 100:\n100: %+v\n%d: %+v", big, small, big, large)
 	}
-	// O(1) and small: the app, its release, its deploy record, its lease.
-	if large.kickCalls > 8 || large.scaleCalls > 16 || large.kickPairs > large.kickCalls || large.scalePairs > large.scaleCalls {
+	// O(1) and small: the app, its release, its deploy record, its
+	// lease, by key; no prefix listed.
+	if large.kick.Gets > 8 || large.scale.Gets > 16 || large.kick.Lists+large.kick.Pages+large.scale.Lists+large.scale.Pages > 0 {
 		t.Fatalf("one change reads too much: %+v", large)
 	}
 }

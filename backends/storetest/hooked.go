@@ -3,31 +3,46 @@ package storetest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/berthpaas/berth/backends"
 )
 
 // Hooked is a Store that runs a hook once when a key is read
-// ("get:"+key) or a prefix listed ("list:"+prefix), after the read: it is
-// the moment a concurrent request slips in between a check and the write
-// that depends on it. Tests use it to drive races deterministically.
+// ("get:"+key), a prefix listed ("list:"+prefix) or a page of it read
+// ("page:"+prefix), after the read: it is the moment a concurrent request
+// slips in between a check and the write that depends on it. Tests use it
+// to drive races deterministically. It also counts its reads (Reads), so a
+// test can tell how much of the store an operation read.
 type Hooked struct {
 	backends.Store
 	mu    sync.Mutex
 	Hooks map[string]func()
-	// Read, if set, is called after every read with "get:"+key or
-	// "list:"+prefix and the number of pairs read (a Get of a missing key
-	// reads 0): tests count what an operation reads with it.
-	Read func(what string, pairs int)
+
+	gets, lists, pages, listed atomic.Int64
 }
 
-func (h *Hooked) read(what string, pairs int) {
-	h.mu.Lock()
-	f := h.Read
-	h.mu.Unlock()
-	if f != nil {
-		f(what, pairs)
-	}
+// ReadCount is what a Hooked store was asked to read.
+type ReadCount struct {
+	Gets  int64 // Get calls
+	Lists int64 // List calls (each reads a whole prefix)
+	Pages int64 // ListPage calls
+	// Pairs is the number of key/value pairs List and ListPage returned.
+	Pairs int64
+}
+
+// Reads is what the store was asked to read since it was made or since
+// the last ResetReads.
+func (h *Hooked) Reads() ReadCount {
+	return ReadCount{Gets: h.gets.Load(), Lists: h.lists.Load(), Pages: h.pages.Load(), Pairs: h.listed.Load()}
+}
+
+// ResetReads sets the read counts back to zero.
+func (h *Hooked) ResetReads() {
+	h.gets.Store(0)
+	h.lists.Store(0)
+	h.pages.Store(0)
+	h.listed.Store(0)
 }
 
 func (h *Hooked) fire(what string) {
@@ -43,11 +58,7 @@ func (h *Hooked) fire(what string) {
 // Get reads the key, then runs the "get:"+key hook.
 func (h *Hooked) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
 	p, m, err := h.Store.Get(ctx, key, q)
-	n := 0
-	if p != nil {
-		n = 1
-	}
-	h.read("get:"+key, n)
+	h.gets.Add(1)
 	h.fire("get:" + key)
 	return p, m, err
 }
@@ -55,7 +66,17 @@ func (h *Hooked) Get(ctx context.Context, key string, q *backends.QueryOptions) 
 // List lists the prefix, then runs the "list:"+prefix hook.
 func (h *Hooked) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	ps, m, err := h.Store.List(ctx, prefix, q)
-	h.read("list:"+prefix, len(ps))
+	h.lists.Add(1)
+	h.listed.Add(int64(len(ps)))
 	h.fire("list:" + prefix)
+	return ps, m, err
+}
+
+// ListPage reads a page of the prefix, then runs the "page:"+prefix hook.
+func (h *Hooked) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	ps, m, err := h.Store.ListPage(ctx, prefix, after, limit)
+	h.pages.Add(1)
+	h.listed.Add(int64(len(ps)))
+	h.fire("page:" + prefix)
 	return ps, m, err
 }
