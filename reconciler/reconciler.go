@@ -610,7 +610,7 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 			continue
 		}
 		if err == nil {
-			_, err = r.reconcileApp(ctx, a)
+			_, err = r.reconcileApp(ctx, a, nil)
 		}
 		if err != nil {
 			failed = append(failed, name)
@@ -693,10 +693,13 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	}
 	res := &engine.PassResult{Submitted: []string{}, Stopped: []string{}, Failed: []string{}}
 	known := map[string]bool{}
+	// The deploy records in one read, not one read per app: a pass over
+	// apps that run as recorded reads nothing else of the Store.
+	deploys := r.deploySnapshot(ctx)
 	for _, a := range apps {
 		known[a.Name] = true
 		res.Checked++
-		did, err := r.reconcileApp(ctx, a)
+		did, err := r.reconcileApp(ctx, a, deploys)
 		switch {
 		case err != nil:
 			res.Failed = append(res.Failed, a.Name)
@@ -722,8 +725,28 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	return res, nil
 }
 
+// deploySnapshot reads every deploy record (nil if that fails: each is
+// then read when needed).
+func (r *Reconciler) deploySnapshot(ctx context.Context) map[string]*state.Deploy {
+	pairs, _, err := r.store().List(ctx, state.DeploysPrefix, nil)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]*state.Deploy, len(pairs))
+	for _, p := range pairs {
+		var d state.Deploy
+		if json.Unmarshal(p.Value, &d) == nil {
+			out[p.Key[len(state.DeploysPrefix):]] = &d
+		}
+	}
+	return out
+}
+
 // reconcileApp brings one app's scheduler state to its desired state.
-func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
+// deploys, if not nil, are the deploy records as a full pass read them at
+// its start: an app whose record there is not failed is not read again to
+// see whether its failed deploy is over.
+func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App, deploys map[string]*state.Deploy) (string, error) {
 	if !a.Deployed {
 		r.mu.Lock()
 		_, had := r.applied[a.Name]
@@ -775,6 +798,11 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 			r.log.Info("the scheduler runs another version; resubmitting", "app", a.Name, "runs", st.MetaVersion, "want", spec.MetaVersion)
 			same = false
 		case restartDone && st.MetaVersion == spec.MetaVersion && st.Deployment == backends.DeployRunning:
+			if d, ok := deploys[a.Name]; deploys != nil && (!ok || d.State != state.DeployFailed) {
+				// Not failed when the pass began; a failure
+				// recorded since is seen by the next pass.
+				break
+			}
 			r.leaveFailed(ctx, a)
 		}
 	}
