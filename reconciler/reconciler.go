@@ -685,6 +685,9 @@ func (r *Reconciler) Heal(ctx context.Context) (*engine.PassResult, error) {
 	return r.Pass(ctx)
 }
 
+// passWorkers is how many apps a full pass reconciles at once.
+const passWorkers = 4
+
 // Pass reconciles every app once.
 func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	apps, err := state.List[state.App](ctx, r.store(), state.AppsPrefix)
@@ -696,10 +699,38 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	// The deploy records in one read, not one read per app: a pass over
 	// apps that run as recorded reads nothing else of the Store.
 	deploys := r.deploySnapshot(ctx)
-	for _, a := range apps {
+	// Apps are reconciled by passWorkers goroutines at once (each app by
+	// one): a pass is CPU work (rendering and hashing specs) and waits on
+	// the scheduler, and neither should be one app at a time at 10,000.
+	type outcome struct {
+		did string
+		err error
+	}
+	outs := make([]outcome, len(apps))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(passWorkers, len(apps)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(apps) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					outs[i].err = err
+					continue
+				}
+				outs[i].did, outs[i].err = r.reconcileApp(ctx, apps[i], deploys)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, a := range apps {
 		known[a.Name] = true
 		res.Checked++
-		did, err := r.reconcileApp(ctx, a, deploys)
+		did, err := outs[i].did, outs[i].err
 		switch {
 		case err != nil:
 			res.Failed = append(res.Failed, a.Name)
