@@ -306,8 +306,8 @@ func (b *bench) run() error {
 	// Deploy accepted -> job registered.
 	if os.Getenv("NOMAD_ADDR") == "" {
 		b.add(row{name: "deploy accepted -> job registered", goal: "ratio <= 1.1", skipped: "NOMAD_ADDR unset"})
-	} else {
-		b.add(row{name: "deploy accepted -> job registered", goal: "ratio <= 1.1", skipped: "not measured by this program yet (see server BenchmarkReconcileDeployToSubmit and the gated Nomad e2e)"})
+	} else if err := b.deployToRegistered(); err != nil {
+		return fmt.Errorf("deploy accepted -> job registered: %w", err)
 	}
 
 	// A full reconcile pass at the large fleet.
@@ -589,8 +589,11 @@ func (b *bench) consulClient() (*capi.Client, error) {
 }
 
 // store is a Consul Store on the bench's prefix.
-func (b *bench) store() (*consul.Store, error) {
-	cs, err := consul.New(consul.Config{Address: b.consulAdr, Prefix: b.prefix}, hclog.NewNullLogger())
+func (b *bench) store() (*consul.Store, error) { return b.storeAt(b.prefix) }
+
+// storeAt is a Consul Store on prefix.
+func (b *bench) storeAt(prefix string) (*consul.Store, error) {
+	cs, err := consul.New(consul.Config{Address: b.consulAdr, Prefix: prefix}, hclog.NewNullLogger())
 	if err != nil {
 		return nil, err
 	}
