@@ -150,7 +150,7 @@ func (b *bench) print() {
 		return
 	}
 	fmt.Println()
-	fmt.Printf("== Berth vs the raw backends, side by side (%d clients for reads and writes; Consul dev agent on loopback) ==\n", conc)
+	fmt.Printf("== Berth vs the raw backends, side by side (%d clients for reads and writes; Consul dev agent on loopback; %d CPUs, load average %s) ==\n", conc, runtime.NumCPU(), loadAvg())
 	fmt.Printf("%-44s %16s %16s %7s %-14s %s\n", "measure", "Berth", "baseline", "ratio", "goal", "met?")
 	for _, r := range b.rows {
 		if r.skipped != "" {
@@ -732,6 +732,7 @@ func (b *bench) reconcilePass(n int) error {
 	}
 	const steadyPasses = 3
 	var steady time.Duration
+	cpu0 := cpuTime()
 	for i := 0; i < steadyPasses; i++ {
 		t = time.Now()
 		res, err = rec.Pass(ctx)
@@ -744,6 +745,7 @@ func (b *bench) reconcilePass(n int) error {
 		}
 	}
 	steady /= steadyPasses
+	cpu := (cpuTime() - cpu0) / steadyPasses
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -751,7 +753,7 @@ func (b *bench) reconcilePass(n int) error {
 	runtime.KeepAlive(rec)
 	runtime.KeepAlive(sched)
 	b.add(row{name: fmt.Sprintf("reconcile full pass @%s apps (steady)", short(n)), berth: steady.Seconds(), unit: "s", goal: "< 1 s", met: yes(steady < time.Second),
-		note: fmt.Sprintf("mean of %d passes finding nothing to do, Consul Store, sealed secrets, in-memory scheduler; the first pass (submits all %d apps) took %.2f s; the reconciler's live heap after the passes (the in-memory scheduler's specs included) is %.1f MB", steadyPasses, n, first.Seconds(), heap)})
+		note: fmt.Sprintf("mean of %d passes finding nothing to do, Consul Store, sealed secrets, in-memory scheduler; the first pass (submits all %d apps) took %.2f s; a steady pass used %.2f s of CPU in the bench process (wall time above; the machine's load average was %s); the reconciler's live heap after the passes (the in-memory scheduler's specs included) is %.1f MB", steadyPasses, n, first.Seconds(), cpu.Seconds(), loadAvg(), heap)})
 	return nil
 }
 
@@ -907,6 +909,24 @@ consul {
 	b.add(row{name: fmt.Sprintf("berth server RSS @%s apps", short(n)), berth: mb, unit: "MB", goal: "< 200 MB", met: yes(mb < 200),
 		note: "VmRSS of a `berth server` process on the Consul prefix (not the reconciler holder: the bench holds the lock) after 5 list pages and 5 gets"})
 	return nil
+}
+
+// cpuTime is the CPU time (user and system) this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the 1-minute load average ("?" where /proc has none).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // vmRSS is the VmRSS of pid in KiB.
