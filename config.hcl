@@ -115,6 +115,8 @@ apps {
 }
 
 # The embedded scheduler: procs run as child processes; its router listens here.
+# The router serves the apps on Nomad too (finding their healthy instances in
+# the Consul catalog); with a nomad block it runs only when router_addr is set.
 # Each instance runs under a small supervisor (`berth proc-shim`) that takes its
 # whole process tree down with it (stop, undeploy, or berth killed with -9).
 local {
@@ -201,14 +203,21 @@ reconciler {
 # tenant's service names a target (`target: local-mysql` in the service
 # YAML); only site admins may give `settings:` themselves. The built-in
 # brokers have no default server: a service with neither is refused
-# ("no target configured"). Credentials never go in this file: secret_env
-# maps a setting to the environment variable holding it (read at start; an
-# unset variable is an error), e.g.
+# ("no target configured"). Credentials never go in this file: secret_refs
+# maps a setting to a path in Berth's Secrets (sealed or Vault; the key is
+# the setting's name, or "<path>#<key>"), read each time the broker is
+# configured, so a rotated secret needs no restart of Berth; put it there
+# with `printf %s "$PW" | berth admin put-secret -config config.hcl <path>`
+# (sealed secrets: with the server stopped). A missing secret answers 503
+# naming the target and the setting. Or secret_env maps a setting to the
+# environment variable holding it (read at start; an unset variable is an
+# error), e.g.
 #
 # broker_target "shared-mysql" {
-#   broker     = "mysql"
-#   settings   = { host = "db.internal", port = "3306", user = "berth_admin" }
-#   secret_env = { password = "BERTH_MYSQL_PASSWORD" }
+#   broker      = "mysql"
+#   settings    = { host = "db.internal", port = "3306", user = "berth_admin" }
+#   secret_refs = { password = "brokers/shared-mysql" }
+#   # secret_env = { password = "BERTH_MYSQL_PASSWORD" }
 # }
 #
 # Settings per broker — mysql: host, port, user, password, public_host,
@@ -233,13 +242,14 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 
 # An external Open Service Broker (v2.17) as a broker target: the built-in
 # "osb" broker forwards provision/bind/... to it over HTTP. Settings: url,
-# username, password (through secret_env), service (an offering's id or
-# name; default the catalog's first), request_timeout (default "20s").
+# username, password (through secret_refs or secret_env), service (an
+# offering's id or name; default the catalog's first), request_timeout
+# (default "20s").
 #
 # broker_target "vendor-db" {
-#   broker     = "osb"
-#   settings   = { url = "https://broker.example.com", username = "berth" }
-#   secret_env = { password = "VENDOR_BROKER_PASSWORD" }
+#   broker      = "osb"
+#   settings    = { url = "https://broker.example.com", username = "berth" }
+#   secret_refs = { password = "brokers/vendor-db" }   # berth admin put-secret brokers/vendor-db
 # }
 
 # Berth as an Open Service Broker: /osb/v2/ serves the services granted to

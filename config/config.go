@@ -246,15 +246,62 @@ type Plugins struct {
 // connection settings the broker gets. Tenants' services name a target
 // (`target: <name>` in the service YAML); only site admins may give
 // settings themselves. Credentials never sit in the file: secret_env maps
-// a setting to the environment variable holding it.
+// a setting to the environment variable holding it (read at load);
+// secret_refs maps a setting to a path in Berth's Secrets (sealed or
+// Vault), read each time the broker is configured, so a rotated secret
+// takes effect at the broker's next configure or restart without a
+// restart of Berth. The value is the secret's key named like the setting
+// ("brokers/partner" for setting password reads key "password" of that
+// secret), or the key after '#' ("brokers/partner#pw"). `berth admin
+// put-secret` writes it. A missing secret or key fails the broker's
+// configure (the API answers 503) naming the target and the setting.
 type BrokerTarget struct {
-	Name      string            `hcl:"name,label"`
-	Broker    string            `hcl:"broker"`
-	Settings  map[string]string `hcl:"settings,optional"`
-	SecretEnv map[string]string `hcl:"secret_env,optional"`
+	Name       string            `hcl:"name,label"`
+	Broker     string            `hcl:"broker"`
+	Settings   map[string]string `hcl:"settings,optional"`
+	SecretEnv  map[string]string `hcl:"secret_env,optional"`
+	SecretRefs map[string]string `hcl:"secret_refs,optional"`
 
-	// Resolved is Settings plus the values of SecretEnv (read at load).
+	// Resolved is Settings plus the values of SecretEnv (read at load);
+	// the SecretRefs are not in it (see SecretRef).
 	Resolved map[string]string
+}
+
+// SecretRef returns the Secrets path and key that setting k of t is read
+// from, and whether t has a secret_refs entry for k.
+func (t *BrokerTarget) SecretRef(k string) (path, key string, ok bool) {
+	ref, ok := t.SecretRefs[k]
+	if !ok {
+		return "", "", false
+	}
+	path, key, _ = strings.Cut(ref, "#")
+	if key == "" {
+		key = k
+	}
+	return path, key, true
+}
+
+// ValidSecretPath checks a path in Berth's Secrets given by an operator:
+// '/'-separated segments, none empty, "." or "..", no control characters
+// or '#'.
+func ValidSecretPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("the path is empty")
+	}
+	if len(p) > 512 {
+		return fmt.Errorf("the path is longer than 512 bytes")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("path %q: empty, \".\" or \"..\" segment (no leading, trailing or double '/')", p)
+		}
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '#' {
+			return fmt.Errorf("path %q: control characters and '#' are not allowed", p)
+		}
+	}
+	return nil
 }
 
 // OSB configures Berth's Open Service Broker API endpoint (/osb/v2/...):
@@ -341,9 +388,10 @@ type Reconcile struct {
 	// LeaderTTL is the TTL of the Consul session through which the
 	// servers sharing a Consul Store elect the one that reconciles
 	// (default 10s, Consul's least unless its session_ttl_min is lower).
-	// A holder that stops renewing (killed) loses the lock when Consul
-	// invalidates its session, within twice the TTL; one that cannot
-	// renew stops reconciling after the TTL. Not used with bolt.
+	// A killed holder loses the lock within about the TTL: its heartbeat
+	// stops, and a contender that sees no heartbeat for one TTL destroys
+	// its session (then the lock delay applies). One that cannot renew
+	// stops reconciling after the TTL. Not used with bolt.
 	LeaderTTL string `hcl:"leader_ttl,optional"`
 	// LeaderLockDelay is how long after a holder's session was invalidated
 	// (not after a graceful stop) no server may take the lock (default 1s).
@@ -533,7 +581,9 @@ func (c *Config) finish() error {
 	if c.Local == nil {
 		c.Local = &Local{}
 	}
-	if c.Local.RouterAddr == "" {
+	if c.Local.RouterAddr == "" && c.Nomad == nil {
+		// With Nomad the router runs only where router_addr is set:
+		// several servers may share a host.
 		c.Local.RouterAddr = "127.0.0.1:8081"
 	}
 	if err := dur("local.stop_timeout", c.Local.StopTimeout, 10*time.Second, &c.Local.StopTimeoutDur); err != nil {
@@ -789,7 +839,7 @@ func (c *Config) finishTargets() error {
 		t.Resolved = map[string]string{}
 		for k, v := range t.Settings {
 			if secretKey(k) {
-				return fmt.Errorf("%s: settings.%s looks like a credential: give it with secret_env = { %s = \"ENV_VAR\" }", where, k, k)
+				return fmt.Errorf("%s: settings.%s looks like a credential: give it with secret_refs = { %s = \"<path in Berth's Secrets>\" } or secret_env = { %s = \"ENV_VAR\" }", where, k, k, k)
 			}
 			t.Resolved[k] = v
 		}
@@ -802,6 +852,24 @@ func (c *Config) finishTargets() error {
 				return fmt.Errorf("%s: secret_env.%s: environment variable %s is not set", where, k, env)
 			}
 			t.Resolved[k] = v
+		}
+		for k, ref := range t.SecretRefs {
+			if _, dup := t.Settings[k]; dup {
+				return fmt.Errorf("%s: %s is both in settings and secret_refs", where, k)
+			}
+			if _, dup := t.SecretEnv[k]; dup {
+				return fmt.Errorf("%s: %s is both in secret_env and secret_refs", where, k)
+			}
+			if k == "" {
+				return fmt.Errorf("%s: secret_refs: empty setting name", where)
+			}
+			path, key, _ := t.SecretRef(k)
+			if err := ValidSecretPath(path); err != nil {
+				return fmt.Errorf("%s: secret_refs.%s: %v", where, k, err)
+			}
+			if strings.HasSuffix(ref, "#") || strings.ContainsAny(key, "#/") {
+				return fmt.Errorf("%s: secret_refs.%s: %q: give \"<path>\" or \"<path>#<key>\"", where, k, ref)
+			}
 		}
 	}
 	return nil

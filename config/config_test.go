@@ -230,6 +230,60 @@ func TestBrokerTargetErrors(t *testing.T) {
 	}
 }
 
+// secret_refs name paths in Berth's Secrets: nothing is read at load (the
+// value is not in Resolved); SecretRef gives the path and key.
+func TestBrokerTargetSecretRefs(t *testing.T) {
+	c, err := Parse([]byte(`
+broker_target "partner" {
+  broker      = "osb"
+  settings    = { url = "https://osb.example.com", username = "berth" }
+  secret_refs = { password = "brokers/partner", client_secret = "brokers/shared#oauth" }
+}
+`), "t.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Target("partner")
+	if p == nil {
+		t.Fatal("no target partner")
+	}
+	if _, ok := p.Resolved["password"]; ok {
+		t.Errorf("Resolved has password (%d settings): a secret_refs value must be read at configure, not at load", len(p.Resolved))
+	}
+	if p.Resolved["url"] != "https://osb.example.com" || p.Resolved["username"] != "berth" {
+		t.Errorf("Resolved: %v", p.Resolved)
+	}
+	for k, want := range map[string][2]string{"password": {"brokers/partner", "password"}, "client_secret": {"brokers/shared", "oauth"}} {
+		path, key, ok := p.SecretRef(k)
+		if !ok || path != want[0] || key != want[1] {
+			t.Errorf("SecretRef(%q) = %q, %q, %v; want %q, %q", k, path, key, ok, want[0], want[1])
+		}
+	}
+	if _, _, ok := p.SecretRef("url"); ok {
+		t.Error("SecretRef(url): url is a plain setting")
+	}
+	t.Setenv("BERTH_TEST_PW2", "x")
+	for src, want := range map[string]string{
+		"broker_target \"x\" {\n broker = \"osb\"\n settings = { password = \"inline\" }\n}":                                                  "secret_refs",
+		"broker_target \"x\" {\n broker = \"osb\"\n settings = { user = \"a\" }\n secret_refs = { user = \"p/q\" }\n}":                        "both in settings and secret_refs",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_env = { password = \"BERTH_TEST_PW2\" }\n secret_refs = { password = \"p/q\" }\n}": "both in secret_env and secret_refs",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"\" }\n}":                                                     "secret_refs.password",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"/abs\" }\n}":                                                 "secret_refs.password",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"a/../b\" }\n}":                                               "secret_refs.password",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"a//b\" }\n}":                                                 "secret_refs.password",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"a/b#\" }\n}":                                                 "secret_refs.password",
+		"broker_target \"x\" {\n broker = \"osb\"\n secret_refs = { password = \"a/b#k#l\" }\n}":                                              "secret_refs.password",
+	} {
+		_, err := Parse([]byte(src), "t.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to mention %q", src, err, want)
+		}
+		if err != nil && !strings.Contains(err.Error(), `broker_target "x"`) {
+			t.Errorf("%s: err = %v, want it to name the target", src, err)
+		}
+	}
+}
+
 func TestReconcilerDeployPolicy(t *testing.T) {
 	c := Default()
 	if c.Reconcile.ProgressDeadlineDur != 5*time.Minute || c.Reconcile.AutoRevert == nil || !*c.Reconcile.AutoRevert {
@@ -323,5 +377,23 @@ func TestLocalLogRotation(t *testing.T) {
 	}
 	if _, err := Parse([]byte("local {\n  log_files = -1\n}\n"), "t.hcl"); err == nil || !strings.Contains(err.Error(), "local.log_files") {
 		t.Errorf("log_files -1: err = %v", err)
+	}
+}
+
+// The router's address defaults only on the local scheduler: with Nomad
+// the router runs where router_addr is set (servers may share a host).
+func TestRouterAddrDefault(t *testing.T) {
+	for src, want := range map[string]string{
+		"":           "127.0.0.1:8081",
+		"nomad {}\n": "",
+		"nomad {}\nlocal {\n  router_addr = \"127.0.0.1:9001\"\n}\n": "127.0.0.1:9001",
+	} {
+		c, err := Parse([]byte(src), "r.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Local.RouterAddr != want {
+			t.Errorf("config %q: router_addr %q, want %q", src, c.Local.RouterAddr, want)
+		}
 	}
 }

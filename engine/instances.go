@@ -309,11 +309,18 @@ func (s *Engine) provisionPlan(ctx context.Context, svc *state.Service, inst *st
 		if serviceID == "" {
 			serviceID = svc.Broker
 		}
-		if cat, err := b.Catalog(bctx); err == nil && len(cat.Services) > 0 {
+		cat, cerr := b.Catalog(bctx)
+		if cerr == nil && len(cat.Services) > 0 {
 			serviceID = cat.Services[0].ID
 			if planID == "" && len(cat.Services[0].Plans) > 0 {
 				planID = cat.Services[0].Plans[0].ID
 			}
+		}
+		if cerr != nil && planID == "" {
+			// Without the catalog there is no plan to ask for: the
+			// catalog's error (e.g. the broker refused Berth's
+			// credentials) is the one to report.
+			return fail(brokerErr("provisioning "+inst.Name+": reading the broker's catalog", cerr))
 		}
 	}
 	resp, err := b.Provision(bctx, broker.ProvisionRequest{InstanceID: inst.Name, ServiceID: serviceID, PlanID: planID, Params: params})

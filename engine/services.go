@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/config"
 	"github.com/berthpaas/berth/engine/release"
 	"github.com/berthpaas/berth/engine/state"
 	"github.com/berthpaas/berth/names"
@@ -73,6 +74,9 @@ func (s *Engine) brokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 		for k, v := range t.Resolved {
 			settings[k] = v
 		}
+		if err := s.readSecretRefs(ctx, t, settings); err != nil {
+			return nil, err
+		}
 	} else {
 		sec, err := s.secrets.Get(ctx, serviceSettingsPath(svc.Name), 0)
 		if err == nil {
@@ -86,6 +90,34 @@ func (s *Engine) brokerFor(ctx context.Context, svc *state.Service) (broker.Brok
 		return nil, brokerErr("starting broker "+svc.Broker, err)
 	}
 	return b, nil
+}
+
+// readSecretRefs adds to settings the values of t's secret_refs, read from
+// Secrets now (each configure of the broker sees the latest version). A
+// missing secret or key is KindUnavailable naming the target, the setting
+// and the path, never a value.
+func (s *Engine) readSecretRefs(ctx context.Context, t *config.BrokerTarget, settings map[string]string) error {
+	keys := make([]string, 0, len(t.SecretRefs))
+	for k := range t.SecretRefs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		path, key, _ := t.SecretRef(k)
+		sec, err := s.secrets.Get(ctx, path, 0)
+		if errors.Is(err, backends.ErrNotFound) {
+			return Errorf(KindUnavailable, "broker target %q: secret_refs.%s: Berth's Secrets hold no secret at %q (an operator puts it there with `berth admin put-secret -key %s %s`)", t.Name, k, path, key, path)
+		}
+		if err != nil {
+			return fmt.Errorf("broker target %q: secret_refs.%s: reading %q from Berth's Secrets: %w", t.Name, k, path, err)
+		}
+		v, ok := sec.Data[key]
+		if !ok || v == "" {
+			return Errorf(KindUnavailable, "broker target %q: secret_refs.%s: the secret at %q has no key %q (an operator puts it there with `berth admin put-secret -key %s %s`)", t.Name, k, path, key, key, path)
+		}
+		settings[k] = v
+	}
+	return nil
 }
 
 // brokerCtx bounds one saga's broker calls.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/cli"
@@ -135,6 +136,34 @@ Options:
   -data-dir=<dir>
     The data directory (overrides data_dir).`, func(args []string) error {
 		return runAdmin(append([]string{"create-user"}, args...))
+	})
+	raw("admin put-secret", "Put a secret in Berth's Secrets (for a broker target's secret_refs)", `
+Usage: berth admin put-secret [-key KEY] [-config FILE] [-data-dir DIR] PATH < value
+
+  Sets key KEY of the secret at PATH in Berth's Secrets (sealed in the data
+  dir, or Vault, as the config selects) to the value read from stdin (one
+  trailing newline is dropped); the secret's other keys are kept, and a new
+  version is written. A broker_target reads it with
+  secret_refs = { password = "PATH" } (key: the setting's name) or
+  "PATH#KEY"; osb.password_secret reads key "password". The value is never
+  printed. Paths where Berth keeps its own secrets (apps/, services/,
+  tokens/, ...) are refused. The sealed secrets can be written only while
+  the server using the data dir is stopped; Vault's at any time (the broker
+  reads the new value at its next configure).
+
+    printf '%s' "$PASSWORD" | berth admin put-secret -config config.hcl brokers/partner
+
+Options:
+
+  -key=<key>
+    The key of the secret to set (default "password").
+
+  -config=<file>
+    The config file (HCL).
+
+  -data-dir=<dir>
+    The data directory (overrides data_dir).`, func(args []string) error {
+		return runPutSecret(args, os.Stdin)
 	})
 	g.add("version", func() *cmd {
 		return &cmd{synopsis: "Print the version", local: true, help: "Prints the version of this binary.",

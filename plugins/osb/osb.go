@@ -3,7 +3,8 @@
 // (Cloud Foundry's, a cloud vendor's, or another Berth's /osb endpoint).
 //
 // Settings (a broker_target in config.hcl, the password through
-// secret_env; or a site admin's service settings, kept in Secrets):
+// secret_refs, read from Berth's Secrets at each configure, or secret_env;
+// or a site admin's service settings, kept in Secrets):
 //
 //	url              the broker's base URL (…/v2/catalog is under it), required
 //	username         basic auth user
