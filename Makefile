@@ -2,7 +2,10 @@
 #   make run    the server on its embedded defaults (creates the first admin)
 #   make test   everything: vet, gofmt, unit, conformance, brokers, e2e
 #   make bench  Store/Secrets benchmarks side by side, the deploy engine's, and
-#               list pages at 100/1k/10k apps (tools/bench/pages.awk)
+#               list pages at 100/1k/10k apps (tools/bench/pages.awk); then
+#               Berth vs raw Consul side by side on a dev agent it starts:
+#               read, write, list pages, reconcile pass, server RSS at 10k
+#               apps, as a table of ratios (tools/bench, go run ./tools/bench)
 #   make proto  regenerate the broker protocol's Go and Python code
 
 GO        ?= go
@@ -78,6 +81,7 @@ bench: services agents
 	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/ | tee bench-server.out
 	@awk -f tools/bench/pages.awk bench-server.out
+	$(GO) run ./tools/bench
 
 clean:
 	rm -rf bin bench.out bench-server.out

@@ -43,12 +43,13 @@ type Reconciler struct {
 	eng      *engine.Engine
 	log      hclog.Logger
 	mu       sync.Mutex
-	applied  map[string]string // app -> hash of the last spec submitted
-	restarts map[string]int64  // app -> restart generation applied
-	dirty    map[string]bool   // apps changed since the last pass
-	inflight map[string]bool   // apps whose operation may be under way
-	retries  map[string]retry  // apps whose submit failed for want of the scheduler: when to try again
-	all      bool              // the next pass covers every app
+	applied  map[string]string        // app -> hash of the last spec submitted
+	restarts map[string]int64         // app -> restart generation applied
+	dirty    map[string]bool          // apps changed since the last pass
+	inflight map[string]bool          // apps whose operation may be under way
+	retries  map[string]retry         // apps whose submit failed for want of the scheduler: when to try again
+	releases map[string]cachedRelease // app -> its desired release, as last read
+	all      bool                     // the next pass covers every app
 	kickc    chan struct{}
 	id       string
 	holding  atomic.Bool // this server holds the reconciler lock (elected)
@@ -66,7 +67,7 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 // (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
-	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, releases: map[string]cachedRelease{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
 	_, r.elected = eng.Store().(backends.Elector)
 	eng.SetReconciler(r)
 	return r
@@ -239,7 +240,38 @@ func (r *Reconciler) Forget(app string) {
 	delete(r.applied, app)
 	delete(r.restarts, app)
 	delete(r.retries, app)
+	delete(r.releases, app)
 	r.mu.Unlock()
+}
+
+// cachedRelease is an app's release as the reconciler last read it. A
+// release record is written once (engine: state.Create) and only removed
+// with its app, so the record of one app incarnation (its Created time)
+// and meta_version never changes: a full pass need not read and decode
+// 10,000 releases that it read before.
+type cachedRelease struct {
+	mv      string
+	created time.Time
+	rel     *state.Release
+}
+
+// desiredRelease reads the release a's desired state names, from the cache when
+// it holds it.
+func (r *Reconciler) desiredRelease(ctx context.Context, a *state.App) (*state.Release, error) {
+	r.mu.Lock()
+	c, ok := r.releases[a.Name]
+	r.mu.Unlock()
+	if ok && c.mv == a.MetaVersion && c.created.Equal(a.Created) {
+		return c.rel, nil
+	}
+	rel, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, a.MetaVersion))
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.releases[a.Name] = cachedRelease{mv: a.MetaVersion, created: a.Created, rel: rel}
+	r.mu.Unlock()
+	return rel, nil
 }
 
 // retry is when an app whose submit failed because the scheduler did not
@@ -578,7 +610,7 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 			continue
 		}
 		if err == nil {
-			_, err = r.reconcileApp(ctx, a)
+			_, err = r.reconcileApp(ctx, a, nil)
 		}
 		if err != nil {
 			failed = append(failed, name)
@@ -653,6 +685,9 @@ func (r *Reconciler) Heal(ctx context.Context) (*engine.PassResult, error) {
 	return r.Pass(ctx)
 }
 
+// passWorkers is how many apps a full pass reconciles at once.
+const passWorkers = 4
+
 // Pass reconciles every app once.
 func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	apps, err := state.List[state.App](ctx, r.store(), state.AppsPrefix)
@@ -661,10 +696,41 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	}
 	res := &engine.PassResult{Submitted: []string{}, Stopped: []string{}, Failed: []string{}}
 	known := map[string]bool{}
-	for _, a := range apps {
+	// The deploy records in one read, not one read per app: a pass over
+	// apps that run as recorded reads nothing else of the Store.
+	deploys := r.deploySnapshot(ctx)
+	// Apps are reconciled by passWorkers goroutines at once (each app by
+	// one): a pass is CPU work (rendering and hashing specs) and waits on
+	// the scheduler, and neither should be one app at a time at 10,000.
+	type outcome struct {
+		did string
+		err error
+	}
+	outs := make([]outcome, len(apps))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(passWorkers, len(apps)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(apps) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					outs[i].err = err
+					continue
+				}
+				outs[i].did, outs[i].err = r.reconcileApp(ctx, apps[i], deploys)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, a := range apps {
 		known[a.Name] = true
 		res.Checked++
-		did, err := r.reconcileApp(ctx, a)
+		did, err := outs[i].did, outs[i].err
 		switch {
 		case err != nil:
 			res.Failed = append(res.Failed, a.Name)
@@ -690,8 +756,28 @@ func (r *Reconciler) Pass(ctx context.Context) (*engine.PassResult, error) {
 	return res, nil
 }
 
+// deploySnapshot reads every deploy record (nil if that fails: each is
+// then read when needed).
+func (r *Reconciler) deploySnapshot(ctx context.Context) map[string]*state.Deploy {
+	pairs, _, err := r.store().List(ctx, state.DeploysPrefix, nil)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]*state.Deploy, len(pairs))
+	for _, p := range pairs {
+		var d state.Deploy
+		if json.Unmarshal(p.Value, &d) == nil {
+			out[p.Key[len(state.DeploysPrefix):]] = &d
+		}
+	}
+	return out
+}
+
 // reconcileApp brings one app's scheduler state to its desired state.
-func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, error) {
+// deploys, if not nil, are the deploy records as a full pass read them at
+// its start: an app whose record there is not failed is not read again to
+// see whether its failed deploy is over.
+func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App, deploys map[string]*state.Deploy) (string, error) {
 	if !a.Deployed {
 		r.mu.Lock()
 		_, had := r.applied[a.Name]
@@ -711,7 +797,7 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 		r.finish(ctx, a, state.DeployUndeployed, "")
 		return "", nil
 	}
-	rel, _, err := state.Get[state.Release](ctx, r.store(), state.ReleaseKey(a.Name, a.MetaVersion))
+	rel, err := r.desiredRelease(ctx, a)
 	if errors.Is(err, state.ErrNotFound) {
 		r.finish(ctx, a, state.DeployFailed, fmt.Sprintf("release %s of app %s is missing", a.MetaVersion, a.Name))
 		return "", err
@@ -743,6 +829,11 @@ func (r *Reconciler) reconcileApp(ctx context.Context, a *state.App) (string, er
 			r.log.Info("the scheduler runs another version; resubmitting", "app", a.Name, "runs", st.MetaVersion, "want", spec.MetaVersion)
 			same = false
 		case restartDone && st.MetaVersion == spec.MetaVersion && st.Deployment == backends.DeployRunning:
+			if d, ok := deploys[a.Name]; deploys != nil && (!ok || d.State != state.DeployFailed) {
+				// Not failed when the pass began; a failure
+				// recorded since is seen by the next pass.
+				break
+			}
 			r.leaveFailed(ctx, a)
 		}
 	}
