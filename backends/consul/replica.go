@@ -1,0 +1,377 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	iradix "github.com/hashicorp/go-immutable-radix"
+
+	"github.com/berthpaas/berth/backends"
+)
+
+// Replica is a Store whose reads are served from an in-memory replica of the
+// Store's Consul prefix, and whose writes go to Consul unchanged
+// (check-and-set transactions, as Store's).
+//
+// The replica is an immutable radix tree (github.com/hashicorp/go-immutable-radix,
+// the tree go-memdb and so Nomad's and Consul's state stores are built on) of
+// the prefix's keys, fed by one blocking recursive list of the prefix: each
+// answer is diffed into a new tree by ModifyIndex, and the Consul index it
+// answered at is recorded as the replica's applied index. go-memdb's tables
+// and secondary indexes would add nothing here: the Store has one index, by
+// key, and a radix tree gives ordered prefix walks and lock-free snapshots.
+//
+// Reads stay linearizable across servers (the ReadIndex scheme of etcd and
+// Raft): a read first learns the current index of the prefix from Consul with
+// one consistent request, then waits until the replica has applied at least
+// that index, then answers from memory. Everything committed before the read
+// started is then in the replica. The index request is shared: one is in
+// flight at a time, and it serves every read that arrived before it was sent,
+// so a burst of reads (a request's token, user and app lookups, or many
+// clients) costs one Consul round trip instead of one per read. The request is
+// a consistent list of the prefix's keys up to the first '/', whose answer is
+// a few keys and whose X-Consul-Index is the index the recursive list of the
+// same prefix reports (Consul computes both the same way: the highest
+// ModifyIndex and tombstone under the prefix).
+type Replica struct {
+	*Store
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	tree     *iradix.Tree // key -> *backends.KVPair (never handed out: copied)
+	tombs    *iradix.Tree // deleted key -> uint64 index its deletion was seen at
+	applied  uint64       // Consul index of the prefix the tree reflects
+	epoch    uint64       // bumped when Consul's index went backwards and the tree was rebuilt
+	changed  chan struct{}
+	watchErr error // the watch's last failure, nil once it succeeds again
+
+	// ReadIndex batching: at most one probe in flight; reads arriving
+	// meanwhile share the next one.
+	pmu      sync.Mutex
+	inflight *probe
+	next     *probe
+
+	onProbe func() // tests: called as each index request is sent
+}
+
+type probe struct {
+	done  chan struct{}
+	index uint64
+	epoch uint64
+	err   error
+}
+
+var _ backends.Store = (*Replica)(nil)
+
+// NewReplica starts the replica of s's prefix (its watch runs until Close).
+// Reads wait for the first list of the prefix.
+func NewReplica(s *Store) *Replica {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Replica{Store: s, ctx: ctx, cancel: cancel, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
+	r.wg.Add(1)
+	go r.watch()
+	return r
+}
+
+// Close stops the watch, waits for it and for probes in flight, and closes the Store.
+func (r *Replica) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return r.Store.Close()
+}
+
+// Applied is the Consul index the replica has applied (0 before the first list).
+func (r *Replica) Applied() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
+// watch keeps the tree up to date with blocking lists of the prefix.
+func (r *Replica) watch() {
+	defer r.wg.Done()
+	backoff := 50 * time.Millisecond
+	for r.ctx.Err() == nil {
+		r.mu.Lock()
+		idx := r.applied
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(r.ctx, DefaultWaitTime+DefaultWaitTime/16+r.callTimeout())
+		opts := (&api.QueryOptions{WaitIndex: idx, WaitTime: DefaultWaitTime}).WithContext(ctx)
+		pairs, meta, err := r.kv.List(r.prefix, opts)
+		cancel()
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.mu.Lock()
+			r.watchErr = err
+			r.mu.Unlock()
+			r.logger.Warn("watching the store prefix failed; retrying", "in", backoff, "error", err)
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		r.apply(pairs, meta.LastIndex)
+	}
+}
+
+// apply diffs one recursive list of the prefix, answered at index, into the tree.
+func (r *Replica) apply(pairs api.KVPairs, index uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watchErr = nil
+	if index == r.applied {
+		return // the wait ended with nothing new
+	}
+	reset := index < r.applied
+	if reset {
+		// Consul's index went backwards (a snapshot restore, tombstones
+		// reaped, a new cluster): rebuild from this list alone.
+		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", r.applied, "to", index)
+		r.tree, r.tombs = iradix.New(), iradix.New()
+		r.epoch++
+	}
+	txn := r.tree.Txn()
+	tombs := r.tombs.Txn()
+	seen := make(map[string]struct{}, len(pairs))
+	for _, p := range pairs {
+		bp, ok := r.pair(p)
+		if !ok {
+			continue
+		}
+		k := []byte(bp.Key)
+		seen[bp.Key] = struct{}{}
+		if old, ok := txn.Get(k); ok && old.(*backends.KVPair).ModifyIndex == bp.ModifyIndex {
+			continue
+		}
+		txn.Insert(k, bp)
+		tombs.Delete(k)
+	}
+	if r.tree.Len() > 0 {
+		// Keys gone from the list were deleted at or before index.
+		r.tree.Root().Walk(func(k []byte, _ interface{}) bool {
+			if _, ok := seen[string(k)]; !ok {
+				txn.Delete(k)
+				tombs.Insert(k, index)
+			}
+			return false
+		})
+	}
+	r.tree, r.tombs = txn.Commit(), tombs.Commit()
+	r.applied = index
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// readIndex returns a Consul index of the prefix read by a request sent after
+// this call began, sharing the request with the other reads waiting for one.
+func (r *Replica) readIndex(ctx context.Context) (uint64, uint64, error) {
+	r.pmu.Lock()
+	var p *probe
+	if r.inflight == nil {
+		p = &probe{done: make(chan struct{})}
+		r.inflight = p
+		r.wg.Add(1)
+		go r.send(p)
+	} else {
+		if r.next == nil {
+			r.next = &probe{done: make(chan struct{})}
+		}
+		p = r.next
+	}
+	r.pmu.Unlock()
+	select {
+	case <-p.done:
+		return p.index, p.epoch, p.err
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+}
+
+// send runs probe p, then the one queued behind it, if any.
+func (r *Replica) send(p *probe) {
+	defer r.wg.Done()
+	for p != nil {
+		r.mu.Lock()
+		p.epoch = r.epoch
+		r.mu.Unlock()
+		if r.onProbe != nil {
+			r.onProbe()
+		}
+		ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
+		_, meta, err := r.kv.Keys(r.prefix, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+		if err != nil {
+			p.err = r.wrap(ctx, "read-index", "", err)
+		} else {
+			p.index = meta.LastIndex
+		}
+		cancel()
+		close(p.done)
+		r.pmu.Lock()
+		p, r.inflight, r.next = r.next, r.next, nil
+		r.pmu.Unlock()
+	}
+}
+
+// sync waits until the replica holds everything committed before the call
+// began, and returns the tree then.
+func (r *Replica) sync(ctx context.Context, op, key string) (*iradix.Tree, *iradix.Tree, uint64, error) {
+	ctx, cancel := r.call(ctx, nil)
+	defer cancel()
+	for {
+		want, epoch, err := r.readIndex(ctx)
+		if err != nil {
+			return nil, nil, 0, r.syncErr(ctx, op, key, err)
+		}
+		for {
+			r.mu.Lock()
+			tree, tombs, applied, ch, cur := r.tree, r.tombs, r.applied, r.changed, r.epoch
+			werr := r.watchErr
+			r.mu.Unlock()
+			if cur != epoch {
+				break // rebuilt since the probe was sent: probe again
+			}
+			if applied >= want && applied > 0 {
+				return tree, tombs, applied, nil
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				if werr != nil {
+					return nil, nil, 0, r.syncErr(ctx, op, key, werr)
+				}
+				return nil, nil, 0, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, want))
+			}
+		}
+	}
+}
+
+func (r *Replica) syncErr(ctx context.Context, op, key string, err error) error {
+	var ue *backends.UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return r.wrap(ctx, op, key, err)
+}
+
+// wait blocks, for a read with a WaitIndex, until the replica changes or
+// the wait ends; false when it ended.
+func (r *Replica) wait(ctx context.Context, deadline time.Time) (*iradix.Tree, *iradix.Tree, uint64, bool) {
+	r.mu.Lock()
+	ch := r.changed
+	r.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+		return nil, nil, 0, false
+	case <-ctx.Done():
+		return nil, nil, 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tree, r.tombs, r.applied, true
+}
+
+func waitOf(q *backends.QueryOptions) time.Duration {
+	if q.WaitTime <= 0 {
+		return DefaultWaitTime
+	}
+	return q.WaitTime
+}
+
+// Get reads one key from the replica. LastIndex is the key's ModifyIndex,
+// or for an absent key its deletion's index, else the prefix's index.
+func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
+	if key == "" {
+		return nil, nil, backends.ErrInvalidKey
+	}
+	tree, tombs, applied, err := r.sync(ctx, "get", key)
+	if err != nil {
+		return nil, nil, err
+	}
+	get := func(tree, tombs *iradix.Tree, applied uint64) (*backends.KVPair, uint64) {
+		if v, ok := tree.Get([]byte(key)); ok {
+			p := v.(*backends.KVPair)
+			return &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex}, p.ModifyIndex
+		}
+		return nil, applied
+	}
+	p, idx := get(tree, tombs, applied)
+	if q != nil && q.WaitIndex > 0 {
+		deadline := time.Now().Add(waitOf(q))
+		for idx == q.WaitIndex {
+			var ok bool
+			if tree, tombs, applied, ok = r.wait(ctx, deadline); !ok {
+				break
+			}
+			p, idx = get(tree, tombs, applied)
+		}
+		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
+			return nil, nil, fmt.Errorf("consul get %q: %w", key, err)
+		}
+	}
+	return p, &backends.QueryMeta{LastIndex: idx}, nil
+}
+
+// List reads every key under prefix from the replica, sorted by key.
+// LastIndex is the highest ModifyIndex or deletion index under prefix, else
+// the prefix's index.
+func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	tree, tombs, applied, err := r.sync(ctx, "list", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	list := func(tree, tombs *iradix.Tree, applied uint64) ([]*backends.KVPair, uint64) {
+		var out []*backends.KVPair
+		var idx uint64
+		tree.Root().WalkPrefix([]byte(prefix), func(_ []byte, v interface{}) bool {
+			p := v.(*backends.KVPair)
+			out = append(out, &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex})
+			idx = max(idx, p.ModifyIndex)
+			return false
+		})
+		if prefix == "" {
+			return out, applied
+		}
+		tombs.Root().WalkPrefix([]byte(prefix), func(_ []byte, v interface{}) bool {
+			idx = max(idx, v.(uint64))
+			return false
+		})
+		if idx == 0 {
+			idx = applied
+		}
+		return out, idx
+	}
+	out, idx := list(tree, tombs, applied)
+	if q != nil && q.WaitIndex > 0 {
+		deadline := time.Now().Add(waitOf(q))
+		for idx == q.WaitIndex {
+			var ok bool
+			if tree, tombs, applied, ok = r.wait(ctx, deadline); !ok {
+				break
+			}
+			out, idx = list(tree, tombs, applied)
+		}
+		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
+			return nil, nil, fmt.Errorf("consul list %q: %w", prefix, err)
+		}
+	}
+	if out == nil {
+		out = []*backends.KVPair{}
+	}
+	return out, &backends.QueryMeta{LastIndex: idx}, nil
+}
