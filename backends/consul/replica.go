@@ -52,20 +52,31 @@ type Replica struct {
 	changed  chan struct{}
 	watchErr error // the watch's last failure, nil once it succeeds again
 
-	// ReadIndex batching: at most one probe in flight; reads arriving
-	// meanwhile share the next one.
-	pmu      sync.Mutex
+	// complete is a Consul KV index (global, all prefixes) at which the
+	// tree is known to hold every change under the prefix; maxGlobal is
+	// the highest global index read so far.
+	complete, maxGlobal uint64
+
+	globalBatch, prefixBatch batch
+}
+
+// batch is one kind of index request shared by the reads waiting for it.
+type batch struct {
+	name string
+	run  func(context.Context, *probe) error
+	hook func() // tests: called as each request is sent
+
+	mu       sync.Mutex
 	inflight *probe
 	next     *probe
-
-	onProbe func() // tests: called as each index request is sent
 }
 
 type probe struct {
-	done  chan struct{}
-	index uint64
-	epoch uint64
-	err   error
+	done   chan struct{}
+	index  uint64
+	covers uint64 // prefixIndex: the global index it confirms
+	epoch  uint64
+	err    error
 }
 
 var _ backends.Store = (*Replica)(nil)
@@ -75,6 +86,8 @@ var _ backends.Store = (*Replica)(nil)
 func NewReplica(s *Store) *Replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{Store: s, ctx: ctx, cancel: cancel, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
+	r.globalBatch.name, r.globalBatch.run = "read-index", r.globalIndex
+	r.prefixBatch.name, r.prefixBatch.run = "read-index", r.prefixIndex
 	r.wg.Add(1)
 	go r.watch()
 	return r
@@ -142,6 +155,7 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", r.applied, "to", index)
 		r.tree, r.tombs = iradix.New(), iradix.New()
 		r.epoch++
+		r.complete = 0
 	}
 	txn := r.tree.Txn()
 	tombs := r.tombs.Txn()
@@ -175,54 +189,88 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 	r.changed = make(chan struct{})
 }
 
-// readIndex returns a Consul index of the prefix read by a request sent after
-// this call began, sharing the request with the other reads waiting for one.
-func (r *Replica) readIndex(ctx context.Context) (uint64, uint64, error) {
-	r.pmu.Lock()
+// shared runs one request of batch b whose answer every caller shares: it
+// returns the answer of a request sent after the call began. At most one
+// request of a batch is in flight; the callers arriving meanwhile share the
+// next one.
+func (r *Replica) shared(ctx context.Context, b *batch) (*probe, error) {
+	b.mu.Lock()
 	var p *probe
-	if r.inflight == nil {
+	if b.inflight == nil {
 		p = &probe{done: make(chan struct{})}
-		r.inflight = p
+		b.inflight = p
 		r.wg.Add(1)
-		go r.send(p)
+		go r.send(b, p)
 	} else {
-		if r.next == nil {
-			r.next = &probe{done: make(chan struct{})}
+		if b.next == nil {
+			b.next = &probe{done: make(chan struct{})}
 		}
-		p = r.next
+		p = b.next
 	}
-	r.pmu.Unlock()
+	b.mu.Unlock()
 	select {
 	case <-p.done:
-		return p.index, p.epoch, p.err
+		return p, p.err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-// send runs probe p, then the one queued behind it, if any.
-func (r *Replica) send(p *probe) {
+// send runs request p of batch b, then the one queued behind it, if any.
+func (r *Replica) send(b *batch, p *probe) {
 	defer r.wg.Done()
 	for p != nil {
-		r.mu.Lock()
-		p.epoch = r.epoch
-		r.mu.Unlock()
-		if r.onProbe != nil {
-			r.onProbe()
+		if b.hook != nil {
+			b.hook()
 		}
 		ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
-		_, meta, err := r.kv.Keys(r.prefix, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
-		if err != nil {
-			p.err = r.wrap(ctx, "read-index", "", err)
-		} else {
-			p.index = meta.LastIndex
+		if err := b.run(ctx, p); err != nil {
+			p.err = r.wrap(ctx, b.name, "", err)
 		}
 		cancel()
 		close(p.done)
-		r.pmu.Lock()
-		p, r.inflight, r.next = r.next, r.next, nil
-		r.pmu.Unlock()
+		b.mu.Lock()
+		p, b.inflight, b.next = b.next, b.next, nil
+		b.mu.Unlock()
 	}
+}
+
+// globalIndex is the index request every read starts with: a consistent
+// read of a key no Store key escapes to, whose X-Consul-Index is Consul's
+// KV index (the highest index of any KV write or delete, on any prefix) at
+// a moment after the read began. It costs Consul O(1).
+func (r *Replica) globalIndex(ctx context.Context, p *probe) error {
+	r.mu.Lock()
+	p.epoch = r.epoch
+	r.mu.Unlock()
+	_, meta, err := r.kv.Get(r.prefix+"%read-index", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	p.index = meta.LastIndex
+	r.mu.Lock()
+	r.maxGlobal = max(r.maxGlobal, p.index)
+	r.mu.Unlock()
+	return nil
+}
+
+// prefixIndex is the confirmation a read needs when Consul's KV index has
+// moved past the index the replica is known complete at: a consistent list
+// of the prefix's keys up to the first '/' (a few keys), whose
+// X-Consul-Index is the prefix's index as the watch's recursive list reports
+// it. It costs Consul O(keys under the prefix). Sent after every global
+// index up to p.covers was read, it tells that once the replica has applied
+// p.index it holds every change committed up to p.covers.
+func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
+	r.mu.Lock()
+	p.epoch, p.covers = r.epoch, r.maxGlobal
+	r.mu.Unlock()
+	_, meta, err := r.kv.Keys(r.prefix, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	p.index = meta.LastIndex
+	return nil
 }
 
 // sync waits until the replica holds everything committed before the call
@@ -231,7 +279,17 @@ func (r *Replica) sync(ctx context.Context, op, key string) (*iradix.Tree, *irad
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
 	for {
-		want, epoch, err := r.readIndex(ctx)
+		g, err := r.shared(ctx, &r.globalBatch)
+		if err != nil {
+			return nil, nil, 0, r.syncErr(ctx, op, key, err)
+		}
+		r.mu.Lock()
+		tree, tombs, applied, ok := r.tree, r.tombs, r.applied, r.epoch == g.epoch && r.complete >= g.index && r.applied > 0
+		r.mu.Unlock()
+		if ok {
+			return tree, tombs, applied, nil
+		}
+		c, err := r.shared(ctx, &r.prefixBatch)
 		if err != nil {
 			return nil, nil, 0, r.syncErr(ctx, op, key, err)
 		}
@@ -239,11 +297,14 @@ func (r *Replica) sync(ctx context.Context, op, key string) (*iradix.Tree, *irad
 			r.mu.Lock()
 			tree, tombs, applied, ch, cur := r.tree, r.tombs, r.applied, r.changed, r.epoch
 			werr := r.watchErr
-			r.mu.Unlock()
-			if cur != epoch {
-				break // rebuilt since the probe was sent: probe again
+			if cur == c.epoch && applied >= c.index && applied > 0 {
+				r.complete = max(r.complete, c.covers)
 			}
-			if applied >= want && applied > 0 {
+			r.mu.Unlock()
+			if cur != c.epoch || cur != g.epoch {
+				break // rebuilt since the index was read: read it again
+			}
+			if applied >= c.index && applied > 0 {
 				return tree, tombs, applied, nil
 			}
 			select {
@@ -252,7 +313,7 @@ func (r *Replica) sync(ctx context.Context, op, key string) (*iradix.Tree, *irad
 				if werr != nil {
 					return nil, nil, 0, r.syncErr(ctx, op, key, werr)
 				}
-				return nil, nil, 0, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, want))
+				return nil, nil, 0, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, c.index))
 			}
 		}
 	}

@@ -101,8 +101,13 @@ func TestReplicaSharesIndexRequests(t *testing.T) {
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "k", Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
-	var probes atomic.Int64
-	r.onProbe = func() { probes.Add(1) }
+	// One read first: it confirms the prefix at the current KV index.
+	if _, _, err := r.Get(ctx, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	var probes, confirms atomic.Int64
+	r.globalBatch.hook = func() { probes.Add(1) }
+	r.prefixBatch.hook = func() { confirms.Add(1) }
 	var wg sync.WaitGroup
 	const readers, reads = 16, 50
 	errs := make(chan error, readers)
@@ -126,7 +131,10 @@ func TestReplicaSharesIndexRequests(t *testing.T) {
 	if n := probes.Load(); n >= readers*reads {
 		t.Fatalf("%d reads sent %d index requests, want them shared", readers*reads, n)
 	} else {
-		t.Logf("%d reads, %d index requests", readers*reads, n)
+		t.Logf("%d reads, %d index requests, %d prefix confirmations", readers*reads, n, confirms.Load())
+	}
+	if n := confirms.Load(); n != 0 {
+		t.Fatalf("%d reads with no write anywhere in Consul since the last one sent %d prefix confirmations, want 0", readers*reads, n)
 	}
 }
 
