@@ -100,6 +100,12 @@ func (r *Replica) Close() error {
 	return r.Store.Close()
 }
 
+func (r *Replica) epochOf() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.epoch
+}
+
 // Applied is the Consul index the replica has applied (0 before the first list).
 func (r *Replica) Applied() uint64 {
 	r.mu.Lock()
@@ -275,7 +281,26 @@ func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
 
 // sync waits until the replica holds everything committed before the call
 // began, and returns the tree then.
-func (r *Replica) sync(ctx context.Context, op, key string) (*iradix.Tree, *iradix.Tree, uint64, error) {
+func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix.Tree, index uint64, err error) {
+	scope := backends.ReadScopeOf(ctx)
+	var gen uint64
+	if scope != nil {
+		var idx, epoch uint64
+		idx, epoch, gen = scope.Load()
+		r.mu.Lock()
+		tree, tombs, applied, ok := r.tree, r.tombs, r.applied, idx > 0 && epoch == r.epoch && r.applied >= idx
+		r.mu.Unlock()
+		if ok {
+			// An earlier read of this operation made sure the replica
+			// held what was committed before the operation began.
+			return tree, tombs, applied, nil
+		}
+		defer func() {
+			if err == nil {
+				scope.Set(gen, index, r.epochOf())
+			}
+		}()
+	}
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
 	for {
@@ -435,4 +460,49 @@ func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOpti
 		out = []*backends.KVPair{}
 	}
 	return out, &backends.QueryMeta{LastIndex: idx}, nil
+}
+
+// The writes go to Consul as the Store's; each resets the operation's
+// ReadScope, so that the operation's next read sees the write.
+
+// Put writes unconditionally.
+func (r *Replica) Put(ctx context.Context, p *backends.KVPair) (*backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.Put(ctx, p)
+}
+
+// CAS writes p.Value if the key's ModifyIndex is p.ModifyIndex (0 = absent).
+func (r *Replica) CAS(ctx context.Context, p *backends.KVPair) (bool, *backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.CAS(ctx, p)
+}
+
+// Delete removes a key; an absent key is fine.
+func (r *Replica) Delete(ctx context.Context, key string) (*backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.Delete(ctx, key)
+}
+
+// DeleteCAS removes a key if its ModifyIndex is index.
+func (r *Replica) DeleteCAS(ctx context.Context, key string, index uint64) (bool, *backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.DeleteCAS(ctx, key, index)
+}
+
+// DeleteTree removes every key under prefix.
+func (r *Replica) DeleteTree(ctx context.Context, prefix string) (*backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.DeleteTree(ctx, prefix)
+}
+
+// Txn applies ops atomically with a Consul KV transaction.
+func (r *Replica) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteMeta, error) {
+	defer resetScope(ctx)
+	return r.Store.Txn(ctx, ops)
+}
+
+func resetScope(ctx context.Context) {
+	if s := backends.ReadScopeOf(ctx); s != nil {
+		s.Reset()
+	}
 }

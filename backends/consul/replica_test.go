@@ -156,3 +156,36 @@ func TestReplicaUnavailable(t *testing.T) {
 		t.Fatalf("List with no agent: %v, want ErrUnavailable", err)
 	}
 }
+
+// In a ReadScope (one API request), the reads after the first reuse its
+// index: one index request for all of them. A write in the scope makes the
+// next read ask again, so the request reads its own writes.
+func TestReplicaReadScope(t *testing.T) {
+	r := newReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var probes atomic.Int64
+	r.globalBatch.hook = func() { probes.Add(1) }
+	for i := 0; i < 100; i++ {
+		sctx := backends.WithReadScope(ctx)
+		before := probes.Load()
+		for _, k := range []string{"tokens/t", "users/u", "apps/a"} {
+			if _, _, err := r.Get(sctx, k, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := probes.Load() - before; n != 1 {
+			t.Fatalf("three reads in one scope sent %d index requests, want 1", n)
+		}
+		if _, err := r.Put(sctx, &backends.KVPair{Key: "apps/a", Value: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := r.Get(sctx, "apps/a", nil)
+		if err != nil || p == nil || string(p.Value) != fmt.Sprint(i) {
+			t.Fatalf("a read after the scope's own write %d: %+v, %v", i, p, err)
+		}
+		if n := probes.Load() - before; n != 2 {
+			t.Fatalf("a read after a write in the scope: %d index requests in all, want 2", n)
+		}
+	}
+}
