@@ -13,6 +13,11 @@ import (
 	"github.com/berthpaas/berth/backends"
 )
 
+// globalInflight is how many of the (O(1)) global index requests may be in
+// flight at once: with two, a read waits about one round trip for a request
+// sent after it began, instead of up to two behind a single one.
+var globalInflight = 1
+
 // Replica is a Store whose reads are served from an in-memory replica of the
 // Store's Consul prefix, and whose writes go to Consul unchanged
 // (check-and-set transactions, as Store's).
@@ -66,9 +71,11 @@ type batch struct {
 	run  func(context.Context, *probe) error
 	hook func() // tests: called as each request is sent
 
+	max  int // requests in flight at most (0 is 1)
+
 	mu       sync.Mutex
-	inflight *probe
-	next     *probe
+	inflight int
+	next     *probe // the request the callers arriving now share, not yet sent
 }
 
 type probe struct {
@@ -86,7 +93,7 @@ var _ backends.Store = (*Replica)(nil)
 func NewReplica(s *Store) *Replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{Store: s, ctx: ctx, cancel: cancel, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
-	r.globalBatch.name, r.globalBatch.run = "read-index", r.globalIndex
+	r.globalBatch.name, r.globalBatch.run, r.globalBatch.max = "read-index", r.globalIndex, globalInflight
 	r.prefixBatch.name, r.prefixBatch.run = "read-index", r.prefixIndex
 	r.wg.Add(1)
 	go r.watch()
@@ -196,22 +203,21 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 }
 
 // shared runs one request of batch b whose answer every caller shares: it
-// returns the answer of a request sent after the call began. At most one
-// request of a batch is in flight; the callers arriving meanwhile share the
-// next one.
+// returns the answer of a request sent after the call began. At most b.max
+// requests of a batch are in flight; the callers arriving meanwhile share
+// the next one, sent as one in flight returns.
 func (r *Replica) shared(ctx context.Context, b *batch) (*probe, error) {
 	b.mu.Lock()
-	var p *probe
-	if b.inflight == nil {
+	p := b.next
+	if p == nil {
 		p = &probe{done: make(chan struct{})}
-		b.inflight = p
-		r.wg.Add(1)
-		go r.send(b, p)
-	} else {
-		if b.next == nil {
-			b.next = &probe{done: make(chan struct{})}
+		if b.inflight < max(b.max, 1) {
+			b.inflight++
+			r.wg.Add(1)
+			go r.send(b, p)
+		} else {
+			b.next = p
 		}
-		p = b.next
 	}
 	b.mu.Unlock()
 	select {
@@ -236,7 +242,9 @@ func (r *Replica) send(b *batch, p *probe) {
 		cancel()
 		close(p.done)
 		b.mu.Lock()
-		p, b.inflight, b.next = b.next, b.next, nil
+		if p, b.next = b.next, nil; p == nil {
+			b.inflight--
+		}
 		b.mu.Unlock()
 	}
 }

@@ -309,15 +309,19 @@ func BenchmarkReplicaMemory10kApps(b *testing.B) {
 	first := time.Since(t0)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	val, _ := json.Marshal(appRecord("app-00000", "dev@b.co"))
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if _, err := r.Put(ctx, &backends.KVPair{Key: state.AppKey("app-00000"), Value: val}); err != nil {
+		a := appRecord("app-00000", "dev@b.co")
+		a.MetaVersion = fmt.Sprint(i)
+		val, _ := json.Marshal(a)
+		wm, err := r.Put(ctx, &backends.KVPair{Key: state.AppKey("app-00000"), Value: val})
+		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := r.Get(ctx, state.AppKey("app-00000"), nil); err != nil {
-			b.Fatal(err)
+		p, _, err := r.Get(ctx, state.AppKey("app-00000"), nil)
+		if err != nil || p == nil || p.ModifyIndex != wm.Index {
+			b.Fatalf("write %d at %d, then the replica reads %+v, %v", i, wm.Index, p, err)
 		}
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "write-then-read-ms")
