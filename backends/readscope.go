@@ -8,7 +8,7 @@ import (
 // ReadScope lets the reads of one operation (an API request: its token,
 // user and app lookups) share the index a linearizable read starts with,
 // in a Store that has one (the Consul Store's read replica): the first read
-// in the scope learns the index, the later ones reuse it, and a write
+// in the scope learns the index (Consul's KV index), the later ones reuse it, and a write
 // through the Store in the scope makes the next read learn it anew (so the
 // operation reads its own writes). Every read in the scope still sees
 // everything committed before the scope's first read began, so the
@@ -17,7 +17,6 @@ type ReadScope struct {
 	mu    sync.Mutex
 	gen   uint64
 	index uint64
-	epoch uint64
 }
 
 type readScopeKey struct{}
@@ -34,21 +33,20 @@ func ReadScopeOf(ctx context.Context) *ReadScope {
 	return s
 }
 
-// Load returns the scope's index and the epoch it belongs to (0 when no
-// read has set it since the scope began or since its last write), and the
-// generation to give Set.
-func (s *ReadScope) Load() (index, epoch, gen uint64) {
+// Load returns the scope's index (0 when no read has set it since the
+// scope began or since its last write) and the generation to give Set.
+func (s *ReadScope) Load() (index, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.index, s.epoch, s.gen
+	return s.index, s.gen
 }
 
 // Set records index, unless a write reset the scope after gen was loaded.
-func (s *ReadScope) Set(gen, index, epoch uint64) {
+func (s *ReadScope) Set(gen, index uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen == gen && index > s.index {
-		s.index, s.epoch = index, epoch
+		s.index = index
 	}
 }
 
@@ -57,5 +55,5 @@ func (s *ReadScope) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	s.index, s.epoch = 0, 0
+	s.index = 0
 }

@@ -31,17 +31,25 @@ var globalInflight = 1
 // key, and a radix tree gives ordered prefix walks and lock-free snapshots.
 //
 // Reads stay linearizable across servers (the ReadIndex scheme of etcd and
-// Raft): a read first learns the current index of the prefix from Consul with
-// one consistent request, then waits until the replica has applied at least
-// that index, then answers from memory. Everything committed before the read
-// started is then in the replica. The index request is shared: one is in
-// flight at a time, and it serves every read that arrived before it was sent,
-// so a burst of reads (a request's token, user and app lookups, or many
-// clients) costs one Consul round trip instead of one per read. The request is
-// a consistent list of the prefix's keys up to the first '/', whose answer is
-// a few keys and whose X-Consul-Index is the index the recursive list of the
-// same prefix reports (Consul computes both the same way: the highest
-// ModifyIndex and tombstone under the prefix).
+// Raft): a read first learns Consul's current KV index G with one
+// consistent request (O(1) in Consul: a read of a key no Store key escapes
+// to), shared by every read that arrived before it was sent (one in flight;
+// the reads arriving meanwhile share the next one). The replica keeps
+// "complete", a KV index up to which it is known to hold every change under
+// the prefix. When complete >= G, the read is answered from memory.
+// Otherwise something was written somewhere in Consul since: the read goes
+// to Consul directly (the plain Store's read), and in the background one
+// consistent list of the prefix's keys up to the first '/' (a few keys, but
+// O(keys under the prefix) in Consul) learns the prefix's index P as the
+// watch reports it; once the watch has applied P, complete moves up to the
+// highest G read before that list was sent. (With waitWatch, used by tests,
+// the read waits for that instead of reading Consul.) So reads are served
+// from memory while nothing is written, and cost one shared O(1) request
+// plus the plain read while writes come in.
+//
+// The reads of one API request share the index in a backends.ReadScope: the
+// first read learns G, the others reuse it; a write through the Replica in
+// the scope makes the next read learn G anew, so a request reads its writes.
 type Replica struct {
 	*Store
 
@@ -62,7 +70,17 @@ type Replica struct {
 	// the highest global index read so far.
 	complete, maxGlobal uint64
 
+	pending []probe // confirmations waiting for the watch to apply their index
+
 	globalBatch, prefixBatch batch
+
+	// waitWatch makes a read whose index the replica may not hold yet wait
+	// for its watch; else (the default) the read goes to Consul directly
+	// and the prefix's index is confirmed in the background.
+	waitWatch bool
+
+	cmu                      sync.Mutex
+	confirming, confirmAgain bool
 }
 
 // batch is one kind of index request shared by the reads waiting for it.
@@ -71,7 +89,7 @@ type batch struct {
 	run  func(context.Context, *probe) error
 	hook func() // tests: called as each request is sent
 
-	max  int // requests in flight at most (0 is 1)
+	max int // requests in flight at most (0 is 1)
 
 	mu       sync.Mutex
 	inflight int
@@ -105,12 +123,6 @@ func (r *Replica) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	return r.Store.Close()
-}
-
-func (r *Replica) epochOf() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.epoch
 }
 
 // Applied is the Consul index the replica has applied (0 before the first list).
@@ -168,7 +180,7 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", r.applied, "to", index)
 		r.tree, r.tombs = iradix.New(), iradix.New()
 		r.epoch++
-		r.complete = 0
+		r.complete, r.pending = 0, nil
 	}
 	txn := r.tree.Txn()
 	tombs := r.tombs.Txn()
@@ -198,6 +210,10 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 	}
 	r.tree, r.tombs = txn.Commit(), tombs.Commit()
 	r.applied = index
+	for len(r.pending) > 0 && r.pending[0].index <= index {
+		r.complete = max(r.complete, r.pending[0].covers)
+		r.pending = r.pending[1:]
+	}
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -263,6 +279,12 @@ func (r *Replica) globalIndex(ctx context.Context, p *probe) error {
 	}
 	p.index = meta.LastIndex
 	r.mu.Lock()
+	if p.index < r.maxGlobal {
+		// Consul's KV index went backwards (a snapshot restore, a new
+		// cluster): what the replica was known to hold says nothing now;
+		// the watch rebuilds it.
+		r.complete, r.maxGlobal, r.pending = 0, 0, nil
+	}
 	r.maxGlobal = max(r.maxGlobal, p.index)
 	r.mu.Unlock()
 	return nil
@@ -287,44 +309,46 @@ func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
 	return nil
 }
 
-// sync waits until the replica holds everything committed before the call
-// began, and returns the tree then.
-func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix.Tree, index uint64, err error) {
-	scope := backends.ReadScopeOf(ctx)
-	var gen uint64
-	if scope != nil {
-		var idx, epoch uint64
-		idx, epoch, gen = scope.Load()
-		r.mu.Lock()
-		tree, tombs, applied, ok := r.tree, r.tombs, r.applied, idx > 0 && epoch == r.epoch && r.applied >= idx
-		r.mu.Unlock()
-		if ok {
-			// An earlier read of this operation made sure the replica
-			// held what was committed before the operation began.
-			return tree, tombs, applied, nil
-		}
-		defer func() {
-			if err == nil {
-				scope.Set(gen, index, r.epochOf())
-			}
-		}()
-	}
+// sync returns the tree when it holds everything committed before the call
+// began (or before the call's ReadScope began); ok is false when it may not
+// and the replica does not wait for its watch: the caller then reads from
+// Consul directly.
+func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix.Tree, index uint64, ok bool, err error) {
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
-	for {
-		g, err := r.shared(ctx, &r.globalBatch)
+	var g uint64
+	scope := backends.ReadScopeOf(ctx)
+	if scope != nil {
+		var gen uint64
+		if g, gen = scope.Load(); g == 0 {
+			defer func() {
+				if err == nil {
+					scope.Set(gen, g)
+				}
+			}()
+		}
+	}
+	if g == 0 {
+		p, err := r.shared(ctx, &r.globalBatch)
 		if err != nil {
-			return nil, nil, 0, r.syncErr(ctx, op, key, err)
+			return nil, nil, 0, false, r.syncErr(ctx, op, key, err)
 		}
-		r.mu.Lock()
-		tree, tombs, applied, ok := r.tree, r.tombs, r.applied, r.epoch == g.epoch && r.complete >= g.index && r.applied > 0
-		r.mu.Unlock()
-		if ok {
-			return tree, tombs, applied, nil
-		}
+		g = p.index
+	}
+	r.mu.Lock()
+	tree, tombs, index, ok = r.tree, r.tombs, r.applied, r.complete >= g && r.applied > 0
+	r.mu.Unlock()
+	if ok {
+		return tree, tombs, index, true, nil
+	}
+	if !r.waitWatch {
+		r.confirmLater()
+		return nil, nil, 0, false, nil
+	}
+	for {
 		c, err := r.shared(ctx, &r.prefixBatch)
 		if err != nil {
-			return nil, nil, 0, r.syncErr(ctx, op, key, err)
+			return nil, nil, 0, false, r.syncErr(ctx, op, key, err)
 		}
 		for {
 			r.mu.Lock()
@@ -334,22 +358,67 @@ func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix
 				r.complete = max(r.complete, c.covers)
 			}
 			r.mu.Unlock()
-			if cur != c.epoch || cur != g.epoch {
+			if cur != c.epoch {
 				break // rebuilt since the index was read: read it again
 			}
 			if applied >= c.index && applied > 0 {
-				return tree, tombs, applied, nil
+				return tree, tombs, applied, true, nil
 			}
 			select {
 			case <-ch:
 			case <-ctx.Done():
 				if werr != nil {
-					return nil, nil, 0, r.syncErr(ctx, op, key, werr)
+					return nil, nil, 0, false, r.syncErr(ctx, op, key, werr)
 				}
-				return nil, nil, 0, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, c.index))
+				return nil, nil, 0, false, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, c.index))
 			}
 		}
 	}
+}
+
+// confirmLater has the prefix's index confirmed in the background (one
+// request at a time, and one more if asked meanwhile): once the watch has
+// applied it, the reads of indexes it covers are served from memory again.
+func (r *Replica) confirmLater() {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	if r.confirming {
+		r.confirmAgain = true
+		return
+	}
+	r.confirming = true
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
+			p := &probe{}
+			if r.prefixBatch.hook != nil {
+				r.prefixBatch.hook()
+			}
+			err := r.prefixIndex(ctx, p)
+			cancel()
+			if err == nil {
+				r.mu.Lock()
+				if p.epoch == r.epoch {
+					if r.applied >= p.index {
+						r.complete = max(r.complete, p.covers)
+					} else {
+						r.pending = append(r.pending, *p)
+					}
+				}
+				r.mu.Unlock()
+			}
+			r.cmu.Lock()
+			if err != nil || !r.confirmAgain || r.ctx.Err() != nil {
+				r.confirming, r.confirmAgain = false, false
+				r.cmu.Unlock()
+				return
+			}
+			r.confirmAgain = false
+			r.cmu.Unlock()
+		}
+	}()
 }
 
 func (r *Replica) syncErr(ctx context.Context, op, key string, err error) error {
@@ -393,9 +462,12 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 	if key == "" {
 		return nil, nil, backends.ErrInvalidKey
 	}
-	tree, tombs, applied, err := r.sync(ctx, "get", key)
+	tree, tombs, applied, ok, err := r.sync(ctx, "get", key)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !ok {
+		return r.Store.Get(ctx, key, q)
 	}
 	get := func(tree, tombs *iradix.Tree, applied uint64) (*backends.KVPair, uint64) {
 		if v, ok := tree.Get([]byte(key)); ok {
@@ -425,9 +497,12 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 // LastIndex is the highest ModifyIndex or deletion index under prefix, else
 // the prefix's index.
 func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	tree, tombs, applied, err := r.sync(ctx, "list", prefix)
+	tree, tombs, applied, ok, err := r.sync(ctx, "list", prefix)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !ok {
+		return r.Store.List(ctx, prefix, q)
 	}
 	list := func(tree, tombs *iradix.Tree, applied uint64) ([]*backends.KVPair, uint64) {
 		var out []*backends.KVPair

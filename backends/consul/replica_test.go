@@ -25,20 +25,34 @@ func newReplica(t testing.TB) *Replica {
 	return r
 }
 
+// The suite runs on both read paths of a replica that is not complete: a
+// direct read of Consul (the default) and a wait for the watch.
 func TestReplicaConformance(t *testing.T) {
 	storetest.Run(t, func(t testing.TB) backends.Store { return newReplica(t) })
+}
+
+func TestReplicaWaitingConformance(t *testing.T) {
+	storetest.Run(t, func(t testing.TB) backends.Store { r := newReplica(t); r.waitWatch = true; return r })
 }
 
 // Two replicas on one prefix (two servers): a write through either is read
 // through the other at once, with no wait for its watch: every read starts
 // with the shared consistent index request.
 func TestReplicaReadsOtherServersWrites(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		t.Run(fmt.Sprintf("waitWatch=%v", wait), func(t *testing.T) { testReadsOtherServersWrites(t, wait) })
+	}
+}
+
+func testReadsOtherServersWrites(t *testing.T, wait bool) {
 	a := newReplica(t)
+	a.waitWatch = wait
 	s2, err := New(Config{Address: devagent.Consul(t), Prefix: a.prefix}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := NewReplica(s2)
+	b.waitWatch = wait
 	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -96,6 +110,10 @@ func TestReplicaSeesRawWrites(t *testing.T) {
 // Many concurrent reads share index requests: fewer requests than reads.
 func TestReplicaSharesIndexRequests(t *testing.T) {
 	r := newReplica(t)
+	r.waitWatch = true // the first read confirms the prefix before it returns
+	var probes, confirms atomic.Int64
+	r.globalBatch.hook = func() { probes.Add(1) }
+	r.prefixBatch.hook = func() { confirms.Add(1) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "k", Value: []byte("v")}); err != nil {
@@ -105,9 +123,8 @@ func TestReplicaSharesIndexRequests(t *testing.T) {
 	if _, _, err := r.Get(ctx, "k", nil); err != nil {
 		t.Fatal(err)
 	}
-	var probes, confirms atomic.Int64
-	r.globalBatch.hook = func() { probes.Add(1) }
-	r.prefixBatch.hook = func() { confirms.Add(1) }
+	probes.Store(0)
+	confirms.Store(0)
 	var wg sync.WaitGroup
 	const readers, reads = 16, 50
 	errs := make(chan error, readers)
@@ -161,7 +178,14 @@ func TestReplicaUnavailable(t *testing.T) {
 // index: one index request for all of them. A write in the scope makes the
 // next read ask again, so the request reads its own writes.
 func TestReplicaReadScope(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		t.Run(fmt.Sprintf("waitWatch=%v", wait), func(t *testing.T) { testReadScope(t, wait) })
+	}
+}
+
+func testReadScope(t *testing.T, wait bool) {
 	r := newReplica(t)
+	r.waitWatch = wait
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var probes atomic.Int64
