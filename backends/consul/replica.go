@@ -81,6 +81,8 @@ type Replica struct {
 
 	cmu                      sync.Mutex
 	confirming, confirmAgain bool
+
+	onDirect func() // tests: called when a read goes to Consul directly
 }
 
 // batch is one kind of index request shared by the reads waiting for it.
@@ -123,6 +125,14 @@ func (r *Replica) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	return r.Store.Close()
+}
+
+// Sync waits until the replica holds everything committed in Consul before
+// the call began (or the context ends): the reads that follow are served
+// from memory until something is written.
+func (r *Replica) Sync(ctx context.Context) error {
+	_, _, _, _, err := r.sync(ctx, "sync", "", true)
+	return err
 }
 
 // Applied is the Consul index the replica has applied (0 before the first list).
@@ -313,7 +323,7 @@ func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
 // began (or before the call's ReadScope began); ok is false when it may not
 // and the replica does not wait for its watch: the caller then reads from
 // Consul directly.
-func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix.Tree, index uint64, ok bool, err error) {
+func (r *Replica) sync(ctx context.Context, op, key string, wait bool) (tree, tombs *iradix.Tree, index uint64, ok bool, err error) {
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
 	var g uint64
@@ -341,7 +351,7 @@ func (r *Replica) sync(ctx context.Context, op, key string) (tree, tombs *iradix
 	if ok {
 		return tree, tombs, index, true, nil
 	}
-	if !r.waitWatch {
+	if !wait && !r.waitWatch {
 		r.confirmLater()
 		return nil, nil, 0, false, nil
 	}
@@ -462,11 +472,14 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 	if key == "" {
 		return nil, nil, backends.ErrInvalidKey
 	}
-	tree, tombs, applied, ok, err := r.sync(ctx, "get", key)
+	tree, tombs, applied, ok, err := r.sync(ctx, "get", key, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
+		if r.onDirect != nil {
+			r.onDirect()
+		}
 		return r.Store.Get(ctx, key, q)
 	}
 	get := func(tree, tombs *iradix.Tree, applied uint64) (*backends.KVPair, uint64) {
@@ -497,11 +510,14 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 // LastIndex is the highest ModifyIndex or deletion index under prefix, else
 // the prefix's index.
 func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	tree, tombs, applied, ok, err := r.sync(ctx, "list", prefix)
+	tree, tombs, applied, ok, err := r.sync(ctx, "list", prefix, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
+		if r.onDirect != nil {
+			r.onDirect()
+		}
 		return r.Store.List(ctx, prefix, q)
 	}
 	list := func(tree, tombs *iradix.Tree, applied uint64) ([]*backends.KVPair, uint64) {

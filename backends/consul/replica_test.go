@@ -213,3 +213,45 @@ func testReadScope(t *testing.T, wait bool) {
 		}
 	}
 }
+
+// After Sync, reads come from memory until something is written; the first
+// read after a write (here: by another server) goes to Consul and sees it.
+func TestReplicaSyncThenMemory(t *testing.T) {
+	r := newReplica(t)
+	var direct atomic.Int64
+	r.onDirect = func() { direct.Add(1) }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	other, err := New(Config{Address: devagent.Consul(t), Prefix: r.prefix}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := 0; i < 20; i++ {
+		wm, err := other.Put(ctx, &backends.KVPair{Key: "apps/a", Value: []byte(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := r.Get(ctx, "apps/a", nil)
+		if err != nil || p == nil || p.ModifyIndex != wm.Index {
+			t.Fatalf("after another server's write %d at %d: %+v, %v", i, wm.Index, p, err)
+		}
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mid := direct.Load()
+		for j := 0; j < 10; j++ {
+			p, _, err := r.Get(ctx, "apps/a", nil)
+			if err != nil || p == nil || p.ModifyIndex != wm.Index {
+				t.Fatalf("after Sync: %+v, %v", p, err)
+			}
+			ps, _, err := r.List(ctx, "apps/", nil)
+			if err != nil || len(ps) != 1 || ps[0].ModifyIndex != wm.Index {
+				t.Fatalf("after Sync: List %v, %v", ps, err)
+			}
+		}
+		if n := direct.Load() - mid; n != 0 {
+			t.Fatalf("20 reads after Sync with nothing written: %d went to Consul directly, want 0", n)
+		}
+	}
+}
