@@ -109,7 +109,8 @@ type probe struct {
 var _ backends.Store = (*Replica)(nil)
 
 // NewReplica starts the replica of s's prefix (its watch runs until Close).
-// Reads wait for the first list of the prefix.
+// Until its first list has been applied (and whenever it may lag), reads go
+// to Consul directly.
 func NewReplica(s *Store) *Replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{Store: s, ctx: ctx, cancel: cancel, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
@@ -175,25 +176,26 @@ func (r *Replica) watch() {
 	}
 }
 
-// apply diffs one recursive list of the prefix, answered at index, into the tree.
+// apply diffs one recursive list of the prefix, answered at index, into the
+// tree. Only the watch changes the tree, so the diff is made outside the
+// lock, on the immutable tree it read, and swapped in at the end.
 func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.watchErr = nil
-	if index == r.applied {
+	tree, tombTree, applied := r.tree, r.tombs, r.applied
+	r.mu.Unlock()
+	if index == applied {
 		return // the wait ended with nothing new
 	}
-	reset := index < r.applied
+	reset := index < applied
 	if reset {
 		// Consul's index went backwards (a snapshot restore, tombstones
 		// reaped, a new cluster): rebuild from this list alone.
-		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", r.applied, "to", index)
-		r.tree, r.tombs = iradix.New(), iradix.New()
-		r.epoch++
-		r.complete, r.pending = 0, nil
+		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", applied, "to", index)
+		tree, tombTree = iradix.New(), iradix.New()
 	}
-	txn := r.tree.Txn()
-	tombs := r.tombs.Txn()
+	txn := tree.Txn()
+	tombs := tombTree.Txn()
 	seen := make(map[string]struct{}, len(pairs))
 	for _, p := range pairs {
 		bp, ok := r.pair(p)
@@ -208,9 +210,9 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 		txn.Insert(k, bp)
 		tombs.Delete(k)
 	}
-	if r.tree.Len() > 0 {
+	if tree.Len() > 0 {
 		// Keys gone from the list were deleted at or before index.
-		r.tree.Root().Walk(func(k []byte, _ interface{}) bool {
+		tree.Root().Walk(func(k []byte, _ interface{}) bool {
 			if _, ok := seen[string(k)]; !ok {
 				txn.Delete(k)
 				tombs.Insert(k, index)
@@ -218,8 +220,14 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 			return false
 		})
 	}
-	r.tree, r.tombs = txn.Commit(), tombs.Commit()
-	r.applied = index
+	newTree, newTombs := txn.Commit(), tombs.Commit()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reset {
+		r.epoch++
+		r.complete, r.pending = 0, nil
+	}
+	r.tree, r.tombs, r.applied = newTree, newTombs, index
 	for len(r.pending) > 0 && r.pending[0].index <= index {
 		r.complete = max(r.complete, r.pending[0].covers)
 		r.pending = r.pending[1:]
