@@ -1,7 +1,8 @@
 # Berth — build, run, test.
 #   make run    the server on its embedded defaults (creates the first admin)
 #   make test   everything: vet, gofmt, unit, conformance, brokers, e2e
-#   make bench  Store/Secrets benchmarks side by side, and the deploy engine's
+#   make bench  Store/Secrets benchmarks side by side, the deploy engine's, and
+#               list pages at 100/1k/10k apps (tools/bench/pages.awk)
 #   make proto  regenerate the broker protocol's Go and Python code
 
 GO        ?= go
@@ -21,8 +22,10 @@ run: build
 	@mkdir -p $(DATA)
 	@$(BIN) admin create-user -config config.hcl -data-dir $(DATA) -email $(ADMIN) -admin -if-missing -password-out $(DATA)/admin-password
 	@echo ""
+	@echo "Web console:  http://127.0.0.1:8080/ui/   log in as $(ADMIN) with the password $$(cat $(DATA)/admin-password)"
+	@echo "              (kept in $(DATA)/admin-password, made on first run)"
 	@echo "Berth API:    http://127.0.0.1:8080   (router for apps: http://<app>.apps.localhost:8081)"
-	@echo "Log in as $(ADMIN); the password is in $(DATA)/admin-password (made on first run):"
+	@echo "From the API or the CLI, log in as $(ADMIN) with that password:"
 	@echo "  curl -s -X POST http://127.0.0.1:8080/users/$(ADMIN)/tokens -d \"{\\\"password\\\":\\\"\$$(cat $(DATA)/admin-password)\\\"}\""
 	@echo "then send the token as: -H 'Authorization: bearer <token>'"
 	@echo ""
@@ -73,8 +76,9 @@ bench: services agents
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./backends/bolt/ ./backends/consul/ ./backends/sealed/ ./backends/vault/ | tee bench.out
 	@echo ""; echo "== Store and Secrets, side by side (ns/op) =="
 	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/ | tee bench-server.out
+	@awk -f tools/bench/pages.awk bench-server.out
 	$(GO) test -run '^$$' -bench . -count 1 ./backends/consul/replicabench/
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench-server.out

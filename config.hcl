@@ -115,6 +115,8 @@ apps {
 }
 
 # The embedded scheduler: procs run as child processes; its router listens here.
+# The router serves the apps on Nomad too (finding their healthy instances in
+# the Consul catalog); with a nomad block it runs only when router_addr is set.
 # Each instance runs under a small supervisor (`berth proc-shim`) that takes its
 # whole process tree down with it (stop, undeploy, or berth killed with -9).
 local {

@@ -126,6 +126,14 @@ type QueryOptions struct {
 	RequestID string
 	// Params are extra query parameters (e.g. "apptype" of Deploys().List).
 	Params url.Values
+	// Limit asks a list for one page of at most Limit items (the server
+	// takes 1 to 1000); 0 asks for the whole list. QueryMeta.Next is then
+	// the cursor of the next page, "" after the last one; AllPages follows
+	// them.
+	Limit int
+	// Next is the cursor of the page to read: the QueryMeta.Next of the
+	// page before; "" is the first page.
+	Next string
 
 	ctx context.Context
 }
@@ -158,6 +166,44 @@ type QueryMeta struct {
 	LastIndex uint64
 	// RequestTime is how long the request took.
 	RequestTime time.Duration
+	// Next is, on a page of a list (QueryOptions.Limit), the cursor of
+	// the next page (the X-Next header); "" on the last page.
+	Next string
+}
+
+// AllPages reads a whole list page by page: it calls list with q (Limit
+// and Next as q sets them; a Limit of 0 reads the list in one answer),
+// then again with each answer's Next until the last page. The QueryMeta
+// is that of the last page.
+//
+//	apps, _, err := api.AllPages(&api.QueryOptions{Limit: 500}, c.Apps().List)
+func AllPages[T any](q *QueryOptions, list func(*QueryOptions) ([]T, *QueryMeta, error)) ([]T, *QueryMeta, error) {
+	var o QueryOptions
+	if q != nil {
+		o = *q
+	}
+	var (
+		all  []T
+		seen = map[string]bool{}
+	)
+	for {
+		page, qm, err := list(&o)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, page...)
+		if qm == nil || qm.Next == "" || o.Limit == 0 {
+			return all, qm, nil
+		}
+		if seen[qm.Next] {
+			return nil, nil, fmt.Errorf("api: the server gave the cursor %q twice", qm.Next)
+		}
+		seen[qm.Next] = true
+		o.Next = qm.Next
+		if err := o.Context().Err(); err != nil {
+			return nil, nil, err
+		}
+	}
 }
 
 // WriteOptions are the options of a write.
@@ -314,6 +360,12 @@ func (r *request) setQuery(q *QueryOptions) {
 			r.params.Add(k, v)
 		}
 	}
+	if q.Limit > 0 {
+		r.params.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Next != "" {
+		r.params.Set("next", q.Next)
+	}
 }
 
 func (r *request) setWrite(w *WriteOptions) {
@@ -432,7 +484,7 @@ type rawBody struct {
 }
 
 func queryMeta(resp *http.Response, rtt time.Duration) *QueryMeta {
-	return &QueryMeta{RequestID: resp.Header.Get("X-Request-Id"), RequestTime: rtt}
+	return &QueryMeta{RequestID: resp.Header.Get("X-Request-Id"), RequestTime: rtt, Next: resp.Header.Get("X-Next")}
 }
 
 // esc escapes one path segment.

@@ -22,8 +22,10 @@ type ElectOptions struct {
 	// TTL is how long a holder that stopped renewing (killed, cut off)
 	// keeps the lock: the session's TTL. Consul takes TTLs from 10s
 	// (its session_ttl_min) and invalidates a session not renewed within
-	// twice its TTL. The holder itself gives up (Lost) once it could not
-	// renew for TTL, before anyone else can take the lock.
+	// twice its TTL; the holder's heartbeat lets contenders end a dead
+	// holder's session after one TTL (then the lock delay). The holder
+	// itself gives up (Lost) once it could not renew for TTL, before
+	// anyone else can take the lock.
 	TTL time.Duration
 	// LockDelay is how long after a holder lost its session (not after a
 	// Release) nobody may take the lock: time for a holder cut off to

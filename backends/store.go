@@ -102,6 +102,13 @@ type Store interface {
 	Get(ctx context.Context, key string, q *QueryOptions) (*KVPair, *QueryMeta, error)
 	// List reads every key under prefix ("" = everything), sorted by key.
 	List(ctx context.Context, prefix string, q *QueryOptions) ([]*KVPair, *QueryMeta, error)
+	// ListPage reads at most limit keys under prefix that sort strictly
+	// after the key after ("" = from the first), sorted by key: one page of
+	// a long listing, read without reading the rest (limit <= 0 = no
+	// limit). A listing is walked page by page by passing the last key of
+	// a page as the next page's after; keys written or deleted meanwhile
+	// are seen or not, but no key present throughout is missed or repeated.
+	ListPage(ctx context.Context, prefix, after string, limit int) ([]*KVPair, *QueryMeta, error)
 	// Put writes unconditionally.
 	Put(ctx context.Context, p *KVPair) (*WriteMeta, error)
 	// CAS writes p.Value if the key's ModifyIndex equals p.ModifyIndex

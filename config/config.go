@@ -349,9 +349,10 @@ type Reconcile struct {
 	// LeaderTTL is the TTL of the Consul session through which the
 	// servers sharing a Consul Store elect the one that reconciles
 	// (default 10s, Consul's least unless its session_ttl_min is lower).
-	// A holder that stops renewing (killed) loses the lock when Consul
-	// invalidates its session, within twice the TTL; one that cannot
-	// renew stops reconciling after the TTL. Not used with bolt.
+	// A killed holder loses the lock within about the TTL: its heartbeat
+	// stops, and a contender that sees no heartbeat for one TTL destroys
+	// its session (then the lock delay applies). One that cannot renew
+	// stops reconciling after the TTL. Not used with bolt.
 	LeaderTTL string `hcl:"leader_ttl,optional"`
 	// LeaderLockDelay is how long after a holder's session was invalidated
 	// (not after a graceful stop) no server may take the lock (default 1s).
@@ -541,7 +542,9 @@ func (c *Config) finish() error {
 	if c.Local == nil {
 		c.Local = &Local{}
 	}
-	if c.Local.RouterAddr == "" {
+	if c.Local.RouterAddr == "" && c.Nomad == nil {
+		// With Nomad the router runs only where router_addr is set:
+		// several servers may share a host.
 		c.Local.RouterAddr = "127.0.0.1:8081"
 	}
 	if err := dur("local.stop_timeout", c.Local.StopTimeout, 10*time.Second, &c.Local.StopTimeoutDur); err != nil {

@@ -325,3 +325,21 @@ func TestLocalLogRotation(t *testing.T) {
 		t.Errorf("log_files -1: err = %v", err)
 	}
 }
+
+// The router's address defaults only on the local scheduler: with Nomad
+// the router runs where router_addr is set (servers may share a host).
+func TestRouterAddrDefault(t *testing.T) {
+	for src, want := range map[string]string{
+		"":           "127.0.0.1:8081",
+		"nomad {}\n": "",
+		"nomad {}\nlocal {\n  router_addr = \"127.0.0.1:9001\"\n}\n": "127.0.0.1:9001",
+	} {
+		c, err := Parse([]byte(src), "r.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Local.RouterAddr != want {
+			t.Errorf("config %q: router_addr %q, want %q", src, c.Local.RouterAddr, want)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +23,18 @@ import (
 // server's own scheduler: on the others they show no instances. With
 // Nomad, one scheduler for all, they answer the same everywhere.)
 
-// clusterHCL makes the reconciler lock's hand-over quick: Consul
-// invalidates a killed holder's session within 2 x leader_ttl (the dev
-// agent takes TTLs from 1s), then nobody may take it for the lock delay.
-const clusterHCL = "reconciler {\n  leader_ttl = \"2s\"\n  leader_lock_delay = \"500ms\"\n}\n"
+// clusterHCL makes the reconciler lock's hand-over quick: the other
+// servers end a killed holder's session once its heartbeat has not moved
+// for leader_ttl (the dev agent takes TTLs from 1s), then nobody may take
+// it for the lock delay. BERTH_E2E_LEADER_TTL (e.g. "10s", the default
+// of a real deployment, with the default 1s lock delay) measures the
+// hand-over of TestClusterKillHolderMidDeploy at another TTL.
+var clusterHCL = func() string {
+	if ttl := os.Getenv("BERTH_E2E_LEADER_TTL"); ttl != "" {
+		return fmt.Sprintf("reconciler {\n  leader_ttl = %q\n}\n", ttl)
+	}
+	return "reconciler {\n  leader_ttl = \"2s\"\n  leader_lock_delay = \"500ms\"\n}\n"
+}()
 
 // startCluster starts n servers on one fresh Consul prefix.
 func startCluster(t *testing.T, n int) []*Berth {
@@ -107,6 +117,91 @@ func consulKey(t testing.TB, addr, key string) []byte {
 		t.Fatalf("reading Consul key %s: %d %s", key, resp.StatusCode, b)
 	}
 	return b
+}
+
+// lockSession is the session holding a lock's key ("" when free).
+func lockSession(t testing.TB, addr, key string) string {
+	t.Helper()
+	var pairs []struct{ Session string }
+	consulGet(t, addr, "/v1/kv/"+key+"?consistent", &pairs)
+	if len(pairs) == 0 {
+		return ""
+	}
+	return pairs[0].Session
+}
+
+// sessionKnown says whether Consul still knows the session.
+func sessionKnown(t testing.TB, addr, id string) bool {
+	t.Helper()
+	var entries []struct{ ID string }
+	consulGet(t, addr, "/v1/session/info/"+id+"?consistent", &entries)
+	return len(entries) > 0
+}
+
+func consulGet(t testing.TB, addr, path string, into any) {
+	t.Helper()
+	u := strings.TrimSuffix(addr, "/") + path
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusNotFound {
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, b)
+	}
+}
+
+// keepSessionRenewed renews a session every 200ms until Consul no longer
+// knows it (or the test ends), as if its holder were still alive to
+// Consul; the function it returns says how many renewals succeeded.
+func keepSessionRenewed(t *testing.T, addr, id string) func() int {
+	t.Helper()
+	u := strings.TrimSuffix(addr, "/") + "/v1/session/renew/" + id
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	var mu sync.Mutex
+	n := 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			req, _ := http.NewRequest("PUT", u, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return // ended
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
 }
 
 func others(all []*Berth, not ...*Berth) []*Berth {
@@ -223,9 +318,12 @@ func TestClusterServesWholeAPI(t *testing.T) {
 
 // TestClusterKillHolderMidDeploy: three servers; the reconciler's holder
 // is killed (SIGKILL) while a deploy is under way. Another server takes
-// the reconciler over once Consul lets the dead holder's session go, and
-// the deploy converges; the new holder submits the version being deployed
-// exactly once, and the third server never submits.
+// the reconciler over through the lock's heartbeat, within about the TTL:
+// the test keeps the dead holder's Consul session renewed, so Consul
+// alone (which lets a session go only after twice its TTL) would never
+// hand it over; the new holder ended that session. The deploy converges;
+// the new holder submits the version being deployed exactly once, and
+// the third server never submits.
 func TestClusterKillHolderMidDeploy(t *testing.T) {
 	bin := buildWebapp(t)
 	ps := trackProcs(t)
@@ -252,15 +350,26 @@ func TestClusterKillHolderMidDeploy(t *testing.T) {
 	if st := rest[0].deployed(t, u, app).State; st != "pending" && st != "deploying" {
 		t.Fatalf("the deploy was not under way when the holder was to be killed: state %q", st)
 	}
+	sess := lockSession(t, h.Opts.Consul, h.ConsulPrefix+"locks/reconciler-leader")
 	h.killHard(t)
 	killed := time.Now()
+	renewals := keepSessionRenewed(t, h.Opts.Consul, sess)
 	ps.waitGone(t, before, 10*time.Second, "after the holder was killed")
 
-	h2 := holder(t, rest, 30*time.Second)
+	h2 := holder(t, rest, 60*time.Second)
 	took := time.Since(killed)
+	if n := renewals(); n == 0 {
+		t.Errorf("the dead holder's session was never renewed after the kill: the hand-over proves nothing")
+	}
+	if s := lockSession(t, h.Opts.Consul, h.ConsulPrefix+"locks/reconciler-leader"); s == sess || s == "" {
+		t.Errorf("after the hand-over the lock names session %q (the dead holder's was %s)", s, sess)
+	}
+	if sessionKnown(t, h.Opts.Consul, sess) {
+		t.Errorf("the dead holder's session %s is still known after the hand-over: nobody ended it", sess)
+	}
 	conv := h2.waitRunningWithin(t, u, app, gen, 45*time.Second, 100*time.Millisecond)
-	t.Logf("the reconciler moved to %s %v after the kill (leader_ttl 2s: Consul waits up to 2 x TTL, then the 500ms lock delay); the deploy converged %v after the kill",
-		h2.URL, took.Round(100*time.Millisecond), time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("the reconciler moved to %s %v after the kill (%q; the dead holder's session kept renewed by the test, so only its heartbeat handed it over); the deploy converged %v after the kill",
+		h2.URL, took.Round(100*time.Millisecond), strings.TrimSpace(strings.ReplaceAll(clusterHCL, "\n", " ")), time.Since(killed).Round(100*time.Millisecond))
 	if conv.MetaVersion != v2 || conv.Deploy == nil || conv.Deploy.Generation != gen {
 		t.Errorf("converged to %s generation %+v, want %s generation %d", conv.MetaVersion, conv.Deploy, v2, gen)
 	}

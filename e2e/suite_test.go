@@ -24,6 +24,7 @@ var scenarios = []scenario{
 	{name: "trailing-slash", run: testTrailingSlash},
 	{name: "bad-input", opts: func(o *Options) { o.MaxBodyBytes = 64 << 10 }, run: testBadInput},
 	{name: "authz-matrix", run: testAuthzMatrix},
+	{name: "pages", run: testPages},
 }
 
 func TestE2E(t *testing.T) {

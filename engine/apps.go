@@ -193,38 +193,6 @@ func (s *Engine) unregisterApp(ctx context.Context, app *state.App) error {
 
 func envSecretPath(app string) string { return "apps/" + app + "/env" }
 
-// visibleApps lists the apps the caller may read.
-func (s *Engine) visibleApps(ctx context.Context, id *Identity) ([]*state.App, error) {
-	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	if id.Admin {
-		return apps, nil
-	}
-	teams, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	tm := map[string]*state.Team{}
-	for _, t := range teams {
-		tm[t.Name] = t
-	}
-	out := apps[:0]
-	for _, a := range apps {
-		if id.AppToken {
-			if a.Name == id.App {
-				out = append(out, a)
-			}
-			continue
-		}
-		if s.roleOn(id, a, tm) != "" {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
 // latestRelease returns the newest pushed release of an app, or nil.
 func (s *Engine) latestRelease(ctx context.Context, app string) (*state.Release, error) {
 	rs, err := state.List[state.Release](ctx, s.store, state.ReleasePrefix(app))
@@ -269,15 +237,8 @@ func sortedTeams(a *state.App) []string {
 
 // ListApps lists the apps the caller may read, with their units.
 func (s *Engine) ListApps(ctx context.Context, id *Identity) ([]*AppStatus, error) {
-	apps, err := s.visibleApps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*AppStatus, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, s.appStatus(ctx, a))
-	}
-	return out, nil
+	out, _, err := s.ListAppsPage(ctx, id, Page{})
+	return out, err
 }
 
 // GetApp is one app the caller may read, with its units.

@@ -489,27 +489,8 @@ func (s *Engine) deployed(ctx context.Context, a *state.App) (*DeployedApp, erro
 // ListDeployed lists the deployed apps the caller may read, of one app
 // type ("" for all).
 func (s *Engine) ListDeployed(ctx context.Context, id *Identity, appType string) ([]*DeployedApp, error) {
-	switch appType {
-	case "", state.AppTypeApp, state.AppTypeService, state.AppTypeResource, state.AppTypeResourceInstance:
-	default:
-		return nil, badRequest("apptype must be one of app, service, resource, resource-instance, not %q", appType)
-	}
-	apps, err := s.visibleApps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := []*DeployedApp{}
-	for _, a := range apps {
-		if !a.Deployed || (appType != "" && a.AppType != appType) {
-			continue
-		}
-		v, err := s.deployed(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	out, _, err := s.ListDeployedPage(ctx, id, appType, Page{})
+	return out, err
 }
 
 // GetDeployed is one deployed app the caller may read.

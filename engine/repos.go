@@ -36,15 +36,8 @@ func (s *Engine) RegisterRepo(ctx context.Context, id *Identity, in NewApp) (*Re
 
 // ListRepos lists the registrations of the apps the caller may read.
 func (s *Engine) ListRepos(ctx context.Context, id *Identity) ([]*RegisteredApp, error) {
-	apps, err := s.visibleApps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*RegisteredApp, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, registered(a))
-	}
-	return out, nil
+	out, _, err := s.ListReposPage(ctx, id, Page{})
+	return out, err
 }
 
 // GetRepo is the registration of an app the caller may read.

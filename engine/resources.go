@@ -120,27 +120,6 @@ func sameIncarnationOf(t time.Time, a *state.App) bool {
 // ResourceInstances lists the instances of a resource (one per app that
 // uses it) that are of its current incarnation.
 func (s *Engine) ResourceInstances(ctx context.Context, id *Identity, resource string) ([]*DeployedApp, error) {
-	res, err := s.loadApp(ctx, id, resource, ActAppRead)
-	if err != nil {
-		return nil, err
-	}
-	if res.AppType != state.AppTypeResource {
-		return nil, notFound("app %q is not a resource", res.Name)
-	}
-	apps, err := state.List[state.App](ctx, s.store, state.AppsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	out := []*DeployedApp{}
-	for _, a := range apps {
-		if a.AppType != state.AppTypeResourceInstance || a.Resource != res.Name || !sameIncarnationOf(a.ResourceCreated, res) {
-			continue
-		}
-		v, err := s.deployed(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	out, _, err := s.ResourceInstancesPage(ctx, id, resource, Page{})
+	return out, err
 }

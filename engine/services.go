@@ -329,21 +329,8 @@ type ServiceInstances struct {
 // ListServices lists the services granted to the caller's teams (all, for
 // admins), each with its instances.
 func (s *Engine) ListServices(ctx context.Context, id *Identity) ([]ServiceInstances, error) {
-	svcs, err := state.List[state.Service](ctx, s.store, state.ServicesPrefix)
-	if err != nil {
-		return nil, err
-	}
-	by, err := s.instancesByService(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []ServiceInstances{}
-	for _, svc := range svcs {
-		if s.serviceAccess(ctx, id, svc, false) == nil {
-			out = append(out, ServiceInstances{Service: svc, Instances: by[svc.Name]})
-		}
-	}
-	return out, nil
+	out, _, err := s.ListServicesPage(ctx, id, Page{})
+	return out, err
 }
 
 func (s *Engine) instancesByService(ctx context.Context) (map[string][]*state.ServiceInstance, error) {

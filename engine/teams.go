@@ -12,23 +12,8 @@ import (
 
 // Teams are the caller's teams (every team for site admins).
 func (s *Engine) Teams(ctx context.Context, id *Identity) ([]*state.Team, error) {
-	if id == nil {
-		return nil, unauthorized("authentication required")
-	}
-	if id.AppToken {
-		return nil, forbidden("an app token cannot list teams")
-	}
-	ts, err := state.List[state.Team](ctx, s.store, state.TeamsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	out := []*state.Team{}
-	for _, t := range ts {
-		if id.Admin || Contains(t.Users, id.Email) {
-			out = append(out, t)
-		}
-	}
-	return out, nil
+	out, _, err := s.TeamsPage(ctx, id, Page{})
+	return out, err
 }
 
 // CreateTeam creates team name; the caller becomes its first member.

@@ -58,11 +58,17 @@ func TestBerthJobspecParses(t *testing.T) {
 	if len(blocks(task.Body, "vault")) != 1 || len(blocks(task.Body, "template")) == 0 {
 		t.Error("the berth task must get its secrets through a vault block and templates")
 	}
+	// Nomad 1.6: the token-based integration, which needs policies.
+	if v := blocks(task.Body, "vault")[""]; v != nil {
+		if _, ok := v.Body.Attributes["policies"]; !ok {
+			t.Error("the berth task's vault block names no policies (Nomad 1.6's token-based integration)")
+		}
+	}
 	var vars []string
 	for name := range blocks(body, "variable") {
 		vars = append(vars, name)
 	}
-	for _, v := range []string{"image", "apps_domain", "vault_role"} {
+	for _, v := range []string{"berth_binary", "apps_domain", "consul_address", "consul_prefix", "vault_address", "vault_policies", "app_vault_policies"} {
 		if !slices.Contains(vars, v) {
 			t.Errorf("variable %q missing", v)
 		}

@@ -13,7 +13,7 @@ import (
 func (s *Server) adminRoutes() []route {
 	const g = http.MethodGet
 	return []route{
-		{Method: g, Path: "/users", Out: []api.UserListItem{}, Action: engine.ActUserList, Tag: "users", Summary: "List every user with their teams and app quota (site admins)", h: s.listUsers},
+		{Method: g, Path: "/users", Query: pageQuery, Out: []api.UserListItem{}, Action: engine.ActUserList, Tag: "users", Summary: "List every user with their teams and app quota (site admins)", h: s.listUsers},
 	}
 }
 
@@ -30,5 +30,5 @@ func (s *Server) listUsers(c *call) (any, error) {
 			Quota: api.Quota{Items: u.Quota.Limit, Available: u.Quota.Available},
 		})
 	}
-	return out, nil
+	return pageSlice(c, out, func(u api.UserListItem) string { return u.Email })
 }

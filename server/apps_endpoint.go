@@ -29,10 +29,15 @@ func appOut(st *engine.AppStatus, cname []string) api.App {
 
 // GET /apps
 func (s *Server) listApps(c *call) (any, error) {
-	apps, err := s.eng.ListApps(c.ctx(), c.id)
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	apps, next, err := s.eng.ListAppsPage(c.ctx(), c.id, p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	out := make([]api.App, 0, len(apps))
 	for _, a := range apps {
 		out = append(out, appOut(a, s.eng.CustomDomains(a.App)))
@@ -107,5 +112,5 @@ func (s *Server) listPlatforms(c *call) (any, error) {
 	for _, p := range ps {
 		out = append(out, api.Platform{Name: p})
 	}
-	return out, nil
+	return pageSlice(c, out, func(p api.Platform) string { return p.Name })
 }

@@ -76,10 +76,15 @@ func appTarget(c *call, param string) string {
 
 // GET /api/v1/apps/[?apptype=]
 func (s *Server) listDeployed(c *call) (any, error) {
-	ds, err := s.eng.ListDeployed(c.ctx(), c.id, c.r.URL.Query().Get("apptype"))
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	ds, next, err := s.eng.ListDeployedPage(c.ctx(), c.id, c.r.URL.Query().Get("apptype"), p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	return deployedList(ds), nil
 }
 
@@ -143,7 +148,7 @@ func (s *Server) listProcs(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deployedOut(d).Procs, nil
+	return pageSlice(c, deployedOut(d).Procs, func(p api.Proc) string { return p.ProcName })
 }
 
 // GET /api/v1/apps/:app/procs/:proc/

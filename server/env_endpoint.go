@@ -26,7 +26,7 @@ func (s *Server) getEnv(c *call) (any, error) {
 		}
 		out = append(out, api.EnvVar{Name: v.Name, Value: val, Public: v.Public})
 	}
-	return out, nil
+	return pageSlice(c, out, func(v api.EnvVar) string { return v.Name })
 }
 
 // parseEnvBody accepts an api.EnvSetRequest ({"envs":[{"name","value"
@@ -144,7 +144,7 @@ func (s *Server) listHealers(c *call) (any, error) {
 	for _, h := range s.eng.Healers() {
 		out = append(out, api.Healer{h.Name: h.Description})
 	}
-	return out, nil
+	return pageSlice(c, out, healerName)
 }
 
 // GET /healers/:healer — run it now.

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/berthpaas/berth/api"
 	"github.com/berthpaas/berth/engine"
@@ -38,7 +39,7 @@ func (s *Server) listNotifiers(c *call) (any, error) {
 		}
 		out = append(out, o)
 	}
-	return out, nil
+	return pageSlice(c, out, func(n api.Notifier) string { return n.Created.UTC().Format(time.RFC3339Nano) + " " + n.URL })
 }
 
 // POST /api/v1/notify/:type/ {"notify_url"}

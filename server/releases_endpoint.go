@@ -17,8 +17,8 @@ import (
 func (s *Server) releaseRoutes() []route {
 	const g, p = http.MethodGet, http.MethodPost
 	return []route{
-		{Method: g, Path: "/api/v1/repos/:app/releases", Out: []api.Release{}, Action: engine.ActAppRead, Tag: "repos", Summary: "An app's pushed releases, newest first", h: s.listReleases},
-		{Method: g, Path: "/api/v1/apps/:app/history", Out: []api.HistoryEntry{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "An app's deploy history, newest first (the last 100 operations)", h: s.deployHistory},
+		{Method: g, Path: "/api/v1/repos/:app/releases", Query: pageQuery, Out: []api.Release{}, Action: engine.ActAppRead, Tag: "repos", Summary: "An app's pushed releases, newest first", h: s.listReleases},
+		{Method: g, Path: "/api/v1/apps/:app/history", Query: pageQuery, Out: []api.HistoryEntry{}, Action: engine.ActAppRead, Tag: "deploys", Summary: "An app's deploy history, newest first (the last 100 operations)", h: s.deployHistory},
 		{Method: p, Path: "/api/v1/apps/:app/rollback", In: api.RollbackRequest{}, InOptional: true, Out: api.Operation{}, Action: engine.ActAppRollback, Tag: "deploys", Status: 202, Summary: "Roll a deployed app back to a release (by default the one that ran before)", h: s.rollback},
 	}
 }
@@ -39,7 +39,7 @@ func (s *Server) listReleases(c *call) (any, error) {
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return pageSlice(c, out, func(r api.Release) string { return newestFirst(r.Pushed.UnixNano()) + " " + r.MetaVersion })
 }
 
 // GET /api/v1/apps/:app/history/
@@ -58,7 +58,7 @@ func (s *Server) deployHistory(c *call) (any, error) {
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return pageSlice(c, out, func(h api.HistoryEntry) string { return newestFirst(h.Generation) })
 }
 
 func timeOrNil(t time.Time) *time.Time {

@@ -39,10 +39,15 @@ func (s *Server) createRepo(c *call) (any, error) {
 
 // GET /api/v1/repos/
 func (s *Server) listRepos(c *call) (any, error) {
-	rs, err := s.eng.ListRepos(c.ctx(), c.id)
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	rs, next, err := s.eng.ListReposPage(c.ctx(), c.id, p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	out := make([]api.Repo, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, repoOut(r))
@@ -108,7 +113,7 @@ func (s *Server) listMaintainers(c *call) (any, error) {
 	for i := range ms {
 		out = append(out, maintainerOut(&ms[i]))
 	}
-	return out, nil
+	return pageSlice(c, out, func(m api.Maintainer) string { return m.Username })
 }
 
 // GET /api/v1/repos/:app/maintainers/:username/

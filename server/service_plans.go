@@ -12,7 +12,7 @@ import (
 // offers. The lead appends them to routes().
 func (s *Server) servicePlanRoutes() []route {
 	return []route{
-		{Method: http.MethodGet, Path: "/services/:name/plans", Out: []api.ServicePlan{}, Action: engine.ActServiceRead, Tag: "services", Summary: "A service's plans, from its broker's catalog", h: s.listServicePlans},
+		{Method: http.MethodGet, Path: "/services/:name/plans", Query: pageQuery, Out: []api.ServicePlan{}, Action: engine.ActServiceRead, Tag: "services", Summary: "A service's plans, from its broker's catalog", h: s.listServicePlans},
 	}
 }
 
@@ -26,5 +26,5 @@ func (s *Server) listServicePlans(c *call) (any, error) {
 	for _, p := range ps {
 		out = append(out, api.ServicePlan{ID: p.ID, Name: p.Name, Description: p.Description})
 	}
-	return out, nil
+	return pageSlice(c, out, func(p api.ServicePlan) string { return p.ID })
 }

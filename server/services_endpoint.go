@@ -32,10 +32,15 @@ func (b serviceBody) Read(p []byte) (int, error) {
 
 // GET /services and GET /services/instances
 func (s *Server) listServices(c *call) (any, error) {
-	svcs, err := s.eng.ListServices(c.ctx(), c.id)
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	svcs, next, err := s.eng.ListServicesPage(c.ctx(), c.id, p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	out := []api.ServiceListItem{}
 	for _, si := range svcs {
 		item := api.ServiceListItem{Service: si.Service.Name, Instances: []string{}}
@@ -106,7 +111,7 @@ func (s *Server) getService(c *call) (any, error) {
 	for _, i := range si.Instances {
 		out = append(out, api.ServiceInstanceSummary{Name: i.Name, Teams: nonNil(i.Teams), Apps: nonNil(i.Apps), ServiceName: i.ServiceName})
 	}
-	return out, nil
+	return pageSlice(c, out, func(i api.ServiceInstanceSummary) string { return i.Name })
 }
 
 func nonNil(l []string) []string {

@@ -17,10 +17,15 @@ func teamOut(t *state.Team) api.Team {
 
 // GET /teams — the caller's teams (every team for admins).
 func (s *Server) listTeams(c *call) (any, error) {
-	ts, err := s.eng.Teams(c.ctx(), c.id)
+	p, err := pageOf(c)
 	if err != nil {
 		return nil, err
 	}
+	ts, next, err := s.eng.TeamsPage(c.ctx(), c.id, p)
+	if err != nil {
+		return nil, err
+	}
+	setNext(c, next)
 	out := make([]api.Team, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, teamOut(t))

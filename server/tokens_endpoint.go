@@ -16,11 +16,11 @@ func (s *Server) tokenRoutes() []route {
 	const g, p, d = http.MethodGet, http.MethodPost, http.MethodDelete
 	return []route{
 		{Method: p, Path: "/teams/:team/tokens", In: api.TeamTokenCreateRequest{}, Out: api.TeamTokenCreated{}, Status: http.StatusCreated, Action: engine.ActTeamTokenCreate, Tag: "tokens", Summary: "Create a team token: acts on the team's apps with only the actions given (its value is shown once)", h: s.createTeamToken},
-		{Method: g, Path: "/teams/:team/tokens", Out: []api.TeamToken{}, Action: engine.ActTeamTokenRead, Tag: "tokens", Summary: "List a team's tokens (never their values)", h: s.listTeamTokens},
+		{Method: g, Path: "/teams/:team/tokens", Query: pageQuery, Out: []api.TeamToken{}, Action: engine.ActTeamTokenRead, Tag: "tokens", Summary: "List a team's tokens (never their values)", h: s.listTeamTokens},
 		{Method: d, Path: "/teams/:team/tokens/:token_id", Out: api.Status{}, Action: engine.ActTeamTokenRevoke, Tag: "tokens", Summary: "Revoke a team token", h: s.revokeTeamToken},
-		{Method: g, Path: "/tokens", Out: []api.TeamToken{}, Action: engine.ActTeamTokenRead, Tag: "tokens", Summary: "List the tokens of the caller's teams (never their values)", h: s.listTeamTokens},
+		{Method: g, Path: "/tokens", Query: pageQuery, Out: []api.TeamToken{}, Action: engine.ActTeamTokenRead, Tag: "tokens", Summary: "List the tokens of the caller's teams (never their values)", h: s.listTeamTokens},
 		{Method: d, Path: "/tokens/:token_id", Out: api.Status{}, Action: engine.ActTeamTokenRevoke, Tag: "tokens", Summary: "Revoke a team token", h: s.revokeTeamToken},
-		{Method: g, Path: "/apps/:app/tokens", Out: []api.AppTokenInfo{}, Action: engine.ActAppTokenRead, Tag: "tokens", Summary: "List an app's tokens (never their values)", h: s.listAppTokens},
+		{Method: g, Path: "/apps/:app/tokens", Query: pageQuery, Out: []api.AppTokenInfo{}, Action: engine.ActAppTokenRead, Tag: "tokens", Summary: "List an app's tokens (never their values)", h: s.listAppTokens},
 		{Method: d, Path: "/apps/:app/tokens/:token_id", Out: api.Status{}, Action: engine.ActAppTokenRevoke, Tag: "tokens", Summary: "Revoke an app token", h: s.revokeAppToken},
 	}
 }
@@ -59,7 +59,7 @@ func (s *Server) listTeamTokens(c *call) (any, error) {
 	for _, r := range recs {
 		out = append(out, teamTokenOut(r))
 	}
-	return out, nil
+	return pageSlice(c, out, func(t api.TeamToken) string { return t.ID })
 }
 
 // DELETE /teams/:team/tokens/:token_id, DELETE /tokens/:token_id
@@ -86,7 +86,7 @@ func (s *Server) listAppTokens(c *call) (any, error) {
 	for _, t := range l {
 		out = append(out, api.AppTokenInfo{ID: t.ID, App: t.App, Creator: t.Creator, Created: t.Created, Expires: t.Expires})
 	}
-	return out, nil
+	return pageSlice(c, out, func(t api.AppTokenInfo) string { return t.ID })
 }
 
 // DELETE /apps/:app/tokens/:token_id

@@ -193,7 +193,7 @@ func (s *Server) listKeys(c *call) (any, error) {
 	for _, k := range ks {
 		out = append(out, api.SSHKey{Name: k.Name, Fingerprint: k.Fingerprint, Key: k.Key})
 	}
-	return out, nil
+	return pageSlice(c, out, func(k api.SSHKey) string { return k.Fingerprint })
 }
 
 // GET /users/info — who the caller is.

@@ -372,6 +372,41 @@ func (s *Store) Get(ctx context.Context, key string, q *backends.QueryOptions) (
 	return pair, &backends.QueryMeta{LastIndex: idx}, nil
 }
 
+// ListPage reads one page of the keys under prefix after the key after: a
+// cursor Seek to the page's first key, then limit steps; see
+// backends.Store. Its LastIndex is the store's index at the read.
+func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	if err := validPrefix(prefix); err != nil {
+		return nil, nil, err
+	}
+	var pairs []*backends.KVPair
+	idx, err := s.query(ctx, nil, func(tx *bbolt.Tx) (uint64, error) {
+		pairs = nil
+		p := []byte(prefix)
+		start := p
+		if after > prefix {
+			start = []byte(after)
+		}
+		c := tx.Bucket(bucketKV).Cursor()
+		k, v := c.Seek(start)
+		if k != nil && after != "" && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && (limit <= 0 || len(pairs) < limit); k, v = c.Next() {
+			kv, err := decodeEntry(k, v)
+			if err != nil {
+				return 0, err
+			}
+			pairs = append(pairs, kv)
+		}
+		return currentIndex(tx), nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pairs, &backends.QueryMeta{LastIndex: idx}, nil
+}
+
 // List reads every key under prefix, sorted; see backends.Store.
 func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	if err := validPrefix(prefix); err != nil {

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthpaas/berth/backends"
@@ -65,6 +66,13 @@ type Store struct {
 	prefix    string
 	logger    hclog.Logger
 	timeout   time.Duration
+
+	// The key-name watches of the prefixes ListPage reads (keywatch.go).
+	wmu     sync.Mutex
+	watches map[string]*keyWatch
+	wctx    context.Context
+	wcancel context.CancelFunc
+	wwg     sync.WaitGroup
 }
 
 var _ backends.Store = (*Store)(nil)
@@ -113,7 +121,8 @@ func New(cfg Config, logger hclog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
 	logger.Debug("consul store configured", "address", ac.Address, "scheme", ac.Scheme, "prefix", prefix, "datacenter", ac.Datacenter)
-	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, timeout: cfg.CallTimeout}, nil
+	wctx, wcancel := context.WithCancel(context.Background())
+	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout}, nil
 }
 
 // key maps a Store key to its Consul key.
@@ -244,6 +253,65 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 	return out, &backends.QueryMeta{LastIndex: meta.LastIndex}, nil
 }
 
+// ListPage reads one page of the keys under prefix after the key after; see
+// backends.Store. Consul KV has no start key, so it finds the page's keys
+// among the prefix's key names (kept sorted in memory by a blocking query,
+// see keywatch.go) and reads the values of the page's keys alone, 64 at a
+// time in one read-only transaction each. Its LastIndex is the index of
+// the key names.
+func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	ctx, cancel := s.call(ctx, nil)
+	defer cancel()
+	names, index, err := s.pageNames(ctx, prefix)
+	if err != nil {
+		return nil, nil, s.wrap(ctx, "list", prefix, err)
+	}
+	// The names after after: a binary search in the sorted names.
+	keys := names[sort.Search(len(names), func(i int) bool { return after == "" || names[i].user > after }):]
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	out := make([]*backends.KVPair, 0, len(keys))
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), backends.MaxTxnOps)]
+		keys = keys[len(chunk):]
+		tops := make(api.TxnOps, 0, len(chunk))
+		for _, k := range chunk {
+			tops = append(tops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: k.consul}})
+		}
+		ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, nil, s.wrap(ctx, "list", prefix, err)
+		}
+		if ok {
+			for _, r := range resp.Results {
+				if r.KV == nil {
+					continue
+				}
+				if bp, ok := s.pair(r.KV); ok {
+					out = append(out, bp)
+				}
+			}
+			continue
+		}
+		// A key of the chunk was deleted since it was listed (a get of an
+		// absent key fails the transaction): read them one by one.
+		for _, k := range chunk {
+			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return nil, nil, s.wrap(ctx, "list", prefix, err)
+			}
+			if p == nil {
+				continue
+			}
+			if bp, ok := s.pair(p); ok {
+				out = append(out, bp)
+			}
+		}
+	}
+	return out, &backends.QueryMeta{LastIndex: index}, nil
+}
+
 // Put writes unconditionally.
 func (s *Store) Put(ctx context.Context, p *backends.KVPair) (*backends.WriteMeta, error) {
 	wm, err := s.Txn(ctx, []backends.TxnOp{{Verb: backends.TxnSet, Key: p.Key, Value: p.Value}})
@@ -372,6 +440,9 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 			}
 		}
 	}
+	if writes {
+		s.noteWrites(ops, idx)
+	}
 	if idx == 0 {
 		k, _ := s.key(ops[0].Key)
 		if idx, err = s.currentIndex(ctx, k); err != nil {
@@ -470,6 +541,7 @@ func (s *Store) Health(ctx context.Context) error {
 
 // Close releases idle connections.
 func (s *Store) Close() error {
+	s.stopKeyWatches()
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
 	}

@@ -146,7 +146,7 @@ type Scheduler struct {
 	spawnCh   chan spawnReq
 	quit      chan struct{} // closed by Close once every instance has exited
 	spawnDone chan struct{} // closed when the spawner has returned
-	router    *router
+	router    *localRouter
 
 	mode string    // the isolation in force
 	uids *uidTable // uid mode

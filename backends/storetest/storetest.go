@@ -44,6 +44,9 @@ func Run(t *testing.T, factory func(t testing.TB) backends.Store) {
 		{"IndexesMonotonic", testIndexesMonotonic},
 		{"ValuesAreCopies", testValuesAreCopies},
 		{"List", testList},
+		{"ListPage", testListPage},
+		{"ListPageOddKeys", testListPageOddKeys},
+		{"ListPageWalkWhileWriting", testListPageWalkWhileWriting},
 		{"Delete", testDelete},
 		{"DeleteTree", testDeleteTree},
 		{"CAS", testCAS},
@@ -327,6 +330,162 @@ func testList(t *testing.T, s backends.Store) {
 	}
 	if last < idx["other/z"] {
 		t.Fatalf("List(\"\") LastIndex = %d, want >= %d", last, idx["other/z"])
+	}
+}
+
+func mustPage(t *testing.T, s backends.Store, prefix, after string, limit int) []*backends.KVPair {
+	t.Helper()
+	ps, m, err := s.ListPage(ctxT(t), prefix, after, limit)
+	if err != nil {
+		t.Fatalf("ListPage(%q, after %q, %d): %v", prefix, after, limit, err)
+	}
+	if m == nil {
+		t.Fatalf("ListPage(%q): nil QueryMeta", prefix)
+	}
+	return ps
+}
+
+// walkPages reads prefix page by page (limit keys each), passing the last
+// key of a page as the next one's start, until a short page.
+func walkPages(t *testing.T, s backends.Store, prefix string, limit int, between func()) []string {
+	t.Helper()
+	var all []string
+	after := ""
+	for range 10000 {
+		ps := mustPage(t, s, prefix, after, limit)
+		if len(ps) > limit {
+			t.Fatalf("ListPage(%q, after %q, %d) returned %d pairs", prefix, after, limit, len(ps))
+		}
+		all = append(all, keysOf(ps)...)
+		if len(ps) < limit {
+			return all
+		}
+		after = ps[len(ps)-1].Key
+		if between != nil {
+			between()
+		}
+	}
+	t.Fatal("ListPage walk does not end")
+	return nil
+}
+
+func testListPage(t *testing.T, s backends.Store) {
+	keys := []string{"apps/b", "apps/a", "apps/c/x", "apple", "apps/c/y", "other/z", "apps/d"}
+	idx := map[string]uint64{}
+	for _, k := range keys {
+		idx[k] = mustPut(t, s, k, []byte("v:"+k))
+	}
+	all := []string{"apps/a", "apps/b", "apps/c/x", "apps/c/y", "apps/d"}
+	if got := keysOf(mustPage(t, s, "apps/", "", 0)); !equalStrings(got, all) {
+		t.Fatalf("ListPage(apps/, no limit) = %v, want %v", got, all)
+	}
+	ps := mustPage(t, s, "apps/", "", 2)
+	if got := keysOf(ps); !equalStrings(got, all[:2]) {
+		t.Fatalf("ListPage(apps/, 2) = %v, want %v", got, all[:2])
+	}
+	for _, p := range ps {
+		if string(p.Value) != "v:"+p.Key || p.ModifyIndex != idx[p.Key] || p.CreateIndex != idx[p.Key] {
+			t.Fatalf("ListPage pair %q: value %q, indexes %d/%d, want v:%s at %d", p.Key, p.Value, p.CreateIndex, p.ModifyIndex, p.Key, idx[p.Key])
+		}
+	}
+	// after is exclusive, and need not be a key that exists.
+	if got := keysOf(mustPage(t, s, "apps/", "apps/b", 2)); !equalStrings(got, []string{"apps/c/x", "apps/c/y"}) {
+		t.Fatalf("ListPage(apps/, after apps/b, 2) = %v", got)
+	}
+	if got := keysOf(mustPage(t, s, "apps/", "apps/bb", 10)); !equalStrings(got, all[2:]) {
+		t.Fatalf("ListPage(apps/, after apps/bb) = %v, want %v", got, all[2:])
+	}
+	if got := mustPage(t, s, "apps/", "apps/d", 10); len(got) != 0 {
+		t.Fatalf("ListPage after the last key = %v, want none", keysOf(got))
+	}
+	// An after before the prefix starts at the prefix; one past it is empty.
+	if got := keysOf(mustPage(t, s, "apps/", "a", 1)); !equalStrings(got, all[:1]) {
+		t.Fatalf("ListPage(apps/, after a, 1) = %v, want %v", got, all[:1])
+	}
+	if got := mustPage(t, s, "apps/", "b", 10); len(got) != 0 {
+		t.Fatalf("ListPage(apps/, after b) = %v, want none", keysOf(got))
+	}
+	if got := walkPages(t, s, "apps/", 2, nil); !equalStrings(got, all) {
+		t.Fatalf("walking apps/ 2 by 2 = %v, want %v", got, all)
+	}
+	if got := mustPage(t, s, "nothing/", "", 5); len(got) != 0 {
+		t.Fatalf("ListPage of an empty prefix = %v", keysOf(got))
+	}
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	if got := walkPages(t, s, "", 3, nil); !equalStrings(got, sorted) {
+		t.Fatalf("walking everything 3 by 3 = %v, want %v", got, sorted)
+	}
+	// More keys than one transaction or batch holds.
+	var many []string
+	for i := range 150 {
+		k := fmt.Sprintf("many/%04d", i)
+		mustPut(t, s, k, []byte(k))
+		many = append(many, k)
+	}
+	ps = mustPage(t, s, "many/", many[9], 130)
+	if len(ps) != 130 || ps[0].Key != many[10] || ps[129].Key != many[139] {
+		t.Fatalf("ListPage(many/, after %s, 130): %d pairs %v..., want %s..%s", many[9], len(ps), keysOf(ps[:min(3, len(ps))]), many[10], many[139])
+	}
+	for _, p := range ps {
+		if string(p.Value) != p.Key {
+			t.Fatalf("ListPage pair %q has value %q", p.Key, p.Value)
+		}
+	}
+	if got := walkPages(t, s, "many/", 100, nil); !equalStrings(got, many) {
+		t.Fatalf("walking many/ by 100: %d keys, want %d", len(got), len(many))
+	}
+}
+
+// Keys whose escaping (in stores that escape) sorts differently from the
+// keys themselves still page in key order.
+func testListPageOddKeys(t *testing.T, s backends.Store) {
+	keys := []string{"odd/%a", "odd/-b", "odd/.c", "odd/a b", "odd/é", "odd/~", "odd/0"}
+	for _, k := range keys {
+		mustPut(t, s, k, []byte(k))
+	}
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	for _, limit := range []int{1, 2, 3} {
+		if got := walkPages(t, s, "odd/", limit, nil); !equalStrings(got, sorted) {
+			t.Fatalf("walking odd/ %d by %d = %q, want %q", limit, limit, got, sorted)
+		}
+	}
+}
+
+// A walk while keys are created and deleted between pages sees every key
+// that stays throughout exactly once, in order.
+func testListPageWalkWhileWriting(t *testing.T, s backends.Store) {
+	var stay []string
+	for i := range 40 {
+		k := fmt.Sprintf("walk/%03d", i*2)
+		mustPut(t, s, k, []byte("x"))
+		if i%5 != 0 {
+			stay = append(stay, k)
+		}
+	}
+	n := 0
+	got := walkPages(t, s, "walk/", 7, func() {
+		n++
+		mustPut(t, s, fmt.Sprintf("walk/%03d", n*9+1), []byte("new")) // odd: new keys here and there
+		if _, err := s.Delete(ctxT(t), fmt.Sprintf("walk/%03d", (n-1)*10)); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+	})
+	seen := map[string]bool{}
+	for i, k := range got {
+		if seen[k] {
+			t.Fatalf("walk saw %q twice: %v", k, got)
+		}
+		seen[k] = true
+		if i > 0 && got[i-1] >= k {
+			t.Fatalf("walk out of order: %q then %q", got[i-1], k)
+		}
+	}
+	for _, k := range stay {
+		if !seen[k] {
+			t.Fatalf("walk missed %q, present throughout: %v", k, got)
+		}
 	}
 }
 

@@ -138,6 +138,19 @@ func openStack(cfg *config.Config, log hclog.Logger, withScheduler bool) (*stack
 			return nil, fmt.Errorf("starting the %s scheduler: %w", map[bool]string{true: "nomad", false: "local"}[cfg.Nomad != nil], err)
 		}
 		s.closers = append(s.closers, s.sched.Close)
+		if s.schedName == "nomad" && cfg.Local.RouterAddr != "" {
+			cluster, err := clusterID(cfg, s.store, log)
+			if err == nil {
+				var stop func() error
+				if stop, err = openNomadRouter(cfg, cluster, log); err == nil {
+					s.closers = append(s.closers, stop)
+				}
+			}
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
