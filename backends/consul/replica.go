@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -612,4 +613,42 @@ func resetScope(ctx context.Context) {
 	if s := backends.ReadScopeOf(ctx); s != nil {
 		s.Reset()
 	}
+}
+
+// ListPage reads one page of the keys under prefix after the key after
+// from the replica (a seek in the radix tree: a page costs what it holds);
+// see backends.Store. LastIndex is the replica's applied index of the whole
+// Store prefix, at least the index of any change under prefix.
+func (r *Replica) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
+	tree, _, applied, ok, err := r.sync(ctx, "list", prefix, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		if r.onDirect != nil {
+			r.onDirect()
+		}
+		return r.Store.ListPage(ctx, prefix, after, limit)
+	}
+	start := prefix
+	if after > start {
+		start = after
+	}
+	it := tree.Root().Iterator()
+	it.SeekLowerBound([]byte(start))
+	out := []*backends.KVPair{}
+	for k, v, ok := it.Next(); ok; k, v, ok = it.Next() {
+		if !strings.HasPrefix(string(k), prefix) {
+			break
+		}
+		if after != "" && string(k) <= after {
+			continue
+		}
+		p := v.(*backends.KVPair)
+		out = append(out, &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex})
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, &backends.QueryMeta{LastIndex: applied}, nil
 }

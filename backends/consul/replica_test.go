@@ -75,6 +75,10 @@ func testReadsOtherServersWrites(t *testing.T, wait bool) {
 		if err != nil || len(ps) != 1 || string(ps[0].Value) != fmt.Sprint(i) {
 			t.Fatalf("after write %d the other lists %v, %v", i, ps, err)
 		}
+		ps, _, err = r.ListPage(ctx, "apps/", "", 5)
+		if err != nil || len(ps) != 1 || string(ps[0].Value) != fmt.Sprint(i) {
+			t.Fatalf("after write %d the other pages %v, %v", i, ps, err)
+		}
 		if i%10 == 9 {
 			if _, err := w.Delete(ctx, "apps/hello"); err != nil {
 				t.Fatal(err)
@@ -249,9 +253,13 @@ func TestReplicaSyncThenMemory(t *testing.T) {
 			if err != nil || len(ps) != 1 || ps[0].ModifyIndex != wm.Index {
 				t.Fatalf("after Sync: List %v, %v", ps, err)
 			}
+			ps, _, err = r.ListPage(ctx, "apps/", "", 10)
+			if err != nil || len(ps) != 1 || ps[0].ModifyIndex != wm.Index {
+				t.Fatalf("after Sync: ListPage %v, %v", ps, err)
+			}
 		}
 		if n := direct.Load() - mid; n != 0 {
-			t.Fatalf("20 reads after Sync with nothing written: %d went to Consul directly, want 0", n)
+			t.Fatalf("30 reads after Sync with nothing written: %d went to Consul directly, want 0", n)
 		}
 	}
 }
