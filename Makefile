@@ -81,6 +81,7 @@ bench: services agents
 	@awk '/^Benchmark/ {split($$1,a,"/"); name=a[1]"/"a[2]; gsub(/-[0-9]+$$/,"",name); print name, $$3, "ns/op", $$5, "B/op", $$7, "allocs/op"}' bench.out | sort
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/... ./reconciler/ ./backends/local/ ./backends/nomad/ | tee bench-server.out
 	@awk -f tools/bench/pages.awk bench-server.out
+	$(GO) test -run '^$$' -bench . -count 1 ./backends/consul/replicabench/
 	$(GO) run ./tools/bench
 
 clean:

@@ -274,6 +274,10 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   token      = ""
 #   prefix     = "berth/"
 #   datacenter = ""
+#   # Reads from an in-memory replica of the prefix fed by blocking queries;
+#   # each read still checks Consul's index with one shared consistent
+#   # request, so reads stay linearizable across servers.
+#   read_replica = true
 #   tls {
 #     ca_file   = ""
 #     cert_file = ""

@@ -182,7 +182,15 @@ type Consul struct {
 	Prefix     string `hcl:"prefix,optional"`
 	Datacenter string `hcl:"datacenter,optional"`
 	TLS        *TLS   `hcl:"tls,block"`
+	// ReadReplica serves Store reads from an in-memory replica of the
+	// prefix fed by Consul blocking queries, each read still waiting for
+	// the index of one shared consistent request (reads stay
+	// linearizable across servers). Unset means on.
+	ReadReplica *bool `hcl:"read_replica,optional"`
 }
+
+// ReadReplicaOn reports whether reads come from the in-memory replica.
+func (c *Consul) ReadReplicaOn() bool { return c.ReadReplica == nil || *c.ReadReplica }
 
 // Vault selects Vault KV v2 as Secrets.
 type Vault struct {

@@ -284,6 +284,7 @@ func (s *Server) wrap(rt *route) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		reqID := startRequest(w, r)
+		r = r.WithContext(backends.WithReadScope(r.Context())) // the request's reads share one read index
 		sw := &statusWriter{ResponseWriter: w}
 		log := s.log.With("request_id", reqID)
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)

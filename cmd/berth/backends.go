@@ -50,7 +50,10 @@ func tlsOf(t *config.TLS) consul.TLSConfig {
 func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, error) {
 	if c := cfg.Consul; c != nil {
 		st, err := consul.New(consul.Config{Address: c.Address, Token: c.Token, Prefix: c.Prefix, Datacenter: c.Datacenter, TLS: tlsOf(c.TLS)}, log)
-		return st, "consul", err
+		if err != nil || !c.ReadReplicaOn() {
+			return st, "consul", err
+		}
+		return consul.NewReplica(st), "consul", nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, "", err
