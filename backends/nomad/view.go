@@ -211,6 +211,14 @@ func (v *view) follow(ctx context.Context) error {
 	defer idle.Stop()
 	probing := make(chan error, 1)
 	probeBusy := false
+	// A probe under way ends (sctx) before follow returns: a late answer
+	// must not mark a broken view current.
+	defer func() {
+		cancel()
+		if probeBusy {
+			<-probing
+		}
+	}()
 	for {
 		select {
 		case ev, ok := <-msgs:
@@ -253,9 +261,6 @@ func (v *view) follow(ctx context.Context) error {
 		case <-sctx.Done():
 			o.body.Close()
 			for range msgs {
-			}
-			if probeBusy {
-				<-probing
 			}
 			return sctx.Err()
 		}
