@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/berthpaas/berth/backends/nomad/nomadfake"
 )
 
 // TestMain fails the run when a test leaves a goroutine behind. One kind
@@ -73,8 +75,8 @@ func ourGoroutines() []string {
 // goroutines) open. No real Nomad here (NOMAD_ADDR tests cover that): a
 // stand-in serves the stream and the lists.
 func TestCloseEndsTheView(t *testing.T) {
-	f := newFakeCluster()
-	f.putJob(blueJob("hello"))
+	f := nomadfake.NewCluster()
+	f.PutJob(blueJob("hello"))
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
