@@ -304,13 +304,22 @@ func (v *view) resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A job the view holds at the listed modify index is kept as is; the
+	// others' definitions are read (all of them at the first sync).
 	jobs := map[string]*api.Job{}
 	var mine []string
+	v.mu.Lock()
 	for _, j := range stubs {
-		if v.s.owned(j.Meta) {
-			mine = append(mine, j.ID)
+		if !v.s.owned(j.Meta) {
+			continue
 		}
+		if cur := v.jobs[j.ID]; cur != nil && deref(cur.ModifyIndex) == j.ModifyIndex && deref(cur.CreateIndex) == j.CreateIndex {
+			jobs[j.ID] = cur
+			continue
+		}
+		mine = append(mine, j.ID)
 	}
+	v.mu.Unlock()
 	// The definitions (counts of groups), a few at a time.
 	var (
 		wg    sync.WaitGroup
@@ -363,7 +372,7 @@ func (v *view) resync(ctx context.Context) error {
 	v.index = max(v.index, am.LastIndex, dm.LastIndex, jm.LastIndex)
 	v.ready, v.live, v.asOf, v.brokenSince, v.brokenErr = true, true, start, time.Time{}, nil
 	v.notify()
-	v.s.log.Info("nomad view synced", "jobs", len(v.jobs), "allocations", len(allocs), "deployments", len(deps), "index", v.index, "took", time.Since(start))
+	v.s.log.Info("nomad view synced", "jobs", len(v.jobs), "jobs_read", len(mine), "allocations", len(allocs), "deployments", len(deps), "index", v.index, "took", time.Since(start))
 	return nil
 }
 

@@ -123,6 +123,7 @@ func TestViewResyncAfterBreak(t *testing.T) {
 		t.Fatalf("Apps = %q, %v", apps, err)
 	}
 	subs := f.Subscriptions()
+	reads := f.RequestsByPath()["GET /v1/job/hello"]
 
 	f.Freeze() // the view cannot subscribe again until thawed
 	f.BreakStream()
@@ -144,6 +145,11 @@ func TestViewResyncAfterBreak(t *testing.T) {
 	})
 	if got := instanceStates(t, s, "hello"); !slices.Equal(got, []string{"a1=failed"}) {
 		t.Errorf("after the resync: %q, want a1 failed", got)
+	}
+	// The resync read the definition of the new job only, not again
+	// that of a job it held at the listed index.
+	if by := f.RequestsByPath(); by["GET /v1/job/hello"] != reads || by["GET /v1/job/new"] != 1 {
+		t.Errorf("the resync read job hello %d more time(s) and job new %d time(s), want 0 and 1", by["GET /v1/job/hello"]-reads, by["GET /v1/job/new"])
 	}
 	if _, err := s.Status(context.Background(), "bye"); !errors.Is(err, backends.ErrNotFound) {
 		t.Errorf("Status of the purged job: %v, want not found", err)
