@@ -173,7 +173,7 @@ func (v *view) follow(ctx context.Context) error {
 	}
 	hcancel()
 	if o.err != nil {
-		return fmt.Errorf("subscribe: %w", o.err)
+		return fmt.Errorf("subscribe to the event stream: %s", backends.Reason(o.err))
 	}
 	defer o.body.Close()
 
@@ -203,7 +203,7 @@ func (v *view) follow(ctx context.Context) error {
 		o.body.Close()
 		for range msgs {
 		}
-		return fmt.Errorf("resync: %w", err)
+		return fmt.Errorf("resync: %s", backends.Reason(err))
 	}
 	probe := time.NewTicker(max(v.staleAfter/2, 100*time.Millisecond))
 	defer probe.Stop()
@@ -227,7 +227,7 @@ func (v *view) follow(ctx context.Context) error {
 				if errors.Is(err, io.EOF) {
 					err = errors.New("the stream ended")
 				}
-				return err
+				return fmt.Errorf("event stream: %s", backends.Reason(err))
 			}
 			idle.Reset(streamIdle)
 			v.apply(ev)
@@ -256,7 +256,7 @@ func (v *view) follow(ctx context.Context) error {
 		case err := <-probing:
 			probeBusy = false
 			if err != nil && sctx.Err() == nil {
-				v.broken(fmt.Errorf("nomad does not answer: %w", err))
+				v.broken(fmt.Errorf("nomad does not answer: %s", backends.Reason(err)))
 			}
 		case <-sctx.Done():
 			o.body.Close()
