@@ -101,9 +101,13 @@ func (v *view) notify() {
 func (v *view) run(ctx context.Context) {
 	retry := time.Second
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := v.follow(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(began) > 30*time.Second {
+			retry = time.Second // it was up a while: a new break
 		}
 		v.broken(err)
 		v.s.log.Warn("nomad event stream broken; subscribing again", "error", err, "in", retry)
@@ -112,10 +116,7 @@ func (v *view) run(ctx context.Context) {
 			return
 		case <-time.After(retry):
 		}
-		retry = min(2*retry, 15*time.Second)
-		if err == nil {
-			retry = time.Second
-		}
+		retry = min(2*retry, 10*time.Second)
 	}
 }
 
