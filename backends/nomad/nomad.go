@@ -81,8 +81,8 @@ type Config struct {
 	// is set) is left alone, whatever the app name. "" is the id of jobs
 	// rendered without one.
 	ClusterID string
-	// CallTimeout bounds every request to Nomad other than the long
-	// blocking queries and log streams (default DefaultCallTimeout): a
+	// CallTimeout bounds every request to Nomad other than the event
+	// stream and log streams (default DefaultCallTimeout): a
 	// Nomad that is down or frozen makes a call fail, not hang.
 	CallTimeout time.Duration
 	// StaleAfter is how long the in-memory view may go without news from
