@@ -186,3 +186,29 @@ type LogLine struct {
 	Stream   string // StreamStdout or StreamStderr
 	Text     string
 }
+
+// StaleStatus is what a Scheduler's Status returns (as its error) when it
+// answers from an in-memory view of the cluster that it cannot currently
+// keep up to date (its event feed broke, or the scheduler stopped
+// answering, longer ago than its bound): Status is the app as last known
+// (nil when the view does not hold the app), as of AsOf. It matches
+// ErrUnavailable with errors.Is, so that a caller that acts on the state
+// (the reconciler) does not act on a stale one; a reader shows it with its
+// age.
+type StaleStatus struct {
+	Status *AppStatus
+	AsOf   time.Time // when the view was last known current
+	Since  time.Time // when the scheduler stopped answering (the feed broke)
+	Err    error     // why the view is not current
+}
+
+func (e *StaleStatus) Error() string {
+	msg := "scheduler state as of " + e.AsOf.UTC().Format(time.RFC3339) + ": " + ErrUnavailable.Error()
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, ErrUnavailable) true and keeps the cause.
+func (e *StaleStatus) Unwrap() []error { return []error{ErrUnavailable, e.Err} }

@@ -209,18 +209,32 @@ func TestNomadSchedulerDown(t *testing.T) {
 	v2 := metaVersion()
 	b.push(t, u, app, nomadRelease(v2, "two"))
 
+	// Berth reads Nomad's state from its view fed by the event stream:
+	// for up to scheduler_timeout after Nomad stopped answering that view
+	// is still shown as current; after that it is shown with its age.
+	// Every read answers 200 meanwhile.
 	checkStale := func(what string) api.DeployedApp {
 		t.Helper()
-		start := time.Now()
-		r := b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil)
-		took := time.Since(start)
-		if r.Code != http.StatusOK {
-			t.Fatalf("with Nomad %s GET /api/v1/apps/%s/ answered %d: %s", what, app, r.Code, r)
+		var (
+			r    *Resp
+			v    api.DeployedApp
+			took time.Duration
+		)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			start := time.Now()
+			r = b.do(t, "GET", "/api/v1/apps/"+app+"/", u, nil)
+			took = time.Since(start)
+			if r.Code != http.StatusOK {
+				t.Fatalf("with Nomad %s GET /api/v1/apps/%s/ answered %d: %s", what, app, r.Code, r)
+			}
+			v = decodeAs[api.DeployedApp](t, r)
+			if v.SchedulerStale != nil || time.Now().After(deadline) {
+				break
+			}
 		}
-		v := decodeAs[api.DeployedApp](t, r)
 		st := v.SchedulerStale
 		if st == nil || st.AsOf == nil || st.Error == "" || st.Since.Before(*st.AsOf) {
-			t.Fatalf("with Nomad %s the app's view does not say since when Nomad has not answered and how old its state is: %s", what, r)
+			t.Fatalf("with Nomad %s the app's view does not say (within 30s) since when Nomad has not answered and how old its state is: %s", what, r)
 		}
 		n := 0
 		for _, p := range v.Procs {

@@ -41,7 +41,11 @@ type seenStatus struct {
 }
 
 // schedStatus asks the scheduler about app within the scheduler deadline
-// (config scheduler_timeout). When the scheduler fails or does not answer
+// (config scheduler_timeout). The schedulers answer from memory (Nomad's
+// from its view fed by the event stream, the local one from its own
+// state): reading N apps makes no scheduler request per app. A
+// scheduler's own stale answer (backends.StaleStatus) is shown with its
+// age. When the scheduler fails or does not answer
 // in time, it returns the last status it reported (nil if none), with a
 // SchedulerStale saying since when; ErrNotFound is returned as is.
 func (s *Engine) schedStatus(ctx context.Context, app string) (*backends.AppStatus, *SchedulerStale, error) {
@@ -58,6 +62,12 @@ func (s *Engine) schedStatus(ctx context.Context, app string) (*backends.AppStat
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		st, err = s.sched.Status(cctx, app)
 		cancel()
+	}
+	// A scheduler that answers from its own view (Nomad's event feed)
+	// says itself how old a view it could not keep current is.
+	var stale *backends.StaleStatus
+	if !skip && errors.As(err, &stale) {
+		return stale.Status, &SchedulerStale{Since: stale.Since, AsOf: stale.AsOf, Error: stale.Err.Error()}, nil
 	}
 	s.known.mu.Lock()
 	defer s.known.mu.Unlock()

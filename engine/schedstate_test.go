@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,5 +107,59 @@ func TestGetDeployedWhenSchedulerFrozen(t *testing.T) {
 	time.Sleep(schedulerRetryAfter)
 	if d := get(); d.SchedulerStale != nil || units(d) != 2 {
 		t.Fatalf("with the scheduler back: stale %+v, %d units", d.SchedulerStale, units(d))
+	}
+}
+
+// staleScheduler answers Status from a view it cannot keep current, as
+// the Nomad scheduler does when its event stream broke.
+type staleScheduler struct {
+	*reconcilertest.MemScheduler
+	asOf, since time.Time
+}
+
+func (f *staleScheduler) Status(ctx context.Context, app string) (*backends.AppStatus, error) {
+	st, err := f.MemScheduler.Status(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return nil, &backends.StaleStatus{Status: st, AsOf: f.asOf, Since: f.since, Err: errors.New("event stream broken")}
+}
+
+// TestStaleStatusFromTheScheduler: a scheduler's own stale answer (its
+// view's last state and age) is what reads show, with scheduler_stale
+// saying as of when, on the app page and in the lists alike.
+func TestStaleStatusFromTheScheduler(t *testing.T) {
+	asOf := time.Now().Add(-time.Minute).UTC()
+	sched := &staleScheduler{MemScheduler: reconcilertest.NewMemScheduler(), asOf: asOf, since: asOf.Add(time.Second)}
+	e, _ := newTestEngine(t, func(cfg *config.Config, d *Deps) { d.Scheduler, d.SchedulerName = sched, "mem" })
+	ctx := context.Background()
+	reconcilertest.SeedApps(t, e.Store(), "app", 2, true)
+	for _, app := range []string{"app00000", "app00001"} {
+		if err := sched.Submit(ctx, &backends.AppSpec{App: app, MetaVersion: reconcilertest.MV, Procs: []backends.ProcSpec{{Name: "web", Type: backends.ProcWeb, Instances: 2}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := &Identity{Email: reconcilertest.Owner, Admin: true}
+	list, err := e.ListDeployed(ctx, admin, "")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListDeployed: %d apps, %v", len(list), err)
+	}
+	for _, d := range list {
+		n := 0
+		for _, p := range d.Procs {
+			n += len(p.Units)
+		}
+		if st := d.SchedulerStale; st == nil || !st.AsOf.Equal(asOf) || !st.Since.Equal(asOf.Add(time.Second)) || !strings.Contains(st.Error, "event stream broken") || n != 2 {
+			t.Errorf("%s: stale %+v with %d units, want the scheduler's view as of %v with its 2 units", d.App.Name, st, n, asOf)
+		}
+	}
+	apps, err := e.ListApps(ctx, admin)
+	if err != nil || len(apps) != 2 {
+		t.Fatalf("ListApps: %d, %v", len(apps), err)
+	}
+	for _, a := range apps {
+		if len(a.Units) != 2 || a.State != "running" {
+			t.Errorf("%s: %d units, state %q; want the view's 2 units and its state", a.App.Name, len(a.Units), a.State)
+		}
 	}
 }

@@ -1,16 +1,15 @@
 package nomad
 
 import (
-	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
 	"go.uber.org/goleak"
+
+	"github.com/berthpaas/berth/backends/nomad/nomadfake"
 )
 
 // TestMain fails the run when a test leaves a goroutine behind. One kind
@@ -71,51 +70,32 @@ func ourGoroutines() []string {
 	}
 }
 
-// TestCloseEndsTheDeploymentWatchers: Close returns once the watcher that
-// follows a deployment (with a blocking query) has ended, and leaves no
-// connection (and its goroutines) open. No real Nomad here (NOMAD_ADDR
-// tests cover that): a stand-in answers the two reads the watcher makes,
-// the deployment query blocking as Nomad's does.
-func TestCloseEndsTheDeploymentWatchers(t *testing.T) {
-	watching := make(chan struct{}, 1)
-	nomad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/job/hello":
-			w.Header().Set("X-Nomad-Index", "5")
-			_ = json.NewEncoder(w).Encode(&api.Job{ID: ptr("hello"), Version: ptr(uint64(3))})
-		case "/v1/job/hello/deployment":
-			select {
-			case watching <- struct{}{}:
-			default:
-			}
-			<-r.Context().Done() // no deployment yet: block until the caller goes
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer nomad.Close()
+// TestCloseEndsTheView: Close returns once the view's stream (a long
+// request) and its probe have ended, and leaves no connection (and its
+// goroutines) open. No real Nomad here (NOMAD_ADDR tests cover that): a
+// stand-in serves the stream and the lists.
+func TestCloseEndsTheView(t *testing.T) {
+	f := nomadfake.NewCluster()
+	f.PutJob(blueJob("hello"))
+	srv := httptest.NewServer(f)
+	defer srv.Close()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
-	s, err := New(Config{Address: nomad.URL})
+	s, err := New(Config{Address: srv.URL, ClusterID: "blue", StaleAfter: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.watchLatest("hello")
-	select {
-	case <-watching:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the watcher never queried the deployment")
-	}
+	waitFor(t, "the view's sync", func() bool {
+		s.view.mu.Lock()
+		defer s.view.mu.Unlock()
+		return s.view.ready
+	})
+	time.Sleep(100 * time.Millisecond) // a probe or two
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if left := ourGoroutines(); len(left) > 0 {
 		t.Fatalf("Close returned with %d goroutine(s) of the scheduler running:\n%s", len(left), strings.Join(left, "\n\n"))
-	}
-	// After Close no watcher starts.
-	s.watchLatest("hello")
-	if left := ourGoroutines(); len(left) > 0 {
-		t.Fatalf("a watcher started after Close:\n%s", strings.Join(left, "\n\n"))
 	}
 }
 

@@ -4,8 +4,12 @@
 //
 // Submit registers the rendered job with check-and-set on the job's modify
 // index (EnforceIndex), retrying a few times when another writer got there
-// first, and follows the resulting deployment with blocking queries in the
-// background; Status reports it.
+// first; Status reports the resulting deployment.
+//
+// Reads come from an in-memory view of this cluster's jobs, allocations
+// and deployments fed by Nomad's event stream (see view.go): Status, Apps
+// and the listing of an app's jobs make no Nomad request once the view has
+// synced. Writes go to Nomad; reads wait until the view holds them.
 //
 // Counts. A group's bookkeeping meta (its service's meta, which Nomad
 // updates in place) carries berth_release_count, the count the spec asked
@@ -39,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -76,11 +81,15 @@ type Config struct {
 	// is set) is left alone, whatever the app name. "" is the id of jobs
 	// rendered without one.
 	ClusterID string
-	// CallTimeout bounds every request to Nomad other than the long
-	// blocking queries and log streams (default DefaultCallTimeout): a
+	// CallTimeout bounds every request to Nomad other than the event
+	// stream and log streams (default DefaultCallTimeout): a
 	// Nomad that is down or frozen makes a call fail, not hang.
 	CallTimeout time.Duration
-	Logger      hclog.Logger
+	// StaleAfter is how long the in-memory view may go without news from
+	// Nomad (an event, or an answer to its probe) before Status answers
+	// with a backends.StaleStatus (default CallTimeout).
+	StaleAfter time.Duration
+	Logger     hclog.Logger
 }
 
 // DefaultCallTimeout is Config.CallTimeout's default.
@@ -98,27 +107,20 @@ type Scheduler struct {
 	stream *api.Client // blocking queries and log streams: no deadline of its own
 	log    hclog.Logger
 
-	ctx    context.Context // cancelled by Close: ends the watchers
+	ctx    context.Context // cancelled by Close: ends the view
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	watches map[string]*watch
-	closed  bool // set by Close: no watcher starts after it
+	mu     sync.Mutex
+	closed bool // set by Close: no log follower or run starts after it
+
+	view *view
+	// wrote is the Raft index of this scheduler's latest write: reads
+	// come from the view once it holds it.
+	wrote atomic.Uint64
 }
 
 var _ backends.Scheduler = (*Scheduler)(nil)
-
-// watch follows the deployment of one job version. create is the job's
-// create index: a job stopped with purge and registered again starts its
-// versions at 0 again, and only the create index tells its deployments
-// from the old job's.
-type watch struct {
-	create  uint64
-	version uint64
-	cancel  context.CancelFunc
-	result  deployResult
-}
 
 // casRetries is how often Submit and Restart retry a registration that lost
 // a check-and-set race.
@@ -158,16 +160,41 @@ func New(cfg Config) (*Scheduler, error) {
 		stream.Close()
 		return nil, fmt.Errorf("nomad: %w", err)
 	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = cfg.CallTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{
-		cfg:     cfg,
-		client:  client,
-		stream:  stream,
-		log:     cfg.Logger.Named("nomad-scheduler"),
-		ctx:     ctx,
-		cancel:  cancel,
-		watches: map[string]*watch{},
-	}, nil
+	s := &Scheduler{
+		cfg:    cfg,
+		client: client,
+		stream: stream,
+		log:    cfg.Logger.Named("nomad-scheduler"),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	s.view = newView(s, cfg.StaleAfter)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.view.run(ctx)
+	}()
+	return s, nil
+}
+
+// wroteAt records a write of this scheduler at Raft index i.
+func (s *Scheduler) wroteAt(i uint64) {
+	for {
+		cur := s.wrote.Load()
+		if i <= cur || s.wrote.CompareAndSwap(cur, i) {
+			return
+		}
+	}
+}
+
+// fromView tells whether reads may come from the view (synced, and
+// holding this scheduler's writes; waiting for them within ctx).
+func (s *Scheduler) fromView(ctx context.Context) bool {
+	return s.view.usable(ctx, s.wrote.Load())
 }
 
 // Client is the Nomad API client the scheduler uses.
@@ -290,13 +317,13 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 	if err != nil {
 		return err
 	}
-	if err := s.register(ctx, job, true); err != nil {
+	if err := s.register(ctx, job); err != nil {
 		return err
 	}
 	want := map[string]bool{}
 	for _, oj := range oneshots {
 		want[*oj.ID] = true
-		if err := s.register(ctx, oj, false); err != nil {
+		if err := s.register(ctx, oj); err != nil {
 			return err
 		}
 	}
@@ -307,17 +334,20 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 	}
 	for _, id := range old {
 		if id != spec.App && !want[id] {
-			if _, _, err := s.client.Jobs().Deregister(id, true, s.w(ctx)); err != nil && !isNotFound(err) {
+			_, wm, err := s.client.Jobs().Deregister(id, true, s.w(ctx))
+			if err != nil && !isNotFound(err) {
 				return unavailable("deregister "+id, err)
+			}
+			if wm != nil {
+				s.wroteAt(wm.LastIndex)
 			}
 		}
 	}
 	return nil
 }
 
-// register writes job with check-and-set, retrying lost races; watch
-// starts a deployment watcher for a service job.
-func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) error {
+// register writes job with check-and-set, retrying lost races.
+func (s *Scheduler) register(ctx context.Context, job *api.Job) error {
 	id := *job.ID
 	for attempt := 0; ; attempt++ {
 		cur, err := s.info(ctx, id)
@@ -356,9 +386,7 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job, watch bool) erro
 		}
 		s.log.Info("job registered", "job", id, "meta_version", job.Meta[MetaVersion], "eval", resp.EvalID,
 			"job_modify_index", resp.JobModifyIndex, "took", time.Since(start))
-		if watch {
-			s.watchLatest(id)
-		}
+		s.wroteAt(resp.JobModifyIndex)
 		return nil
 	}
 }
@@ -394,52 +422,13 @@ func jobProgressDeadline(job *api.Job) time.Duration {
 	return d
 }
 
-// watchLatest starts following the deployment of the job's current
-// version (replacing an older watcher of the app).
-func (s *Scheduler) watchLatest(id string) {
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	job, err := s.info(ctx, id)
-	cancel()
-	if err != nil || job == nil || job.Version == nil {
-		return
-	}
-	version, create := *job.Version, deref(job.CreateIndex)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	if w := s.watches[id]; w != nil {
-		if w.version == version && w.create == create {
-			s.mu.Unlock()
-			return
-		}
-		w.cancel()
-	}
-	wctx, wcancel := context.WithTimeout(s.ctx, jobProgressDeadline(job)+5*time.Minute)
-	w := &watch{create: create, version: version, cancel: wcancel}
-	s.watches[id] = w
-	// Added under mu, before Close can have set closed and begun to wait.
-	s.wg.Add(1)
-	s.mu.Unlock()
-
-	src := apiDeployments{client: s.stream, q: s.q, waitTime: 5 * time.Minute}
-	go func() {
-		defer s.wg.Done()
-		defer wcancel()
-		watchDeployment(wctx, src, id, create, version, func(r deployResult) {
-			s.mu.Lock()
-			if s.watches[id] == w {
-				w.result = r
-			}
-			s.mu.Unlock()
-			s.log.Info("deployment", "job", id, "job_create_index", create, "version", version, "state", r.State, "message", r.Message, "deployment", r.DeploymentID)
-		})
-	}()
-}
-
 // appJobs lists the IDs of the jobs that carry berth_app = app.
 func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
+	if s.fromView(ctx) {
+		if _, stale := s.view.apps(); stale == nil {
+			return s.view.appJobs(app, func(id string, j *api.Job) bool { return id == app || strings.HasPrefix(id, app+".") }), nil
+		}
+	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
 		return nil, unavailable("list jobs", err)
@@ -456,6 +445,13 @@ func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
 
 // appRunJobs lists the jobs of the app's one-off commands (berth run).
 func (s *Scheduler) appRunJobs(ctx context.Context, app string) ([]string, error) {
+	if s.fromView(ctx) {
+		if _, stale := s.view.apps(); stale == nil {
+			return s.view.appJobs(app, func(id string, j *api.Job) bool {
+				return j.Meta[MetaRun] != "" && strings.HasPrefix(id, app+"-run-")
+			}), nil
+		}
+	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
 		return nil, unavailable("list jobs", err)
@@ -471,8 +467,18 @@ func (s *Scheduler) appRunJobs(ctx context.Context, app string) ([]string, error
 }
 
 // Status reports the app: version and deployment of its job, and its
-// allocations as instances.
+// allocations as instances. It reads the view (no Nomad request) once the
+// view has synced; a view that has not been current for longer than
+// Config.StaleAfter answers with a *backends.StaleStatus.
 func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus, error) {
+	if s.fromView(ctx) {
+		return s.view.status(app)
+	}
+	return s.statusDirect(ctx, app)
+}
+
+// statusDirect is Status read from Nomad (before the view has synced).
+func (s *Scheduler) statusDirect(ctx context.Context, app string) (*backends.AppStatus, error) {
 	job, err := s.info(ctx, app)
 	if err != nil {
 		return nil, err
@@ -503,16 +509,10 @@ func (s *Scheduler) Status(ctx context.Context, app string) (*backends.AppStatus
 	}
 	st.Instances = instancesOf(allocs)
 
-	// Deployment: the watcher's final word on this version, else Nomad's
-	// deployment of this version, else (none was made, e.g. for a scale
-	// down) what the allocations say.
-	s.mu.Lock()
+	// Deployment: Nomad's deployment of this version, else (none was
+	// made, e.g. for a scale down) what the allocations say.
 	var res deployResult
-	if w := s.watches[app]; w != nil && w.version == version && w.create == create && w.result.Terminal {
-		res = w.result
-	}
-	s.mu.Unlock()
-	if res.State == "" {
+	{
 		d, _, err := s.client.Jobs().LatestDeployment(app, s.q(ctx))
 		if err != nil {
 			return nil, unavailable("deployment of "+app, err)
@@ -718,7 +718,7 @@ func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
 		if !found {
 			return fmt.Errorf("nomad: app %q proc %q: %w", app, proc, backends.ErrNotFound)
 		}
-		_, _, err = s.client.Jobs().RegisterOpts(job, &api.RegisterOptions{
+		resp, _, err := s.client.Jobs().RegisterOpts(job, &api.RegisterOptions{
 			EnforceIndex: true,
 			ModifyIndex:  deref(job.JobModifyIndex),
 		}, s.w(ctx))
@@ -729,7 +729,7 @@ func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
 			return unavailable("restart "+app, err)
 		}
 		s.log.Info("restarting", "app", app, "proc", proc)
-		s.watchLatest(app)
+		s.wroteAt(resp.JobModifyIndex)
 		return nil
 	}
 }
@@ -737,12 +737,6 @@ func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
 // Stop deregisters and purges the app's job and its oneshot jobs. An
 // unknown app succeeds.
 func (s *Scheduler) Stop(ctx context.Context, app string) error {
-	s.mu.Lock()
-	if w := s.watches[app]; w != nil {
-		w.cancel()
-		delete(s.watches, app)
-	}
-	s.mu.Unlock()
 	ids, err := s.appJobs(ctx, app)
 	if err != nil {
 		return err
@@ -765,9 +759,12 @@ func (s *Scheduler) Stop(ctx context.Context, app string) error {
 	}
 	ids = append(ids, runs...)
 	for _, id := range ids {
-		_, _, err := s.client.Jobs().DeregisterOpts(id, &api.DeregisterOptions{Purge: true}, s.w(ctx))
+		_, wm, err := s.client.Jobs().DeregisterOpts(id, &api.DeregisterOptions{Purge: true}, s.w(ctx))
 		if err != nil && !isNotFound(err) {
 			return unavailable("deregister "+id, err)
+		}
+		if wm != nil {
+			s.wroteAt(wm.LastIndex)
 		}
 	}
 	s.log.Info("app stopped", "app", app, "jobs", len(ids))
@@ -776,6 +773,13 @@ func (s *Scheduler) Stop(ctx context.Context, app string) error {
 
 // Apps lists the apps whose jobs carry berth_app, sorted.
 func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
+	if s.fromView(ctx) {
+		apps, stale := s.view.apps()
+		if stale != nil {
+			return nil, stale
+		}
+		return apps, nil
+	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
 		return nil, unavailable("list jobs", err)
@@ -806,9 +810,8 @@ func (s *Scheduler) Health(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the deployment watchers and returns once they have ended;
-// it then closes the client's idle connections. No watcher starts after
-// Close.
+// Close stops the view's stream and returns once it has ended; it then
+// closes the client's idle connections.
 func (s *Scheduler) Close() error {
 	s.mu.Lock()
 	s.closed = true
