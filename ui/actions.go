@@ -430,23 +430,7 @@ func (a *actionCtx) serviceInstance(name string) (*api.ServiceInstance, *actionE
 // PUT /services/instances/:instance/:app. The API answers the credentials
 // the app gets; the console does not show them.
 var bindAction = action{
-	ask: func(a *actionCtx) (*question, *actionError) {
-		inst, e := a.instanceForm()
-		if e != nil {
-			return nil, e
-		}
-		if _, e := a.appInfo(); e != nil {
-			return nil, e
-		}
-		in, e := a.serviceInstance(inst)
-		if e != nil {
-			return nil, e
-		}
-		return &question{Heading: "Bind " + inst,
-			Question: fmt.Sprintf("Bind the %s instance %s to %s?", in.ServiceName, inst, a.app),
-			Notes:    []string{fmt.Sprintf("Its credentials are added to %s's environment; a deployed app is redeployed with them.", a.app)},
-			Button:   "Bind " + inst, Fields: []actionField{{"instance", inst}}}, nil
-	},
+	ask: bindingQuestion("Bind", "to", "Its credentials are added to %s's environment; a deployed app is redeployed with them."),
 	do: func(a *actionCtx) (string, *actionError) {
 		inst, e := a.instanceForm()
 		if e != nil {
@@ -462,23 +446,7 @@ var bindAction = action{
 // unbindAction unbinds a service instance from the app:
 // DELETE /services/instances/:instance/:app.
 var unbindAction = action{
-	ask: func(a *actionCtx) (*question, *actionError) {
-		inst, e := a.instanceForm()
-		if e != nil {
-			return nil, e
-		}
-		if _, e := a.appInfo(); e != nil {
-			return nil, e
-		}
-		in, e := a.serviceInstance(inst)
-		if e != nil {
-			return nil, e
-		}
-		return &question{Heading: "Unbind " + inst,
-			Question: fmt.Sprintf("Unbind the %s instance %s from %s?", in.ServiceName, inst, a.app),
-			Notes:    []string{fmt.Sprintf("Its credentials are revoked and removed from %s's environment; a deployed app is redeployed without them.", a.app)},
-			Button:   "Unbind " + inst, Fields: []actionField{{"instance", inst}}}, nil
-	},
+	ask: bindingQuestion("Unbind", "from", "Its credentials are revoked and removed from %s's environment; a deployed app is redeployed without them."),
 	do: func(a *actionCtx) (string, *actionError) {
 		inst, e := a.instanceForm()
 		if e != nil {
@@ -493,6 +461,28 @@ var unbindAction = action{
 		}
 		return "unbind", nil
 	},
+}
+
+// bindingQuestion is the confirmation of a bind or unbind ("Bind the
+// redis instance cache to hello?"); note names the app once (%s).
+func bindingQuestion(verb, prep, note string) func(a *actionCtx) (*question, *actionError) {
+	return func(a *actionCtx) (*question, *actionError) {
+		inst, e := a.instanceForm()
+		if e != nil {
+			return nil, e
+		}
+		if _, e := a.appInfo(); e != nil {
+			return nil, e
+		}
+		in, e := a.serviceInstance(inst)
+		if e != nil {
+			return nil, e
+		}
+		return &question{Heading: verb + " " + inst,
+			Question: fmt.Sprintf("%s the %s instance %s %s %s?", verb, in.ServiceName, inst, prep, a.app),
+			Notes:    []string{fmt.Sprintf(note, a.app)},
+			Button:   verb + " " + inst, Fields: []actionField{{"instance", inst}}}, nil
+	}
 }
 
 // instanceOf is the instance name of a "service/instance" pair.
