@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthpaas/berth/backends"
@@ -13,9 +14,53 @@ import (
 	"github.com/berthpaas/berth/names"
 )
 
+// checkedApp is an app record an API request has already loaded (and
+// checked its route's action against): the first LoadApp of that app in the
+// request takes it instead of reading and decoding the record again.
+type checkedApp struct {
+	mu  sync.Mutex
+	app *state.App
+}
+
+type checkedAppKey struct{}
+
+// WithCheckedApp hands a to the first LoadApp of a.Name made with the
+// returned context (the HTTP layer loads the app a route names to check the
+// route's action, and the handler's engine call loads it again). It is
+// handed out once, so no two callers share (and may change) one record;
+// later loads read the Store. The action asked by that LoadApp is checked
+// again on the record.
+func WithCheckedApp(ctx context.Context, a *state.App) context.Context {
+	if a == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, checkedAppKey{}, &checkedApp{app: a})
+}
+
+func takeCheckedApp(ctx context.Context, name string) *state.App {
+	c, ok := ctx.Value(checkedAppKey{}).(*checkedApp)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.app == nil || c.app.Name != name {
+		return nil
+	}
+	a := c.app
+	c.app = nil
+	return a
+}
+
 // LoadApp loads an app, checking that the caller may do act on it.
 // Unknown apps are ErrNotFound.
 func (s *Engine) LoadApp(ctx context.Context, id *Identity, name string, act Action) (*state.App, error) {
+	if a := takeCheckedApp(ctx, name); a != nil {
+		if err := s.Allowed(ctx, id, act, a); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 	a, err := state.GetApp(ctx, s.store, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, notFound("app %q not found", name)

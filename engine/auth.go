@@ -92,7 +92,7 @@ func (s *Engine) Authenticate(ctx context.Context, tok string) (*Identity, error
 		return nil, unauthorized("invalid or expired token")
 	}
 	email := sec.Data["email"]
-	u, _, err := state.Get[state.User](ctx, s.store, state.UserKey(email))
+	u, _, err := s.users.Get(ctx, s.store, state.UserKey(email)) // shared: read only
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, unauthorized("the token's user no longer exists")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthpaas/berth/backends"
 	"github.com/berthpaas/berth/config"
+	"github.com/berthpaas/berth/engine/state"
 )
 
 // Deps are the backends an Engine runs on, built by the caller from config.
@@ -49,7 +50,8 @@ type Engine struct {
 	notifier *notifier
 	recMu    sync.RWMutex
 	rec      Reconciler
-	known    lastKnown // the scheduler's last answers, for reads when it does not answer
+	known    lastKnown                 // the scheduler's last answers, for reads when it does not answer
+	users    *state.Shared[state.User] // token users, decoded once per change (read-only)
 }
 
 // Reconciler is what the engine needs of the reconciler (package
@@ -91,6 +93,7 @@ func New(d Deps) (*Engine, error) {
 		names:   map[string]string{"store": d.StoreName, "secrets": d.SecretsName, "scheduler": d.SchedulerName},
 		mailer:  d.Mailer,
 		brokers: d.Brokers, secretRd: d.SecretReadPrefix,
+		users: state.NewShared[state.User](0),
 	}
 	s.notifier = newNotifier(s)
 	return s, nil

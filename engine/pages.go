@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 
@@ -44,13 +42,7 @@ func scanPage[T any](ctx context.Context, s *Engine, prefix string, p Page, keep
 	if err := p.check(); err != nil {
 		return nil, "", err
 	}
-	decode := func(key string, raw []byte) (*T, error) {
-		v := new(T)
-		if err := json.Unmarshal(raw, v); err != nil {
-			return nil, fmt.Errorf("record %s is corrupt: %w", key, err)
-		}
-		return v, nil
-	}
+	decode := state.Decode[T]
 	out = []*T{}
 	if p.Limit == 0 {
 		// The whole list (from After): one read.

@@ -159,6 +159,9 @@ func (s *Server) authorize(c *call, rt *route) error {
 				return err
 			}
 			c.app = a
+			// The handler's own load of this app takes the record read
+			// here (once) instead of reading and decoding it again.
+			c.r = c.r.WithContext(engine.WithCheckedApp(c.r.Context(), a))
 			return nil
 		}
 	}

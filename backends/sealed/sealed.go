@@ -27,10 +27,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -93,7 +95,22 @@ type Secrets struct {
 	log         hclog.Logger
 	dir         string
 	maxVersions int
+
+	// opened caches records Get has unsealed and decoded, with the sealed
+	// bytes they came from: a record whose stored bytes are unchanged (each
+	// write seals with a new nonce, so any write changes them) is not
+	// opened again. Only Get uses it, and copies what it hands out.
+	omu    sync.Mutex
+	opened map[string]openedRecord
 }
+
+type openedRecord struct {
+	sealed []byte
+	r      *record
+}
+
+// maxOpened bounds the cache of opened records (it is dropped when full).
+const maxOpened = 4096
 
 // record is the sealed content stored for one path.
 type record struct {
@@ -352,6 +369,32 @@ func (s *Secrets) readRecord(tx *bbolt.Tx, id []byte) (*record, error) {
 	return &r, nil
 }
 
+// readRecordShared is readRecord for reads: the record is opened once per
+// change and shared, so the caller must not change it.
+func (s *Secrets) readRecordShared(tx *bbolt.Tx, id []byte) (*record, error) {
+	raw := tx.Bucket(bucketSecrets).Get(id)
+	if raw == nil {
+		return nil, nil
+	}
+	s.omu.Lock()
+	o, ok := s.opened[string(id)]
+	s.omu.Unlock()
+	if ok && bytes.Equal(o.sealed, raw) {
+		return o.r, nil
+	}
+	r, err := s.readRecord(tx, id)
+	if err != nil || r == nil {
+		return r, err
+	}
+	s.omu.Lock()
+	if s.opened == nil || len(s.opened) >= maxOpened {
+		s.opened = make(map[string]openedRecord)
+	}
+	s.opened[string(id)] = openedRecord{sealed: bytes.Clone(raw), r: r}
+	s.omu.Unlock()
+	return r, nil
+}
+
 // ValidatePath checks a secret path: non-empty, at most MaxPathLen bytes,
 // UTF-8 without control characters, no leading or trailing '/', no empty,
 // "." or ".." segments. Errors match backends.ErrInvalidKey.
@@ -466,7 +509,7 @@ func (s *Secrets) Get(ctx context.Context, path string, ver int) (*backends.Secr
 	}
 	var out *backends.Secret
 	err := s.view(func(tx *bbolt.Tx) error {
-		r, err := s.readRecord(tx, s.id(path))
+		r, err := s.readRecordShared(tx, s.id(path))
 		if err != nil || r == nil {
 			return err
 		}
@@ -476,7 +519,7 @@ func (s *Secrets) Get(ctx context.Context, path string, ver int) (*backends.Secr
 		}
 		for _, v := range r.Versions {
 			if v.Version == want {
-				data := v.Data
+				data := maps.Clone(v.Data) // r is shared: the caller gets its own map
 				if data == nil {
 					data = map[string]string{}
 				}

@@ -348,3 +348,32 @@ func TestOpenWhileOpenTimesOut(t *testing.T) {
 		t.Fatal("second Open hung on the lock")
 	}
 }
+
+// Get opens a record once per change: what it answers follows every write,
+// and a caller changing the answer's map changes nothing stored or cached.
+func TestGetAfterWritesAndCallerChanges(t *testing.T) {
+	s := openTemp(t, Options{NoSync: true})
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		want := fmt.Sprintf("v%d", i)
+		if _, err := s.Put(ctx, "tokens/a", map[string]string{"k": want}); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 2; j++ {
+			sec, err := s.Get(ctx, "tokens/a", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sec.Data["k"] != want || sec.Version != i {
+				t.Fatalf("after write %d, read %d: %v version %d, want k=%s version %d", i, j, sec.Data, sec.Version, want, i)
+			}
+			sec.Data["k"] = "changed by the caller"
+		}
+	}
+	if err := s.Delete(ctx, "tokens/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "tokens/a", 0); !errors.Is(err, backends.ErrNotFound) {
+		t.Fatalf("after delete: %v, want not found", err)
+	}
+}

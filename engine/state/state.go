@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/berthpaas/berth/backends"
@@ -202,9 +201,9 @@ func Get[T any](ctx context.Context, st backends.Store, key string) (*T, uint64,
 	if p == nil {
 		return nil, 0, ErrNotFound
 	}
-	v := new(T)
-	if err := json.Unmarshal(p.Value, v); err != nil {
-		return nil, 0, fmt.Errorf("record %s is corrupt: %w", key, err)
+	v, err := Decode[T](key, p.Value)
+	if err != nil {
+		return nil, 0, err
 	}
 	return v, p.ModifyIndex, nil
 }
@@ -277,9 +276,9 @@ func List[T any](ctx context.Context, st backends.Store, prefix string) ([]*T, e
 	}
 	out := make([]*T, 0, len(pairs))
 	for _, p := range pairs {
-		v := new(T)
-		if err := json.Unmarshal(p.Value, v); err != nil {
-			return nil, fmt.Errorf("record %s is corrupt: %w", p.Key, err)
+		v, err := Decode[T](p.Key, p.Value)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, v)
 	}

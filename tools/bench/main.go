@@ -595,6 +595,24 @@ func (b *bench) consulClient() (*capi.Client, error) {
 // store is a Consul Store on the bench's prefix.
 func (b *bench) store() (*consul.Store, error) { return b.storeAt(b.prefix) }
 
+// replica is the Store `berth server` makes by default on Consul
+// (consul { read_replica = true }): the bench's prefix read from an
+// in-memory replica, writes to Consul.
+func (b *bench) replica() (*consul.Replica, error) {
+	cs, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	r := consul.NewReplica(cs)
+	b.cleanups = append(b.cleanups, func() { r.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("the replica's first sync: %w", err)
+	}
+	return r, nil
+}
+
 // storeAt is a Consul Store on prefix.
 func (b *bench) storeAt(prefix string) (*consul.Store, error) {
 	cs, err := consul.New(consul.Config{Address: b.consulAdr, Prefix: prefix}, hclog.NewNullLogger())
@@ -605,11 +623,12 @@ func (b *bench) storeAt(prefix string) (*consul.Store, error) {
 	return cs, nil
 }
 
-// inProcessServer is a server.Server on the bench's Consul prefix with
+// inProcessServer is a server.Server on the bench's Consul prefix (read
+// through the replica, as `berth server` does by default) with
 // sealed secrets and no scheduler, serving a loopback listener, and a
 // token of the owner of the seeded apps.
 func (b *bench) inProcessServer() (*server.Server, string, string, error) {
-	cs, err := b.store()
+	cs, err := b.replica()
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -699,7 +718,7 @@ func seedApps(st backends.Store, from, to int) error {
 // server that starts on a scheduler that lost everything), the next ones
 // find nothing to do (the periodic sweep).
 func (b *bench) reconcilePass(n int) error {
-	cs, err := b.store()
+	cs, err := b.replica()
 	if err != nil {
 		return err
 	}

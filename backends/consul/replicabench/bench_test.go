@@ -9,11 +9,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +58,7 @@ func parallel(b *testing.B, op func() error) {
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
@@ -71,6 +76,7 @@ func parallel(b *testing.B, op func() error) {
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	for _, err := range errs {
 		if err != nil {
@@ -85,6 +91,38 @@ func parallel(b *testing.B, op func() error) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	// CPU per operation, the client's, Berth's and Consul's together: a
+	// figure the machine's other load changes far less than the wall time.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
+}
+
+// cpuTime is the CPU time (user and system) used so far by this process
+// and its live child processes (the Consul agent the bench started).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	self := strconv.Itoa(os.Getpid())
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15), counted after the ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fs := strings.Fields(string(b[i+1:]))
+		if len(fs) < 13 || fs[1] != self {
+			continue
+		}
+		ut, _ := strconv.ParseInt(fs[11], 10, 64)
+		st, _ := strconv.ParseInt(fs[12], 10, 64)
+		d += time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+	}
+	return d
 }
 
 type fixture struct {
