@@ -96,21 +96,52 @@ type Secrets struct {
 	dir         string
 	maxVersions int
 
-	// opened caches records Get has unsealed and decoded, with the sealed
-	// bytes they came from: a record whose stored bytes are unchanged (each
-	// write seals with a new nonce, so any write changes them) is not
-	// opened again. Only Get uses it, and copies what it hands out.
+	// latest caches the latest version of the secrets Get has read, by
+	// path. The file is this process's alone (bbolt's lock), and every
+	// write goes through update, which drops the cache after it commits
+	// and bumps gen, so a Get that read before a write cannot put what it
+	// read back in after it.
 	omu    sync.Mutex
-	opened map[string]openedRecord
+	ogen   uint64
+	latest map[string]*backends.Secret
+	closed bool
 }
 
-type openedRecord struct {
-	sealed []byte
-	r      *record
+// maxLatest bounds the cache of latest versions (it is dropped when full).
+const maxLatest = 4096
+
+// cached is a copy of the cached latest version of path, nil if none.
+func (s *Secrets) cached(path string) (*backends.Secret, uint64) {
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	sec, ok := s.latest[path]
+	if !ok || s.closed {
+		return nil, s.ogen
+	}
+	return &backends.Secret{Path: sec.Path, Data: maps.Clone(sec.Data), Version: sec.Version}, s.ogen
 }
 
-// maxOpened bounds the cache of opened records (it is dropped when full).
-const maxOpened = 4096
+// remember caches sec, the latest version of its path read while the
+// cache's generation was gen (not if a write has committed since).
+func (s *Secrets) remember(gen uint64, path string, sec *backends.Secret) {
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	if gen != s.ogen || s.closed {
+		return
+	}
+	if s.latest == nil || len(s.latest) >= maxLatest {
+		s.latest = make(map[string]*backends.Secret)
+	}
+	s.latest[path] = &backends.Secret{Path: sec.Path, Data: maps.Clone(sec.Data), Version: sec.Version}
+}
+
+// forget drops the cache: a write has committed (or may have).
+func (s *Secrets) forget() {
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	s.ogen++
+	clear(s.latest)
+}
 
 // record is the sealed content stored for one path.
 type record struct {
@@ -286,6 +317,10 @@ func (s *Secrets) Dir() string { return s.dir }
 
 // Close closes the database file.
 func (s *Secrets) Close() error {
+	s.omu.Lock()
+	s.closed = true
+	s.omu.Unlock()
+	s.forget()
 	if err := s.db.Close(); err != nil {
 		return err
 	}
@@ -316,6 +351,7 @@ func (s *Secrets) view(fn func(tx *bbolt.Tx) error) error {
 }
 
 func (s *Secrets) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	defer s.forget()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -367,32 +403,6 @@ func (s *Secrets) readRecord(tx *bbolt.Tx, id []byte) (*record, error) {
 		return nil, fmt.Errorf("sealed: a record is corrupt: %w", err)
 	}
 	return &r, nil
-}
-
-// readRecordShared is readRecord for reads: the record is opened once per
-// change and shared, so the caller must not change it.
-func (s *Secrets) readRecordShared(tx *bbolt.Tx, id []byte) (*record, error) {
-	raw := tx.Bucket(bucketSecrets).Get(id)
-	if raw == nil {
-		return nil, nil
-	}
-	s.omu.Lock()
-	o, ok := s.opened[string(id)]
-	s.omu.Unlock()
-	if ok && bytes.Equal(o.sealed, raw) {
-		return o.r, nil
-	}
-	r, err := s.readRecord(tx, id)
-	if err != nil || r == nil {
-		return r, err
-	}
-	s.omu.Lock()
-	if s.opened == nil || len(s.opened) >= maxOpened {
-		s.opened = make(map[string]openedRecord)
-	}
-	s.opened[string(id)] = openedRecord{sealed: bytes.Clone(raw), r: r}
-	s.omu.Unlock()
-	return r, nil
 }
 
 // ValidatePath checks a secret path: non-empty, at most MaxPathLen bytes,
@@ -507,9 +517,16 @@ func (s *Secrets) Get(ctx context.Context, path string, ver int) (*backends.Secr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var gen uint64
+	if ver == 0 {
+		var sec *backends.Secret
+		if sec, gen = s.cached(path); sec != nil {
+			return sec, nil
+		}
+	}
 	var out *backends.Secret
 	err := s.view(func(tx *bbolt.Tx) error {
-		r, err := s.readRecordShared(tx, s.id(path))
+		r, err := s.readRecord(tx, s.id(path))
 		if err != nil || r == nil {
 			return err
 		}
@@ -519,7 +536,7 @@ func (s *Secrets) Get(ctx context.Context, path string, ver int) (*backends.Secr
 		}
 		for _, v := range r.Versions {
 			if v.Version == want {
-				data := maps.Clone(v.Data) // r is shared: the caller gets its own map
+				data := v.Data
 				if data == nil {
 					data = map[string]string{}
 				}
@@ -537,6 +554,9 @@ func (s *Secrets) Get(ctx context.Context, path string, ver int) (*backends.Secr
 			return nil, fmt.Errorf("sealed: secret %q: %w", path, backends.ErrNotFound)
 		}
 		return nil, fmt.Errorf("sealed: secret %q version %d: %w", path, ver, backends.ErrNotFound)
+	}
+	if ver == 0 {
+		s.remember(gen, path, out)
 	}
 	return out, nil
 }

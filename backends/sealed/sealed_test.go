@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,5 +376,60 @@ func TestGetAfterWritesAndCallerChanges(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "tokens/a", 0); !errors.Is(err, backends.ErrNotFound) {
 		t.Fatalf("after delete: %v, want not found", err)
+	}
+}
+
+// A Get started after a write has returned sees that write (or a later
+// one), however Gets and writes interleave; a Get after Close fails.
+func TestGetNeverOlderThanAFinishedWrite(t *testing.T) {
+	s := openTemp(t, Options{NoSync: true})
+	ctx := context.Background()
+	const writes = 300
+	var done atomic.Int64
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for r := 0; r < 3; r++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				min := int(done.Load())
+				sec, err := s.Get(ctx, "tokens/race", 0)
+				if min == 0 && errors.Is(err, backends.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				if sec.Version < min {
+					errc <- fmt.Errorf("read version %d after version %d was written", sec.Version, min)
+					return
+				}
+			}
+		}()
+	}
+	for i := 1; i <= writes; i++ {
+		v, err := s.Put(ctx, "tokens/race", map[string]string{"n": fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done.Store(int64(v))
+	}
+	close(stop)
+	for r := 0; r < 3; r++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "tokens/race", 0); err == nil {
+		t.Fatal("a Get after Close answered")
 	}
 }
