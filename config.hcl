@@ -28,6 +28,10 @@ cluster_id = ""
 # Every scheduler call has this deadline; GET /api/v1/apps/:app/ answers from
 # the scheduler's last known state (with scheduler_stale) when it does not answer.
 scheduler_timeout = "5s"
+# How long Nomad's last known state (the in-memory view fed by its event
+# stream) may go without news from Nomad before reads mark it stale
+# (scheduler_stale, with its age). Default: scheduler_timeout.
+# scheduler_stale_after = "5s"
 
 # Emails of site admins: they may do everything. Create the first one with
 #   berth admin create-user -config config.hcl -email admin@berth.local
@@ -278,6 +282,10 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   # each read still checks Consul's index with one shared consistent
 #   # request, so reads stay linearizable across servers.
 #   read_replica = true
+#   # Each call to Consul has this deadline (a blocking read: its wait time
+#   # plus this); a Consul that does not answer in it makes the request
+#   # answer 503 with Retry-After, naming consul.
+#   call_timeout = "10s"
 #   tls {
 #     ca_file   = ""
 #     cert_file = ""
@@ -296,6 +304,9 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   mount    = "secret"
 #   prefix   = "berth/"
 #   namespace = ""
+#   # Each call to Vault (its retries included) has this deadline; a Vault
+#   # that does not answer in it makes the request answer 503 naming vault.
+#   call_timeout = "10s"
 # }
 #
 # nomad {                       # Scheduler: one Nomad job per app

@@ -41,8 +41,14 @@ type Config struct {
 	// reads that need the scheduler answer from its last known state when
 	// it does not answer in time.
 	SchedulerTimeout string `hcl:"scheduler_timeout,optional"`
+	// SchedulerStaleAfter is how long the scheduler's last known state
+	// (Nomad's event-fed view) may go without news from it before reads
+	// show it as stale (scheduler_stale, with its age); default
+	// scheduler_timeout.
+	SchedulerStaleAfter string `hcl:"scheduler_stale_after,optional"`
 
-	SchedulerTimeoutDur time.Duration
+	SchedulerTimeoutDur    time.Duration
+	SchedulerStaleAfterDur time.Duration
 
 	Users     *Users     `hcl:"users,block"`
 	Apps      *Apps      `hcl:"apps,block"`
@@ -187,6 +193,12 @@ type Consul struct {
 	// the index of one shared consistent request (reads stay
 	// linearizable across servers). Unset means on.
 	ReadReplica *bool `hcl:"read_replica,optional"`
+	// CallTimeout bounds each call to Consul (default 10s; a blocking
+	// read: its wait time plus this). A Consul that does not answer in it
+	// fails the request with 503 naming consul.
+	CallTimeout string `hcl:"call_timeout,optional"`
+
+	CallTimeoutDur time.Duration
 }
 
 // ReadReplicaOn reports whether reads come from the in-memory replica.
@@ -203,6 +215,12 @@ type Vault struct {
 	Prefix       string `hcl:"prefix,optional"`
 	Namespace    string `hcl:"namespace,optional"`
 	TLS          *TLS   `hcl:"tls,block"`
+	// CallTimeout bounds each call to Vault, its retries included
+	// (default 10s). A Vault that does not answer in it fails the request
+	// with 503 naming vault.
+	CallTimeout string `hcl:"call_timeout,optional"`
+
+	CallTimeoutDur time.Duration
 }
 
 // Nomad selects Nomad as the Scheduler.
@@ -527,6 +545,12 @@ func (c *Config) finish() error {
 	if c.SchedulerTimeoutDur <= 0 {
 		return fmt.Errorf("scheduler_timeout: must be positive")
 	}
+	if err := dur("scheduler_stale_after", c.SchedulerStaleAfter, c.SchedulerTimeoutDur, &c.SchedulerStaleAfterDur); err != nil {
+		return err
+	}
+	if err := c.finishCallTimeouts(); err != nil {
+		return err
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -698,6 +722,39 @@ func (c *Config) finish() error {
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
 	return c.CheckAppsDir()
+}
+
+// DefaultCallTimeout is the default of consul.call_timeout and
+// vault.call_timeout (backends.DefaultCallTimeout).
+const DefaultCallTimeout = 10 * time.Second
+
+// MaxCallTimeout is the longest consul.call_timeout and vault.call_timeout
+// accepted: a request waits that long for a backend that does not answer.
+const MaxCallTimeout = 10 * time.Minute
+
+// finishCallTimeouts reads the call deadlines of the consul and vault
+// blocks.
+func (c *Config) finishCallTimeouts() error {
+	check := func(name, s string, out *time.Duration) error {
+		if err := dur(name, s, DefaultCallTimeout, out); err != nil {
+			return err
+		}
+		if *out > MaxCallTimeout {
+			return fmt.Errorf("%s: %q is longer than %v (a request waits that long for a backend that does not answer)", name, s, MaxCallTimeout)
+		}
+		return nil
+	}
+	if c.Consul != nil {
+		if err := check("consul.call_timeout", c.Consul.CallTimeout, &c.Consul.CallTimeoutDur); err != nil {
+			return err
+		}
+	}
+	if c.Vault != nil {
+		if err := check("vault.call_timeout", c.Vault.CallTimeout, &c.Vault.CallTimeoutDur); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AppsDir is local.apps_dir, or "<data_dir>-apps" when it is not set.

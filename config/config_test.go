@@ -397,3 +397,36 @@ func TestRouterAddrDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendCallTimeouts: consul and vault call_timeout and
+// scheduler_stale_after are read (defaults: 10s, 10s, scheduler_timeout),
+// and a bad value is refused naming the setting.
+func TestBackendCallTimeouts(t *testing.T) {
+	c, err := Parse([]byte("scheduler_timeout = \"3s\"\nconsul {\n}\nvault {\n}\n"), "d.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consul.CallTimeoutDur != 10*time.Second || c.Vault.CallTimeoutDur != 10*time.Second || c.SchedulerStaleAfterDur != 3*time.Second {
+		t.Errorf("defaults: consul %v, vault %v, scheduler_stale_after %v; want 10s, 10s, 3s (scheduler_timeout)",
+			c.Consul.CallTimeoutDur, c.Vault.CallTimeoutDur, c.SchedulerStaleAfterDur)
+	}
+	c, err = Parse([]byte("scheduler_stale_after = \"30s\"\nconsul {\n  call_timeout = \"2s\"\n}\nvault {\n  call_timeout = \"1500ms\"\n}\n"), "s.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consul.CallTimeoutDur != 2*time.Second || c.Vault.CallTimeoutDur != 1500*time.Millisecond || c.SchedulerStaleAfterDur != 30*time.Second {
+		t.Errorf("set: consul %v, vault %v, scheduler_stale_after %v", c.Consul.CallTimeoutDur, c.Vault.CallTimeoutDur, c.SchedulerStaleAfterDur)
+	}
+	for src, want := range map[string]string{
+		"consul {\n  call_timeout = \"soon\"\n}\n": `consul.call_timeout: "soon" is not a positive duration`,
+		"consul {\n  call_timeout = \"0s\"\n}\n":   `consul.call_timeout: "0s" is not a positive duration`,
+		"vault {\n  call_timeout = \"-1s\"\n}\n":   `vault.call_timeout: "-1s" is not a positive duration`,
+		"vault {\n  call_timeout = \"1h\"\n}\n":    `vault.call_timeout: "1h" is longer than 10m0s`,
+		"scheduler_stale_after = \"10\"\n":         `scheduler_stale_after: "10" is not a positive duration`,
+	} {
+		_, err := Parse([]byte(src), "bad.hcl")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "bad.hcl") {
+			t.Errorf("%q: %v, want an error with %q and the file", src, err, want)
+		}
+	}
+}

@@ -72,6 +72,48 @@ func (a *ownAgent) signal(sig syscall.Signal) {
 	}
 }
 
+// freeze stops the agent (SIGSTOP) and returns once every thread of it
+// is stopped. kill(2) returns before that: the stop reaches each thread
+// when it is next scheduled, and on a busy machine a thread woken by an
+// incoming request may still answer it first.
+func (a *ownAgent) freeze(t *testing.T) {
+	t.Helper()
+	a.signal(syscall.SIGSTOP)
+	dir := "/proc/" + strconv.Itoa(a.cmd.Process.Pid) + "/task"
+	if _, err := os.Stat(dir); err != nil {
+		time.Sleep(200 * time.Millisecond) // no /proc: give the stop time to land
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !allStopped(dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not every thread stopped 10s after SIGSTOP", a.name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread under /proc/<pid>/task is in
+// state T (stopped).
+func allStopped(dir string) bool {
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
+
 // agentPorts finds n free loopback ports (TCP and UDP, as Serf uses both).
 func agentPorts(t *testing.T, n int) []int {
 	t.Helper()
@@ -223,8 +265,9 @@ func TestBackendsDown(t *testing.T) {
 	b.createApp(t, u, b.unique("after"))
 	eventually(t, 10*time.Second, "/healthz ok again", func() bool { return b.do(t, "GET", "/healthz", nil, nil).Code == 200 })
 
-	// Vault frozen: both requests at once, each bounded by the call deadline.
-	vault.signal(syscall.SIGSTOP)
+	// Vault frozen: both requests at once, each bounded by the call
+	// deadline. They are sent once every thread of Vault has stopped.
+	vault.freeze(t)
 	defer vault.signal(syscall.SIGCONT)
 	var wg sync.WaitGroup
 	resps := make([]*Resp, 2)

@@ -211,6 +211,10 @@ func (s *Engine) bind(ctx context.Context, svc *state.Service, inst *state.Servi
 		if errors.Is(err, backends.ErrCASMismatch) {
 			return nil, conflict("service instance %q is already bound to app %q", inst.Name, app.Name)
 		}
+		// The write may have landed all the same (its answer lost): the
+		// credentials must not stay in Secrets without their binding (the
+		// app's env takes every binding's credentials).
+		s.dropCredentials(ctx, bindingPath(app.Name, inst.Name), resp.Credentials)
 		undoBroker()
 		return nil, err
 	}
@@ -227,6 +231,28 @@ func (s *Engine) bind(ctx context.Context, svc *state.Service, inst *state.Servi
 		return nil, err
 	}
 	return resp.Credentials, nil
+}
+
+// dropCredentials deletes the credentials at path if they are creds (a
+// write of them that failed may have landed); other credentials there (a
+// concurrent bind's) are left alone. A backend that still does not answer
+// is logged.
+func (s *Engine) dropCredentials(ctx context.Context, path string, creds map[string]string) {
+	uctx, cancel := s.undoCtx(ctx)
+	defer cancel()
+	sec, err := s.secrets.Get(uctx, path, 0)
+	if errors.Is(err, backends.ErrNotFound) {
+		return
+	}
+	if err == nil && !equalMaps(sec.Data, creds) {
+		return
+	}
+	if err == nil {
+		err = s.secrets.Delete(uctx, path)
+	}
+	if err != nil {
+		s.log.Warn("bind undo: could not check or delete credentials whose write failed", "path", path, "error", err)
+	}
 }
 
 // undoCtx is the context of a saga's undo step: ctx's values without its

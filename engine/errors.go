@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/berthpaas/berth/backends"
 )
 
 // Kind is the class of a domain error. The HTTP layer maps each kind to a
@@ -117,3 +119,11 @@ var (
 	conflict     = Conflict
 	unauthorized = Unauthenticated
 )
+
+// isBackendDown reports whether err is a backend's own unavailability
+// (*backends.UnavailableError): passed on as it is, it answers 503 with
+// Retry-After and the backend's name.
+func isBackendDown(err error) bool {
+	var ue *backends.UnavailableError
+	return errors.As(err, &ue)
+}

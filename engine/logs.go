@@ -54,6 +54,9 @@ func (s *Engine) Logs(ctx context.Context, id *Identity, app string, q backends.
 		return nil, ctx.Err()
 	default:
 		s.log.Warn("reading logs", "app", app, "error", err)
+		if isBackendDown(err) {
+			return nil, err // 503 naming the scheduler's backend, with Retry-After
+		}
 		return nil, Unavailable("the scheduler cannot read the logs of %q now", app)
 	}
 }

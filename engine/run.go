@@ -103,6 +103,9 @@ func (s *Engine) Run(ctx context.Context, id *Identity, app string, req RunReque
 			return nil, ctx.Err()
 		}
 		s.log.Warn("starting a one-off command", "app", a.Name, "error", err)
+		if isBackendDown(err) {
+			return nil, err // 503 naming the scheduler's backend, with Retry-After
+		}
 		return nil, Unavailable("the scheduler cannot run a command for %q now", a.Name)
 	}
 	s.log.Info("one-off command", "app", a.Name, "proc", proc.Name, "run", runID, "by", id.Name(), "version", rel.MetaVersion)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -43,8 +44,32 @@ const (
 	defaultWaitTime     = 5 * time.Minute
 )
 
-// ErrClosed is returned by every call on a closed Store.
-var ErrClosed = fmt.Errorf("%w: bolt store is closed", backends.ErrUnavailable)
+// ErrClosed is the cause of every call's failure on a closed Store: the
+// call fails with a *backends.UnavailableError naming bolt that wraps it.
+var ErrClosed = errors.New("bolt store is closed")
+
+// unavailable marks a failure of the store file itself as a
+// *backends.UnavailableError naming bolt (the API answers 503 with
+// Retry-After): the store closed (the server is stopping), its file
+// locked by another process, or an I/O error of the file system (disk
+// full, read-only, I/O error). Other errors are returned as they are.
+func unavailable(op string, err error) error {
+	var errno syscall.Errno
+	reason := ""
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+		reason, err = "the store is closed (the server is stopping)", ErrClosed
+	case errors.Is(err, bolterrors.ErrTimeout):
+		reason = "the store file is locked by another process"
+	case errors.As(err, &errno):
+		reason = "the store file cannot be written: " + errno.Error()
+	default:
+		return err
+	}
+	return &backends.UnavailableError{Backend: "bolt", Role: "store", Op: op, Reason: reason, Err: err}
+}
 
 var (
 	bucketKV    = []byte("kv")
@@ -171,23 +196,26 @@ func (s *Store) isClosed() bool {
 
 // Health reports whether the file is open and readable.
 func (s *Store) Health(ctx context.Context) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.begin(ctx, "health"); err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bbolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketKV) == nil || tx.Bucket(bucketMeta) == nil {
-			return fmt.Errorf("%w: bolt file %s lacks its buckets", backends.ErrUnavailable, s.path)
+			return &backends.UnavailableError{Backend: "bolt", Role: "store", Op: "health", Reason: "the store file lacks its buckets",
+				Err: fmt.Errorf("bolt file %s lacks its buckets", s.path)}
 		}
 		return nil
 	})
+	return unavailable("health", err)
 }
 
-func (s *Store) begin(ctx context.Context) error {
+// begin checks, before a call op, that ctx is live and the store open.
+func (s *Store) begin(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.isClosed() {
-		return ErrClosed
+		return unavailable(op, ErrClosed)
 	}
 	return nil
 }
@@ -301,7 +329,7 @@ func (s *Store) notify() {
 // each commit until the index it reports exceeds q.WaitIndex, q.WaitTime
 // passes, or ctx ends.
 func (s *Store) query(ctx context.Context, q *backends.QueryOptions, read func(tx *bbolt.Tx) (uint64, error)) (uint64, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.begin(ctx, "read"); err != nil {
 		return 0, err
 	}
 	var timeout <-chan time.Time
@@ -314,7 +342,7 @@ func (s *Store) query(ctx context.Context, q *backends.QueryOptions, read func(t
 			return err
 		})
 		if err != nil {
-			return 0, err
+			return 0, unavailable("read", err)
 		}
 		if q == nil || q.WaitIndex == 0 || idx > q.WaitIndex {
 			return idx, nil
@@ -335,7 +363,7 @@ func (s *Store) query(ctx context.Context, q *backends.QueryOptions, read func(t
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-s.closed:
-			return 0, ErrClosed
+			return 0, unavailable("read", ErrClosed)
 		}
 	}
 }
@@ -454,7 +482,7 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 // whether it wrote anything; if not, the transaction is rolled back and the
 // index is 0. An error from fn rolls back too.
 func (s *Store) write(ctx context.Context, fn func(tx *bbolt.Tx, next uint64) (bool, error)) (uint64, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.begin(ctx, "write"); err != nil {
 		return 0, err
 	}
 	var idx uint64
@@ -482,10 +510,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *bbolt.Tx, next uint64) (b
 	case errors.Is(err, errNoWrite):
 		return 0, nil
 	case err != nil:
-		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
-			return 0, ErrClosed
-		}
-		return 0, err
+		return 0, unavailable("write", err)
 	}
 	s.notify()
 	return idx, nil
@@ -650,7 +675,7 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 			return nil, &backends.TxnError{OpIndex: i, Key: op.Key, Err: fmt.Errorf("unknown transaction verb %q", op.Verb)}
 		}
 	}
-	if err := s.begin(ctx); err != nil {
+	if err := s.begin(ctx, "write"); err != nil {
 		return nil, err
 	}
 	if len(ops) == 0 {

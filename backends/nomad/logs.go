@@ -72,7 +72,7 @@ func (s *Scheduler) Logs(ctx context.Context, app string, q backends.LogQuery) (
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, errors.New("nomad scheduler: closed")
+		return nil, errClosed
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -214,7 +214,7 @@ func (a apiLogs) Logs(ctx context.Context, allocID, task, stream, origin string,
 	errc := make(chan error, 1)
 	alloc, _, err := a.s.client.Allocations().Info(allocID, a.s.q(ctx))
 	if err != nil {
-		errc <- unavailable("allocation "+allocID, err)
+		errc <- a.s.unavailable(ctx, "allocation "+allocID, err)
 		return nil, errc
 	}
 	frames, ferr := a.s.stream.AllocFS().Logs(alloc, follow, task, stream, origin, offset, ctx.Done(), a.s.q(ctx))

@@ -227,9 +227,33 @@ func isCASConflict(err error) bool {
 	return err != nil && strings.Contains(strings.ToLower(err.Error()), "modify index")
 }
 
-func unavailable(op string, err error) error {
-	return fmt.Errorf("nomad: %s: %w: %w", op, backends.ErrUnavailable, err)
+// unavailable is the failure of a call to Nomad (ctx is the call's
+// context): a *backends.UnavailableError naming nomad, with a reason fit
+// for a caller (the transport's error without the URL, the deadline it
+// did not answer within, or Nomad's own status).
+func (s *Scheduler) unavailable(ctx context.Context, op string, err error) error {
+	var (
+		ure  api.UnexpectedResponseError
+		pure *api.UnexpectedResponseError
+		ne   net.Error
+	)
+	reason := backends.Reason(err)
+	switch {
+	case ctx.Err() != nil:
+		reason = "no answer in time (" + ctx.Err().Error() + ")"
+	case errors.As(err, &ne) && ne.Timeout():
+		reason = "no answer within " + s.cfg.CallTimeout.String()
+	case errors.As(err, &ure):
+		reason = fmt.Sprintf("nomad answered %d %s", ure.StatusCode(), strings.TrimSpace(ure.Body()))
+	case errors.As(err, &pure) && pure != nil:
+		reason = fmt.Sprintf("nomad answered %d %s", pure.StatusCode(), strings.TrimSpace(pure.Body()))
+	}
+	return &backends.UnavailableError{Backend: "nomad", Role: "scheduler", Op: op, Reason: reason, Err: err}
 }
+
+// errClosed is the failure of a call after Close.
+var errClosed = &backends.UnavailableError{Backend: "nomad", Role: "scheduler", Op: "call", Reason: "the scheduler is closed (the server is stopping)",
+	Err: errors.New("nomad scheduler: closed")}
 
 // info reads a job; a missing (or stopped) job is (nil, nil).
 func (s *Scheduler) info(ctx context.Context, id string) (*api.Job, error) {
@@ -238,7 +262,7 @@ func (s *Scheduler) info(ctx context.Context, id string) (*api.Job, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, unavailable("read job "+id, err)
+		return nil, s.unavailable(ctx, "read job "+id, err)
 	}
 	return job, nil
 }
@@ -336,7 +360,7 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 		if id != spec.App && !want[id] {
 			_, wm, err := s.client.Jobs().Deregister(id, true, s.w(ctx))
 			if err != nil && !isNotFound(err) {
-				return unavailable("deregister "+id, err)
+				return s.unavailable(ctx, "deregister "+id, err)
 			}
 			if wm != nil {
 				s.wroteAt(wm.LastIndex)
@@ -382,7 +406,7 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job) error {
 			return fmt.Errorf("nomad: register %s: %w: %v", id, backends.ErrCASConflict, err)
 		}
 		if err != nil {
-			return unavailable("register "+id, err)
+			return s.unavailable(ctx, "register "+id, err)
 		}
 		s.log.Info("job registered", "job", id, "meta_version", job.Meta[MetaVersion], "eval", resp.EvalID,
 			"job_modify_index", resp.JobModifyIndex, "took", time.Since(start))
@@ -431,7 +455,7 @@ func (s *Scheduler) appJobs(ctx context.Context, app string) ([]string, error) {
 	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
-		return nil, unavailable("list jobs", err)
+		return nil, s.unavailable(ctx, "list jobs", err)
 	}
 	var ids []string
 	for _, j := range stubs {
@@ -454,7 +478,7 @@ func (s *Scheduler) appRunJobs(ctx context.Context, app string) ([]string, error
 	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
-		return nil, unavailable("list jobs", err)
+		return nil, s.unavailable(ctx, "list jobs", err)
 	}
 	var ids []string
 	for _, j := range stubs {
@@ -515,7 +539,7 @@ func (s *Scheduler) statusDirect(ctx context.Context, app string) (*backends.App
 	{
 		d, _, err := s.client.Jobs().LatestDeployment(app, s.q(ctx))
 		if err != nil {
-			return nil, unavailable("deployment of "+app, err)
+			return nil, s.unavailable(ctx, "deployment of "+app, err)
 		}
 		// A deployment of this job, not of an earlier job of the same ID
 		// (stopped with purge and registered again: versions start over).
@@ -533,7 +557,7 @@ func (s *Scheduler) statusDirect(ctx context.Context, app string) (*backends.App
 		// Is this version Nomad's own rollback of a failed deployment?
 		deps, _, err := s.client.Jobs().Deployments(app, false, s.q(ctx))
 		if err != nil {
-			return nil, unavailable("deployments of "+app, err)
+			return nil, s.unavailable(ctx, "deployments of "+app, err)
 		}
 		st.Reverted = revertReason(deps, create, version)
 	}
@@ -574,7 +598,7 @@ func (s *Scheduler) allocations(ctx context.Context, id string) ([]*api.Allocati
 	q.Params = map[string]string{"resources": "true", "task_states": "true"}
 	allocs, _, err := s.client.Allocations().List(q)
 	if err != nil {
-		return nil, unavailable("allocations of "+id, err)
+		return nil, s.unavailable(ctx, "allocations of "+id, err)
 	}
 	return allocs, nil
 }
@@ -726,7 +750,7 @@ func (s *Scheduler) Restart(ctx context.Context, app, proc string) error {
 			continue
 		}
 		if err != nil {
-			return unavailable("restart "+app, err)
+			return s.unavailable(ctx, "restart "+app, err)
 		}
 		s.log.Info("restarting", "app", app, "proc", proc)
 		s.wroteAt(resp.JobModifyIndex)
@@ -761,7 +785,7 @@ func (s *Scheduler) Stop(ctx context.Context, app string) error {
 	for _, id := range ids {
 		_, wm, err := s.client.Jobs().DeregisterOpts(id, &api.DeregisterOptions{Purge: true}, s.w(ctx))
 		if err != nil && !isNotFound(err) {
-			return unavailable("deregister "+id, err)
+			return s.unavailable(ctx, "deregister "+id, err)
 		}
 		if wm != nil {
 			s.wroteAt(wm.LastIndex)
@@ -782,7 +806,7 @@ func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
 	}
 	stubs, _, err := s.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, s.q(ctx))
 	if err != nil {
-		return nil, unavailable("list jobs", err)
+		return nil, s.unavailable(ctx, "list jobs", err)
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -802,10 +826,10 @@ func (s *Scheduler) Apps(ctx context.Context) ([]string, error) {
 func (s *Scheduler) Health(ctx context.Context) error {
 	var leader string
 	if _, err := s.client.Raw().Query("/v1/status/leader", &leader, s.q(ctx)); err != nil {
-		return unavailable("leader", err)
+		return s.unavailable(ctx, "leader", err)
 	}
 	if leader == "" {
-		return fmt.Errorf("nomad: %w: no cluster leader", backends.ErrUnavailable)
+		return &backends.UnavailableError{Backend: "nomad", Role: "scheduler", Op: "leader", Reason: "no cluster leader", Err: errors.New("no cluster leader")}
 	}
 	return nil
 }

@@ -112,11 +112,11 @@ func (s *Scheduler) Run(ctx context.Context, app string, spec backends.RunSpec) 
 	}
 	s.mu.Unlock()
 	if closed {
-		return nil, errors.New("nomad scheduler: closed")
+		return nil, errClosed
 	}
 	if _, _, err := s.client.Jobs().EnforceRegister(job, 0, s.w(ctx)); err != nil {
 		s.wg.Done()
-		return nil, unavailable("register "+id, err)
+		return nil, s.unavailable(ctx, "register "+id, err)
 	}
 	s.log.Info("one-off command submitted", "app", app, "job", id)
 	lines := make(chan backends.LogLine)

@@ -33,6 +33,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -62,9 +63,34 @@ const (
 var (
 	// ErrWrongKey is returned by Open when the key file does not unseal the data.
 	ErrWrongKey = errors.New("sealed: the key file does not match the sealed data")
-	// ErrClosed is returned by every call on a closed Secrets.
-	ErrClosed = fmt.Errorf("%w: sealed secrets are closed", backends.ErrUnavailable)
+	// ErrClosed is the cause of every call's failure on a closed Secrets:
+	// the call fails with a *backends.UnavailableError naming sealed that
+	// wraps it.
+	ErrClosed = errors.New("sealed secrets are closed")
 )
+
+// unavailable marks a failure of the secrets file itself as a
+// *backends.UnavailableError naming sealed (the API answers 503 with
+// Retry-After): the file closed (the server is stopping), locked by
+// another process, or an I/O error of the file system. Other errors are
+// returned as they are.
+func unavailable(op string, err error) error {
+	var errno syscall.Errno
+	reason := ""
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+		reason, err = "the secrets file is closed (the server is stopping)", ErrClosed
+	case errors.Is(err, bolterrors.ErrTimeout):
+		reason = "the secrets file is locked by another process"
+	case errors.As(err, &errno):
+		reason = "the secrets file cannot be written: " + errno.Error()
+	default:
+		return err
+	}
+	return &backends.UnavailableError{Backend: "sealed", Role: "secrets", Op: op, Reason: reason, Err: err}
+}
 
 var (
 	bucketSecrets = []byte("secrets") // id -> sealed record (path and versions)
@@ -336,18 +362,15 @@ func (s *Secrets) Health(ctx context.Context) error {
 	return s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketMeta).Get(metaCheck)
 		if plain, err := s.open(c, metaCheck); err != nil || !bytes.Equal(plain, checkPlain) {
-			return fmt.Errorf("%w: sealed check value does not unseal", backends.ErrUnavailable)
+			return &backends.UnavailableError{Backend: "sealed", Role: "secrets", Op: "health", Reason: "the key file does not unseal the secrets",
+				Err: errors.New("sealed check value does not unseal")}
 		}
 		return nil
 	})
 }
 
 func (s *Secrets) view(fn func(tx *bbolt.Tx) error) error {
-	err := s.db.View(fn)
-	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
+	return unavailable("read", s.db.View(fn))
 }
 
 func (s *Secrets) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
@@ -358,10 +381,7 @@ func (s *Secrets) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error
 		}
 		return fn(tx)
 	})
-	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
+	return unavailable("write", err)
 }
 
 func (s *Secrets) seal(plain, aad []byte) []byte {

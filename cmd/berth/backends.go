@@ -49,7 +49,8 @@ func tlsOf(t *config.TLS) consul.TLSConfig {
 // openStore opens the Store the config selects.
 func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, error) {
 	if c := cfg.Consul; c != nil {
-		st, err := consul.New(consul.Config{Address: c.Address, Token: c.Token, Prefix: c.Prefix, Datacenter: c.Datacenter, TLS: tlsOf(c.TLS)}, log)
+		st, err := consul.New(consul.Config{Address: c.Address, Token: c.Token, Prefix: c.Prefix, Datacenter: c.Datacenter, TLS: tlsOf(c.TLS),
+			CallTimeout: c.CallTimeoutDur}, log)
 		if err != nil || !c.ReadReplicaOn() {
 			return st, "consul", err
 		}
@@ -75,7 +76,7 @@ func openSecrets(cfg *config.Config, log hclog.Logger) (backends.Secrets, string
 		}
 		sec, err := vault.New(vault.Config{
 			Address: v.Address, Token: v.Token, RoleID: v.RoleID, SecretID: v.SecretID, AppRoleMount: v.AppRoleMount,
-			Mount: v.Mount, Prefix: v.Prefix, Namespace: v.Namespace, TLS: tls,
+			Mount: v.Mount, Prefix: v.Prefix, Namespace: v.Namespace, TLS: tls, CallTimeout: v.CallTimeoutDur,
 		}, log)
 		return sec, "vault", err
 	}
@@ -98,7 +99,8 @@ func openScheduler(cfg *config.Config, store backends.Store, log hclog.Logger) (
 		sch, err := nomad.New(nomad.Config{
 			Address: n.Address, Token: n.Token, Region: n.Region, Namespace: n.Namespace, Datacenters: n.Datacenters,
 			RawExec: n.RawExec, VaultRole: n.VaultRole, VaultPolicies: n.VaultPolicies, ConsulTagsPrefix: n.ConsulTagsPrefix,
-			ClusterID: cluster, CallTimeout: cfg.SchedulerTimeoutDur, Logger: log.Named("nomad"),
+			ClusterID: cluster, CallTimeout: cfg.SchedulerTimeoutDur, StaleAfter: cfg.SchedulerStaleAfterDur,
+			Logger: log.Named("nomad"),
 		})
 		return sch, "nomad", err
 	}
