@@ -26,6 +26,9 @@ const (
 	maxShards = 64
 	// defaultMaxTombs bounds the deletions a shard remembers (see trimTombs).
 	defaultMaxTombs = 4096
+	// pageWait bounds how long a page waits for its directory's watch
+	// before it reads Consul directly (see ListPage).
+	pageWait = 2 * time.Second
 )
 
 // Replica is a Store whose reads are served from an in-memory replica of the
@@ -894,8 +897,8 @@ func resetScope(ctx context.Context) {
 // than read Consul: the Store's direct page would start a watch of the
 // prefix's key names of its own (keywatch.go), a second query re-listing
 // the directory's names at every change. A prefix that may span several
-// directories (one with no '/'), or a shard whose watch is failing, is
-// paged from Consul directly.
+// directories (one with no '/'), or a shard whose watch is failing or
+// takes longer than pageWait, is paged from Consul directly.
 func (r *Replica) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
 	sh := r.listShard(prefix)
 	if sh != nil {
@@ -909,8 +912,10 @@ func (r *Replica) ListPage(ctx context.Context, prefix, after string, limit int)
 		r.direct()
 		return r.Store.ListPage(ctx, prefix, after, limit)
 	}
-	v, ok, err := r.sync(ctx, "list", prefix, sh, true)
-	if err != nil {
+	wctx, cancel := context.WithTimeout(ctx, pageWait)
+	v, ok, err := r.sync(wctx, "list", prefix, sh, true)
+	cancel()
+	if err != nil && ctx.Err() != nil {
 		return nil, nil, err
 	}
 	if !ok {

@@ -294,8 +294,9 @@ func BenchmarkHTTPRepoGet(b *testing.B) {
 // of 5 procs each (runtime.ReadMemStats after a GC, before it starts and
 // once it has applied the seeded prefix), the time to that first sync, and
 // a write then a read of it through the replica (the read goes to Consul
-// directly while the watch re-lists the prefix, which it does after every
-// write).
+// directly while the watch of apps/ re-lists it, which it does after every
+// write under apps/; see BenchmarkReplicaChange10kApps for the cost of one
+// change by directory).
 func BenchmarkReplicaMemory10kApps(b *testing.B) {
 	const apps = 10000
 	addr := devagent.Consul(b)
