@@ -179,6 +179,11 @@ func BenchmarkGet(b *testing.B) {
 		if _, err := state.Create(ctx, f.plain, state.AppKey("hello"), appRecord("hello", "dev@b.co")); err != nil {
 			b.Fatal(err)
 		}
+		// The replica has followed the seeding (its watch of apps/ starts
+		// with the first read of an app, or here).
+		if err := f.replica.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
 		key := f.prefix + state.AppKey("hello")
 		b.Run(fmt.Sprintf("apps=%d/raw-consul-kv", apps), func(b *testing.B) {
 			parallel(b, func() error {
