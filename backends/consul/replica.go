@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,34 +20,60 @@ import (
 // sent after it began, instead of up to two behind a single one.
 var globalInflight = 1
 
+const (
+	// maxShards bounds the top-level directories the replica follows;
+	// reads under further ones go to Consul directly.
+	maxShards = 64
+	// defaultMaxTombs bounds the deletions a shard remembers (see trimTombs).
+	defaultMaxTombs = 4096
+	// pageWait bounds how long a page waits for its directory's watch
+	// before it reads Consul directly (see ListPage).
+	pageWait = 2 * time.Second
+)
+
 // Replica is a Store whose reads are served from an in-memory replica of the
 // Store's Consul prefix, and whose writes go to Consul unchanged
 // (check-and-set transactions, as Store's).
 //
-// The replica is an immutable radix tree (github.com/hashicorp/go-immutable-radix,
-// the tree go-memdb and so Nomad's and Consul's state stores are built on) of
-// the prefix's keys, fed by one blocking recursive list of the prefix: each
-// answer is diffed into a new tree by ModifyIndex, and the Consul index it
-// answered at is recorded as the replica's applied index. go-memdb's tables
-// and secondary indexes would add nothing here: the Store has one index, by
-// key, and a radix tree gives ordered prefix walks and lock-free snapshots.
+// The replica is sharded by the Store's top-level directories (users/,
+// apps/, locks/, events/, ...: a key's shard is its escaped first segment).
+// Each shard is an immutable radix tree (github.com/hashicorp/go-immutable-radix,
+// the tree go-memdb and so Nomad's and Consul's state stores are built on)
+// of the shard's keys, fed by its own blocking recursive list of
+// <prefix><segment> (the segment without its '/', so that the shard's index
+// confirmation below can be a list of one name): each answer is diffed into
+// a new tree by ModifyIndex, and the Consul index it answered at (the
+// highest index of any change under <prefix><segment>) is the shard's
+// applied index. Consul wakes a blocking list only for changes under its
+// own prefix, so a write re-lists its own directory alone: the reconciler
+// lock's heartbeat, deploy locks and audit events no longer re-list apps/.
+// Shards are made on demand, by the first read under a directory (and for
+// every directory by Sync); no query follows the whole prefix. go-memdb's
+// tables and secondary indexes would add nothing here: the Store has one
+// index, by key, and a radix tree gives ordered prefix walks and lock-free
+// snapshots.
 //
 // Reads stay linearizable across servers (the ReadIndex scheme of etcd and
 // Raft): a read first learns Consul's current KV index G with one
 // consistent request (O(1) in Consul: a read of a key no Store key escapes
 // to), shared by every read that arrived before it was sent (one in flight;
-// the reads arriving meanwhile share the next one). The replica keeps
+// the reads arriving meanwhile share the next one). Each shard keeps
 // "complete", a KV index up to which it is known to hold every change under
-// the prefix. When complete >= G, the read is answered from memory.
-// Otherwise something was written somewhere in Consul since: the read goes
-// to Consul directly (the plain Store's read), and in the background one
-// consistent list of the prefix's keys up to the first '/' (a few keys, but
-// O(keys under the prefix) in Consul) learns the prefix's index P as the
-// watch reports it; once the watch has applied P, complete moves up to the
-// highest G read before that list was sent. (With waitWatch, used by tests,
-// the read waits for that instead of reading Consul.) So reads are served
-// from memory while nothing is written, and cost one shared O(1) request
-// plus the plain read while writes come in.
+// its directory. When the read's shard is complete >= G, the read is
+// answered from memory. Otherwise something was written somewhere in Consul
+// since: the read goes to Consul directly (the plain Store's read), and in
+// the background one consistent list of the shard's keys up to the first
+// '/' after <prefix><segment> (one name; O(keys in the directory) in Consul,
+// but nothing to send or decode) learns the shard's index P as its watch
+// reports it; once the watch has applied P, the shard's complete moves up
+// to the highest G read before that list was sent. (With waitWatch, used by
+// tests, the read waits for that instead of reading Consul.) So a write to
+// locks/ costs the next read of apps/ one confirmation of apps/, not a
+// re-list of it. Reads spanning several directories (a prefix with no '/')
+// go to Consul directly.
+//
+// Each shard remembers the keys it saw deleted (tombs), for List's index;
+// at most maxTombs of them: see trimTombs.
 //
 // The reads of one API request share the index in a backends.ReadScope: the
 // first read learns G, the others reuse it; a write through the Replica in
@@ -58,32 +85,59 @@ type Replica struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	single bool // one shard, "", following the whole prefix (ReplicaOptions.SingleWatch)
+
 	mu       sync.Mutex
-	tree     *iradix.Tree // key -> *backends.KVPair (never handed out: copied)
-	tombs    *iradix.Tree // deleted key -> uint64 index its deletion was seen at
-	applied  uint64       // Consul index of the prefix the tree reflects
-	epoch    uint64       // bumped when Consul's index went backwards and the tree was rebuilt
-	changed  chan struct{}
-	watchErr error // the watch's last failure, nil once it succeeds again
+	maxTombs int // the deletions a shard remembers at most (see trimTombs)
+	shards   map[string]*shard
+	epoch    uint64 // bumped when any shard was rebuilt
 
-	// complete is a Consul KV index (global, all prefixes) at which the
-	// tree is known to hold every change under the prefix; maxGlobal is
-	// the highest global index read so far.
-	complete, maxGlobal uint64
+	// maxGlobal is the highest global index read so far.
+	maxGlobal uint64
 
-	pending []probe // confirmations waiting for the watch to apply their index
-
-	globalBatch, prefixBatch batch
+	globalBatch batch
 
 	// waitWatch makes a read whose index the replica may not hold yet wait
 	// for its watch; else (the default) the read goes to Consul directly
-	// and the prefix's index is confirmed in the background.
+	// and the shard's index is confirmed in the background.
 	waitWatch bool
 
-	cmu                      sync.Mutex
-	confirming, confirmAgain bool
+	cmu sync.Mutex // guards the shards' confirming, confirmAgain
 
-	onDirect func() // tests: called when a read goes to Consul directly
+	onDirect    func()                       // tests: called when a read goes to Consul directly
+	confirmHook func()                       // tests: called as each shard confirmation is sent
+	onApply     func(shard string, keys int) // tests: called (r.mu held) as a shard applies a list of keys
+}
+
+// shard is the replica of the keys under one top-level directory: its
+// fields but name, rng and prefixBatch are guarded by Replica.mu.
+type shard struct {
+	name string // the escaped first segment of its keys; "" (SingleWatch) is every key
+	rng  string // the Consul prefix its watch lists: the Store's prefix + name
+
+	tree    *iradix.Tree // key -> *backends.KVPair (never handed out: copied)
+	tombs   *iradix.Tree // deleted key -> uint64 index its deletion was seen at
+	floor   uint64       // the highest index of a tomb trimmed away
+	applied uint64       // the Consul index of rng the tree reflects
+	epoch   uint64       // bumped when Consul's index went backwards and the tree was rebuilt
+	changed chan struct{}
+	// watchErr is the watch's last failure, nil once it succeeds again.
+	watchErr error
+
+	// complete is a Consul KV index (global, all prefixes) at which the
+	// tree is known to hold every change of the shard.
+	complete uint64
+	pending  []probe // confirmations waiting for the watch to apply their index
+
+	prefixBatch batch
+
+	confirming, confirmAgain bool // guarded by Replica.cmu
+}
+
+// view is what one read uses of a shard: a snapshot.
+type view struct {
+	tree, tombs    *iradix.Tree
+	applied, floor uint64
 }
 
 // batch is one kind of index request shared by the reads waiting for it.
@@ -109,61 +163,208 @@ type probe struct {
 
 var _ backends.Store = (*Replica)(nil)
 
-// NewReplica starts the replica of s's prefix (its watch runs until Close).
-// Until its first list has been applied (and whenever it may lag), reads go
-// to Consul directly.
-func NewReplica(s *Store) *Replica {
+// ReplicaOptions tunes a Replica.
+type ReplicaOptions struct {
+	// SingleWatch follows the whole prefix with one blocking list, every
+	// change re-listing every key (the replica before it was sharded by
+	// directory; kept to compare the two in benchmarks).
+	SingleWatch bool
+	// WaitWatch makes a read whose index the replica may not hold yet wait
+	// for the watch to apply it, instead of reading Consul directly.
+	WaitWatch bool
+}
+
+// NewReplica starts the replica of s's prefix (its watches run until
+// Close). Until a directory's first list has been applied (and whenever it
+// may lag), reads under it go to Consul directly.
+func NewReplica(s *Store) *Replica { return NewReplicaWith(s, ReplicaOptions{}) }
+
+// NewReplicaWith is NewReplica with options.
+func NewReplicaWith(s *Store, o ReplicaOptions) *Replica {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Replica{Store: s, ctx: ctx, cancel: cancel, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
+	r := &Replica{Store: s, ctx: ctx, cancel: cancel, shards: map[string]*shard{}, single: o.SingleWatch, waitWatch: o.WaitWatch, maxTombs: defaultMaxTombs}
 	r.globalBatch.name, r.globalBatch.run, r.globalBatch.max = "read-index", r.globalIndex, globalInflight
-	r.prefixBatch.name, r.prefixBatch.run = "read-index", r.prefixIndex
-	r.wg.Add(1)
-	go r.watch()
+	if r.single {
+		r.shard("")
+	} else {
+		// Start the watches of the directories there are now; more start
+		// as reads need them.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
+			defer cancel()
+			_, _ = r.discover(ctx, false)
+		}()
+	}
 	return r
 }
 
-// Close stops the watch, waits for it and for probes in flight, and closes the Store.
+// Close stops the watches, waits for them and for probes in flight, and closes the Store.
 func (r *Replica) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	return r.Store.Close()
 }
 
+// shardName is the shard of a Consul key relative to the Store's prefix (or
+// of a prefix that has a '/').
+func (r *Replica) shardName(esc string) string {
+	if r.single {
+		return ""
+	}
+	if i := strings.IndexByte(esc, '/'); i >= 0 {
+		return esc[:i]
+	}
+	return esc
+}
+
+// shard returns the shard name, starting its watch if needed; nil when the
+// replica follows too many directories already or is closed.
+func (r *Replica) shard(name string) *shard {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sh := r.shards[name]; sh != nil {
+		return sh
+	}
+	if len(r.shards) >= maxShards || r.ctx.Err() != nil {
+		return nil
+	}
+	sh := &shard{name: name, rng: r.prefix + name, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
+	sh.prefixBatch.name = "read-index"
+	sh.prefixBatch.run = func(ctx context.Context, p *probe) error { return r.prefixIndex(ctx, sh, p) }
+	sh.prefixBatch.hook = func() {
+		if r.confirmHook != nil {
+			r.confirmHook()
+		}
+	}
+	r.shards[name] = sh
+	r.wg.Add(1)
+	go r.watch(sh)
+	return sh
+}
+
+// keyShard is the shard of a Store key; listShard that of every key under
+// a prefix, nil when they may be in several (a prefix with no '/').
+func (r *Replica) keyShard(key string) *shard {
+	if r.single {
+		return r.shard("")
+	}
+	return r.shard(keyShardName(key))
+}
+
+// keyShardName is the escaped first segment of key.
+func keyShardName(key string) string {
+	// The common key ("apps/hello") escapes to itself up to its first
+	// '/': no need to escape the whole key.
+	if i := strings.IndexByte(key, '/'); i > 0 && key[0] != '.' && plainASCII(key[:i]) {
+		return key[:i]
+	}
+	esc := escapeKey(key)
+	if i := strings.IndexByte(esc, '/'); i >= 0 {
+		return esc[:i]
+	}
+	return esc
+}
+
+// plainASCII is whether s is printable ASCII with no '%' (so escapeKey
+// keeps it as it is, except a leading '.').
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '%' {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Replica) listShard(prefix string) *shard {
+	esc := escapePrefix(prefix)
+	if !r.single && !strings.Contains(esc, "/") {
+		return nil
+	}
+	return r.shard(r.shardName(esc))
+}
+
+// discover starts the shards of the directories under the prefix now (one
+// consistent list of the names up to the first '/'), returning every shard.
+func (r *Replica) discover(ctx context.Context, consistent bool) ([]*shard, error) {
+	if !r.single {
+		names, _, err := r.kv.Keys(r.prefix, "/", (&api.QueryOptions{RequireConsistent: consistent}).WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, r.prefix) && len(n) > len(r.prefix) {
+				r.shard(r.shardName(n[len(r.prefix):]))
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*shard, 0, len(r.shards))
+	for _, sh := range r.shards {
+		out = append(out, sh)
+	}
+	return out, nil
+}
+
 // Sync waits until the replica holds everything committed in Consul before
 // the call began (or the context ends): the reads that follow are served
 // from memory until something is written.
 func (r *Replica) Sync(ctx context.Context) error {
-	_, _, _, _, err := r.sync(ctx, "sync", "", true)
-	return err
+	ctx, cancel := r.call(ctx, nil)
+	defer cancel()
+	// One global index for all the shards, read before the directories are
+	// listed: a directory made before the call began is found.
+	ctx = backends.WithReadScope(ctx)
+	g, err := r.readIndex(ctx)
+	if err != nil {
+		return r.syncErr(ctx, "sync", "", err)
+	}
+	shards, err := r.discover(ctx, true)
+	if err != nil {
+		return r.syncErr(ctx, "sync", "", err)
+	}
+	for _, sh := range shards {
+		if _, _, err := r.syncShard(ctx, "sync", "", sh, g, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Applied is the Consul index the replica has applied (0 before the first list).
+// Applied is the highest Consul index any shard has applied (0 before the first list).
 func (r *Replica) Applied() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.applied
+	var a uint64
+	for _, sh := range r.shards {
+		a = max(a, sh.applied)
+	}
+	return a
 }
 
-// watch keeps the tree up to date with blocking lists of the prefix.
-func (r *Replica) watch() {
+// watch keeps the shard's tree up to date with blocking lists of its range.
+func (r *Replica) watch(sh *shard) {
 	defer r.wg.Done()
 	backoff := 50 * time.Millisecond
 	for r.ctx.Err() == nil {
 		r.mu.Lock()
-		idx := r.applied
+		idx := sh.applied
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(r.ctx, DefaultWaitTime+DefaultWaitTime/16+r.callTimeout())
 		opts := (&api.QueryOptions{WaitIndex: idx, WaitTime: DefaultWaitTime}).WithContext(ctx)
-		pairs, meta, err := r.kv.List(r.prefix, opts)
+		pairs, meta, err := r.kv.List(sh.rng, opts)
 		cancel()
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return
 			}
 			r.mu.Lock()
-			r.watchErr = err
+			sh.watchErr = err
 			r.mu.Unlock()
-			r.logger.Warn("watching the store prefix failed; retrying", "in", backoff, "error", err)
+			r.logger.Warn("watching the store prefix failed; retrying", "directory", sh.name, "in", backoff, "error", err)
 			select {
 			case <-r.ctx.Done():
 				return
@@ -173,17 +374,18 @@ func (r *Replica) watch() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		r.apply(pairs, meta.LastIndex)
+		r.apply(sh, pairs, meta.LastIndex)
 	}
 }
 
-// apply diffs one recursive list of the prefix, answered at index, into the
-// tree. Only the watch changes the tree, so the diff is made outside the
-// lock, on the immutable tree it read, and swapped in at the end.
-func (r *Replica) apply(pairs api.KVPairs, index uint64) {
+// apply diffs one recursive list of the shard's range, answered at index,
+// into its tree. Only the shard's watch changes its tree, so the diff is
+// made outside the lock, on the immutable tree it read, and swapped in at
+// the end.
+func (r *Replica) apply(sh *shard, pairs api.KVPairs, index uint64) {
 	r.mu.Lock()
-	r.watchErr = nil
-	tree, tombTree, applied := r.tree, r.tombs, r.applied
+	sh.watchErr = nil
+	tree, tombTree, applied, floor, maxTombs := sh.tree, sh.tombs, sh.applied, sh.floor, r.maxTombs
 	r.mu.Unlock()
 	if index == applied {
 		return // the wait ended with nothing new
@@ -192,13 +394,18 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 	if reset {
 		// Consul's index went backwards (a snapshot restore, tombstones
 		// reaped, a new cluster): rebuild from this list alone.
-		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "from", applied, "to", index)
-		tree, tombTree = iradix.New(), iradix.New()
+		r.logger.Info("consul's index of the store prefix went backwards; rebuilding the replica", "directory", sh.name, "from", applied, "to", index)
+		tree, tombTree, floor = iradix.New(), iradix.New(), 0
 	}
 	txn := tree.Txn()
 	tombs := tombTree.Txn()
 	seen := make(map[string]struct{}, len(pairs))
 	for _, p := range pairs {
+		// The range is the segment without its '/': keys of other
+		// segments that start with it ("apps2/") are other shards'.
+		if !r.single && (len(p.Key) < len(r.prefix) || r.shardName(p.Key[len(r.prefix):]) != sh.name) {
+			continue
+		}
 		bp, ok := r.pair(p)
 		if !ok {
 			continue
@@ -222,19 +429,51 @@ func (r *Replica) apply(pairs api.KVPairs, index uint64) {
 		})
 	}
 	newTree, newTombs := txn.Commit(), tombs.Commit()
+	newTombs, floor = trimTombs(newTombs, floor, maxTombs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onApply != nil {
+		r.onApply(sh.name, len(pairs))
+	}
 	if reset {
+		sh.epoch++
 		r.epoch++
-		r.complete, r.pending = 0, nil
+		sh.complete, sh.pending = 0, nil
 	}
-	r.tree, r.tombs, r.applied = newTree, newTombs, index
-	for len(r.pending) > 0 && r.pending[0].index <= index {
-		r.complete = max(r.complete, r.pending[0].covers)
-		r.pending = r.pending[1:]
+	sh.tree, sh.tombs, sh.applied, sh.floor = newTree, newTombs, index, floor
+	for len(sh.pending) > 0 && sh.pending[0].index <= index {
+		sh.complete = max(sh.complete, sh.pending[0].covers)
+		sh.pending = sh.pending[1:]
 	}
-	close(r.changed)
-	r.changed = make(chan struct{})
+	close(sh.changed)
+	sh.changed = make(chan struct{})
+}
+
+// trimTombs keeps the tombs at most limit deletions long: past it, the
+// older half is dropped and floor raised to the highest index dropped. The
+// tombs serve List's index of a prefix (the highest index of a change
+// under it, as Consul's graveyard does); List reports at least floor for
+// any prefix that has keys or tombs, so its index never goes backwards when
+// tombs are dropped (a blocking reader is at worst woken once more).
+func trimTombs(tombs *iradix.Tree, floor uint64, limit int) (*iradix.Tree, uint64) {
+	if limit <= 0 || tombs.Len() <= limit {
+		return tombs, floor
+	}
+	idx := make([]uint64, 0, tombs.Len())
+	tombs.Root().Walk(func(_ []byte, v interface{}) bool {
+		idx = append(idx, v.(uint64))
+		return false
+	})
+	slices.Sort(idx)
+	cut := idx[len(idx)-limit/2-1] // keep the limit/2 newest (fewer when indexes tie)
+	txn := tombs.Txn()
+	tombs.Root().Walk(func(k []byte, v interface{}) bool {
+		if v.(uint64) <= cut {
+			txn.Delete(k)
+		}
+		return false
+	})
+	return txn.Commit(), max(floor, cut)
 }
 
 // shared runs one request of batch b whose answer every caller shares: it
@@ -302,25 +541,35 @@ func (r *Replica) globalIndex(ctx context.Context, p *probe) error {
 		// Consul's KV index went backwards (a snapshot restore, a new
 		// cluster): what the replica was known to hold says nothing now;
 		// the watch rebuilds it.
-		r.complete, r.maxGlobal, r.pending = 0, 0, nil
+		r.maxGlobal = 0
+		r.forgetComplete()
 	}
 	r.maxGlobal = max(r.maxGlobal, p.index)
 	r.mu.Unlock()
 	return nil
 }
 
-// prefixIndex is the confirmation a read needs when Consul's KV index has
-// moved past the index the replica is known complete at: a consistent list
-// of the prefix's keys up to the first '/' (a few keys), whose
-// X-Consul-Index is the prefix's index as the watch's recursive list reports
-// it. It costs Consul O(keys under the prefix). Sent after every global
-// index up to p.covers was read, it tells that once the replica has applied
-// p.index it holds every change committed up to p.covers.
-func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
+// forgetComplete forgets what every shard was known to hold (r.mu held).
+func (r *Replica) forgetComplete() {
+	for _, sh := range r.shards {
+		sh.complete, sh.pending = 0, nil
+	}
+}
+
+// prefixIndex is the confirmation a read of shard sh needs when Consul's KV
+// index has moved past the index the shard is known complete at: a
+// consistent list of the keys of the shard's range up to the first '/'
+// (the directory's one name, and that of any other segment starting with
+// the same letters), whose X-Consul-Index is the range's index as the
+// shard's watch reports it. It costs Consul O(keys in the range), and
+// nothing to send. Sent after every global index up to p.covers was read,
+// it tells that once the shard has applied p.index it holds every change
+// committed up to p.covers.
+func (r *Replica) prefixIndex(ctx context.Context, sh *shard, p *probe) error {
 	r.mu.Lock()
-	p.epoch, p.covers = r.epoch, r.maxGlobal
+	p.epoch, p.covers = sh.epoch, r.maxGlobal
 	r.mu.Unlock()
-	_, meta, err := r.kv.Keys(r.prefix, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	_, meta, err := r.kv.Keys(sh.rng, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -328,113 +577,120 @@ func (r *Replica) prefixIndex(ctx context.Context, p *probe) error {
 	return nil
 }
 
-// sync returns the tree when it holds everything committed before the call
-// began (or before the call's ReadScope began); ok is false when it may not
-// and the replica does not wait for its watch: the caller then reads from
-// Consul directly.
-func (r *Replica) sync(ctx context.Context, op, key string, wait bool) (tree, tombs *iradix.Tree, index uint64, ok bool, err error) {
-	ctx, cancel := r.call(ctx, nil)
-	defer cancel()
-	var g uint64
+// readIndex is the global index a read must see the changes up to: the
+// ReadScope's, or a shared request's sent after the call began.
+func (r *Replica) readIndex(ctx context.Context) (uint64, error) {
+	var g, gen uint64
 	scope := backends.ReadScopeOf(ctx)
 	if scope != nil {
-		var gen uint64
-		if g, gen = scope.Load(); g == 0 {
-			defer func() {
-				if err == nil {
-					scope.Set(gen, g)
-				}
-			}()
+		if g, gen = scope.Load(); g != 0 {
+			return g, nil
 		}
 	}
-	if g == 0 {
-		p, err := r.shared(ctx, &r.globalBatch)
-		if err != nil {
-			return nil, nil, 0, false, r.syncErr(ctx, op, key, err)
-		}
-		g = p.index
+	p, err := r.shared(ctx, &r.globalBatch)
+	if err != nil {
+		return 0, err
 	}
+	if scope != nil {
+		scope.Set(gen, p.index)
+	}
+	return p.index, nil
+}
+
+// sync returns a view of shard sh when it holds everything committed
+// before the call began (or before the call's ReadScope began); ok is false
+// when it may not and the replica does not wait for its watch: the caller
+// then reads from Consul directly.
+func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool) (v view, ok bool, err error) {
+	ctx, cancel := r.call(ctx, nil)
+	defer cancel()
+	g, err := r.readIndex(ctx)
+	if err != nil {
+		return view{}, false, r.syncErr(ctx, op, key, err)
+	}
+	return r.syncShard(ctx, op, key, sh, g, wait)
+}
+
+// syncShard is sync once the global index g is known.
+func (r *Replica) syncShard(ctx context.Context, op, key string, sh *shard, g uint64, wait bool) (v view, ok bool, err error) {
 	r.mu.Lock()
-	tree, tombs, index, ok = r.tree, r.tombs, r.applied, r.complete >= g && r.applied > 0
+	v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
 	r.mu.Unlock()
 	if ok {
-		return tree, tombs, index, true, nil
+		return v, true, nil
 	}
 	if !wait && !r.waitWatch {
-		r.confirmLater()
-		return nil, nil, 0, false, nil
+		r.confirmLater(sh)
+		return view{}, false, nil
 	}
 	for {
-		c, err := r.shared(ctx, &r.prefixBatch)
+		c, err := r.shared(ctx, &sh.prefixBatch)
 		if err != nil {
-			return nil, nil, 0, false, r.syncErr(ctx, op, key, err)
+			return view{}, false, r.syncErr(ctx, op, key, err)
 		}
 		for {
 			r.mu.Lock()
-			tree, tombs, applied, ch, cur := r.tree, r.tombs, r.applied, r.changed, r.epoch
-			werr := r.watchErr
-			if cur == c.epoch && applied >= c.index && applied > 0 {
-				r.complete = max(r.complete, c.covers)
+			v, ch, cur, werr := view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.changed, sh.epoch, sh.watchErr
+			if cur == c.epoch && v.applied >= c.index && v.applied > 0 {
+				sh.complete = max(sh.complete, c.covers)
 			}
 			r.mu.Unlock()
 			if cur != c.epoch {
 				break // rebuilt since the index was read: read it again
 			}
-			if applied >= c.index && applied > 0 {
-				return tree, tombs, applied, true, nil
+			if v.applied >= c.index && v.applied > 0 {
+				return v, true, nil
 			}
 			select {
 			case <-ch:
 			case <-ctx.Done():
 				if werr != nil {
-					return nil, nil, 0, false, r.syncErr(ctx, op, key, werr)
+					return view{}, false, r.syncErr(ctx, op, key, werr)
 				}
-				return nil, nil, 0, false, r.syncErr(ctx, op, key, fmt.Errorf("the replica has applied index %d, not yet %d", applied, c.index))
+				return view{}, false, r.syncErr(ctx, op, key, fmt.Errorf("the replica of %q has applied index %d, not yet %d", sh.name, v.applied, c.index))
 			}
 		}
 	}
 }
 
-// confirmLater has the prefix's index confirmed in the background (one
-// request at a time, and one more if asked meanwhile): once the watch has
+// confirmLater has the shard's index confirmed in the background (one
+// request at a time, and one more if asked meanwhile): once its watch has
 // applied it, the reads of indexes it covers are served from memory again.
-func (r *Replica) confirmLater() {
+func (r *Replica) confirmLater(sh *shard) {
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
-	if r.confirming {
-		r.confirmAgain = true
+	if sh.confirming {
+		sh.confirmAgain = true
 		return
 	}
-	r.confirming = true
+	sh.confirming = true
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		for {
 			ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
 			p := &probe{}
-			if r.prefixBatch.hook != nil {
-				r.prefixBatch.hook()
-			}
-			err := r.prefixIndex(ctx, p)
+			sh.prefixBatch.hook()
+			err := r.prefixIndex(ctx, sh, p)
 			cancel()
 			if err == nil {
 				r.mu.Lock()
-				if p.epoch == r.epoch {
-					if r.applied >= p.index {
-						r.complete = max(r.complete, p.covers)
+				if p.epoch == sh.epoch {
+					if sh.applied >= p.index {
+						sh.complete = max(sh.complete, p.covers)
 					} else {
-						r.pending = append(r.pending, *p)
+						sh.pending = append(sh.pending, *p)
 					}
 				}
 				r.mu.Unlock()
 			}
 			r.cmu.Lock()
-			if err != nil || !r.confirmAgain || r.ctx.Err() != nil {
-				r.confirming, r.confirmAgain = false, false
+			if err != nil || !sh.confirmAgain || r.ctx.Err() != nil {
+				sh.confirming, sh.confirmAgain = false, false
 				r.cmu.Unlock()
 				return
 			}
-			r.confirmAgain = false
+			sh.confirmAgain = false
 			r.cmu.Unlock()
 		}
 	}()
@@ -448,24 +704,24 @@ func (r *Replica) syncErr(ctx context.Context, op, key string, err error) error 
 	return r.wrap(ctx, op, key, err)
 }
 
-// wait blocks, for a read with a WaitIndex, until the replica changes or
-// the wait ends; false when it ended.
-func (r *Replica) wait(ctx context.Context, deadline time.Time) (*iradix.Tree, *iradix.Tree, uint64, bool) {
+// wait blocks, for a read with a WaitIndex, until the shard changes or the
+// wait ends; false when it ended.
+func (r *Replica) wait(ctx context.Context, sh *shard, deadline time.Time) (view, bool) {
 	r.mu.Lock()
-	ch := r.changed
+	ch := sh.changed
 	r.mu.Unlock()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-ch:
 	case <-t.C:
-		return nil, nil, 0, false
+		return view{}, false
 	case <-ctx.Done():
-		return nil, nil, 0, false
+		return view{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.tree, r.tombs, r.applied, true
+	return view{sh.tree, sh.tombs, sh.applied, sh.floor}, true
 }
 
 func waitOf(q *backends.QueryOptions) time.Duration {
@@ -475,38 +731,51 @@ func waitOf(q *backends.QueryOptions) time.Duration {
 	return q.WaitTime
 }
 
+func (r *Replica) direct() {
+	if r.onDirect != nil {
+		r.onDirect()
+	}
+}
+
+func copyPair(p *backends.KVPair) *backends.KVPair {
+	return &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex}
+}
+
 // Get reads one key from the replica. LastIndex is the key's ModifyIndex,
-// or for an absent key its deletion's index, else the prefix's index.
+// or for an absent key the index of its shard.
 func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions) (*backends.KVPair, *backends.QueryMeta, error) {
 	if key == "" {
 		return nil, nil, backends.ErrInvalidKey
 	}
-	tree, tombs, applied, ok, err := r.sync(ctx, "get", key, false)
+	sh := r.keyShard(key)
+	if sh == nil {
+		r.direct()
+		return r.Store.Get(ctx, key, q)
+	}
+	v, ok, err := r.sync(ctx, "get", key, sh, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		if r.onDirect != nil {
-			r.onDirect()
-		}
+		r.direct()
 		return r.Store.Get(ctx, key, q)
 	}
-	get := func(tree, tombs *iradix.Tree, applied uint64) (*backends.KVPair, uint64) {
-		if v, ok := tree.Get([]byte(key)); ok {
-			p := v.(*backends.KVPair)
-			return &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex}, p.ModifyIndex
+	get := func(v view) (*backends.KVPair, uint64) {
+		if p, ok := v.tree.Get([]byte(key)); ok {
+			p := p.(*backends.KVPair)
+			return copyPair(p), p.ModifyIndex
 		}
-		return nil, applied
+		return nil, v.applied
 	}
-	p, idx := get(tree, tombs, applied)
+	p, idx := get(v)
 	if q != nil && q.WaitIndex > 0 {
 		deadline := time.Now().Add(waitOf(q))
 		for idx == q.WaitIndex {
 			var ok bool
-			if tree, tombs, applied, ok = r.wait(ctx, deadline); !ok {
+			if v, ok = r.wait(ctx, sh, deadline); !ok {
 				break
 			}
-			p, idx = get(tree, tombs, applied)
+			p, idx = get(v)
 		}
 		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
 			return nil, nil, fmt.Errorf("consul get %q: %w", key, err)
@@ -516,49 +785,54 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 }
 
 // List reads every key under prefix from the replica, sorted by key.
-// LastIndex is the highest ModifyIndex or deletion index under prefix, else
-// the prefix's index.
+// LastIndex is the highest ModifyIndex or deletion index under prefix (at
+// least the highest index of a deletion the shard no longer remembers),
+// else the shard's index. A prefix that may span several directories (one
+// with no '/') is read from Consul directly.
 func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOptions) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	tree, tombs, applied, ok, err := r.sync(ctx, "list", prefix, false)
+	sh := r.listShard(prefix)
+	if sh == nil {
+		r.direct()
+		return r.Store.List(ctx, prefix, q)
+	}
+	v, ok, err := r.sync(ctx, "list", prefix, sh, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		if r.onDirect != nil {
-			r.onDirect()
-		}
+		r.direct()
 		return r.Store.List(ctx, prefix, q)
 	}
-	list := func(tree, tombs *iradix.Tree, applied uint64) ([]*backends.KVPair, uint64) {
+	list := func(v view) ([]*backends.KVPair, uint64) {
 		var out []*backends.KVPair
 		var idx uint64
-		tree.Root().WalkPrefix([]byte(prefix), func(_ []byte, v interface{}) bool {
-			p := v.(*backends.KVPair)
-			out = append(out, &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex})
+		v.tree.Root().WalkPrefix([]byte(prefix), func(_ []byte, val interface{}) bool {
+			p := val.(*backends.KVPair)
+			out = append(out, copyPair(p))
 			idx = max(idx, p.ModifyIndex)
 			return false
 		})
 		if prefix == "" {
-			return out, applied
+			return out, v.applied
 		}
-		tombs.Root().WalkPrefix([]byte(prefix), func(_ []byte, v interface{}) bool {
-			idx = max(idx, v.(uint64))
+		v.tombs.Root().WalkPrefix([]byte(prefix), func(_ []byte, val interface{}) bool {
+			idx = max(idx, val.(uint64))
 			return false
 		})
 		if idx == 0 {
-			idx = applied
+			return out, v.applied
 		}
-		return out, idx
+		return out, max(idx, v.floor)
 	}
-	out, idx := list(tree, tombs, applied)
+	out, idx := list(v)
 	if q != nil && q.WaitIndex > 0 {
 		deadline := time.Now().Add(waitOf(q))
 		for idx == q.WaitIndex {
 			var ok bool
-			if tree, tombs, applied, ok = r.wait(ctx, deadline); !ok {
+			if v, ok = r.wait(ctx, sh, deadline); !ok {
 				break
 			}
-			out, idx = list(tree, tombs, applied)
+			out, idx = list(v)
 		}
 		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
 			return nil, nil, fmt.Errorf("consul list %q: %w", prefix, err)
@@ -617,38 +891,55 @@ func resetScope(ctx context.Context) {
 
 // ListPage reads one page of the keys under prefix after the key after
 // from the replica (a seek in the radix tree: a page costs what it holds);
-// see backends.Store. LastIndex is the replica's applied index of the whole
-// Store prefix, at least the index of any change under prefix.
+// see backends.Store. LastIndex is the index of the prefix's shard, at
+// least the index of any change under prefix. While the shard may lag, the
+// page waits for its watch (one confirmation of the shard's index) rather
+// than read Consul: the Store's direct page would start a watch of the
+// prefix's key names of its own (keywatch.go), a second query re-listing
+// the directory's names at every change. A prefix that may span several
+// directories (one with no '/'), or a shard whose watch is failing or
+// takes longer than pageWait, is paged from Consul directly.
 func (r *Replica) ListPage(ctx context.Context, prefix, after string, limit int) ([]*backends.KVPair, *backends.QueryMeta, error) {
-	tree, _, applied, ok, err := r.sync(ctx, "list", prefix, false)
-	if err != nil {
+	sh := r.listShard(prefix)
+	if sh != nil {
+		r.mu.Lock()
+		if sh.watchErr != nil {
+			sh = nil
+		}
+		r.mu.Unlock()
+	}
+	if sh == nil {
+		r.direct()
+		return r.Store.ListPage(ctx, prefix, after, limit)
+	}
+	wctx, cancel := context.WithTimeout(ctx, pageWait)
+	v, ok, err := r.sync(wctx, "list", prefix, sh, true)
+	cancel()
+	if err != nil && ctx.Err() != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		if r.onDirect != nil {
-			r.onDirect()
-		}
+		r.direct()
 		return r.Store.ListPage(ctx, prefix, after, limit)
 	}
 	start := prefix
 	if after > start {
 		start = after
 	}
-	it := tree.Root().Iterator()
+	it := v.tree.Root().Iterator()
 	it.SeekLowerBound([]byte(start))
 	out := []*backends.KVPair{}
-	for k, v, ok := it.Next(); ok; k, v, ok = it.Next() {
+	for k, val, ok := it.Next(); ok; k, val, ok = it.Next() {
 		if !strings.HasPrefix(string(k), prefix) {
 			break
 		}
 		if after != "" && string(k) <= after {
 			continue
 		}
-		p := v.(*backends.KVPair)
-		out = append(out, &backends.KVPair{Key: p.Key, Value: append([]byte(nil), p.Value...), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex})
+		out = append(out, copyPair(val.(*backends.KVPair)))
 		if limit > 0 && len(out) == limit {
 			break
 		}
 	}
-	return out, &backends.QueryMeta{LastIndex: applied}, nil
+	return out, &backends.QueryMeta{LastIndex: v.applied}, nil
 }

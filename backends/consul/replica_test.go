@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,7 +118,7 @@ func TestReplicaSharesIndexRequests(t *testing.T) {
 	r.waitWatch = true // the first read confirms the prefix before it returns
 	var probes, confirms atomic.Int64
 	r.globalBatch.hook = func() { probes.Add(1) }
-	r.prefixBatch.hook = func() { confirms.Add(1) }
+	r.confirmHook = func() { confirms.Add(1) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "k", Value: []byte("v")}); err != nil {
@@ -260,6 +261,215 @@ func TestReplicaSyncThenMemory(t *testing.T) {
 		}
 		if n := direct.Load() - mid; n != 0 {
 			t.Fatalf("30 reads after Sync with nothing written: %d went to Consul directly, want 0", n)
+		}
+	}
+}
+
+// keysListed counts the keys each shard's watch lists from now on.
+func keysListed(r *Replica) func() map[string]int {
+	var mu sync.Mutex
+	n := map[string]int{}
+	r.mu.Lock()
+	r.onApply = func(shard string, keys int) {
+		mu.Lock()
+		n[shard] += keys
+		mu.Unlock()
+	}
+	r.mu.Unlock()
+	return func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for k, v := range n {
+			out[k] = v
+		}
+		return out
+	}
+}
+
+// Writes to locks/ (the reconciler lock's heartbeat, deploy locks) and
+// events/ re-list those directories alone, not the apps: each directory has
+// its own watch. A read of an app after them is still served from memory
+// once the apps' index is confirmed, and sees every app written before.
+func TestReplicaWriteRelistsItsDirectoryOnly(t *testing.T) {
+	r := newReplica(t)
+	r.waitWatch = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const apps = 50
+	var ops []backends.TxnOp
+	for i := 0; i < apps; i++ {
+		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("apps/app-%02d", i), Value: []byte("{}")})
+	}
+	if _, err := r.Txn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Put(ctx, &backends.KVPair{Key: "locks/reconciler-leader", Value: []byte("0")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listed := keysListed(r)
+	const writes = 20
+	for i := 0; i < writes; i++ {
+		for _, k := range []string{"locks/reconciler-leader", "locks/apps/app-01", fmt.Sprintf("events/%03d", i)} {
+			wm, err := r.Put(ctx, &backends.KVPair{Key: k, Value: []byte(fmt.Sprint(i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, _, err := r.Get(ctx, k, nil); err != nil || p == nil || p.ModifyIndex != wm.Index {
+				t.Fatalf("write %s at %d, then read %+v, %v", k, wm.Index, p, err)
+			}
+		}
+		if ps, _, err := r.List(ctx, "apps/", nil); err != nil || len(ps) != apps {
+			t.Fatalf("List apps/ after the lock writes: %d keys, %v", len(ps), err)
+		}
+	}
+	n := listed()
+	if n["apps"] != 0 {
+		t.Errorf("%d writes to locks/ and events/ had %d app keys listed, want 0", 3*writes, n["apps"])
+	}
+	if n["locks"] == 0 || n["events"] == 0 {
+		t.Errorf("the locks/ and events/ watches listed %v, want both", n)
+	}
+	t.Logf("keys listed per shard for %d writes: %v", 3*writes, n)
+}
+
+// A directory whose name starts with another's ("apps2/", top-level key
+// "apps") is a shard of its own: each holds its own keys only.
+func TestReplicaShardsWithCommonStart(t *testing.T) {
+	r := newReplica(t)
+	r.waitWatch = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range []string{"apps/a", "apps2/b", "apps", "appsx", "/apps/c"} {
+		if _, err := r.Put(ctx, &backends.KVPair{Key: k, Value: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		prefix string
+		want   []string
+	}{{"apps/", []string{"apps/a"}}, {"apps2/", []string{"apps2/b"}}, {"apps", []string{"apps", "apps/a", "apps2/b", "appsx"}}, {"", []string{"/apps/c", "apps", "apps/a", "apps2/b", "appsx"}}, {"/apps/", []string{"/apps/c"}}} {
+		ps, _, err := r.List(ctx, c.prefix, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.Key)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("List(%q) = %v, want %v", c.prefix, got, c.want)
+		}
+	}
+	for _, k := range []string{"apps/a", "apps2/b", "apps", "appsx", "/apps/c"} {
+		if p, _, err := r.Get(ctx, k, nil); err != nil || p == nil || string(p.Value) != k {
+			t.Errorf("Get(%q) = %+v, %v", k, p, err)
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, want := range map[string]int{"apps": 2, "apps2": 1, "appsx": 1, "%2Fapps": 1} {
+		if sh := r.shards[name]; sh == nil || sh.tree.Len() != want {
+			t.Errorf("shard %q: %+v, want %d keys", name, sh, want)
+		}
+	}
+}
+
+// The deletions a shard remembers are bounded, and List's index of a
+// prefix never goes backwards as they are dropped: it stays at least the
+// index of every deletion under the prefix.
+func TestReplicaTombstonesBounded(t *testing.T) {
+	r := newReplica(t)
+	r.waitWatch = true
+	r.mu.Lock()
+	r.maxTombs = 8
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 60
+	var ops []backends.TxnOp
+	for i := 0; i < n; i++ {
+		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("events/%03d", i), Value: []byte("{}")})
+	}
+	if _, err := r.Txn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Put(ctx, &backends.KVPair{Key: "events/zz-kept", Value: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil { // the replica of events/ starts before the deletions
+		t.Fatal(err)
+	}
+	var last uint64
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("events/%03d", i)
+		wm, err := r.Delete(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, m, err := r.List(ctx, "events/", nil)
+		if err != nil || len(ps) != n-i {
+			t.Fatalf("List after deleting %s: %d keys, %v", k, len(ps), err)
+		}
+		if m.LastIndex < wm.Index || m.LastIndex < last {
+			t.Fatalf("List(events/) after deleting %s at %d: index %d, the one before %d", k, wm.Index, m.LastIndex, last)
+		}
+		last = m.LastIndex
+		if _, m, err := r.List(ctx, k, nil); err != nil || m.LastIndex < wm.Index {
+			t.Fatalf("List(%s) after its deletion at %d: index %v, %v", k, wm.Index, m, err)
+		}
+	}
+	r.mu.Lock()
+	tombs := r.shards["events"].tombs.Len()
+	r.mu.Unlock()
+	if tombs > 8 {
+		t.Fatalf("%d deletions: the shard remembers %d, want at most 8", n, tombs)
+	}
+}
+
+// The replica's pages wait for its own watch of the directory rather than
+// start the Store's watch of the prefix's key names (a second query
+// re-listing the directory's names at every change).
+func TestReplicaListPageStartsNoKeyWatch(t *testing.T) {
+	r := newReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 10; i++ {
+		wm, err := r.Put(ctx, &backends.KVPair{Key: fmt.Sprintf("apps/a%d", i), Value: []byte("{}")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, _, err := r.ListPage(ctx, "apps/", "", 100)
+		if err != nil || len(ps) != i+1 || ps[i].ModifyIndex != wm.Index {
+			t.Fatalf("ListPage after write %d: %v, %v", i, ps, err)
+		}
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if len(r.watches) != 0 {
+		t.Fatalf("the replica's pages started %d key-name watches, want 0", len(r.watches))
+	}
+}
+
+// A key's shard is the first segment of its escaped key, fast path or not.
+func TestKeyShardName(t *testing.T) {
+	for _, k := range []string{"apps/hello", "apps", "a/b/c", "/x/y", "//x", ".a/b", "a./b", "%a/b", "é/x", "a\x01/b", "a b/c", "x"} {
+		esc := escapeKey(k)
+		want := esc
+		if i := strings.IndexByte(esc, '/'); i >= 0 {
+			want = esc[:i]
+		}
+		if got := keyShardName(k); got != want {
+			t.Errorf("keyShardName(%q) = %q, want %q", k, got, want)
+		}
+		if !strings.HasPrefix(esc, want) {
+			t.Errorf("%q: escaped %q does not start with its shard %q", k, esc, want)
 		}
 	}
 }

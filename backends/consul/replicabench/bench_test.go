@@ -213,6 +213,11 @@ func BenchmarkGet(b *testing.B) {
 		if _, err := state.Create(ctx, f.plain, state.AppKey("hello"), appRecord("hello", "dev@b.co")); err != nil {
 			b.Fatal(err)
 		}
+		// The replica has followed the seeding (its watch of apps/ starts
+		// with the first read of an app, or here).
+		if err := f.replica.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
 		key := f.prefix + state.AppKey("hello")
 		b.Run(fmt.Sprintf("apps=%d/raw-consul-kv", apps), func(b *testing.B) {
 			parallel(b, func() error {
@@ -328,8 +333,9 @@ func BenchmarkHTTPRepoGet(b *testing.B) {
 // of 5 procs each (runtime.ReadMemStats after a GC, before it starts and
 // once it has applied the seeded prefix), the time to that first sync, and
 // a write then a read of it through the replica (the read goes to Consul
-// directly while the watch re-lists the prefix, which it does after every
-// write).
+// directly while the watch of apps/ re-lists it, which it does after every
+// write under apps/; see BenchmarkReplicaChange10kApps for the cost of one
+// change by directory).
 func BenchmarkReplicaMemory10kApps(b *testing.B) {
 	const apps = 10000
 	addr := devagent.Consul(b)
@@ -385,4 +391,172 @@ func BenchmarkReplicaMemory10kApps(b *testing.B) {
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "replica-heap-MB")
 	b.ReportMetric(float64(after.Sys)/(1<<20), "process-sys-MB")
 	b.ReportMetric(float64(first.Milliseconds()), "first-sync-ms")
+}
+
+// cpuTimes is the CPU time (user+system) this process and the Consul agent
+// (a child of this test binary, started by devagent) have used so far. The
+// agent's is 0 when it is not found (CONSUL_HTTP_ADDR points elsewhere).
+func cpuTimes() (self, agent time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15), in clock ticks.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.HasSuffix(s[:i], "(consul") {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) < 13 || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		agent = time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+	}
+	return self, agent
+}
+
+// seedFleet writes n apps as the engine keeps them: the app record, one
+// release and one deploy record each (3n keys), 64 to a transaction.
+func seedFleet(b *testing.B, st backends.Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	var ops []backends.TxnOp
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := st.Txn(ctx, ops); err != nil {
+			b.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("app-%05d", i)
+		a := appRecord(name, "dev@b.co")
+		v, err := json.Marshal(a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rel, _ := json.Marshal(map[string]any{"app": name, "version": "v1", "image": "registry.berth.local/" + name + ":v1", "procs": a.Procs, "created": a.Created})
+		dep, _ := json.Marshal(map[string]any{"app": name, "version": "v1", "state": "done", "started": a.Created})
+		ops = append(ops,
+			backends.TxnOp{Verb: backends.TxnSet, Key: state.AppKey(name), Value: v},
+			backends.TxnOp{Verb: backends.TxnSet, Key: state.ReleaseKey(name, "v1"), Value: rel},
+			backends.TxnOp{Verb: backends.TxnSet, Key: state.DeployKey(name), Value: dep})
+		if len(ops)+3 > backends.MaxTxnOps {
+			flush()
+		}
+	}
+	flush()
+}
+
+// BenchmarkReplicaChange10kApps: what one change costs a replica of 10,000
+// apps (30,000 keys: app, release and deploy records), for the replica
+// following the whole prefix with one watch (mode=single, the design before
+// issue 12's sharding) and the replica sharded by directory (mode=sharded),
+// in the same run on the same Consul prefix. Each op is one write then one
+// read through the replica that waits until the replica has applied it
+// (ReplicaOptions.WaitWatch), so ns/op is "one write, then the replica has
+// applied it":
+//
+//   - write=app: an app record (apps/app-00000), read back;
+//   - write=lock: the reconciler lock's key (locks/reconciler-leader, as
+//     its heartbeat), read back;
+//   - write=event: a new audit event (events/<n>), read back;
+//   - write=lock-read-app: the lock's key written, then apps/app-00000 read
+//     (the read must know apps/ holds every change up to the write).
+//
+// berth-cpu-ms and consul-cpu-ms are the CPU time per op of this process
+// (the replica's decoding and diffing) and of the Consul agent (its
+// serializing of the lists), with the benchmark's own writes and reads in
+// both.
+func BenchmarkReplicaChange10kApps(b *testing.B) {
+	const apps = 10000
+	addr := devagent.Consul(b)
+	p := prefix(b)
+	plain, err := consul.New(consul.Config{Address: addr, Prefix: p}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = plain.DeleteTree(ctx, "")
+		_ = plain.Close()
+	})
+	seedFleet(b, plain, apps)
+	ctx := context.Background()
+	if _, err := plain.Put(ctx, &backends.KVPair{Key: "locks/reconciler-leader", Value: []byte("0")}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := plain.Put(ctx, &backends.KVPair{Key: "events/0", Value: []byte("{}")}); err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	writes := []struct {
+		name        string
+		write, read string
+	}{
+		{"app", state.AppKey("app-00000"), state.AppKey("app-00000")},
+		{"lock", "locks/reconciler-leader", "locks/reconciler-leader"},
+		{"event", "events/", ""},
+		{"lock-read-app", "locks/reconciler-leader", state.AppKey("app-00000")},
+	}
+	for _, mode := range []string{"single", "sharded"} {
+		st, err := consul.New(consul.Config{Address: addr, Prefix: p}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := consul.NewReplicaWith(st, consul.ReplicaOptions{SingleWatch: mode == "single", WaitWatch: true})
+		if err := r.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for _, w := range writes {
+			b.Run(fmt.Sprintf("mode=%s/write=%s", mode, w.name), func(b *testing.B) {
+				self0, agent0 := cpuTimes()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					n := seq.Add(1)
+					key, val := w.write, []byte(fmt.Sprint(n))
+					if key == state.AppKey("app-00000") {
+						a := appRecord("app-00000", "dev@b.co")
+						a.MetaVersion = fmt.Sprint(n)
+						val, _ = json.Marshal(a)
+					}
+					if strings.HasSuffix(key, "/") {
+						key += fmt.Sprintf("%012d", n)
+					}
+					read := w.read
+					if read == "" {
+						read = key
+					}
+					wm, err := r.Put(ctx, &backends.KVPair{Key: key, Value: val})
+					if err != nil {
+						b.Fatal(err)
+					}
+					got, _, err := r.Get(ctx, read, nil)
+					if err != nil || got == nil || (read == key && got.ModifyIndex != wm.Index) {
+						b.Fatalf("write %s at %d, then the replica reads %s: %+v, %v", key, wm.Index, read, got, err)
+					}
+				}
+				b.StopTimer()
+				self1, agent1 := cpuTimes()
+				b.ReportMetric(float64((self1-self0).Microseconds())/1000/float64(b.N), "berth-cpu-ms/op")
+				b.ReportMetric(float64((agent1-agent0).Microseconds())/1000/float64(b.N), "consul-cpu-ms/op")
+			})
+		}
+		_ = r.Close()
+	}
 }
