@@ -602,6 +602,18 @@ func (r *Replica) readIndex(ctx context.Context) (uint64, error) {
 // when it may not and the replica does not wait for its watch: the caller
 // then reads from Consul directly.
 func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool) (v view, ok bool, err error) {
+	if scope := backends.ReadScopeOf(ctx); scope != nil {
+		if g, _ := scope.Load(); g != 0 {
+			// The request's scope knows the index: answered from memory
+			// when the shard holds it, with no call (and no deadline).
+			r.mu.Lock()
+			v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
+			r.mu.Unlock()
+			if ok {
+				return v, true, nil
+			}
+		}
+	}
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
 	g, err := r.readIndex(ctx)
