@@ -279,9 +279,14 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   prefix     = "berth/"
 #   datacenter = ""
 #   # Reads from an in-memory replica of the prefix fed by blocking queries;
-#   # each read still checks Consul's index with one shared consistent
-#   # request, so reads stay linearizable across servers.
+#   # each read still checks Consul's index with one shared request, so
+#   # reads stay linearizable across servers.
 #   read_replica = true
+#   # Reads (and that index check) in Consul's consistent mode: the leader
+#   # confirms with a quorum on every request. By default Consul's default
+#   # mode: the leader answers from its state, stale only in the moment a
+#   # deposed leader does not know it yet.
+#   consistent_reads = false
 #   # Each call to Consul has this deadline (a blocking read: its wait time
 #   # plus this); a Consul that does not answer in it makes the request
 #   # answer 503 with Retry-After, naming consul.

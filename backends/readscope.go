@@ -50,6 +50,21 @@ func (s *ReadScope) Set(gen, index uint64) {
 	}
 }
 
+// Wrote records a write made in the scope, committed at index: the next
+// reads must see it, and need see no more (index is later than anything
+// the scope's reads saw), so they use it without learning an index anew.
+// 0 (a write whose index is unknown, or that failed) is Reset.
+func (s *ReadScope) Wrote(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	if index > s.index {
+		s.index = index
+	} else {
+		s.index = 0
+	}
+}
+
 // Reset forgets the index: a write was made in the scope.
 func (s *ReadScope) Reset() {
 	s.mu.Lock()

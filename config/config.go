@@ -190,9 +190,15 @@ type Consul struct {
 	TLS        *TLS   `hcl:"tls,block"`
 	// ReadReplica serves Store reads from an in-memory replica of the
 	// prefix fed by Consul blocking queries, each read still waiting for
-	// the index of one shared consistent request (reads stay
-	// linearizable across servers). Unset means on.
+	// the index of one shared request (reads stay linearizable across
+	// servers). Unset means on.
 	ReadReplica *bool `hcl:"read_replica,optional"`
+	// ConsistentReads makes every Store read (and the replica's index
+	// request) use Consul's consistent mode, a quorum check on every
+	// request; by default reads use Consul's default mode (the leader
+	// answers from its state; stale only in the moment a deposed leader
+	// does not know it yet).
+	ConsistentReads bool `hcl:"consistent_reads,optional"`
 	// CallTimeout bounds each call to Consul (default 10s; a blocking
 	// read: its wait time plus this). A Consul that does not answer in it
 	// fails the request with 503 naming consul.

@@ -21,3 +21,22 @@ func TestConsulReadReplica(t *testing.T) {
 		}
 	}
 }
+
+// consul.consistent_reads defaults to off (Consul's default mode).
+func TestConsulConsistentReads(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"consul {\n  prefix = \"berth/\"\n}\n", false},
+		{"consul {\n  consistent_reads = true\n}\n", true},
+	} {
+		c, err := Parse([]byte(tc.src), "r.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Consul.ConsistentReads != tc.want {
+			t.Errorf("%q: ConsistentReads = %v, want %v", tc.src, c.Consul.ConsistentReads, tc.want)
+		}
+	}
+}

@@ -46,6 +46,13 @@ type Config struct {
 	// time and this); 0 is backends.DefaultCallTimeout. A call cut short
 	// by it fails as unavailable.
 	CallTimeout time.Duration
+	// ConsistentReads makes every read of the Store (and the read-index
+	// request of its replica) use Consul's consistent mode: the leader
+	// confirms with a quorum that it still leads, on every request.
+	// Otherwise (the default) reads use Consul's default mode: answered by
+	// the leader from its state, strongly consistent except in the short
+	// window in which a deposed leader may not know it yet.
+	ConsistentReads bool
 }
 
 // TLSConfig is the TLS client configuration for talking to Consul.
@@ -66,6 +73,8 @@ type Store struct {
 	prefix    string
 	logger    hclog.Logger
 	timeout   time.Duration
+	// consistent: reads in Consul's consistent mode (Config.ConsistentReads).
+	consistent bool
 
 	// The key-name watches of the prefixes ListPage reads (keywatch.go).
 	wmu     sync.Mutex
@@ -122,7 +131,7 @@ func New(cfg Config, logger hclog.Logger) (*Store, error) {
 	}
 	logger.Debug("consul store configured", "address", ac.Address, "scheme", ac.Scheme, "prefix", prefix, "datacenter", ac.Datacenter)
 	wctx, wcancel := context.WithCancel(context.Background())
-	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout}, nil
+	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout, consistent: cfg.ConsistentReads}, nil
 }
 
 // key maps a Store key to its Consul key.
@@ -151,9 +160,9 @@ func (s *Store) pair(p *api.KVPair) (*backends.KVPair, bool) {
 
 // blocking runs a read, repeating it when Consul answers a blocking query
 // early with an unchanged index, until the index moves or WaitTime passes.
-func blocking(ctx context.Context, q *backends.QueryOptions, read func(*api.QueryOptions) (*api.QueryMeta, error)) error {
+func blocking(ctx context.Context, consistent bool, q *backends.QueryOptions, read func(*api.QueryOptions) (*api.QueryMeta, error)) error {
 	if q == nil || q.WaitIndex == 0 {
-		_, err := read((&api.QueryOptions{}).WithContext(ctx))
+		_, err := read((&api.QueryOptions{RequireConsistent: consistent}).WithContext(ctx))
 		return err
 	}
 	wait := q.WaitTime
@@ -204,7 +213,7 @@ func (s *Store) Get(ctx context.Context, key string, q *backends.QueryOptions) (
 		pair *api.KVPair
 		meta *api.QueryMeta
 	)
-	err = blocking(ctx, q, func(o *api.QueryOptions) (*api.QueryMeta, error) {
+	err = blocking(ctx, s.consistent, q, func(o *api.QueryOptions) (*api.QueryMeta, error) {
 		var err error
 		pair, meta, err = s.kv.Get(k, o)
 		return meta, err
@@ -232,7 +241,7 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 		pairs api.KVPairs
 		meta  *api.QueryMeta
 	)
-	err := blocking(ctx, q, func(o *api.QueryOptions) (*api.QueryMeta, error) {
+	err := blocking(ctx, s.consistent, q, func(o *api.QueryOptions) (*api.QueryMeta, error) {
 		var err error
 		pairs, meta, err = s.kv.List(cp, o)
 		return meta, err
@@ -297,7 +306,7 @@ func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) (
 		// A key of the chunk was deleted since it was listed (a get of an
 		// absent key fails the transaction): read them one by one.
 		for _, k := range chunk {
-			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{}).WithContext(ctx))
+			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{RequireConsistent: s.consistent}).WithContext(ctx))
 			if err != nil {
 				return nil, nil, s.wrap(ctx, "list", prefix, err)
 			}
@@ -368,7 +377,7 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) (*backends.WriteM
 // so deletes report this index, read right after: it is at least the index
 // the delete was committed at.
 func (s *Store) currentIndex(ctx context.Context, k string) (uint64, error) {
-	_, meta, err := s.kv.Get(k, (&api.QueryOptions{}).WithContext(ctx))
+	_, meta, err := s.kv.Get(k, (&api.QueryOptions{RequireConsistent: s.consistent}).WithContext(ctx))
 	if err != nil {
 		return 0, err
 	}

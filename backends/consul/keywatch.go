@@ -67,7 +67,7 @@ func (s *Store) sortedNames(prefix string, names []string) []keyName {
 
 // listNames lists the key names under prefix directly.
 func (s *Store) listNames(ctx context.Context, prefix string) ([]keyName, uint64, error) {
-	names, meta, err := s.kv.Keys(s.prefix+escapePrefix(prefix), "", (&api.QueryOptions{}).WithContext(ctx))
+	names, meta, err := s.kv.Keys(s.prefix+escapePrefix(prefix), "", (&api.QueryOptions{RequireConsistent: s.consistent}).WithContext(ctx))
 	if err != nil {
 		return nil, 0, err
 	}

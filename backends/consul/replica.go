@@ -55,14 +55,16 @@ const (
 //
 // Reads stay linearizable across servers (the ReadIndex scheme of etcd and
 // Raft): a read first learns Consul's current KV index G with one
-// consistent request (O(1) in Consul: a read of a key no Store key escapes
-// to), shared by every read that arrived before it was sent (one in flight;
+// request (O(1) in Consul: a read of a key no Store key escapes to, in the
+// Store's read mode: Consul's default mode, answered by the leader from its
+// state, or with Config.ConsistentReads its consistent mode, which also
+// rules out a deposed leader that does not know it yet), shared by every read that arrived before it was sent (one in flight;
 // the reads arriving meanwhile share the next one). Each shard keeps
 // "complete", a KV index up to which it is known to hold every change under
 // its directory. When the read's shard is complete >= G, the read is
 // answered from memory. Otherwise something was written somewhere in Consul
 // since: the read goes to Consul directly (the plain Store's read), and in
-// the background one consistent list of the shard's keys up to the first
+// the background one list of the shard's keys up to the first
 // '/' after <prefix><segment> (one name; O(keys in the directory) in Consul,
 // but nothing to send or decode) learns the shard's index P as its watch
 // reports it; once the watch has applied P, the shard's complete moves up
@@ -77,7 +79,10 @@ const (
 //
 // The reads of one API request share the index in a backends.ReadScope: the
 // first read learns G, the others reuse it; a write through the Replica in
-// the scope makes the next read learn G anew, so a request reads its writes.
+// the scope makes the next reads use the write's index (so a request reads
+// its writes), and a shard not known complete at an index the replica has
+// seen (a write's, or a G) is read from Consul directly with no request for
+// G first: G would be at least that.
 type Replica struct {
 	*Store
 
@@ -523,15 +528,15 @@ func (r *Replica) send(b *batch, p *probe) {
 	}
 }
 
-// globalIndex is the index request every read starts with: a consistent
-// read of a key no Store key escapes to, whose X-Consul-Index is Consul's
+// globalIndex is the index request every read starts with: a read (in the
+// Store's read mode) of a key no Store key escapes to, whose X-Consul-Index is Consul's
 // KV index (the highest index of any KV write or delete, on any prefix) at
 // a moment after the read began. It costs Consul O(1).
 func (r *Replica) globalIndex(ctx context.Context, p *probe) error {
 	r.mu.Lock()
 	p.epoch = r.epoch
 	r.mu.Unlock()
-	_, meta, err := r.kv.Get(r.prefix+"%read-index", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	_, meta, err := r.kv.Get(r.prefix+"%read-index", (&api.QueryOptions{RequireConsistent: r.consistent}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -557,8 +562,8 @@ func (r *Replica) forgetComplete() {
 }
 
 // prefixIndex is the confirmation a read of shard sh needs when Consul's KV
-// index has moved past the index the shard is known complete at: a
-// consistent list of the keys of the shard's range up to the first '/'
+// index has moved past the index the shard is known complete at: a list
+// (in the Store's read mode) of the keys of the shard's range up to the first '/'
 // (the directory's one name, and that of any other segment starting with
 // the same letters), whose X-Consul-Index is the range's index as the
 // shard's watch reports it. It costs Consul O(keys in the range), and
@@ -569,7 +574,7 @@ func (r *Replica) prefixIndex(ctx context.Context, sh *shard, p *probe) error {
 	r.mu.Lock()
 	p.epoch, p.covers = sh.epoch, r.maxGlobal
 	r.mu.Unlock()
-	_, meta, err := r.kv.Keys(sh.rng, "/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	_, meta, err := r.kv.Keys(sh.rng, "/", (&api.QueryOptions{RequireConsistent: r.consistent}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -602,21 +607,31 @@ func (r *Replica) readIndex(ctx context.Context) (uint64, error) {
 // when it may not and the replica does not wait for its watch: the caller
 // then reads from Consul directly.
 func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool) (v view, ok bool, err error) {
+	var g uint64
 	if scope := backends.ReadScopeOf(ctx); scope != nil {
-		if g, _ := scope.Load(); g != 0 {
-			// The request's scope knows the index: answered from memory
-			// when the shard holds it, with no call (and no deadline).
-			r.mu.Lock()
-			v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
-			r.mu.Unlock()
-			if ok {
-				return v, true, nil
-			}
-		}
+		g, _ = scope.Load()
+	}
+	r.mu.Lock()
+	v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
+	behind := sh.complete < r.maxGlobal
+	r.mu.Unlock()
+	if g != 0 && ok {
+		// The request's scope knows the index: answered from memory when
+		// the shard holds it, with no call (and no deadline).
+		return v, true, nil
+	}
+	if g == 0 && behind && !wait && !r.waitWatch {
+		// A later index than the shard is known complete at was seen (a
+		// write went through here, or a read learnt it): any read index
+		// learnt now would be at least that, so the read goes to Consul
+		// directly without asking for one, while the shard's index is
+		// confirmed in the background.
+		r.confirmLater(sh)
+		return view{}, false, nil
 	}
 	ctx, cancel := r.call(ctx, nil)
 	defer cancel()
-	g, err := r.readIndex(ctx)
+	g, err = r.readIndex(ctx)
 	if err != nil {
 		return view{}, false, r.syncErr(ctx, op, key, err)
 	}
@@ -861,43 +876,63 @@ func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOpti
 
 // Put writes unconditionally.
 func (r *Replica) Put(ctx context.Context, p *backends.KVPair) (*backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.Put(ctx, p)
+	wm, err := r.Store.Put(ctx, p)
+	r.wrote(ctx, wm, err == nil)
+	return wm, err
 }
 
 // CAS writes p.Value if the key's ModifyIndex is p.ModifyIndex (0 = absent).
 func (r *Replica) CAS(ctx context.Context, p *backends.KVPair) (bool, *backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.CAS(ctx, p)
+	ok, wm, err := r.Store.CAS(ctx, p)
+	r.wrote(ctx, wm, ok && err == nil)
+	return ok, wm, err
 }
 
 // Delete removes a key; an absent key is fine.
 func (r *Replica) Delete(ctx context.Context, key string) (*backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.Delete(ctx, key)
+	wm, err := r.Store.Delete(ctx, key)
+	r.wrote(ctx, wm, err == nil)
+	return wm, err
 }
 
 // DeleteCAS removes a key if its ModifyIndex is index.
 func (r *Replica) DeleteCAS(ctx context.Context, key string, index uint64) (bool, *backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.DeleteCAS(ctx, key, index)
+	ok, wm, err := r.Store.DeleteCAS(ctx, key, index)
+	r.wrote(ctx, wm, ok && err == nil)
+	return ok, wm, err
 }
 
 // DeleteTree removes every key under prefix.
 func (r *Replica) DeleteTree(ctx context.Context, prefix string) (*backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.DeleteTree(ctx, prefix)
+	wm, err := r.Store.DeleteTree(ctx, prefix)
+	r.wrote(ctx, wm, err == nil)
+	return wm, err
 }
 
 // Txn applies ops atomically with a Consul KV transaction.
 func (r *Replica) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteMeta, error) {
-	defer resetScope(ctx)
-	return r.Store.Txn(ctx, ops)
+	wm, err := r.Store.Txn(ctx, ops)
+	r.wrote(ctx, wm, err == nil)
+	return wm, err
 }
 
-func resetScope(ctx context.Context) {
+// wrote records a write through the replica: its scope's next reads must
+// see it (at its index when it succeeded, else at an index learnt anew),
+// and, as its index is a committed KV index, it counts as a global index
+// read: a shard not known complete at it is read from Consul directly,
+// with no read-index request first, until its watch has caught up.
+func (r *Replica) wrote(ctx context.Context, wm *backends.WriteMeta, ok bool) {
+	var idx uint64
+	if ok && wm != nil {
+		idx = wm.Index
+	}
 	if s := backends.ReadScopeOf(ctx); s != nil {
-		s.Reset()
+		s.Wrote(idx)
+	}
+	if idx > 0 {
+		r.mu.Lock()
+		r.maxGlobal = max(r.maxGlobal, idx)
+		r.mu.Unlock()
 	}
 }
 

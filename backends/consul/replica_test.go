@@ -180,8 +180,10 @@ func TestReplicaUnavailable(t *testing.T) {
 }
 
 // In a ReadScope (one API request), the reads after the first reuse its
-// index: one index request for all of them. A write in the scope makes the
-// next read ask again, so the request reads its own writes.
+// index: at most one index request for all of them (none when the replica
+// already knows it is behind, after a write: those reads go to Consul). A
+// write in the scope makes the next reads use the write's index, so the
+// request reads its own writes without asking for an index again.
 func TestReplicaReadScope(t *testing.T) {
 	for _, wait := range []bool{false, true} {
 		t.Run(fmt.Sprintf("waitWatch=%v", wait), func(t *testing.T) { testReadScope(t, wait) })
@@ -203,18 +205,24 @@ func testReadScope(t *testing.T, wait bool) {
 				t.Fatal(err)
 			}
 		}
-		if n := probes.Load() - before; n != 1 {
-			t.Fatalf("three reads in one scope sent %d index requests, want 1", n)
+		n := probes.Load() - before
+		if n > 1 || (i == 0 && n != 1) {
+			t.Fatalf("three reads in one scope (round %d) sent %d index requests, want 1 (at most 1 after a write)", i, n)
 		}
 		if _, err := r.Put(sctx, &backends.KVPair{Key: "apps/a", Value: []byte(fmt.Sprint(i))}); err != nil {
 			t.Fatal(err)
 		}
-		p, _, err := r.Get(sctx, "apps/a", nil)
-		if err != nil || p == nil || string(p.Value) != fmt.Sprint(i) {
-			t.Fatalf("a read after the scope's own write %d: %+v, %v", i, p, err)
+		for _, k := range []string{"apps/a", "users/u"} {
+			p, _, err := r.Get(sctx, k, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == "apps/a" && (p == nil || string(p.Value) != fmt.Sprint(i)) {
+				t.Fatalf("a read after the scope's own write %d: %+v", i, p)
+			}
 		}
-		if n := probes.Load() - before; n != 2 {
-			t.Fatalf("a read after a write in the scope: %d index requests in all, want 2", n)
+		if m := probes.Load() - before; m != n {
+			t.Fatalf("reads after a write in the scope sent %d more index requests, want none (the write's index is used)", m-n)
 		}
 	}
 }
@@ -471,5 +479,46 @@ func TestKeyShardName(t *testing.T) {
 		if !strings.HasPrefix(esc, want) {
 			t.Errorf("%q: escaped %q does not start with its shard %q", k, esc, want)
 		}
+	}
+}
+
+// After a write through the replica, its reads of a directory not yet
+// known to hold it go to Consul at once (no index request: any index
+// learnt now would be at least the write's) and see it; once the watch
+// has caught up, reads come from memory again.
+func TestReplicaReadsAfterOwnWrite(t *testing.T) {
+	r := newReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var probes, direct atomic.Int64
+	r.globalBatch.hook = func() { probes.Add(1) }
+	r.onDirect = func() { direct.Add(1) }
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := r.Put(ctx, &backends.KVPair{Key: "apps/own", Value: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		p0, d0 := probes.Load(), direct.Load()
+		p, _, err := r.Get(ctx, "apps/own", nil)
+		if err != nil || p == nil || string(p.Value) != fmt.Sprint(i) {
+			t.Fatalf("read after own write %d: %+v, %v", i, p, err)
+		}
+		if probes.Load() != p0 && direct.Load() != d0 {
+			t.Fatalf("a read known to be behind asked for an index and then read Consul")
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d0 := direct.Load()
+	for i := 0; i < 10; i++ {
+		if p, _, err := r.Get(ctx, "apps/own", nil); err != nil || string(p.Value) != "19" {
+			t.Fatalf("read after sync: %+v, %v", p, err)
+		}
+	}
+	if direct.Load() != d0 {
+		t.Fatalf("%d reads went to Consul after the replica caught up, want 0", direct.Load()-d0)
 	}
 }
