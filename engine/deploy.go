@@ -211,15 +211,22 @@ func bindingPrefix(app string) string { return "apps/" + app + "/bindings/" }
 // privateEnv reads an app's private variables and bound credentials.
 func (s *Engine) privateEnv(ctx context.Context, a *state.App) (map[string]string, error) {
 	out := map[string]string{}
-	sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
-	if err != nil && !errors.Is(err, backends.ErrNotFound) {
-		return nil, err
+	private := false
+	for _, v := range a.Env {
+		private = private || !v.Public
 	}
-	if err == nil {
-		for _, v := range a.Env {
-			if !v.Public {
-				if val, ok := sec.Data[v.Name]; ok {
-					out[v.Name] = val
+	// An app without private variables reads nothing of their secret.
+	if private {
+		sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			for _, v := range a.Env {
+				if !v.Public {
+					if val, ok := sec.Data[v.Name]; ok {
+						out[v.Name] = val
+					}
 				}
 			}
 		}
