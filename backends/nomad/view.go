@@ -200,8 +200,7 @@ func (v *view) follow(ctx context.Context) error {
 		}
 	}()
 	if err := v.resync(sctx); err != nil {
-		cancel()
-		o.body.Close()
+		cancel() // ends the body's read: the reader stops
 		for range msgs {
 		}
 		return fmt.Errorf("resync: %s", backends.Reason(err))
@@ -233,8 +232,7 @@ func (v *view) follow(ctx context.Context) error {
 			idle.Reset(streamIdle)
 			v.apply(ev)
 		case <-idle.C:
-			cancel()
-			o.body.Close()
+			cancel() // ends the body's read: the reader stops
 			for range msgs {
 			}
 			return fmt.Errorf("no event nor heartbeat for %v", streamIdle)
@@ -260,7 +258,9 @@ func (v *view) follow(ctx context.Context) error {
 				v.broken(fmt.Errorf("nomad does not answer: %s", backends.Reason(err)))
 			}
 		case <-sctx.Done():
-			o.body.Close()
+			// The request ended with sctx: the reader stops. The body
+			// is closed (deferred) once it has: a gzip body must not be
+			// closed while it is read.
 			for range msgs {
 			}
 			return sctx.Err()
