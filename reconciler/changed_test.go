@@ -166,3 +166,44 @@ func TestChangedKeepsAKickThatReads(t *testing.T) {
 		t.Fatalf("a pass due to a kick read the app record %d times, want 1", reads.Load())
 	}
 }
+
+// TestProgressYieldsToAKick: the progress check of the deploys under way
+// stops after one app when a kick waits (the loop then serves the kick),
+// and the next check starts with the apps it did not get to, so that no
+// deploy goes unchecked however often kicks come.
+func TestProgressYieldsToAKick(t *testing.T) {
+	sched := reconcilertest.NewMemScheduler()
+	var hooked *storetest.Hooked
+	s := newRig(t, sched, func(st backends.Store) backends.Store {
+		hooked = &storetest.Hooked{Store: st}
+		return hooked
+	})
+	reconcilertest.SeedApps(t, s.store, "app", 3, true)
+	ctx := context.Background()
+	if err := s.rec.passDirty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.rec.trackUnderway(ctx)
+	checked := func(yield func() bool) []string {
+		var got []string
+		hooked.Hooks = map[string]func(){}
+		for _, app := range []string{"app00000", "app00001", "app00002"} {
+			hooked.Hooks["get:"+state.DeployKey(app)] = func() { got = append(got, app) }
+		}
+		s.rec.progressYielding(ctx, yield)
+		return got
+	}
+	always := func() bool { return true }
+	for i, want := range []string{"app00000", "app00001", "app00002", "app00000"} {
+		got := checked(always)
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("check %d with a kick waiting looked at %v, want only %s", i, got, want)
+		}
+	}
+	s.rec.mu.Lock()
+	under := len(s.rec.inflight)
+	s.rec.mu.Unlock()
+	if got := checked(nil); len(got) != under || under < 2 {
+		t.Fatalf("a check with no kick waiting looked at %v, want the %d apps followed", got, under)
+	}
+}

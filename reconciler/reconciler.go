@@ -52,10 +52,13 @@ type Reconciler struct {
 	retries  map[string]retry         // apps whose submit failed for want of the scheduler: when to try again
 	releases map[string]cachedRelease // app -> its desired release, as last read
 	all      bool                     // the next pass covers every app
-	kickc    chan struct{}
-	id       string
-	holding  atomic.Bool // this server holds the reconciler lock (elected)
-	elected  bool        // the Store elects (Consul): no lease record
+	// progressFrom is where the next progress check starts (the app a
+	// check that yielded to a kick did not get to).
+	progressFrom string
+	kickc        chan struct{}
+	id           string
+	holding      atomic.Bool // this server holds the reconciler lock (elected)
+	elected      bool        // the Store elects (Consul): no lease record
 
 	runMu   sync.Mutex
 	closed  bool
@@ -619,7 +622,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 			}
 		case <-progress.C:
 			if r.leader(ctx) {
-				r.progress(ctx)
+				r.progressYielding(ctx, r.kickPending)
 				r.kickDue()
 			}
 			continue
@@ -628,7 +631,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 			if err := r.passDirty(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("reconcile pass failed", "error", err)
 			}
-			r.progress(ctx)
+			r.progressYielding(ctx, r.kickPending)
 		}
 	}
 }
@@ -650,7 +653,15 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 	for n := range dirty {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// The changes this server's engine committed (a user waits on them)
+	// first, then the others (the watch's), each by name.
+	sort.Slice(names, func(i, j int) bool {
+		ci, cj := carried[names[i]] != nil, carried[names[j]] != nil
+		if ci != cj {
+			return ci
+		}
+		return names[i] < names[j]
+	})
 	r.mu.Lock()
 	for _, n := range names {
 		r.inflight[n] = true
@@ -1094,19 +1105,40 @@ func (r *Reconciler) recordHistory(ctx context.Context, d *state.Deploy) {
 	_ = r.write(ctx, "deploy history", d.App, func() error { return r.eng.RecordHistory(ctx, d) })
 }
 
+// kickPending tells whether a kick waits for Run's loop.
+func (r *Reconciler) kickPending() bool { return len(r.kickc) > 0 }
+
 // progress follows apps whose operation is under way and records when it
 // reaches running or failed. It looks at the apps this reconciler has
 // touched since they were last final; a full pass (all=true) looks at every
 // deploy record, as after a restart.
-func (r *Reconciler) progress(ctx context.Context) {
+func (r *Reconciler) progress(ctx context.Context) { r.progressYielding(ctx, nil) }
+
+// progressYielding is progress that stops early, after at least one app,
+// when yield says so (a kick is waiting: a change must not wait for the
+// progress checks of every deploy under way); the next call starts with
+// the apps it did not check.
+func (r *Reconciler) progressYielding(ctx context.Context, yield func() bool) {
 	r.mu.Lock()
 	names := make([]string, 0, len(r.inflight))
 	for n := range r.inflight {
 		names = append(names, n)
 	}
+	from := r.progressFrom
+	r.progressFrom = ""
 	r.mu.Unlock()
 	sort.Strings(names)
-	for _, name := range names {
+	// Resume after the app the last call stopped at.
+	if i := sort.SearchStrings(names, from); from != "" && i < len(names) {
+		names = append(append(make([]string, 0, len(names)), names[i:]...), names[:i]...)
+	}
+	for i, name := range names {
+		if i > 0 && yield != nil && yield() {
+			r.mu.Lock()
+			r.progressFrom = name
+			r.mu.Unlock()
+			return
+		}
 		d, err := r.eng.GetDeploy(ctx, name)
 		if err != nil {
 			continue
