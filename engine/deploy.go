@@ -74,6 +74,13 @@ func (s *Engine) changeApp(ctx context.Context, id *Identity, name, op string, f
 // operation refused for a held lease writes nothing, and when the commit
 // fails the secret write is undone (pre returns the undo).
 func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op string, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
+	return s.changeAppRelease(ctx, id, name, op, nil, pre, fn)
+}
+
+// changeAppRelease is changeAppWith for a change whose desired release
+// is rel (if not nil): the reconciler is handed the committed record and
+// rel, and need not read them back before it submits.
+func (s *Engine) changeAppRelease(ctx context.Context, id *Identity, name, op string, rel *state.Release, pre func(ctx context.Context) (undo func(), err error), fn func(a *state.App) error) (*state.App, *state.Deploy, error) {
 	cur, err := state.GetApp(ctx, s.store, name)
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +106,10 @@ func (s *Engine) changeAppWith(ctx context.Context, id *Identity, name, op strin
 		s.UnlockApp(ctx, name, -1)
 		return nil, nil, err
 	}
-	s.Kick(name)
+	if rel != nil && rel.MetaVersion != a.MetaVersion {
+		rel = nil
+	}
+	s.changed(a, rel)
 	return a, d, nil
 }
 
@@ -148,7 +158,7 @@ func (s *Engine) commitChangeWith(ctx context.Context, name, holder, op string, 
 		ab, _ := json.Marshal(a)
 		db, _ := json.Marshal(d)
 		lb, _ := json.Marshal(l)
-		_, err = s.store.Txn(ctx, []backends.TxnOp{
+		wm, err := s.store.Txn(ctx, []backends.TxnOp{
 			{Verb: backends.TxnCAS, Key: state.AppKey(name), Value: ab, Index: idx},
 			{Verb: backends.TxnCAS, Key: state.DeployKey(name), Value: db, Index: didx},
 			{Verb: backends.TxnSet, Key: state.LockKey(name), Value: lb},
@@ -159,6 +169,9 @@ func (s *Engine) commitChangeWith(ctx context.Context, name, holder, op string, 
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+		if wm != nil {
+			a.ModifyIndex = wm.Index // the transaction's commit index (0: unknown)
 		}
 		return a, d, nil
 	}
@@ -198,15 +211,22 @@ func bindingPrefix(app string) string { return "apps/" + app + "/bindings/" }
 // privateEnv reads an app's private variables and bound credentials.
 func (s *Engine) privateEnv(ctx context.Context, a *state.App) (map[string]string, error) {
 	out := map[string]string{}
-	sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
-	if err != nil && !errors.Is(err, backends.ErrNotFound) {
-		return nil, err
+	private := false
+	for _, v := range a.Env {
+		private = private || !v.Public
 	}
-	if err == nil {
-		for _, v := range a.Env {
-			if !v.Public {
-				if val, ok := sec.Data[v.Name]; ok {
-					out[v.Name] = val
+	// An app without private variables reads nothing of their secret.
+	if private {
+		sec, err := s.secrets.Get(ctx, envSecretPath(a.Name), 0)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			for _, v := range a.Env {
+				if !v.Public {
+					if val, ok := sec.Data[v.Name]; ok {
+						out[v.Name] = val
+					}
 				}
 			}
 		}
@@ -560,7 +580,7 @@ func (s *Engine) deployVersion(ctx context.Context, id *Identity, a *state.App, 
 	if err != nil {
 		return nil, err
 	}
-	na, d, err := s.changeApp(ctx, id, a.Name, "deploy "+rel.MetaVersion, func(x *state.App) error {
+	na, d, err := s.changeAppRelease(ctx, id, a.Name, "deploy "+rel.MetaVersion, rel, nil, func(x *state.App) error {
 		x.Deployed = true
 		x.MetaVersion = rel.MetaVersion
 		set.apply(x)

@@ -61,6 +61,11 @@ type Engine struct {
 type Reconciler interface {
 	// Kick asks for a pass soon over the named apps (none: every app).
 	Kick(apps ...string)
+	// Changed asks for a pass soon over app a, whose record this engine
+	// has just committed (a as written, with its ModifyIndex); rel, if
+	// not nil, is the release a's desired state names. The pass may take
+	// them as they are instead of reading them back from the Store.
+	Changed(a *state.App, rel *state.Release)
 	// Forget drops what the reconciler remembers of app (it was
 	// undeployed and removed by the engine).
 	Forget(app string)
@@ -133,6 +138,15 @@ func (s *Engine) reconciler() Reconciler {
 func (s *Engine) Kick(apps ...string) {
 	if r := s.reconciler(); r != nil {
 		r.Kick(apps...)
+	}
+}
+
+// changed asks the reconciler for a pass soon over a, just committed
+// (rel: its desired release, if known). Without a reconciler it does
+// nothing.
+func (s *Engine) changed(a *state.App, rel *state.Release) {
+	if r := s.reconciler(); r != nil {
+		r.Changed(a, rel)
 	}
 }
 

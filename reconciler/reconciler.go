@@ -46,14 +46,19 @@ type Reconciler struct {
 	applied  map[string]string        // app -> hash of the last spec submitted
 	restarts map[string]int64         // app -> restart generation applied
 	dirty    map[string]bool          // apps changed since the last pass
+	carried  map[string]*state.App    // dirty apps whose latest change came with its record (Changed): not read again
+	seen     map[string]uint64        // app -> ModifyIndex of its record as a pass last took it up: the watch kicks for later changes only
 	inflight map[string]bool          // apps whose operation may be under way
 	retries  map[string]retry         // apps whose submit failed for want of the scheduler: when to try again
 	releases map[string]cachedRelease // app -> its desired release, as last read
 	all      bool                     // the next pass covers every app
-	kickc    chan struct{}
-	id       string
-	holding  atomic.Bool // this server holds the reconciler lock (elected)
-	elected  bool        // the Store elects (Consul): no lease record
+	// progressFrom is where the next progress check starts (the app a
+	// check that yielded to a kick did not get to).
+	progressFrom string
+	kickc        chan struct{}
+	id           string
+	holding      atomic.Bool // this server holds the reconciler lock (elected)
+	elected      bool        // the Store elects (Consul): no lease record
 
 	runMu   sync.Mutex
 	closed  bool
@@ -67,7 +72,7 @@ var _ engine.Reconciler = (*Reconciler)(nil)
 // (eng.SetReconciler). Call Run (or Start) to run it, Close to stop it.
 func New(eng *engine.Engine) *Reconciler {
 	log := eng.Logger().Named("reconciler")
-	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, inflight: map[string]bool{}, retries: map[string]retry{}, releases: map[string]cachedRelease{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
+	r := &Reconciler{eng: eng, log: log, applied: map[string]string{}, restarts: map[string]int64{}, dirty: map[string]bool{}, carried: map[string]*state.App{}, seen: map[string]uint64{}, inflight: map[string]bool{}, retries: map[string]retry{}, releases: map[string]cachedRelease{}, all: true, kickc: make(chan struct{}, 1), id: serverID(eng.Config().DataDir, log)}
 	_, r.elected = eng.Store().(backends.Elector)
 	eng.SetReconciler(r)
 	return r
@@ -217,7 +222,8 @@ func (r *Reconciler) write(ctx context.Context, what, app string, step func() er
 	}
 }
 
-// Kick asks for a pass soon over the named apps (none: every app).
+// Kick asks for a pass soon over the named apps (none: every app); the
+// pass reads their records.
 func (r *Reconciler) Kick(apps ...string) {
 	r.mu.Lock()
 	if len(apps) == 0 {
@@ -225,12 +231,62 @@ func (r *Reconciler) Kick(apps ...string) {
 	}
 	for _, a := range apps {
 		r.dirty[a] = true
+		delete(r.carried, a)
 	}
 	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *Reconciler) wake() {
 	select {
 	case r.kickc <- struct{}{}:
 	default:
 	}
+}
+
+// Changed asks for a pass soon over app a, whose record the engine has
+// just committed (a, with the ModifyIndex it was written at). The pass
+// takes a as it is instead of reading it back, unless a kick that reads
+// the app is due anyway; of two changes carried before a pass, the later
+// (by ModifyIndex) counts. rel, if it is the release a names, goes into
+// the release cache (release records never change). The caller must not
+// change a afterwards.
+func (r *Reconciler) Changed(a *state.App, rel *state.Release) {
+	if a == nil {
+		return
+	}
+	if rel != nil && rel.App == a.Name && rel.MetaVersion == a.MetaVersion {
+		r.mu.Lock()
+		r.releases[a.Name] = cachedRelease{mv: a.MetaVersion, created: a.Created, rel: rel}
+		r.mu.Unlock()
+	}
+	if a.ModifyIndex == 0 {
+		r.Kick(a.Name) // no index to order it by: read it
+		return
+	}
+	r.mu.Lock()
+	cur, carried := r.carried[a.Name]
+	switch {
+	case r.dirty[a.Name] && !carried:
+		// A kick that reads the record is due: it reads this change too.
+	case carried && cur.ModifyIndex >= a.ModifyIndex:
+		// A later change is carried already.
+	default:
+		r.dirty[a.Name] = true
+		r.carried[a.Name] = a
+	}
+	r.mu.Unlock()
+	r.wake()
+}
+
+// takenUp records that a pass took up app's record at index: the watch
+// kicks for changes after it only.
+func (r *Reconciler) takenUp(app string, index uint64) {
+	r.mu.Lock()
+	if index > r.seen[app] {
+		r.seen[app] = index
+	}
+	r.mu.Unlock()
 }
 
 // Forget drops what the reconciler remembers of app: its next submit is
@@ -241,6 +297,7 @@ func (r *Reconciler) Forget(app string) {
 	delete(r.restarts, app)
 	delete(r.retries, app)
 	delete(r.releases, app)
+	delete(r.seen, app)
 	r.mu.Unlock()
 }
 
@@ -430,7 +487,7 @@ func (r *Reconciler) lead(ctx context.Context, lead backends.Leadership) {
 	// applied before is no proof of what the scheduler runs. A full pass
 	// looks at every app and every deploy under way.
 	r.mu.Lock()
-	r.applied, r.restarts, r.retries = map[string]string{}, map[string]int64{}, map[string]retry{}
+	r.applied, r.restarts, r.retries, r.seen = map[string]string{}, map[string]int64{}, map[string]retry{}, map[string]uint64{}
 	r.mu.Unlock()
 	r.Kick()
 	lctx, cancel := context.WithCancel(ctx)
@@ -501,13 +558,18 @@ func (r *Reconciler) watch(ctx context.Context) {
 		backoff = time.Second
 		now := make(map[string]bool, len(pairs))
 		var changed []string
+		r.mu.Lock()
 		for _, p := range pairs {
 			name := strings.TrimPrefix(p.Key, state.AppsPrefix)
 			now[name] = true
-			if p.ModifyIndex > index {
+			// A change a pass has taken up already (the engine hands
+			// the reconciler the records it commits) is not kicked
+			// again.
+			if p.ModifyIndex > index && p.ModifyIndex > r.seen[name] {
 				changed = append(changed, name)
 			}
 		}
+		r.mu.Unlock()
 		for name := range seen {
 			if !now[name] {
 				changed = append(changed, name) // removed
@@ -517,6 +579,9 @@ func (r *Reconciler) watch(ctx context.Context) {
 		case meta.LastIndex < index || index == 0:
 			// The first look, or the Store's index went back (a
 			// restored snapshot): everything may have changed.
+			r.mu.Lock()
+			r.seen = map[string]uint64{}
+			r.mu.Unlock()
 			r.Kick()
 		case len(changed) > 0:
 			r.Kick(changed...)
@@ -557,7 +622,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 			}
 		case <-progress.C:
 			if r.leader(ctx) {
-				r.progress(ctx)
+				r.progressYielding(ctx, r.kickPending)
 				r.kickDue()
 			}
 			continue
@@ -566,7 +631,7 @@ func (r *Reconciler) loop(ctx context.Context) {
 			if err := r.passDirty(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("reconcile pass failed", "error", err)
 			}
-			r.progress(ctx)
+			r.progressYielding(ctx, r.kickPending)
 		}
 	}
 }
@@ -576,8 +641,8 @@ func (r *Reconciler) loop(ctx context.Context) {
 // A pass that fails leaves its apps due again.
 func (r *Reconciler) passDirty(ctx context.Context) error {
 	r.mu.Lock()
-	all, dirty := r.all, r.dirty
-	r.all, r.dirty = false, map[string]bool{}
+	all, dirty, carried := r.all, r.dirty, r.carried
+	r.all, r.dirty, r.carried = false, map[string]bool{}, map[string]*state.App{}
 	r.mu.Unlock()
 	if all {
 		_, err := r.Pass(ctx)
@@ -588,7 +653,15 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 	for n := range dirty {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// The changes this server's engine committed (a user waits on them)
+	// first, then the others (the watch's), each by name.
+	sort.Slice(names, func(i, j int) bool {
+		ci, cj := carried[names[i]] != nil, carried[names[j]] != nil
+		if ci != cj {
+			return ci
+		}
+		return names[i] < names[j]
+	})
 	r.mu.Lock()
 	for _, n := range names {
 		r.inflight[n] = true
@@ -597,7 +670,13 @@ func (r *Reconciler) passDirty(ctx context.Context) error {
 	var failed []string
 	var firstErr error
 	for _, name := range names {
-		a, err := state.GetApp(ctx, r.store(), name)
+		a, err := carried[name], error(nil)
+		if a == nil {
+			a, err = state.GetApp(ctx, r.store(), name)
+		}
+		if err == nil {
+			r.takenUp(name, a.ModifyIndex)
+		}
 		if errors.Is(err, state.ErrNotFound) {
 			// Removed: stop whatever the scheduler still runs of it.
 			if _, err := r.status(ctx, name); err == nil {
@@ -1026,19 +1105,40 @@ func (r *Reconciler) recordHistory(ctx context.Context, d *state.Deploy) {
 	_ = r.write(ctx, "deploy history", d.App, func() error { return r.eng.RecordHistory(ctx, d) })
 }
 
+// kickPending tells whether a kick waits for Run's loop.
+func (r *Reconciler) kickPending() bool { return len(r.kickc) > 0 }
+
 // progress follows apps whose operation is under way and records when it
 // reaches running or failed. It looks at the apps this reconciler has
 // touched since they were last final; a full pass (all=true) looks at every
 // deploy record, as after a restart.
-func (r *Reconciler) progress(ctx context.Context) {
+func (r *Reconciler) progress(ctx context.Context) { r.progressYielding(ctx, nil) }
+
+// progressYielding is progress that stops early, after at least one app,
+// when yield says so (a kick is waiting: a change must not wait for the
+// progress checks of every deploy under way); the next call starts with
+// the apps it did not check.
+func (r *Reconciler) progressYielding(ctx context.Context, yield func() bool) {
 	r.mu.Lock()
 	names := make([]string, 0, len(r.inflight))
 	for n := range r.inflight {
 		names = append(names, n)
 	}
+	from := r.progressFrom
+	r.progressFrom = ""
 	r.mu.Unlock()
 	sort.Strings(names)
-	for _, name := range names {
+	// Resume after the app the last call stopped at.
+	if i := sort.SearchStrings(names, from); from != "" && i < len(names) {
+		names = append(append(make([]string, 0, len(names)), names[i:]...), names[:i]...)
+	}
+	for i, name := range names {
+		if i > 0 && yield != nil && yield() {
+			r.mu.Lock()
+			r.progressFrom = name
+			r.mu.Unlock()
+			return
+		}
 		d, err := r.eng.GetDeploy(ctx, name)
 		if err != nil {
 			continue

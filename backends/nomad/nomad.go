@@ -371,13 +371,29 @@ func (s *Scheduler) Submit(ctx context.Context, spec *backends.AppSpec) error {
 }
 
 // register writes job with check-and-set, retrying lost races.
+//
+// The job as Nomad has it (to check-and-set on, and to compare with) comes
+// from the view when it may answer at once: no Nomad request before the
+// registration. A view behind Nomad (another writer's change not in it
+// yet, a job of another cluster, which the view does not hold) makes
+// Nomad refuse the check-and-set, and the next attempt reads the job from
+// Nomad; a view that finds nothing to change is confirmed there too.
 func (s *Scheduler) register(ctx context.Context, job *api.Job) error {
 	id := *job.ID
+	direct := false
 	for attempt := 0; ; attempt++ {
-		cur, err := s.info(ctx, id)
-		if err != nil {
-			return err
+		var cur *api.Job
+		viewed := false
+		if !direct {
+			cur, viewed = s.view.jobNow(id, s.wrote.Load())
 		}
+		if !viewed {
+			var err error
+			if cur, err = s.info(ctx, id); err != nil {
+				return err
+			}
+		}
+		direct = true // a retry reads Nomad
 		var modifyIndex uint64
 		if cur != nil {
 			modifyIndex = deref(cur.JobModifyIndex)
@@ -391,6 +407,10 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job) error {
 		resetCounts(job)
 		applyCountRule(job, cur)
 		if cur != nil && sameSpec(job, cur) && sameCounts(job, cur) {
+			if viewed {
+				attempt--
+				continue // confirmed by Nomad
+			}
 			return nil // nothing to change
 		}
 		start := time.Now()
@@ -398,6 +418,10 @@ func (s *Scheduler) register(ctx context.Context, job *api.Job) error {
 			EnforceIndex: true,
 			ModifyIndex:  modifyIndex,
 		}, s.w(ctx))
+		if isCASConflict(err) && viewed {
+			attempt--
+			continue // the view was behind Nomad: read the job there
+		}
 		if isCASConflict(err) && attempt < casRetries {
 			s.log.Info("job changed while registering, retrying", "job", id, "attempt", attempt+1)
 			continue

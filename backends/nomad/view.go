@@ -200,8 +200,7 @@ func (v *view) follow(ctx context.Context) error {
 		}
 	}()
 	if err := v.resync(sctx); err != nil {
-		cancel()
-		o.body.Close()
+		cancel() // ends the body's read: the reader stops
 		for range msgs {
 		}
 		return fmt.Errorf("resync: %s", backends.Reason(err))
@@ -233,8 +232,7 @@ func (v *view) follow(ctx context.Context) error {
 			idle.Reset(streamIdle)
 			v.apply(ev)
 		case <-idle.C:
-			cancel()
-			o.body.Close()
+			cancel() // ends the body's read: the reader stops
 			for range msgs {
 			}
 			return fmt.Errorf("no event nor heartbeat for %v", streamIdle)
@@ -260,7 +258,9 @@ func (v *view) follow(ctx context.Context) error {
 				v.broken(fmt.Errorf("nomad does not answer: %s", backends.Reason(err)))
 			}
 		case <-sctx.Done():
-			o.body.Close()
+			// The request ended with sctx: the reader stops. The body
+			// is closed (deferred) once it has: a gzip body must not be
+			// closed while it is read.
 			for range msgs {
 			}
 			return sctx.Err()
@@ -675,22 +675,72 @@ func (v *view) appJobs(app string, keep func(id string, j *api.Job) bool) []stri
 }
 
 // trimJob keeps what the view reads of a job: its identity, indexes,
-// Berth's meta and each group's count.
+// Berth's meta, and each group's count and Berth's meta of the group and
+// of its first service (its bookkeeping: what register compares a
+// rendered job with, see jobNow).
 func trimJob(j *api.Job) *api.Job {
 	t := &api.Job{
 		ID: j.ID, Name: j.Name, Type: j.Type, Version: j.Version, Stop: j.Stop,
 		CreateIndex: j.CreateIndex, ModifyIndex: j.ModifyIndex, JobModifyIndex: j.JobModifyIndex,
-		Meta: map[string]string{},
-	}
-	for k, val := range j.Meta {
-		if strings.HasPrefix(k, "berth_") {
-			t.Meta[k] = val
-		}
+		Meta: berthMeta(j.Meta),
 	}
 	for _, g := range j.TaskGroups {
-		t.TaskGroups = append(t.TaskGroups, &api.TaskGroup{Name: g.Name, Count: g.Count})
+		tg := &api.TaskGroup{Name: g.Name, Count: g.Count, Meta: berthMeta(g.Meta)}
+		if len(g.Services) > 0 && g.Services[0] != nil {
+			tg.Services = []*api.Service{{Name: g.Services[0].Name, Meta: berthMeta(g.Services[0].Meta)}}
+		}
+		t.TaskGroups = append(t.TaskGroups, tg)
 	}
 	return t
+}
+
+// berthMeta is the berth_ keys of meta (never nil).
+func berthMeta(meta map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, val := range meta {
+		if strings.HasPrefix(k, "berth_") {
+			out[k] = val
+		}
+	}
+	return out
+}
+
+// copyJob is a deep copy of a trimmed job (its maps and groups), which
+// its reader may change.
+func copyJob(j *api.Job) *api.Job {
+	c := *j
+	c.Meta = maps.Clone(j.Meta)
+	c.TaskGroups = make([]*api.TaskGroup, 0, len(j.TaskGroups))
+	for _, g := range j.TaskGroups {
+		cg := *g
+		cg.Meta = maps.Clone(g.Meta)
+		cg.Services = nil
+		for _, svc := range g.Services {
+			cs := *svc
+			cs.Meta = maps.Clone(svc.Meta)
+			cg.Services = append(cg.Services, &cs)
+		}
+		c.TaskGroups = append(c.TaskGroups, &cg)
+	}
+	return &c
+}
+
+// jobNow is, without waiting, the view's copy of job id as register
+// checks-and-sets on it: ok is false unless the view may answer now
+// (synced, live and current, and holding this scheduler's writes up to
+// index); job is nil when the view holds no job id of this cluster (none,
+// or another cluster's: Nomad's check-and-set then refuses the
+// registration and register reads the job from Nomad).
+func (v *view) jobNow(id string, index uint64) (job *api.Job, ok bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.ready || !v.live || v.index < index || v.staleness() != nil {
+		return nil, false
+	}
+	if j := v.jobs[id]; j != nil {
+		return copyJob(j), true
+	}
+	return nil, true
 }
 
 // trimAlloc keeps what instancesOf and deploymentFromAllocs read of an

@@ -69,6 +69,7 @@ const listRequests = 300
 func main() {
 	apps := flag.Int("apps", 10000, "the number of apps of the large fleet (list pages are also measured at 100 and 1,000)")
 	limit := flag.Duration("timeout", 15*time.Minute, "give up (exit status 1) when the run takes longer")
+	only := flag.String("only", "", `measure one row alone: "deploy" (deploy accepted -> job registered; needs NOMAD_ADDR)`)
 	flag.Parse()
 	b := &bench{big: *apps}
 	// Bounded in time: the children (Consul, berth) die with the bench.
@@ -80,6 +81,9 @@ func main() {
 		// The temporary directory and the children go even when a
 		// measurement panics.
 		defer b.cleanup()
+		if *only != "" {
+			return b.runOnly(*only)
+		}
 		return b.run()
 	}()
 	watchdog.Stop()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,6 +28,26 @@ import (
 
 // deployRounds is how many apps the deploy row deploys (the median counts).
 const deployRounds = 5
+
+// runOnly measures one row alone (-only): "deploy" is the deploy row, on
+// a Consul of its own, without seeding the fleet.
+func (b *bench) runOnly(what string) error {
+	if what != "deploy" {
+		return fmt.Errorf("-only %q: the rows measured alone are: deploy", what)
+	}
+	if os.Getenv("NOMAD_ADDR") == "" {
+		return errors.New("-only deploy needs NOMAD_ADDR (a Nomad of your own: see tools/nomad/README.md)")
+	}
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "berth-bench-"); err != nil {
+		return err
+	}
+	b.cleanups = append(b.cleanups, func() { os.RemoveAll(b.tmp) })
+	if err := b.startConsul(); err != nil {
+		return err
+	}
+	return b.deployToRegistered()
+}
 
 // deployToRegistered measures, on the Nomad at NOMAD_ADDR, the time from a
 // deploy accepted by Berth (POST /api/v1/apps/ answered 202) until Nomad

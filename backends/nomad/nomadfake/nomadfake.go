@@ -6,6 +6,7 @@ package nomadfake
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,7 +36,8 @@ type Cluster struct {
 	cut      chan struct{} // closed to break the open streams
 	frozen   chan struct{} // non-nil: every request waits for it
 	requests map[string]int
-	streams  int // subscriptions so far
+	streams  int    // subscriptions so far
+	held     uint64 // non-zero: events above this index are not streamed until Release
 }
 
 func NewCluster() *Cluster {
@@ -147,6 +149,27 @@ func (f *Cluster) Thaw() {
 	f.frozen = nil
 }
 
+// Hold stops streaming new events (the stream stays up, heartbeats
+// aside): a subscriber falls behind, as one does behind a busy Nomad,
+// until Release.
+func (f *Cluster) Hold() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = f.index
+	if f.held == 0 {
+		f.held = 1
+	}
+}
+
+// Release streams the events held since Hold.
+func (f *Cluster) Release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = 0
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
 // Requests is the number of requests other than the stream's so far.
 func (f *Cluster) Requests() int {
 	f.mu.Lock()
@@ -251,6 +274,21 @@ func (f *Cluster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if req.EnforceIndex {
+			// As Nomad's job register endpoint checks it.
+			cur := f.jobs[*req.Job.ID]
+			switch {
+			case cur != nil && req.JobModifyIndex == 0:
+				http.Error(w, "Enforcing job modify index 0: job already exists", http.StatusInternalServerError)
+				return
+			case cur != nil && req.JobModifyIndex != *cur.JobModifyIndex:
+				http.Error(w, fmt.Sprintf("Enforcing job modify index %d: job exists with conflicting job modify index: %d", req.JobModifyIndex, *cur.JobModifyIndex), http.StatusInternalServerError)
+				return
+			case cur == nil && req.JobModifyIndex != 0:
+				http.Error(w, fmt.Sprintf("Enforcing job modify index %d: job does not exist", req.JobModifyIndex), http.StatusInternalServerError)
+				return
+			}
+		}
 		i := f.putJobLocked(req.Job)
 		w.Header().Set("X-Nomad-Index", strconv.FormatUint(i, 10))
 		_ = enc.Encode(api.JobRegisterResponse{JobModifyIndex: i})
@@ -276,12 +314,13 @@ func (f *Cluster) stream(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		var out []api.Events
 		for _, e := range f.log {
+			if f.held != 0 && e.Index > f.held {
+				break
+			}
 			if e.Index >= next && e.Index > f.forgot && slices.Contains(topics, string(e.Events[0].Topic)) {
 				out = append(out, e)
 			}
-		}
-		if n := len(f.log); n > 0 {
-			next = max(next, f.log[n-1].Index+1)
+			next = max(next, e.Index+1)
 		}
 		wake := f.wake
 		f.mu.Unlock()
