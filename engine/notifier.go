@@ -470,6 +470,10 @@ func (n *notifier) post(d *queuedDelivery, attempt int) error {
 	req.Header.Set("User-Agent", "berth-notifier")
 	req.Header.Set("X-Berth-Event", d.Event)
 	req.Header.Set("X-Berth-Attempt", itoa(attempt))
+	// The delivery's id: the same on every attempt of it, so a receiver
+	// can drop a repeat (a server that dies between a delivery and
+	// recording it leaves the delivery to be made again: at least once).
+	req.Header.Set("X-Berth-Delivery", d.ID)
 	req.Header.Set("X-Berth-Signature", sign(key, d.Body))
 	resp, err := n.client.Do(req)
 	if err != nil {

@@ -25,9 +25,10 @@ type hookLog struct {
 }
 
 type hookCall struct {
-	target  string // the receiver's name
-	attempt string // X-Berth-Attempt
-	event   string // the payload's "id"
+	target   string // the receiver's name
+	attempt  string // X-Berth-Attempt
+	delivery string // X-Berth-Delivery
+	event    string // the payload's "id"
 }
 
 // receiver starts a webhook receiver named name that answers status.
@@ -38,7 +39,7 @@ func (l *hookLog) receiver(t *testing.T, name string, status int) *httptest.Serv
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		l.mu.Lock()
-		l.calls = append(l.calls, hookCall{target: name, attempt: r.Header.Get("X-Berth-Attempt"), event: body.ID})
+		l.calls = append(l.calls, hookCall{target: name, attempt: r.Header.Get("X-Berth-Attempt"), delivery: r.Header.Get("X-Berth-Delivery"), event: body.ID})
 		l.mu.Unlock()
 		w.WriteHeader(status)
 	}))
@@ -262,8 +263,22 @@ func TestNotifyDeadWebhooksDoNotStallOthers(t *testing.T) {
 	// The dead ones: tried max_attempts times, then given up.
 	waitFor(t, "the dead deliveries given up", func() bool { return len(queued(t, e)) == 0 })
 	attempts := map[string][]string{}
+	deliveries := map[string]string{} // target -> its delivery id
+	targets := map[string]string{}    // delivery id -> its target
 	for _, c := range log.snapshot() {
 		attempts[c.target] = append(attempts[c.target], c.attempt)
+		// Every attempt of a delivery carries its one id; each
+		// notifier's delivery has its own.
+		if c.delivery == "" {
+			t.Errorf("%s attempt %s: no X-Berth-Delivery", c.target, c.attempt)
+		}
+		if id, ok := deliveries[c.target]; ok && id != c.delivery {
+			t.Errorf("%s: attempts carry delivery ids %q and %q", c.target, id, c.delivery)
+		}
+		if other, ok := targets[c.delivery]; ok && other != c.target {
+			t.Errorf("delivery id %q sent to %s and %s", c.delivery, other, c.target)
+		}
+		deliveries[c.target], targets[c.delivery] = c.delivery, c.target
 	}
 	for target, as := range attempts {
 		want := "1 2"
