@@ -77,8 +77,9 @@ func (c *Shared[T]) decode(key string, raw []byte) (*T, error) {
 
 // apps caches decoded app records, the records nearly every request reads
 // (the permission check of every app route, lists, the reconciler): each
-// is decoded once per change and every reader gets its own Clone.
-var apps = NewShared[App](32768)
+// is decoded once per change and every reader gets its own Clone. It holds
+// the 4,096 most recently decoded (about 10 MB), not the whole fleet.
+var apps = NewShared[App](4096)
 
 // Decode decodes the record stored as raw at key. App records are decoded
 // once per change and copied (App.Clone); other records are decoded.
