@@ -21,12 +21,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/backends/boltfile"
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -49,27 +49,10 @@ const (
 var ErrClosed = errors.New("bolt store is closed")
 
 // unavailable marks a failure of the store file itself as a
-// *backends.UnavailableError naming bolt (the API answers 503 with
-// Retry-After): the store closed (the server is stopping), its file
-// locked by another process, or an I/O error of the file system (disk
-// full, read-only, I/O error). Other errors are returned as they are.
-func unavailable(op string, err error) error {
-	var errno syscall.Errno
-	reason := ""
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
-		reason, err = "the store is closed (the server is stopping)", ErrClosed
-	case errors.Is(err, bolterrors.ErrTimeout):
-		reason = "the store file is locked by another process"
-	case errors.As(err, &errno):
-		reason = "the store file cannot be written: " + errno.Error()
-	default:
-		return err
-	}
-	return &backends.UnavailableError{Backend: "bolt", Role: "store", Op: op, Reason: reason, Err: err}
-}
+// *backends.UnavailableError naming bolt (see boltfile.File.Unavailable).
+func unavailable(op string, err error) error { return fileFailures.Unavailable(op, err) }
+
+var fileFailures = boltfile.File{Backend: "bolt", Role: "store", What: "the store file", Closed: ErrClosed}
 
 var (
 	bucketKV    = []byte("kv")

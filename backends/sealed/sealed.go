@@ -33,12 +33,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/berthpaas/berth/backends"
+	"github.com/berthpaas/berth/backends/boltfile"
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -70,27 +70,10 @@ var (
 )
 
 // unavailable marks a failure of the secrets file itself as a
-// *backends.UnavailableError naming sealed (the API answers 503 with
-// Retry-After): the file closed (the server is stopping), locked by
-// another process, or an I/O error of the file system. Other errors are
-// returned as they are.
-func unavailable(op string, err error) error {
-	var errno syscall.Errno
-	reason := ""
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrClosed), errors.Is(err, bolterrors.ErrDatabaseNotOpen):
-		reason, err = "the secrets file is closed (the server is stopping)", ErrClosed
-	case errors.Is(err, bolterrors.ErrTimeout):
-		reason = "the secrets file is locked by another process"
-	case errors.As(err, &errno):
-		reason = "the secrets file cannot be written: " + errno.Error()
-	default:
-		return err
-	}
-	return &backends.UnavailableError{Backend: "sealed", Role: "secrets", Op: op, Reason: reason, Err: err}
-}
+// *backends.UnavailableError naming sealed (see boltfile.File.Unavailable).
+func unavailable(op string, err error) error { return fileFailures.Unavailable(op, err) }
+
+var fileFailures = boltfile.File{Backend: "sealed", Role: "secrets", What: "the secrets file", Closed: ErrClosed}
 
 var (
 	bucketSecrets = []byte("secrets") // id -> sealed record (path and versions)
