@@ -193,6 +193,11 @@ type Consul struct {
 	// the index of one shared consistent request (reads stay
 	// linearizable across servers). Unset means on.
 	ReadReplica *bool `hcl:"read_replica,optional"`
+	// ChangeLog makes every write also log, in its transaction, which
+	// keys it changed (one small entry per top-level directory), so the
+	// read replica reads those keys alone instead of re-listing the
+	// directory at each change. Unset means on.
+	ChangeLog *bool `hcl:"change_log,optional"`
 	// CallTimeout bounds each call to Consul (default 10s; a blocking
 	// read: its wait time plus this). A Consul that does not answer in it
 	// fails the request with 503 naming consul.
@@ -203,6 +208,9 @@ type Consul struct {
 
 // ReadReplicaOn reports whether reads come from the in-memory replica.
 func (c *Consul) ReadReplicaOn() bool { return c.ReadReplica == nil || *c.ReadReplica }
+
+// ChangeLogOn reports whether writes keep the change log the replica follows.
+func (c *Consul) ChangeLogOn() bool { return c.ChangeLog == nil || *c.ChangeLog }
 
 // Vault selects Vault KV v2 as Secrets.
 type Vault struct {

@@ -301,8 +301,12 @@ func TestReplicaWriteRelistsItsDirectoryOnly(t *testing.T) {
 	for i := 0; i < apps; i++ {
 		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("apps/app-%02d", i), Value: []byte("{}")})
 	}
-	if _, err := r.Txn(ctx, ops); err != nil {
-		t.Fatal(err)
+	for len(ops) > 0 {
+		n := min(len(ops), backends.MaxTxnOps)
+		if _, err := r.Txn(ctx, ops[:n]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[n:]
 	}
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "locks/reconciler-leader", Value: []byte("0")}); err != nil {
 		t.Fatal(err)
@@ -397,8 +401,12 @@ func TestReplicaTombstonesBounded(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("events/%03d", i), Value: []byte("{}")})
 	}
-	if _, err := r.Txn(ctx, ops); err != nil {
-		t.Fatal(err)
+	for len(ops) > 0 {
+		n := min(len(ops), backends.MaxTxnOps)
+		if _, err := r.Txn(ctx, ops[:n]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[n:]
 	}
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "events/zz-kept", Value: []byte("{}")}); err != nil {
 		t.Fatal(err)
