@@ -481,3 +481,48 @@ func TestKeyShardName(t *testing.T) {
 		}
 	}
 }
+
+// With the change log, 60 writes to app records among 3,000 apps cost the
+// replica the records written (read by name from the log), not a re-list
+// of every app at each write. (Without the log, each write re-lists apps/:
+// about 60 x 3,000 records; run with BERTH_TEST_CHANGE_LOG=0 to see it
+// fail.)
+func TestReplicaAppWritesReadWhatChanged(t *testing.T) {
+	r := newReplica(t)
+	r.waitWatch = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const apps, writes = 3000, 60
+	var ops []backends.TxnOp
+	for i := 0; i < apps; i++ {
+		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("apps/app-%04d", i), Value: []byte("{}")})
+		if len(ops) == backends.MaxTxnOps || i == apps-1 {
+			if _, err := r.Store.Txn(ctx, ops); err != nil {
+				t.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listed := keysListed(r)
+	for i := 0; i < writes; i++ {
+		k := fmt.Sprintf("apps/app-%04d", i*37%apps)
+		wm, err := r.Put(ctx, &backends.KVPair{Key: k, Value: []byte(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _, err := r.Get(ctx, k, nil); err != nil || p == nil || p.ModifyIndex != wm.Index || string(p.Value) != fmt.Sprint(i) {
+			t.Fatalf("write %s at %d, then read %+v, %v", k, wm.Index, p, err)
+		}
+	}
+	if ps, _, err := r.List(ctx, "apps/", nil); err != nil || len(ps) != apps {
+		t.Fatalf("List apps/: %d keys, %v", len(ps), err)
+	}
+	n := listed()["apps"]
+	t.Logf("%d app writes among %d apps: %d app records read by the replica", writes, apps, n)
+	if n > 4*writes {
+		t.Errorf("%d app writes had the replica read %d app records, want O(%d), not O(%d apps)", writes, n, writes, apps)
+	}
+}
