@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iradix "github.com/hashicorp/go-immutable-radix"
 	"os"
 	"strings"
 	"sync"
@@ -528,5 +529,65 @@ func TestReplicaAppWritesReadWhatChanged(t *testing.T) {
 	t.Logf("%d app writes among %d apps: %d app records read by the replica", writes, apps, n)
 	if n > 4*writes {
 		t.Errorf("%d app writes had the replica read %d app records, want O(%d), not O(%d apps)", writes, n, writes, apps)
+	}
+}
+
+// The change log is trimmed to about logKeep entries, its floor raised to
+// the newest index trimmed; a replica that has applied less than the floor
+// re-lists the directory instead of missing the trimmed changes.
+func TestChangeLogTrimmed(t *testing.T) {
+	s := newStore(t)
+	s.changeLog = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 300
+	for i := 0; i < n; i++ {
+		if _, err := s.Put(ctx, &backends.KVPair{Key: fmt.Sprintf("events/%03d", i), Value: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var floor uint64
+	var entries []logEntry
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		pairs, _, err := s.kv.List(s.logDir("events"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		floor, entries = parseLog(pairs)
+		if floor > 0 && len(entries) <= logKeep+logSlack {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d writes the log has %d entries, floor %d", n, len(entries), floor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if entries[0].index <= floor {
+		t.Fatalf("an entry at %d is at or below the floor %d", entries[0].index, floor)
+	}
+	// Store keys never show the log.
+	if ps, _, err := s.List(ctx, "", nil); err != nil || len(ps) != n {
+		t.Fatalf("List(\"\") = %d keys, %v; want %d", len(ps), err, n)
+	}
+
+	r := NewReplica(s)
+	t.Cleanup(func() { _ = r.Close() })
+	r.waitWatch = true
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Make the shard look as if it had missed changes the log no longer has.
+	sh := r.shard("events")
+	sh.amu.Lock()
+	r.mu.Lock()
+	sh.tree, sh.applied, sh.complete = iradix.New(), floor-1, 0
+	r.mu.Unlock()
+	sh.amu.Unlock()
+	if _, err := r.Put(ctx, &backends.KVPair{Key: "events/zzz", Value: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := r.List(ctx, "events/", nil)
+	if err != nil || len(ps) != n+1 {
+		t.Fatalf("a replica behind the log's floor lists %d events, %v; want %d", len(ps), err, n+1)
 	}
 }
