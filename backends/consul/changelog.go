@@ -106,8 +106,15 @@ func (s *Store) noteLogged(dirs []string) {
 		if s.trimming == nil {
 			s.trimming = map[string]bool{}
 		}
-		s.trimming[d] = true
+		// Added under wmu, as the key watches are: Close waits for it.
+		s.wmu.Lock()
+		if s.wctx.Err() != nil {
+			s.wmu.Unlock()
+			return
+		}
 		s.wwg.Add(1)
+		s.wmu.Unlock()
+		s.trimming[d] = true
 		go func(d string) {
 			defer s.wwg.Done()
 			ctx, cancel := backends.CallContext(s.wctx, s.callTimeout())

@@ -72,6 +72,11 @@ const (
 // re-list of it. Reads spanning several directories (a prefix with no '/')
 // go to Consul directly.
 //
+// With the Store's change log (Config.ChangeLog), a shard's watch follows
+// its directory's log instead of re-listing the directory, and reads just
+// the keys each write changed; a write that bypassed the log is found by
+// the confirmation above, which then re-lists the directory (replicalog.go).
+//
 // Each shard remembers the keys it saw deleted (tombs), for List's index;
 // at most maxTombs of them: see trimTombs.
 //
