@@ -287,6 +287,12 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   # mode: the leader answers from its state, stale only in the moment a
 #   # deposed leader does not know it yet.
 #   consistent_reads = false
+#   # Each write also logs, in its own transaction, which keys it changed
+#   # (one small entry per top-level directory, trimmed to the newest few
+#   # hundred): the replica then reads those keys alone instead of
+#   # re-listing the directory (10,000 app records) at every change. A
+#   # write that bypasses berth (consul kv put) is still seen, by a re-list.
+#   change_log = true
 #   # Each call to Consul has this deadline (a blocking read: its wait time
 #   # plus this); a Consul that does not answer in it makes the request
 #   # answer 503 with Retry-After, naming consul.

@@ -14,8 +14,11 @@ import (
 	"time"
 )
 
-// MaxTxnOps is the most operations one transaction may carry (Consul's limit).
-const MaxTxnOps = 64
+// MaxTxnOps is the most operations one transaction may carry: half of
+// Consul's limit of 64, so that the Consul Store's change log (one entry per
+// top-level directory the transaction writes, at most one per operation)
+// fits in the same transaction.
+const MaxTxnOps = 32
 
 var (
 	// ErrNotFound is returned where a single object was asked for and is absent.

@@ -199,6 +199,11 @@ type Consul struct {
 	// answers from its state; stale only in the moment a deposed leader
 	// does not know it yet).
 	ConsistentReads bool `hcl:"consistent_reads,optional"`
+	// ChangeLog makes every write also log, in its transaction, which
+	// keys it changed (one small entry per top-level directory), so the
+	// read replica reads those keys alone instead of re-listing the
+	// directory at each change. Unset means on.
+	ChangeLog *bool `hcl:"change_log,optional"`
 	// CallTimeout bounds each call to Consul (default 10s; a blocking
 	// read: its wait time plus this). A Consul that does not answer in it
 	// fails the request with 503 naming consul.
@@ -209,6 +214,9 @@ type Consul struct {
 
 // ReadReplicaOn reports whether reads come from the in-memory replica.
 func (c *Consul) ReadReplicaOn() bool { return c.ReadReplica == nil || *c.ReadReplica }
+
+// ChangeLogOn reports whether writes keep the change log the replica follows.
+func (c *Consul) ChangeLogOn() bool { return c.ChangeLog == nil || *c.ChangeLog }
 
 // Vault selects Vault KV v2 as Secrets.
 type Vault struct {

@@ -53,6 +53,10 @@ type Config struct {
 	// the leader from its state, strongly consistent except in the short
 	// window in which a deposed leader may not know it yet.
 	ConsistentReads bool
+	// ChangeLog makes every write also write, in its transaction, which
+	// keys it changed to a log per top-level directory (changelog.go),
+	// which a Replica follows instead of re-listing the directory.
+	ChangeLog bool
 }
 
 // TLSConfig is the TLS client configuration for talking to Consul.
@@ -82,6 +86,12 @@ type Store struct {
 	wctx    context.Context
 	wcancel context.CancelFunc
 	wwg     sync.WaitGroup
+
+	// The change log (changelog.go).
+	changeLog bool
+	lmu       sync.Mutex
+	logWrites map[string]int  // writes logged per directory
+	trimming  map[string]bool // directories whose log is being trimmed
 }
 
 var _ backends.Store = (*Store)(nil)
@@ -131,7 +141,8 @@ func New(cfg Config, logger hclog.Logger) (*Store, error) {
 	}
 	logger.Debug("consul store configured", "address", ac.Address, "scheme", ac.Scheme, "prefix", prefix, "datacenter", ac.Datacenter)
 	wctx, wcancel := context.WithCancel(context.Background())
-	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout, consistent: cfg.ConsistentReads}, nil
+	return &Store{client: client, kv: client.KV(), transport: ac.Transport, prefix: prefix, logger: logger, wctx: wctx, wcancel: wcancel, timeout: cfg.CallTimeout,
+		consistent: cfg.ConsistentReads, changeLog: cfg.ChangeLog}, nil
 }
 
 // key maps a Store key to its Consul key.
@@ -251,6 +262,9 @@ func (s *Store) List(ctx context.Context, prefix string, q *backends.QueryOption
 	}
 	out := make([]*backends.KVPair, 0, len(pairs))
 	for _, p := range pairs {
+		if strings.HasPrefix(p.Key, s.prefix+logDirName) {
+			continue // the change log and other keys of the Store's own
+		}
 		if bp, ok := s.pair(p); ok {
 			out = append(out, bp)
 		} else {
@@ -362,6 +376,9 @@ func (s *Store) DeleteTree(ctx context.Context, prefix string) (*backends.WriteM
 	cp := s.prefix + escapePrefix(prefix)
 	ctx, cancel := s.call(ctx, nil)
 	defer cancel()
+	if s.changeLog {
+		return s.deleteTreeLogged(ctx, prefix, cp)
+	}
 	if _, err := s.kv.DeleteTree(cp, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return nil, s.wrap(ctx, "delete-tree", prefix, err)
 	}
@@ -424,6 +441,12 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 		}
 		tops = append(tops, &api.TxnOp{KV: kop})
 	}
+	var logged []string
+	if s.changeLog {
+		var lops api.TxnOps
+		lops, logged = s.logOps(ops)
+		tops = append(tops, lops...)
+	}
 	ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, s.wrap(ctx, "txn", ops[0].Key, err)
@@ -442,8 +465,10 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 	var idx uint64
 	if writes {
 		// A write's result carries the transaction's commit index, which is
-		// above the index of anything a check returned.
-		for _, r := range resp.Results {
+		// above the index of anything a check returned. (The change log's
+		// results are not the caller's: a set of a key to its value does
+		// not move its index.)
+		for _, r := range resp.Results[:min(len(ops), len(resp.Results))] {
 			if r.KV != nil && r.KV.ModifyIndex > idx {
 				idx = r.KV.ModifyIndex
 			}
@@ -451,6 +476,9 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 	}
 	if writes {
 		s.noteWrites(ops, idx)
+	}
+	if len(logged) > 0 {
+		s.noteLogged(logged)
 	}
 	if idx == 0 {
 		k, _ := s.key(ops[0].Key)

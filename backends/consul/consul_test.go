@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func uniquePrefix(t testing.TB) string {
 func newStore(t testing.TB) *Store {
 	t.Helper()
 	addr := devagent.Consul(t)
-	s, err := New(Config{Address: addr, Prefix: uniquePrefix(t)}, hclog.NewNullLogger())
+	s, err := New(Config{Address: addr, Prefix: uniquePrefix(t), ChangeLog: testChangeLog()}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -230,3 +231,7 @@ func TestHealthTLSToPlainAgent(t *testing.T) {
 		t.Fatal("Health over https to a plain-http agent succeeded")
 	}
 }
+
+// testChangeLog is whether the tests' Stores keep the change log: on,
+// unless BERTH_TEST_CHANGE_LOG=0 (run the package both ways).
+func testChangeLog() bool { return os.Getenv("BERTH_TEST_CHANGE_LOG") != "0" }

@@ -74,6 +74,11 @@ const (
 // re-list of it. Reads spanning several directories (a prefix with no '/')
 // go to Consul directly.
 //
+// With the Store's change log (Config.ChangeLog), a shard's watch follows
+// its directory's log instead of re-listing the directory, and reads just
+// the keys each write changed; a write that bypassed the log is found by
+// the confirmation above, which then re-lists the directory (replicalog.go).
+//
 // Each shard remembers the keys it saw deleted (tombs), for List's index;
 // at most maxTombs of them: see trimTombs.
 //
@@ -91,6 +96,7 @@ type Replica struct {
 	wg     sync.WaitGroup
 
 	single bool // one shard, "", following the whole prefix (ReplicaOptions.SingleWatch)
+	logged bool // the shards follow the Store's change log (Config.ChangeLog; not with single)
 
 	mu       sync.Mutex
 	maxTombs int // the deletions a shard remembers at most (see trimTombs)
@@ -112,6 +118,7 @@ type Replica struct {
 	onDirect    func()                       // tests: called when a read goes to Consul directly
 	confirmHook func()                       // tests: called as each shard confirmation is sent
 	onApply     func(shard string, keys int) // tests: called (r.mu held) as a shard applies a list of keys
+	onFetch     func(shard string, keys int) // tests: called as a shard reads the keys its change log names
 }
 
 // shard is the replica of the keys under one top-level directory: its
@@ -119,6 +126,10 @@ type Replica struct {
 type shard struct {
 	name string // the escaped first segment of its keys; "" (SingleWatch) is every key
 	rng  string // the Consul prefix its watch lists: the Store's prefix + name
+	// logRng is the prefix of its change log (with Config.ChangeLog);
+	// amu serializes what applies the log or a list to the tree then.
+	logRng string
+	amu    sync.Mutex
 
 	tree    *iradix.Tree // key -> *backends.KVPair (never handed out: copied)
 	tombs   *iradix.Tree // deleted key -> uint64 index its deletion was seen at
@@ -188,6 +199,7 @@ func NewReplica(s *Store) *Replica { return NewReplicaWith(s, ReplicaOptions{}) 
 func NewReplicaWith(s *Store, o ReplicaOptions) *Replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{Store: s, ctx: ctx, cancel: cancel, shards: map[string]*shard{}, single: o.SingleWatch, waitWatch: o.WaitWatch, maxTombs: defaultMaxTombs}
+	r.logged = s.changeLog && !r.single
 	r.globalBatch.name, r.globalBatch.run, r.globalBatch.max = "read-index", r.globalIndex, globalInflight
 	if r.single {
 		r.shard("")
@@ -235,7 +247,7 @@ func (r *Replica) shard(name string) *shard {
 	if len(r.shards) >= maxShards || r.ctx.Err() != nil {
 		return nil
 	}
-	sh := &shard{name: name, rng: r.prefix + name, tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
+	sh := &shard{name: name, rng: r.prefix + name, logRng: r.logDir(name), tree: iradix.New(), tombs: iradix.New(), changed: make(chan struct{})}
 	sh.prefixBatch.name = "read-index"
 	sh.prefixBatch.run = func(ctx context.Context, p *probe) error { return r.prefixIndex(ctx, sh, p) }
 	sh.prefixBatch.hook = func() {
@@ -245,7 +257,11 @@ func (r *Replica) shard(name string) *shard {
 	}
 	r.shards[name] = sh
 	r.wg.Add(1)
-	go r.watch(sh)
+	if r.logged {
+		go r.watchLog(sh)
+	} else {
+		go r.watch(sh)
+	}
 	return sh
 }
 
@@ -300,7 +316,7 @@ func (r *Replica) discover(ctx context.Context, consistent bool) ([]*shard, erro
 			return nil, err
 		}
 		for _, n := range names {
-			if strings.HasPrefix(n, r.prefix) && len(n) > len(r.prefix) {
+			if strings.HasPrefix(n, r.prefix) && len(n) > len(r.prefix) && !strings.HasPrefix(n, r.prefix+logDirName) {
 				r.shard(r.shardName(n[len(r.prefix):]))
 			}
 		}
@@ -435,10 +451,15 @@ func (r *Replica) apply(sh *shard, pairs api.KVPairs, index uint64) {
 	}
 	newTree, newTombs := txn.Commit(), tombs.Commit()
 	newTombs, floor = trimTombs(newTombs, floor, maxTombs)
+	r.install(sh, newTree, newTombs, index, floor, reset, len(pairs))
+}
+
+// install swaps in a shard's new tree, applied at index.
+func (r *Replica) install(sh *shard, newTree, newTombs *iradix.Tree, index, floor uint64, reset bool, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.onApply != nil {
-		r.onApply(sh.name, len(pairs))
+		r.onApply(sh.name, n)
 	}
 	if reset {
 		sh.epoch++
@@ -655,6 +676,9 @@ func (r *Replica) syncShard(ctx context.Context, op, key string, sh *shard, g ui
 		if err != nil {
 			return view{}, false, r.syncErr(ctx, op, key, err)
 		}
+		if r.logged {
+			r.catchUp(ctx, sh, c.index)
+		}
 		for {
 			r.mu.Lock()
 			v, ch, cur, werr := view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.changed, sh.epoch, sh.watchErr
@@ -699,6 +723,9 @@ func (r *Replica) confirmLater(sh *shard) {
 			p := &probe{}
 			sh.prefixBatch.hook()
 			err := r.prefixIndex(ctx, sh, p)
+			if err == nil && r.logged {
+				r.catchUp(ctx, sh, p.index)
+			}
 			cancel()
 			if err == nil {
 				r.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iradix "github.com/hashicorp/go-immutable-radix"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,8 +311,12 @@ func TestReplicaWriteRelistsItsDirectoryOnly(t *testing.T) {
 	for i := 0; i < apps; i++ {
 		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("apps/app-%02d", i), Value: []byte("{}")})
 	}
-	if _, err := r.Txn(ctx, ops); err != nil {
-		t.Fatal(err)
+	for len(ops) > 0 {
+		n := min(len(ops), backends.MaxTxnOps)
+		if _, err := r.Txn(ctx, ops[:n]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[n:]
 	}
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "locks/reconciler-leader", Value: []byte("0")}); err != nil {
 		t.Fatal(err)
@@ -405,8 +411,12 @@ func TestReplicaTombstonesBounded(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("events/%03d", i), Value: []byte("{}")})
 	}
-	if _, err := r.Txn(ctx, ops); err != nil {
-		t.Fatal(err)
+	for len(ops) > 0 {
+		n := min(len(ops), backends.MaxTxnOps)
+		if _, err := r.Txn(ctx, ops[:n]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[n:]
 	}
 	if _, err := r.Put(ctx, &backends.KVPair{Key: "events/zz-kept", Value: []byte("{}")}); err != nil {
 		t.Fatal(err)
@@ -520,5 +530,113 @@ func TestReplicaReadsAfterOwnWrite(t *testing.T) {
 	}
 	if direct.Load() != d0 {
 		t.Fatalf("%d reads went to Consul after the replica caught up, want 0", direct.Load()-d0)
+	}
+}
+
+// With the change log, 60 writes to app records among 3,000 apps cost the
+// replica the records written (read by name from the log), not a re-list
+// of every app at each write. (Without the log, each write re-lists apps/:
+// about 60 x 3,000 records; run with BERTH_TEST_CHANGE_LOG=off to see it
+// fail: seen failing so, 180,000 records.)
+func TestReplicaAppWritesReadWhatChanged(t *testing.T) {
+	s := newStore(t)
+	s.changeLog = os.Getenv("BERTH_TEST_CHANGE_LOG") != "off" // on even with BERTH_TEST_CHANGE_LOG=0
+	r := NewReplica(s)
+	t.Cleanup(func() { _ = r.Close() })
+	r.waitWatch = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const apps, writes = 3000, 60
+	var ops []backends.TxnOp
+	for i := 0; i < apps; i++ {
+		ops = append(ops, backends.TxnOp{Verb: backends.TxnSet, Key: fmt.Sprintf("apps/app-%04d", i), Value: []byte("{}")})
+		if len(ops) == backends.MaxTxnOps || i == apps-1 {
+			if _, err := r.Store.Txn(ctx, ops); err != nil {
+				t.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listed := keysListed(r)
+	for i := 0; i < writes; i++ {
+		k := fmt.Sprintf("apps/app-%04d", i*37%apps)
+		wm, err := r.Put(ctx, &backends.KVPair{Key: k, Value: []byte(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _, err := r.Get(ctx, k, nil); err != nil || p == nil || p.ModifyIndex != wm.Index || string(p.Value) != fmt.Sprint(i) {
+			t.Fatalf("write %s at %d, then read %+v, %v", k, wm.Index, p, err)
+		}
+	}
+	if ps, _, err := r.List(ctx, "apps/", nil); err != nil || len(ps) != apps {
+		t.Fatalf("List apps/: %d keys, %v", len(ps), err)
+	}
+	n := listed()["apps"]
+	t.Logf("%d app writes among %d apps: %d app records read by the replica", writes, apps, n)
+	if n > 4*writes {
+		t.Errorf("%d app writes had the replica read %d app records, want O(%d), not O(%d apps)", writes, n, writes, apps)
+	}
+}
+
+// The change log is trimmed to about logKeep entries, its floor raised to
+// the newest index trimmed; a replica that has applied less than the floor
+// re-lists the directory instead of missing the trimmed changes.
+func TestChangeLogTrimmed(t *testing.T) {
+	s := newStore(t)
+	s.changeLog = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 300
+	for i := 0; i < n; i++ {
+		if _, err := s.Put(ctx, &backends.KVPair{Key: fmt.Sprintf("events/%03d", i), Value: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var floor uint64
+	var entries []logEntry
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		pairs, _, err := s.kv.List(s.logDir("events"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		floor, entries = parseLog(pairs)
+		if floor > 0 && len(entries) <= logKeep+logSlack {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d writes the log has %d entries, floor %d", n, len(entries), floor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if entries[0].index <= floor {
+		t.Fatalf("an entry at %d is at or below the floor %d", entries[0].index, floor)
+	}
+	// Store keys never show the log.
+	if ps, _, err := s.List(ctx, "", nil); err != nil || len(ps) != n {
+		t.Fatalf("List(\"\") = %d keys, %v; want %d", len(ps), err, n)
+	}
+
+	r := NewReplica(s)
+	t.Cleanup(func() { _ = r.Close() })
+	r.waitWatch = true
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Make the shard look as if it had missed changes the log no longer has.
+	sh := r.shard("events")
+	sh.amu.Lock()
+	r.mu.Lock()
+	sh.tree, sh.applied, sh.complete = iradix.New(), floor-1, 0
+	r.mu.Unlock()
+	sh.amu.Unlock()
+	if _, err := r.Put(ctx, &backends.KVPair{Key: "events/zzz", Value: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := r.List(ctx, "events/", nil)
+	if err != nil || len(ps) != n+1 {
+		t.Fatalf("a replica behind the log's floor lists %d events, %v; want %d", len(ps), err, n+1)
 	}
 }

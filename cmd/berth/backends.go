@@ -50,7 +50,7 @@ func tlsOf(t *config.TLS) consul.TLSConfig {
 func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, error) {
 	if c := cfg.Consul; c != nil {
 		st, err := consul.New(consul.Config{Address: c.Address, Token: c.Token, Prefix: c.Prefix, Datacenter: c.Datacenter, TLS: tlsOf(c.TLS),
-			CallTimeout: c.CallTimeoutDur, ConsistentReads: c.ConsistentReads}, log)
+			CallTimeout: c.CallTimeoutDur, ConsistentReads: c.ConsistentReads, ChangeLog: c.ChangeLogOn()}, log)
 		if err != nil || !c.ReadReplicaOn() {
 			return st, "consul", err
 		}

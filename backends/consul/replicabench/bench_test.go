@@ -465,8 +465,9 @@ func seedFleet(b *testing.B, st backends.Store, n int) {
 // BenchmarkReplicaChange10kApps: what one change costs a replica of 10,000
 // apps (30,000 keys: app, release and deploy records), for the replica
 // following the whole prefix with one watch (mode=single, the design before
-// issue 12's sharding) and the replica sharded by directory (mode=sharded),
-// in the same run on the same Consul prefix. Each op is one write then one
+// issue 12's sharding), the replica sharded by directory (mode=sharded) and
+// the sharded replica following the change log (mode=log: the writes log
+// the keys they change and the replica reads those alone), in the same run on the same Consul prefix. Each op is one write then one
 // read through the replica that waits until the replica has applied it
 // (ReplicaOptions.WaitWatch), so ns/op is "one write, then the replica has
 // applied it":
@@ -514,8 +515,8 @@ func BenchmarkReplicaChange10kApps(b *testing.B) {
 		{"event", "events/", ""},
 		{"lock-read-app", "locks/reconciler-leader", state.AppKey("app-00000")},
 	}
-	for _, mode := range []string{"single", "sharded"} {
-		st, err := consul.New(consul.Config{Address: addr, Prefix: p}, nil)
+	for _, mode := range []string{"single", "sharded", "log"} {
+		st, err := consul.New(consul.Config{Address: addr, Prefix: p, ChangeLog: mode == "log"}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
