@@ -289,22 +289,35 @@ func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) (
 	if err != nil {
 		return nil, nil, s.wrap(ctx, "list", prefix, err)
 	}
-	// The names after after: a binary search in the sorted names.
-	keys := names[sort.Search(len(names), func(i int) bool { return after == "" || names[i].user > after }):]
-	if limit > 0 && len(keys) > limit {
-		keys = keys[:limit]
+	out, err := s.pageOf(ctx, names, after, limit)
+	if err != nil {
+		return nil, nil, s.wrap(ctx, "list", prefix, err)
 	}
-	out := make([]*backends.KVPair, 0, len(keys))
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), backends.MaxTxnOps)]
-		keys = keys[len(chunk):]
+	return out, &backends.QueryMeta{LastIndex: index}, nil
+}
+
+// pageOf reads the values of the names after after, up to limit (0: all).
+// The names may be behind Consul (a watch's): a name deleted since is left
+// out and the next names fill its place, so a page is short only at the
+// end of the names.
+func (s *Store) pageOf(ctx context.Context, names []keyName, after string, limit int) ([]*backends.KVPair, error) {
+	// The names after after: a binary search in the sorted names.
+	rest := names[sort.Search(len(names), func(i int) bool { return after == "" || names[i].user > after }):]
+	out := make([]*backends.KVPair, 0, min(len(rest), max(limit, 0)))
+	for len(rest) > 0 && (limit <= 0 || len(out) < limit) {
+		n := len(rest)
+		if limit > 0 {
+			n = min(n, limit-len(out))
+		}
+		chunk := rest[:min(n, backends.MaxTxnOps)]
+		rest = rest[len(chunk):]
 		tops := make(api.TxnOps, 0, len(chunk))
 		for _, k := range chunk {
 			tops = append(tops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: k.consul}})
 		}
 		ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
-			return nil, nil, s.wrap(ctx, "list", prefix, err)
+			return nil, err
 		}
 		if ok {
 			for _, r := range resp.Results {
@@ -322,7 +335,7 @@ func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) (
 		for _, k := range chunk {
 			p, _, err := s.kv.Get(k.consul, (&api.QueryOptions{RequireConsistent: s.consistent}).WithContext(ctx))
 			if err != nil {
-				return nil, nil, s.wrap(ctx, "list", prefix, err)
+				return nil, err
 			}
 			if p == nil {
 				continue
@@ -332,7 +345,7 @@ func (s *Store) ListPage(ctx context.Context, prefix, after string, limit int) (
 			}
 		}
 	}
-	return out, &backends.QueryMeta{LastIndex: index}, nil
+	return out, nil
 }
 
 // Put writes unconditionally.

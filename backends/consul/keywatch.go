@@ -20,7 +20,8 @@ import (
 // A page waits until the names include every write this Store made under
 // the prefix (the write's commit index); writes by other processes show
 // within one round of the watch. The values of a page are always read from
-// Consul, so a key deleted meanwhile is left out of the page. When the
+// Consul, so a key deleted meanwhile is left out of the page (the names after
+// it fill its place: a page is short only at the end). When the
 // watch is failing or behind for longer than keyWatchWait, a page lists the
 // names directly instead.
 

@@ -74,3 +74,47 @@ func TestListPageSeesOtherWriters(t *testing.T) {
 		t.Fatalf("ListPage after Close (no watch: the names listed directly): %v", err)
 	}
 }
+
+// A page made from names that are behind Consul (a key deleted since they
+// were listed) is filled from the names that follow: short only at the end.
+// (Before, the deleted key left a hole and a short page, which a caller
+// takes for the end of the list.)
+func TestPageOfStaleNamesFillsThePage(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var names []keyName
+	for i := range 6 {
+		k := fmt.Sprintf("apps/a%d", i)
+		if _, err := s.Put(ctx, &backends.KVPair{Key: k, Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, keyName{user: k, consul: s.prefix + k})
+	}
+	for _, k := range []string{"apps/a1", "apps/a2"} {
+		if _, err := s.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		after string
+		limit int
+		want  string
+	}{
+		{"", 2, "[apps/a0 apps/a3]"},
+		{"apps/a0", 2, "[apps/a3 apps/a4]"},
+		{"apps/a0", 0, "[apps/a3 apps/a4 apps/a5]"},
+		{"apps/a4", 3, "[apps/a5]"},
+	} {
+		ps, err := s.pageOf(ctx, names, tc.after, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.Key)
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("page after %q limit %d: %v, want %s", tc.after, tc.limit, got, tc.want)
+		}
+	}
+}
