@@ -259,7 +259,7 @@ func TestCLIStory(t *testing.T) {
 	// The app is back on (or still at) version one.
 	b.routed(t, appHost(app), "version one after the failed deploy", func(a webAnswer) bool { return a.Version == "one" })
 	me.waitStatus(app, "the app settled on version one", func(v api.DeployedApp) bool {
-		return v.MetaVersion == v1 && runningInstances(v, "web") == 1
+		return v.State == "running" && v.MetaVersion == v1 && runningInstances(v, "web") == 1
 	})
 
 	// 5. Scale.

@@ -272,6 +272,11 @@ func startConsul(a *agent, bin string) error {
 		// Session TTLs from 1s (Consul's default minimum is 10s), so
 		// that tests of session locks hand a lock over in seconds.
 		"-hcl", `session_ttl_min = "1s"`,
+		// Many Berth servers of parallel tests share this agent, each
+		// holding a blocking query per Store directory (the read
+		// replica's watches): more than Consul's default of 200 HTTP
+		// connections per client address.
+		"-hcl", `limits { http_max_conns_per_client = 4096 }`,
 	)
 	if err != nil {
 		return err
