@@ -379,24 +379,34 @@ func (r *Replica) watch(sh *shard) {
 		pairs, meta, err := r.kv.List(sh.rng, opts)
 		cancel()
 		if err != nil {
-			if r.ctx.Err() != nil {
+			if !r.watchFailed(sh, "watching the store prefix failed; retrying", err, &backoff) {
 				return
 			}
-			r.mu.Lock()
-			sh.watchErr = err
-			r.mu.Unlock()
-			r.logger.Warn("watching the store prefix failed; retrying", "directory", sh.name, "in", backoff, "error", err)
-			select {
-			case <-r.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
 		backoff = 50 * time.Millisecond
 		r.apply(sh, pairs, meta.LastIndex)
 	}
+}
+
+// watchFailed records a failure of shard sh's watch, logs it and waits
+// *backoff (doubled for the next, up to 2s) before the watch tries again;
+// false when the replica is closing.
+func (r *Replica) watchFailed(sh *shard, msg string, err error, backoff *time.Duration) bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	r.mu.Lock()
+	sh.watchErr = err
+	r.mu.Unlock()
+	r.logger.Warn(msg, "directory", sh.name, "in", *backoff, "error", err)
+	select {
+	case <-r.ctx.Done():
+		return false
+	case <-time.After(*backoff):
+	}
+	*backoff = min(2**backoff, 2*time.Second)
+	return true
 }
 
 // apply diffs one recursive list of the shard's range, answered at index,
@@ -821,21 +831,35 @@ func (r *Replica) Get(ctx context.Context, key string, q *backends.QueryOptions)
 		}
 		return nil, v.applied
 	}
-	p, idx := get(v)
-	if q != nil && q.WaitIndex > 0 {
-		deadline := time.Now().Add(waitOf(q))
-		for idx == q.WaitIndex {
-			var ok bool
-			if v, ok = r.wait(ctx, sh, deadline); !ok {
-				break
-			}
-			p, idx = get(v)
-		}
-		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
-			return nil, nil, fmt.Errorf("consul get %q: %w", key, err)
-		}
+	p, idx, err := blockOn(ctx, r, sh, q, v, get)
+	if err != nil {
+		return nil, nil, fmt.Errorf("consul get %q: %w", key, err)
 	}
 	return p, &backends.QueryMeta{LastIndex: idx}, nil
+}
+
+// blockOn answers read(v) and, for a read with a WaitIndex, reads again
+// each time the shard changes until the index moves past it or the wait
+// ends (Consul's blocking query, from memory); err is the context's when it
+// ended the wait with the index unchanged.
+func blockOn[T any](ctx context.Context, r *Replica, sh *shard, q *backends.QueryOptions, v view, read func(view) (T, uint64)) (T, uint64, error) {
+	out, idx := read(v)
+	if q == nil || q.WaitIndex == 0 {
+		return out, idx, nil
+	}
+	deadline := time.Now().Add(waitOf(q))
+	for idx == q.WaitIndex {
+		var ok bool
+		if v, ok = r.wait(ctx, sh, deadline); !ok {
+			break
+		}
+		out, idx = read(v)
+	}
+	if err := ctx.Err(); err != nil && idx == q.WaitIndex {
+		var zero T
+		return zero, 0, err
+	}
+	return out, idx, nil
 }
 
 // List reads every key under prefix from the replica, sorted by key.
@@ -878,19 +902,9 @@ func (r *Replica) List(ctx context.Context, prefix string, q *backends.QueryOpti
 		}
 		return out, max(idx, v.floor)
 	}
-	out, idx := list(v)
-	if q != nil && q.WaitIndex > 0 {
-		deadline := time.Now().Add(waitOf(q))
-		for idx == q.WaitIndex {
-			var ok bool
-			if v, ok = r.wait(ctx, sh, deadline); !ok {
-				break
-			}
-			out, idx = list(v)
-		}
-		if err := ctx.Err(); err != nil && idx == q.WaitIndex {
-			return nil, nil, fmt.Errorf("consul list %q: %w", prefix, err)
-		}
+	out, idx, err := blockOn(ctx, r, sh, q, v, list)
+	if err != nil {
+		return nil, nil, fmt.Errorf("consul list %q: %w", prefix, err)
 	}
 	if out == nil {
 		out = []*backends.KVPair{}

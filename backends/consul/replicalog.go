@@ -47,19 +47,9 @@ func (r *Replica) watchLog(sh *shard) {
 		}
 		cancel()
 		if err != nil {
-			if r.ctx.Err() != nil {
+			if !r.watchFailed(sh, "watching the store's change log failed; retrying", err, &backoff) {
 				return
 			}
-			r.mu.Lock()
-			sh.watchErr = err
-			r.mu.Unlock()
-			r.logger.Warn("watching the store's change log failed; retrying", "directory", sh.name, "in", backoff, "error", err)
-			select {
-			case <-r.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
 			idx = 0
 			continue
 		}
