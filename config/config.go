@@ -208,8 +208,24 @@ type Consul struct {
 	// read: its wait time plus this). A Consul that does not answer in it
 	// fails the request with 503 naming consul.
 	CallTimeout string `hcl:"call_timeout,optional"`
+	// ReadLeases makes the servers on the prefix members of one cluster
+	// that announce each write to each other before it is sent, so that
+	// each answers reads from its replica with no request to Consul, still
+	// linearizable (backends/consul/lease.go). Needs read_replica and
+	// change_log. Unset means on.
+	ReadLeases *bool `hcl:"read_leases,optional"`
+	// PeerAddr is where the server listens for the other members'
+	// announcements (host:port; port 0 picks one). Default: bind_addr's
+	// host with a port picked at start. Required for read leases when
+	// bind_addr's host is 0.0.0.0 or ::.
+	PeerAddr string `hcl:"peer_addr,optional"`
 
 	CallTimeoutDur time.Duration
+}
+
+// ReadLeasesOn reports whether the servers answer reads from memory under read leases.
+func (c *Consul) ReadLeasesOn() bool {
+	return (c.ReadLeases == nil || *c.ReadLeases) && c.ReadReplicaOn() && c.ChangeLogOn()
 }
 
 // ReadReplicaOn reports whether reads come from the in-memory replica.

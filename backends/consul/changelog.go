@@ -291,7 +291,11 @@ func (s *Store) deleteTreeLogged(ctx context.Context, prefix, cp string) (*backe
 		lops, dirs = nil, nil // too many to log: the replicas' confirmations re-list them
 	}
 	tops = append(tops, lops...)
-	ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+	gdirs := []string{allDirs}
+	if i := strings.IndexByte(esc, '/'); i >= 0 {
+		gdirs = []string{esc[:i]}
+	}
+	ok, resp, g, err := s.guardedTxn(ctx, tops, gdirs)
 	if err != nil {
 		return nil, s.wrap(ctx, "delete-tree", prefix, err)
 	}
@@ -306,9 +310,11 @@ func (s *Store) deleteTreeLogged(ctx context.Context, prefix, cp string) (*backe
 	}
 	if idx == 0 {
 		if idx, err = s.currentIndex(ctx, cp); err != nil {
+			g.end(0, unknown)
 			return nil, s.wrap(ctx, "delete-tree", prefix, err)
 		}
 	}
+	g.end(idx, committed)
 	s.noteLogged(dirs)
 	return &backends.WriteMeta{Index: idx}, nil
 }

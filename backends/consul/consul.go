@@ -92,6 +92,10 @@ type Store struct {
 	lmu       sync.Mutex
 	logWrites map[string]int  // writes logged per directory
 	trimming  map[string]bool // directories whose log is being trimmed
+
+	// guard announces each write to the cluster's members (read leases,
+	// lease.go); nil without them.
+	guard *leases
 }
 
 var _ backends.Store = (*Store)(nil)
@@ -460,7 +464,7 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 		lops, logged = s.logOps(ops)
 		tops = append(tops, lops...)
 	}
-	ok, resp, _, err := s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+	ok, resp, g, err := s.guardedTxn(ctx, tops, txnDirs(ops))
 	if err != nil {
 		return nil, s.wrap(ctx, "txn", ops[0].Key, err)
 	}
@@ -493,6 +497,16 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 	if len(logged) > 0 {
 		s.noteLogged(logged)
 	}
+	if g != nil {
+		// The change log's entries are new keys: their index is the commit's.
+		var c uint64
+		for _, r := range resp.Results {
+			if r.KV != nil {
+				c = max(c, r.KV.ModifyIndex)
+			}
+		}
+		g.end(c, committed)
+	}
 	if idx == 0 {
 		k, _ := s.key(ops[0].Key)
 		if idx, err = s.currentIndex(ctx, k); err != nil {
@@ -500,6 +514,60 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 		}
 	}
 	return &backends.WriteMeta{Index: idx}, nil
+}
+
+// guardedTxn sends a transaction; with read leases it is announced to the
+// cluster's members first and carries the epoch check, and is made again
+// (announced anew) when that check alone failed. g is the announcement of
+// a committed transaction, for its caller to end with the commit index.
+func (s *Store) guardedTxn(ctx context.Context, tops api.TxnOps, dirs []string) (ok bool, resp *api.TxnResponse, g *guarded, err error) {
+	if s.guard == nil || len(dirs) == 0 {
+		ok, resp, _, err = s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
+		return ok, resp, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		g, err = s.guard.begin(ctx, dirs)
+		if err != nil {
+			return false, nil, nil, err
+		}
+		all := append(tops[:len(tops):len(tops)], g.ops...)
+		ok, resp, _, err = s.client.Txn().Txn(all, (&api.QueryOptions{}).WithContext(ctx))
+		switch {
+		case err != nil:
+			g.end(0, unknown)
+			return false, nil, nil, err
+		case ok:
+			return true, resp, g, nil
+		}
+		g.end(0, rolledBack)
+		epochOnly := resp != nil && len(resp.Errors) > 0
+		if resp != nil {
+			for _, e := range resp.Errors {
+				if e.OpIndex < len(tops) {
+					epochOnly = false
+				}
+			}
+		}
+		if !epochOnly {
+			if resp != nil {
+				// The caller's errors only, with their indexes.
+				errs := resp.Errors[:0:0]
+				for _, e := range resp.Errors {
+					if e.OpIndex < len(tops) {
+						errs = append(errs, e)
+					}
+				}
+				resp = &api.TxnResponse{Results: resp.Results, Errors: errs}
+			}
+			return false, resp, nil, nil
+		}
+		if attempt >= 8 {
+			return false, nil, nil, &backends.UnavailableError{Backend: "consul", Role: "store", Op: "txn", Reason: "the cluster's members changed during every attempt", Err: errors.New("epoch changed")}
+		}
+		if err := s.guard.refreshView(ctx); err != nil {
+			return false, nil, nil, err
+		}
+	}
 }
 
 // txnFailure maps the reason Consul gives for rolling back a transaction.

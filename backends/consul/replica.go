@@ -115,6 +115,10 @@ type Replica struct {
 
 	cmu sync.Mutex // guards the shards' confirming, confirmAgain
 
+	// lease is the replica's cluster membership (Join): reads from memory
+	// with no read-index request while it holds.
+	lease *leases
+
 	onDirect    func()                       // tests: called when a read goes to Consul directly
 	confirmHook func()                       // tests: called as each shard confirmation is sent
 	onApply     func(shard string, keys int) // tests: called (r.mu held) as a shard applies a list of keys
@@ -148,6 +152,12 @@ type shard struct {
 	prefixBatch batch
 
 	confirming, confirmAgain bool // guarded by Replica.cmu
+
+	// With read leases (lease.go): the highest commit index of a write to
+	// the directory a member was told of (the shard answers from memory
+	// once it has applied it), and a global index the shard must be
+	// complete up to (its member's join, an intent closed by an epoch bump).
+	fence, need uint64
 }
 
 // view is what one read uses of a shard: a snapshot.
@@ -219,6 +229,12 @@ func NewReplicaWith(s *Store, o ReplicaOptions) *Replica {
 
 // Close stops the watches, waits for them and for probes in flight, and closes the Store.
 func (r *Replica) Close() error {
+	r.mu.Lock()
+	l := r.lease
+	r.mu.Unlock()
+	if l != nil {
+		l.close()
+	}
 	r.cancel()
 	r.wg.Wait()
 	return r.Store.Close()
@@ -254,6 +270,11 @@ func (r *Replica) shard(name string) *shard {
 		if r.confirmHook != nil {
 			r.confirmHook()
 		}
+	}
+	if r.lease != nil {
+		// Complete up to every index seen so far: a member's join, a
+		// write it was told of, an intent closed by an epoch bump.
+		sh.need = r.maxGlobal
 	}
 	r.shards[name] = sh
 	r.wg.Add(1)
@@ -643,7 +664,14 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 		g, _ = scope.Load()
 	}
 	r.mu.Lock()
-	v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
+	v = view{sh.tree, sh.tombs, sh.applied, sh.floor}
+	if r.lease != nil && r.lease.fromMemory(sh, time.Now()) {
+		// Under the lease: no write this server was not told of has
+		// committed to the directory since the shard applied it.
+		r.mu.Unlock()
+		return v, true, nil
+	}
+	ok = sh.complete >= g && sh.applied > 0
 	behind := sh.complete < r.maxGlobal
 	r.mu.Unlock()
 	if g != 0 && ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,6 +47,22 @@ func tlsOf(t *config.TLS) consul.TLSConfig {
 	return consul.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
+// peerListen is the address of the read leases' peer listener: peer_addr,
+// else bind_addr's host with a port picked at start.
+func peerListen(peerAddr, bindAddr string) (string, error) {
+	if peerAddr != "" {
+		return peerAddr, nil
+	}
+	host, _, err := net.SplitHostPort(bindAddr)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("bind_addr %q has no host the other servers can dial: set consul { peer_addr }", bindAddr)
+	}
+	return net.JoinHostPort(host, "0"), nil
+}
+
 // openStore opens the Store the config selects.
 func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, error) {
 	if c := cfg.Consul; c != nil {
@@ -54,7 +71,17 @@ func openStore(cfg *config.Config, log hclog.Logger) (backends.Store, string, er
 		if err != nil || !c.ReadReplicaOn() {
 			return st, "consul", err
 		}
-		return consul.NewReplica(st), "consul", nil
+		r := consul.NewReplica(st)
+		if c.ReadLeasesOn() {
+			listen, err := peerListen(c.PeerAddr, cfg.BindAddr)
+			if err != nil {
+				log.Warn("read leases off: reads check Consul's index each time", "why", err)
+			} else if err := r.Join(consul.LeaseOptions{Listen: listen}); err != nil {
+				_ = r.Close()
+				return nil, "", err
+			}
+		}
+		return r, "consul", nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, "", err
