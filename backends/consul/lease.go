@@ -826,3 +826,26 @@ func txnDirs(ops []backends.TxnOp) []string {
 	}
 	return dirs
 }
+
+// Leased reports whether the replica now answers reads of every directory
+// it follows from memory (locks/ aside); those that may not are confirmed
+// in the background, so that asking again soon may say yes.
+func (r *Replica) Leased() bool {
+	r.mu.Lock()
+	l := r.lease
+	var behind []*shard
+	now := time.Now()
+	for _, sh := range r.shards {
+		if l == nil || (sh.name != lockedDir && !l.fromMemory(sh, now)) {
+			behind = append(behind, sh)
+		}
+	}
+	r.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	for _, sh := range behind {
+		r.confirmLater(sh)
+	}
+	return len(behind) == 0
+}

@@ -609,17 +609,28 @@ func (b *bench) replica() (*consul.Replica, error) {
 	}
 	r := consul.NewReplica(cs)
 	b.cleanups = append(b.cleanups, func() { r.Close() })
+	// A member of the prefix's read leases (consul { read_leases = true }).
+	if err := r.Join(consul.LeaseOptions{Listen: "127.0.0.1:0"}); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("the replica's first sync: %w", err)
+	}
+	for !r.Leased() {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("the replica did not take its read lease in 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return r, nil
 }
 
 // storeAt is a Consul Store on prefix.
 func (b *bench) storeAt(prefix string) (*consul.Store, error) {
-	cs, err := consul.New(consul.Config{Address: b.consulAdr, Prefix: prefix}, hclog.NewNullLogger())
+	// With the change log, as `berth server` writes by default.
+	cs, err := consul.New(consul.Config{Address: b.consulAdr, Prefix: prefix, ChangeLog: true}, hclog.NewNullLogger())
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,9 @@ type fixture struct {
 	raw          *api.Client
 	plain        *consul.Store
 	replica      *consul.Replica
+	// leased is the replica as `berth server` runs it by default: with
+	// the change log, a member of the prefix's read leases.
+	leased *consul.Replica
 }
 
 func newFixture(b *testing.B) *fixture {
@@ -151,9 +154,18 @@ func newFixture(b *testing.B) *fixture {
 		b.Fatal(err)
 	}
 	f.replica = consul.NewReplica(st)
+	lst, err := consul.New(consul.Config{Address: addr, Prefix: f.prefix, ChangeLog: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.leased = consul.NewReplica(lst)
+	if err := f.leased.Join(consul.LeaseOptions{Listen: "127.0.0.1:0"}); err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		_ = f.leased.Close()
 		_ = f.replica.Close()
 		_, _ = f.plain.DeleteTree(ctx, "")
 		_ = f.plain.Close()
@@ -218,6 +230,9 @@ func BenchmarkGet(b *testing.B) {
 		if err := f.replica.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
+		if err := leasedSync(ctx, f.leased); err != nil {
+			b.Fatal(err)
+		}
 		key := f.prefix + state.AppKey("hello")
 		b.Run(fmt.Sprintf("apps=%d/raw-consul-kv", apps), func(b *testing.B) {
 			parallel(b, func() error {
@@ -231,7 +246,7 @@ func BenchmarkGet(b *testing.B) {
 		for _, s := range []struct {
 			name string
 			st   backends.Store
-		}{{"store-plain", f.plain}, {"store-replica", f.replica}} {
+		}{{"store-plain", f.plain}, {"store-replica", f.replica}, {"store-leased", f.leased}} {
 			b.Run(fmt.Sprintf("apps=%d/%s", apps, s.name), func(b *testing.B) {
 				parallel(b, func() error {
 					p, _, err := s.st.Get(ctx, state.AppKey("hello"), nil)
@@ -290,6 +305,14 @@ func BenchmarkHTTPRepoGet(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	leasedHS, leasedS := newServer(b, f.leased, filepath.Join(b.TempDir(), "secrets"))
+	tokLeased, _, err := leasedS.Engine().IssueToken(ctx, "dev@b.co", engine.TokenUser, "", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := leasedSync(ctx, f.leased); err != nil {
+		b.Fatal(err)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients}}
 	defer client.CloseIdleConnections()
 	get := func(base, tok string) func() error {
@@ -327,6 +350,29 @@ func BenchmarkHTTPRepoGet(b *testing.B) {
 		parallel(b, get(newHS.URL, tokNew))
 		b.ReportMetric(float64(kvIndex(b)-i0), "kv-writes")
 	})
+	b.Run("http-leased", func(b *testing.B) {
+		i0 := kvIndex(b)
+		parallel(b, get(leasedHS.URL, tokLeased))
+		b.ReportMetric(float64(kvIndex(b)-i0), "kv-writes")
+	})
+}
+
+// leasedSync waits until the leased replica holds its lease and has
+// caught up with the prefix (its reads then come from memory).
+func leasedSync(ctx context.Context, r *consul.Replica) error {
+	if err := r.Sync(ctx); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, ok := r.Member(); ok && r.Leased() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the leased replica did not answer from memory within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // BenchmarkReplicaMemory10kApps: the heap the replica holds for 10,000 apps
