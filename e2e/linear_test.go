@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,7 +264,21 @@ func TestLinearizableCluster(t *testing.T) {
 	srv := startCluster(t, 2)
 	tg := linSetup(t, ps, srv)
 	checkLinearizable(t, "consul-2-servers", tg, 6, 480, 15*time.Second)
+	// The servers answered reads from memory under their read leases (the
+	// history above checked those reads too).
+	for _, b := range srv {
+		r := b.do(t, "GET", "/metrics", nil, nil).want(t, http.StatusOK)
+		m := leaseReads.FindStringSubmatch(string(r.Raw))
+		if m == nil || m[1] == "0" {
+			t.Errorf("server %s answered no read under its read lease: %v", b.URL, m)
+		}
+		if !strings.Contains(string(r.Raw), "\nberth_store_read_lease 1\n") {
+			t.Errorf("server %s does not hold its read lease", b.URL)
+		}
+	}
 }
+
+var leaseReads = regexp.MustCompile(`(?m)^berth_store_reads_total\{path="lease"\} ([0-9.e+]+)$`)
 
 // TestLinearizableBolt: one server on bolt.
 func TestLinearizableBolt(t *testing.T) {

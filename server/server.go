@@ -72,6 +72,9 @@ func New(d Deps) (*Server, error) {
 		limits:    newAccountLimits(d.Config.Limits),
 	}
 	s.metrics.reg.MustRegister(reconcilerLeaderGauge(s.rec))
+	if rc, ok := d.Store.(readCounter); ok {
+		s.metrics.reg.MustRegister(storeReadMetrics(rc)...)
+	}
 	acfg := audit.Config{Registerer: s.metrics.reg}
 	if a := d.Config.Audit; a != nil {
 		acfg.Queue, acfg.Retention = a.Queue, a.RetentionDur

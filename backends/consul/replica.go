@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -118,6 +119,9 @@ type Replica struct {
 	// lease is the replica's cluster membership (Join): reads from memory
 	// with no read-index request while it holds.
 	lease *leases
+
+	// How the reads were answered (ReadCounts).
+	leasedReads, indexedReads, directReads atomic.Uint64
 
 	onDirect    func()                       // tests: called when a read goes to Consul directly
 	confirmHook func()                       // tests: called as each shard confirmation is sent
@@ -669,6 +673,7 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 		// Under the lease: no write this server was not told of has
 		// committed to the directory since the shard applied it.
 		r.mu.Unlock()
+		r.leasedReads.Add(1)
 		return v, true, nil
 	}
 	ok = sh.complete >= g && sh.applied > 0
@@ -677,6 +682,7 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 	if g != 0 && ok {
 		// The request's scope knows the index: answered from memory when
 		// the shard holds it, with no call (and no deadline).
+		r.indexedReads.Add(1)
 		return v, true, nil
 	}
 	if g == 0 && behind && !wait && !r.waitWatch {
@@ -703,6 +709,7 @@ func (r *Replica) syncShard(ctx context.Context, op, key string, sh *shard, g ui
 	v, ok = view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.complete >= g && sh.applied > 0
 	r.mu.Unlock()
 	if ok {
+		r.indexedReads.Add(1)
 		return v, true, nil
 	}
 	if !wait && !r.waitWatch {
@@ -728,6 +735,7 @@ func (r *Replica) syncShard(ctx context.Context, op, key string, sh *shard, g ui
 				break // rebuilt since the index was read: read it again
 			}
 			if v.applied >= c.index && v.applied > 0 {
+				r.indexedReads.Add(1)
 				return v, true, nil
 			}
 			select {
@@ -823,7 +831,16 @@ func waitOf(q *backends.QueryOptions) time.Duration {
 	return q.WaitTime
 }
 
+// ReadCounts reports how the replica's reads were answered since it
+// started: from memory under the read lease, from memory after a
+// read-index request (or within a request that knew its index), and from
+// Consul directly.
+func (r *Replica) ReadCounts() (leased, indexed, direct uint64) {
+	return r.leasedReads.Load(), r.indexedReads.Load(), r.directReads.Load()
+}
+
 func (r *Replica) direct() {
+	r.directReads.Add(1)
 	if r.onDirect != nil {
 		r.onDirect()
 	}
