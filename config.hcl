@@ -279,9 +279,21 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   prefix     = "berth/"
 #   datacenter = ""
 #   # Reads from an in-memory replica of the prefix fed by blocking queries;
-#   # each read still checks Consul's index with one shared request, so
-#   # reads stay linearizable across servers.
+#   # without read leases each read still checks Consul's index with one
+#   # shared request, so reads stay linearizable across servers.
 #   read_replica = true
+#   # Read leases: the servers on this prefix tell each other of every
+#   # write before they send it (over their peer listeners), so each answers
+#   # reads from memory with no request to Consul, still linearizable. A
+#   # server that does not acknowledge within 2s is removed and its 3s lease
+#   # waited out (a write then takes ~5s once); a write that bypasses berth
+#   # (consul kv put) is seen within 5s. Needs read_replica and change_log.
+#   read_leases = true
+#   # Where this server listens for the other servers' announcements:
+#   # default bind_addr's host, any free port. Set it when bind_addr's host
+#   # is 0.0.0.0 or ::, to an address the other servers can dial (else read
+#   # leases are off); keep it on a network tenants cannot reach.
+#   peer_addr = ""
 #   # Reads (and that index check) in Consul's consistent mode: the leader
 #   # confirms with a quorum on every request. By default Consul's default
 #   # mode: the leader answers from its state, stale only in the moment a

@@ -40,3 +40,25 @@ func TestConsulConsistentReads(t *testing.T) {
 		}
 	}
 }
+
+// consul.read_leases defaults to on, and needs the replica and the change log.
+func TestConsulReadLeases(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"consul {\n  prefix = \"berth/\"\n}\n", true},
+		{"consul {\n  read_leases = false\n}\n", false},
+		{"consul {\n  read_replica = false\n}\n", false},
+		{"consul {\n  change_log = false\n}\n", false},
+		{"consul {\n  peer_addr = \"10.0.0.5:8301\"\n}\n", true},
+	} {
+		c, err := Parse([]byte(tc.src), "r.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Consul.ReadLeasesOn(); got != tc.want {
+			t.Errorf("%q: ReadLeasesOn() = %v, want %v", tc.src, got, tc.want)
+		}
+	}
+}

@@ -195,7 +195,7 @@ func (r *Replica) Join(o LeaseOptions) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /intent", l.serveIntent)
 	mux.HandleFunc("POST /done", l.serveDone)
-	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	r.mu.Lock()
 	r.lease = l
 	r.mu.Unlock()
