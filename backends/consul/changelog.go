@@ -39,8 +39,8 @@ const (
 	// logKeep is the entries a directory keeps at least after a trim, and
 	// logSlack how many more it may hold before it is trimmed (each Store
 	// looks every logSlack of its writes to the directory).
-	logKeep  = 128
-	logSlack = 64
+	logKeep  = 32
+	logSlack = 32
 )
 
 // logDir is the Consul prefix of directory dir's change log.

@@ -119,6 +119,8 @@ type leases struct {
 	rpcWait time.Duration
 	openTTL time.Duration
 	stop    chan struct{}
+	ctx     context.Context // ends at close
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
 	// guarded by r.mu
@@ -131,8 +133,11 @@ type leases struct {
 	onLeaseOff func() // tests
 
 	// tests: a member that stops answering (as under SIGSTOP): its peer
-	// listener holds every message, and it renews nothing.
+	// listener holds every message, and it renews and joins nothing.
 	frozen atomic.Bool
+
+	// lost tells the renewal that the member key is gone: join again.
+	lost chan struct{}
 
 	// the members view, guarded by vmu
 	vmu   sync.Mutex
@@ -177,8 +182,9 @@ func (r *Replica) Join(o LeaseOptions) error {
 	if err != nil {
 		return fmt.Errorf("consul: peer listener: %w", err)
 	}
-	l := &leases{r: r, id: randHex(8), token: randHex(24), ln: ln, advert: o.Advertise, stop: make(chan struct{}),
+	l := &leases{r: r, id: randHex(8), token: randHex(24), ln: ln, advert: o.Advertise, stop: make(chan struct{}), lost: make(chan struct{}, 1),
 		ttl: o.LeaseTTL, rpcWait: o.IntentTimeout, openTTL: o.IntentTTL, openDirs: map[string]int{}, open: map[string]*intent{}}
+	l.ctx, l.cancel = context.WithCancel(r.ctx)
 	if l.advert == "" {
 		l.advert = ln.Addr().String()
 	}
@@ -218,6 +224,7 @@ func (r *Replica) Member() (id string, leased bool) {
 }
 
 func (l *leases) close() {
+	l.cancel()
 	close(l.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = l.srv.Shutdown(ctx)
@@ -259,6 +266,12 @@ func (l *leases) run() {
 			return
 		default:
 		}
+		if l.frozen.Load() {
+			if !l.sleep(10 * time.Millisecond) {
+				return
+			}
+			continue
+		}
 		if err := l.join(); err != nil {
 			r.logger.Warn("joining the cluster's read leases failed; reads take the read-index path meanwhile", "error", err, "retry_in", backoff)
 			if !l.sleep(backoff) {
@@ -278,7 +291,7 @@ func (l *leases) memberKey() string { return l.r.prefix + memberDir + l.id }
 // transaction, and marks every shard as needing to be complete up to it.
 func (l *leases) join() error {
 	r := l.r
-	ctx, cancel := backends.CallContext(r.ctx, r.callTimeout())
+	ctx, cancel := backends.CallContext(l.ctx, r.callTimeout())
 	defer cancel()
 	start := time.Now()
 	sid, _, err := r.client.Session().Create(&api.SessionEntry{Name: "berth member " + l.id, TTL: sessionTTL.String(), LockDelay: time.Millisecond, Behavior: api.SessionBehaviorDelete},
@@ -333,6 +346,16 @@ func (l *leases) renew() {
 		select {
 		case <-l.stop:
 			return
+		case <-l.lost:
+			l.r.mu.Lock()
+			sid := l.session
+			l.session = ""
+			l.r.mu.Unlock()
+			ctx, cancel := backends.CallContext(l.ctx, r.callTimeout())
+			_, _ = r.client.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx))
+			cancel()
+			l.leave("its member key is gone")
+			return
 		case <-confirm.C:
 			r.mu.Lock()
 			shards := make([]*shard, 0, len(r.shards))
@@ -351,7 +374,7 @@ func (l *leases) renew() {
 			sid := l.session
 			r.mu.Unlock()
 			start := time.Now()
-			ctx, cancel := backends.CallContext(r.ctx, min(r.callTimeout(), l.ttl))
+			ctx, cancel := backends.CallContext(l.ctx, min(r.callTimeout(), l.ttl))
 			entry, _, err := r.client.Session().Renew(sid, (&api.WriteOptions{}).WithContext(ctx))
 			cancel()
 			switch {
@@ -397,14 +420,7 @@ func (l *leases) watchMembers() {
 			return
 		default:
 		}
-		ctx, cancel := context.WithCancel(r.ctx)
-		go func() {
-			select {
-			case <-l.stop:
-			case <-ctx.Done():
-			}
-			cancel()
-		}()
+		ctx, cancel := context.WithCancel(l.ctx)
 		pairs, meta, err := r.kv.List(r.prefix+membersDir, (&api.QueryOptions{WaitIndex: idx, WaitTime: DefaultWaitTime}).WithContext(ctx))
 		cancel()
 		if err != nil {
@@ -427,6 +443,10 @@ func (l *leases) watchMembers() {
 func (l *leases) setView(pairs api.KVPairs, index uint64) {
 	peers := map[string]peer{}
 	var epoch uint64
+	self := false
+	l.r.mu.Lock()
+	sid, joinedAt := l.session, l.joinIndex
+	l.r.mu.Unlock()
 	for _, p := range pairs {
 		k := strings.TrimPrefix(p.Key, l.r.prefix)
 		switch {
@@ -434,6 +454,9 @@ func (l *leases) setView(pairs api.KVPairs, index uint64) {
 			epoch = p.ModifyIndex
 		case strings.HasPrefix(k, memberDir) && p.Session != "":
 			id := k[len(memberDir):]
+			if id == l.id && p.Session == sid {
+				self = true
+			}
 			var mi memberInfo
 			if id == l.id || json.Unmarshal(p.Value, &mi) != nil || mi.Addr == "" {
 				continue
@@ -446,6 +469,23 @@ func (l *leases) setView(pairs api.KVPairs, index uint64) {
 		l.peers, l.epoch, l.vidx, l.vok = peers, epoch, index, true
 	}
 	l.vmu.Unlock()
+	if !self && sid != "" && index >= joinedAt {
+		// The member key is gone (deleted by hand, or the session was
+		// destroyed): the writers no longer announce to this server.
+		l.r.mu.Lock()
+		gone := l.session == sid && l.joined
+		if gone {
+			l.joined, l.until = false, time.Time{}
+		}
+		l.r.mu.Unlock()
+		if gone {
+			l.r.logger.Info("this server's member key is gone; it answers no read from memory until it has joined again", "member", l.id)
+			select {
+			case l.lost <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 // refreshView lists the members now.
@@ -797,10 +837,29 @@ func (l *leases) serveDone(w http.ResponseWriter, req *http.Request) {
 
 // fromMemory reports whether a read of shard sh may be answered from
 // memory under the lease (r.mu held).
-func (l *leases) fromMemory(sh *shard, now time.Time) bool {
-	return l.joined && now.Before(l.until) && sh.name != lockedDir && sh.applied > 0 && sh.watchErr == nil &&
-		l.openDirs[sh.name] == 0 && l.openDirs[allDirs] == 0 &&
-		sh.applied >= sh.fence && sh.complete >= sh.need && sh.complete >= l.joinIndex
+func (l *leases) fromMemory(sh *shard, now time.Time) bool { return l.state(sh, now) == memOK }
+
+// What a read of a shard may do under the lease.
+const (
+	memNo     = iota // no lease, or the shard is not known complete: the read-index path
+	memOK            // from memory
+	memIntent        // a write to the directory is in flight: from Consul directly
+	memFence         // the shard has not yet applied a write it was told of: wait for its watch
+)
+
+// state is what a read of shard sh may do under the lease (r.mu held).
+func (l *leases) state(sh *shard, now time.Time) int {
+	if !l.joined || !now.Before(l.until) || sh.name == lockedDir || sh.applied == 0 || sh.watchErr != nil ||
+		sh.complete < sh.need || sh.complete < l.joinIndex {
+		return memNo
+	}
+	if l.openDirs[sh.name] != 0 || l.openDirs[allDirs] != 0 {
+		return memIntent
+	}
+	if sh.applied < sh.fence {
+		return memFence
+	}
+	return memOK
 }
 
 // txnDirs are the directories (shard names) a transaction's operations change.
@@ -848,4 +907,38 @@ func (r *Replica) Leased() bool {
 		r.confirmLater(sh)
 	}
 	return len(behind) == 0
+}
+
+// fenceWait bounds how long a read waits for its shard's watch to apply a
+// write it was told of before it reads Consul directly.
+const fenceWait = 50 * time.Millisecond
+
+// waitFence waits (at most fenceWait) until shard sh may be read from
+// memory again under the lease; false when it may not.
+func (r *Replica) waitFence(ctx context.Context, sh *shard) (view, bool) {
+	t := time.NewTimer(fenceWait)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		st := memNo
+		if r.lease != nil {
+			st = r.lease.state(sh, time.Now())
+		}
+		v, ch := view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.changed
+		r.mu.Unlock()
+		switch st {
+		case memOK:
+			return v, true
+		case memFence:
+		default:
+			return view{}, false
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return view{}, false
+		case <-ctx.Done():
+			return view{}, false
+		}
+	}
 }

@@ -307,3 +307,40 @@ func TestLeasePeerTokenChecked(t *testing.T) {
 		t.Fatalf("%d intents open after refused messages", n)
 	}
 }
+
+// A member whose key is deleted by hand (writers no longer announce to it)
+// stops answering from memory and joins again.
+func TestLeaseMemberKeyDeleted(t *testing.T) {
+	a := newJoined(t, "")
+	b := newJoined(t, a.prefix)
+	id, _ := b.Member()
+	kv := rawClient(t).KV()
+	if _, err := kv.Delete(a.prefix+memberDir+id, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.mu.Lock()
+		joined := b.lease.joined
+		b.mu.Unlock()
+		if !joined {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the member still answers from memory 5s after its key was deleted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitLeased(t, b)
+	p, _, err := kv.Get(a.prefix+memberDir+id, nil)
+	if err != nil || p == nil || p.Session == "" {
+		t.Fatalf("the member did not take its key again: %+v %v", p, err)
+	}
+	ctx := context.Background()
+	if _, err := a.Put(ctx, &backends.KVPair{Key: "apps/x", Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := b.Get(ctx, "apps/x", nil); err != nil || p == nil || string(p.Value) != "1" {
+		t.Fatalf("b reads %+v %v", p, err)
+	}
+}

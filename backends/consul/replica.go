@@ -669,12 +669,36 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 	}
 	r.mu.Lock()
 	v = view{sh.tree, sh.tombs, sh.applied, sh.floor}
-	if r.lease != nil && r.lease.fromMemory(sh, time.Now()) {
-		// Under the lease: no write this server was not told of has
-		// committed to the directory since the shard applied it.
-		r.mu.Unlock()
-		r.leasedReads.Add(1)
-		return v, true, nil
+	if r.lease != nil {
+		switch r.lease.state(sh, time.Now()) {
+		case memOK:
+			// Under the lease: no write this server was not told of has
+			// committed to the directory since the shard applied it.
+			r.mu.Unlock()
+			r.leasedReads.Add(1)
+			return v, true, nil
+		case memIntent:
+			if !wait && !r.waitWatch {
+				// A write to the directory is in flight: Consul answers
+				// (no index request, no confirmation: the lease still
+				// holds, and the shard answers again once it closes).
+				r.mu.Unlock()
+				return view{}, false, nil
+			}
+		case memFence:
+			// A write this server was told of has committed: its watch
+			// brings it in a moment.
+			r.mu.Unlock()
+			if v, ok := r.waitFence(ctx, sh); ok {
+				r.leasedReads.Add(1)
+				return v, true, nil
+			}
+			if !wait && !r.waitWatch {
+				return view{}, false, nil
+			}
+			r.mu.Lock()
+			v = view{sh.tree, sh.tombs, sh.applied, sh.floor}
+		}
 	}
 	ok = sh.complete >= g && sh.applied > 0
 	behind := sh.complete < r.maxGlobal
