@@ -49,6 +49,12 @@ func (s *Store) logDir(dir string) string { return s.prefix + logDirName + dir +
 // logOps are the operations that log ops (writes to the Store's keys) in
 // the same transaction, and the directories they touch.
 func (s *Store) logOps(ops []backends.TxnOp) (api.TxnOps, []string) {
+	return s.logEntries(keysByDir(ops))
+}
+
+// keysByDir are the escaped keys the writes among ops change, by
+// top-level directory (a Replica's shard name).
+func keysByDir(ops []backends.TxnOp) map[string][]string {
 	byDir := map[string][]string{}
 	for _, op := range ops {
 		switch op.Verb {
@@ -63,7 +69,7 @@ func (s *Store) logOps(ops []backends.TxnOp) (api.TxnOps, []string) {
 		}
 		byDir[dir] = append(byDir[dir], esc)
 	}
-	return s.logEntries(byDir)
+	return byDir
 }
 
 func (s *Store) logEntries(byDir map[string][]string) (api.TxnOps, []string) {

@@ -864,24 +864,10 @@ func (l *leases) state(sh *shard, now time.Time) int {
 
 // txnDirs are the directories (shard names) a transaction's operations change.
 func txnDirs(ops []backends.TxnOp) []string {
-	var dirs []string
-	for _, op := range ops {
-		switch op.Verb {
-		case backends.TxnSet, backends.TxnCAS, backends.TxnDelete, backends.TxnDeleteCAS:
-		default:
-			continue
-		}
-		d := keyShardName(op.Key)
-		found := false
-		for _, x := range dirs {
-			if x == d {
-				found = true
-				break
-			}
-		}
-		if !found {
-			dirs = append(dirs, d)
-		}
+	byDir := keysByDir(ops)
+	dirs := make([]string, 0, len(byDir))
+	for d := range byDir {
+		dirs = append(dirs, d)
 	}
 	return dirs
 }
@@ -916,8 +902,7 @@ const fenceWait = 50 * time.Millisecond
 // waitFence waits (at most fenceWait) until shard sh may be read from
 // memory again under the lease; false when it may not.
 func (r *Replica) waitFence(ctx context.Context, sh *shard) (view, bool) {
-	t := time.NewTimer(fenceWait)
-	defer t.Stop()
+	deadline := time.Now().Add(fenceWait)
 	for {
 		r.mu.Lock()
 		st := memNo
@@ -926,18 +911,10 @@ func (r *Replica) waitFence(ctx context.Context, sh *shard) (view, bool) {
 		}
 		v, ch := view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.changed
 		r.mu.Unlock()
-		switch st {
-		case memOK:
+		switch {
+		case st == memOK:
 			return v, true
-		case memFence:
-		default:
-			return view{}, false
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			return view{}, false
-		case <-ctx.Done():
+		case st != memFence || !waitChange(ctx, ch, deadline):
 			return view{}, false
 		}
 	}

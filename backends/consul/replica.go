@@ -834,18 +834,27 @@ func (r *Replica) wait(ctx context.Context, sh *shard, deadline time.Time) (view
 	r.mu.Lock()
 	ch := sh.changed
 	r.mu.Unlock()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-		return view{}, false
-	case <-ctx.Done():
+	if !waitChange(ctx, ch, deadline) {
 		return view{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return view{sh.tree, sh.tombs, sh.applied, sh.floor}, true
+}
+
+// waitChange waits until ch is closed (a shard changed); false when the
+// deadline or the context ended first.
+func waitChange(ctx context.Context, ch <-chan struct{}, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func waitOf(q *backends.QueryOptions) time.Duration {
