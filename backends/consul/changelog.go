@@ -297,11 +297,7 @@ func (s *Store) deleteTreeLogged(ctx context.Context, prefix, cp string) (*backe
 		lops, dirs = nil, nil // too many to log: the replicas' confirmations re-list them
 	}
 	tops = append(tops, lops...)
-	gdirs := []string{allDirs}
-	if i := strings.IndexByte(esc, '/'); i >= 0 {
-		gdirs = []string{esc[:i]}
-	}
-	ok, resp, g, err := s.guardedTxn(ctx, tops, gdirs)
+	ok, resp, g, err := s.guardedTxn(ctx, tops, footprint{Trees: []string{prefix}})
 	if err != nil {
 		return nil, s.wrap(ctx, "delete-tree", prefix, err)
 	}

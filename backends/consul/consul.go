@@ -464,7 +464,7 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 		lops, logged = s.logOps(ops)
 		tops = append(tops, lops...)
 	}
-	ok, resp, g, err := s.guardedTxn(ctx, tops, txnDirs(ops))
+	ok, resp, g, err := s.guardedTxn(ctx, tops, txnKeys(ops))
 	if err != nil {
 		return nil, s.wrap(ctx, "txn", ops[0].Key, err)
 	}
@@ -520,13 +520,13 @@ func (s *Store) Txn(ctx context.Context, ops []backends.TxnOp) (*backends.WriteM
 // cluster's members first and carries the epoch check, and is made again
 // (announced anew) when that check alone failed. g is the announcement of
 // a committed transaction, for its caller to end with the commit index.
-func (s *Store) guardedTxn(ctx context.Context, tops api.TxnOps, dirs []string) (ok bool, resp *api.TxnResponse, g *guarded, err error) {
-	if s.guard == nil || len(dirs) == 0 {
+func (s *Store) guardedTxn(ctx context.Context, tops api.TxnOps, fp footprint) (ok bool, resp *api.TxnResponse, g *guarded, err error) {
+	if s.guard == nil || fp.empty() {
 		ok, resp, _, err = s.client.Txn().Txn(tops, (&api.QueryOptions{}).WithContext(ctx))
 		return ok, resp, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		g, err = s.guard.begin(ctx, dirs)
+		g, err = s.guard.begin(ctx, fp)
 		if err != nil {
 			return false, nil, nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,8 +79,6 @@ const (
 	// lockedDir is the directory whose keys are written outside the Store's
 	// transactions (session locks and their heartbeats).
 	lockedDir = "locks"
-	// allDirs is an intent on every directory (a DeleteTree of a prefix with no '/').
-	allDirs = "*"
 )
 
 // LeaseOptions configure Replica.Join.
@@ -128,7 +127,8 @@ type leases struct {
 	session    string
 	until      time.Time // the lease: reads from memory before it
 	joinIndex  uint64
-	openDirs   map[string]int // open intents (received and own) per directory
+	openKeys   map[string]int // open intents (received and own) per Store key
+	openTrees  map[string]int // and per prefix (a DeleteTree's)
 	open       map[string]*intent
 	onLeaseOff func() // tests
 
@@ -147,18 +147,26 @@ type leases struct {
 	vok   bool
 }
 
+// footprint is what a write changes: Store keys, and prefixes (a
+// DeleteTree's; "" is every key).
+type footprint struct {
+	Keys  []string `json:"keys,omitempty"`
+	Trees []string `json:"trees,omitempty"`
+}
+
+func (f footprint) empty() bool { return len(f.Keys) == 0 && len(f.Trees) == 0 }
+
 type intent struct {
-	dirs    []string
-	expires time.Time
-	own     bool
+	fp  footprint
+	own bool
 }
 
 type intentMsg struct {
-	From  string   `json:"from"`
-	Token string   `json:"token"`
-	ID    string   `json:"id"`
-	Dirs  []string `json:"dirs,omitempty"`
-	Index uint64   `json:"index,omitempty"` // done: the commit index; 0: rolled back
+	From  string `json:"from"`
+	Token string `json:"token"`
+	ID    string `json:"id"`
+	footprint
+	Index uint64 `json:"index,omitempty"` // done: the commit index; 0: rolled back
 }
 
 func randHex(n int) string {
@@ -183,7 +191,7 @@ func (r *Replica) Join(o LeaseOptions) error {
 		return fmt.Errorf("consul: peer listener: %w", err)
 	}
 	l := &leases{r: r, id: randHex(8), token: randHex(24), ln: ln, advert: o.Advertise, stop: make(chan struct{}), lost: make(chan struct{}, 1),
-		ttl: o.LeaseTTL, rpcWait: o.IntentTimeout, openTTL: o.IntentTTL, openDirs: map[string]int{}, open: map[string]*intent{}}
+		ttl: o.LeaseTTL, rpcWait: o.IntentTimeout, openTTL: o.IntentTTL, openKeys: map[string]int{}, openTrees: map[string]int{}, open: map[string]*intent{}}
 	l.ctx, l.cancel = context.WithCancel(r.ctx)
 	if l.advert == "" {
 		l.advert = ln.Addr().String()
@@ -507,7 +515,6 @@ type guarded struct {
 	ops     api.TxnOps
 	l       *leases
 	id      string
-	dirs    []string
 	peers   []peer
 	stale   bool // the view was refreshed: the epoch check failed
 	settled bool
@@ -520,9 +527,9 @@ const (
 	unknown // the transaction may or may not have been applied
 )
 
-// begin announces a write to directories dirs: an intent with every member
-// of the view (and this replica), then the epoch check for the transaction.
-func (l *leases) begin(ctx context.Context, dirs []string) (*guarded, error) {
+// begin announces a write of footprint fp: an intent with every member of
+// the view (and this replica), then the epoch check for the transaction.
+func (l *leases) begin(ctx context.Context, fp footprint) (*guarded, error) {
 	r := l.r
 	for attempt := 0; ; attempt++ {
 		l.vmu.Lock()
@@ -540,9 +547,9 @@ func (l *leases) begin(ctx context.Context, dirs []string) (*guarded, error) {
 		}
 		epoch := l.epoch
 		l.vmu.Unlock()
-		g := &guarded{l: l, id: randHex(10), dirs: dirs, peers: peers}
-		l.openIntent(g.id, dirs, true)
-		failed := l.announce(ctx, peers, intentMsg{From: l.id, ID: g.id, Dirs: dirs})
+		g := &guarded{l: l, id: randHex(10), peers: peers}
+		l.openIntent(g.id, fp, true)
+		failed := l.announce(ctx, peers, intentMsg{From: l.id, ID: g.id, footprint: fp})
 		if len(failed) == 0 {
 			verb := api.KVCheckIndex
 			if epoch == 0 {
@@ -567,7 +574,7 @@ func (l *leases) begin(ctx context.Context, dirs []string) (*guarded, error) {
 // it returns those that did not acknowledge.
 func (l *leases) announce(ctx context.Context, peers []peer, msg intentMsg) []peer {
 	path := "/intent"
-	if msg.Dirs == nil {
+	if msg.empty() {
 		path = "/done"
 	}
 	var (
@@ -688,16 +695,19 @@ func (g *guarded) end(index uint64, outcome int) {
 }
 
 // openIntent registers an intent (r.mu).
-func (l *leases) openIntent(id string, dirs []string, own bool) {
+func (l *leases) openIntent(id string, fp footprint, own bool) {
 	r := l.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := l.open[id]; ok {
 		return
 	}
-	l.open[id] = &intent{dirs: dirs, expires: time.Now().Add(l.openTTL), own: own}
-	for _, d := range dirs {
-		l.openDirs[d]++
+	l.open[id] = &intent{fp: fp, own: own}
+	for _, k := range fp.Keys {
+		l.openKeys[k]++
+	}
+	for _, t := range fp.Trees {
+		l.openTrees[t]++
 	}
 	if !own {
 		r.wg.Add(1)
@@ -715,7 +725,7 @@ func (l *leases) openIntent(id string, dirs []string, own bool) {
 }
 
 // closeIntent closes an intent whose write committed at index (0: rolled
-// back): its directories' shards must have applied index to answer from memory.
+// back): the shards must have applied index to answer its keys from memory.
 func (l *leases) closeIntent(id string, index uint64) {
 	r := l.r
 	r.mu.Lock()
@@ -725,22 +735,41 @@ func (l *leases) closeIntent(id string, index uint64) {
 		return
 	}
 	delete(l.open, id)
-	l.raise(in.dirs, index, false)
+	l.raise(in.fp, index, false)
 }
 
-// raise lowers the open intents of dirs and raises what their shards need:
-// applied >= index (a write's), or with complete, complete >= index (r.mu held).
-func (l *leases) raise(dirs []string, index uint64, complete bool) {
+// raise drops an intent of footprint fp and raises what the shards of its
+// keys need: applied >= index for its keys (a write's commit), or with
+// complete, complete >= index (r.mu held).
+func (l *leases) raise(fp footprint, index uint64, complete bool) {
 	r := l.r
-	for _, d := range dirs {
-		if l.openDirs[d]--; l.openDirs[d] <= 0 {
-			delete(l.openDirs, d)
+	for _, k := range fp.Keys {
+		if l.openKeys[k]--; l.openKeys[k] <= 0 {
+			delete(l.openKeys, k)
+		}
+		sh := r.shards[keyShardName(k)]
+		if index == 0 || sh == nil {
+			continue
+		}
+		if complete {
+			sh.need = max(sh.need, index)
+		} else {
+			if sh.fences == nil {
+				sh.fences = map[string]uint64{}
+			}
+			sh.fences[k] = max(sh.fences[k], index)
+		}
+	}
+	for _, t := range fp.Trees {
+		if l.openTrees[t]--; l.openTrees[t] <= 0 {
+			delete(l.openTrees, t)
 		}
 		if index == 0 {
 			continue
 		}
+		esc := escapePrefix(t)
 		for name, sh := range r.shards {
-			if d != allDirs && name != d {
+			if strings.Contains(esc, "/") && name != r.shardName(esc) {
 				continue
 			}
 			if complete {
@@ -774,7 +803,7 @@ func (l *leases) expire(id string) {
 			in, ok := l.open[id]
 			if ok {
 				delete(l.open, id)
-				l.raise(in.dirs, idx, true)
+				l.raise(in.fp, idx, true)
 			}
 			r.mu.Unlock()
 			r.logger.Debug("closed an intent whose write did not report", "intent", id, "epoch_index", idx)
@@ -817,11 +846,11 @@ func (l *leases) serveIntent(w http.ResponseWriter, req *http.Request) {
 	if req.Context().Err() != nil {
 		return // the writer gave up on this member: it evicts it
 	}
-	if len(m.Dirs) == 0 || len(m.Dirs) > 4*maxShards {
-		http.Error(w, "no directories", http.StatusBadRequest)
+	if m.empty() || len(m.Keys)+len(m.Trees) > 4*backends.MaxTxnOps {
+		http.Error(w, "no keys, or too many", http.StatusBadRequest)
 		return
 	}
-	l.openIntent(m.From+"/"+m.ID, m.Dirs, false)
+	l.openIntent(m.From+"/"+m.ID, m.footprint, false)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -835,41 +864,86 @@ func (l *leases) serveDone(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// fromMemory reports whether a read of shard sh may be answered from
+// fromMemory reports whether every read of shard sh may be answered from
 // memory under the lease (r.mu held).
-func (l *leases) fromMemory(sh *shard, now time.Time) bool { return l.state(sh, now) == memOK }
+func (l *leases) fromMemory(sh *shard, now time.Time) bool {
+	return l.state(sh, "", true, now) == memOK
+}
 
-// What a read of a shard may do under the lease.
+// What a read may do under the lease.
 const (
 	memNo     = iota // no lease, or the shard is not known complete: the read-index path
 	memOK            // from memory
-	memIntent        // a write to the directory is in flight: from Consul directly
-	memFence         // the shard has not yet applied a write it was told of: wait for its watch
+	memIntent        // a write to what it reads is in flight: from Consul directly
+	memFence         // the shard has not yet applied a write to it this server was told of: wait for its watch
 )
 
-// state is what a read of shard sh may do under the lease (r.mu held).
-func (l *leases) state(sh *shard, now time.Time) int {
+// overlaps reports whether key k (tree: every key under prefix k) and
+// prefix t may share a key.
+func overlaps(k string, tree bool, t string) bool {
+	return strings.HasPrefix(k, t) || (tree && strings.HasPrefix(t, k))
+}
+
+// under reports whether key x is k (tree: is under prefix k).
+func under(x, k string, tree bool) bool {
+	if tree {
+		return strings.HasPrefix(x, k)
+	}
+	return x == k
+}
+
+// state is what a read of key k (tree: of the keys under prefix k) in
+// shard sh may do under the lease (r.mu held).
+func (l *leases) state(sh *shard, k string, tree bool, now time.Time) int {
 	if !l.joined || !now.Before(l.until) || sh.name == lockedDir || sh.applied == 0 || sh.watchErr != nil ||
 		sh.complete < sh.need || sh.complete < l.joinIndex {
 		return memNo
 	}
-	if l.openDirs[sh.name] != 0 || l.openDirs[allDirs] != 0 {
-		return memIntent
+	for t := range l.openTrees {
+		if overlaps(k, tree, t) {
+			return memIntent
+		}
+	}
+	if !tree {
+		if l.openKeys[k] > 0 {
+			return memIntent
+		}
+	} else {
+		for x := range l.openKeys {
+			if strings.HasPrefix(x, k) {
+				return memIntent
+			}
+		}
 	}
 	if sh.applied < sh.fence {
 		return memFence
 	}
+	if !tree {
+		if sh.applied < sh.fences[k] {
+			return memFence
+		}
+		return memOK
+	}
+	for x, w := range sh.fences {
+		if sh.applied < w && strings.HasPrefix(x, k) {
+			return memFence
+		}
+	}
 	return memOK
 }
 
-// txnDirs are the directories (shard names) a transaction's operations change.
-func txnDirs(ops []backends.TxnOp) []string {
-	byDir := keysByDir(ops)
-	dirs := make([]string, 0, len(byDir))
-	for d := range byDir {
-		dirs = append(dirs, d)
+// txnKeys is the footprint of a transaction: the keys its writes change.
+func txnKeys(ops []backends.TxnOp) footprint {
+	var fp footprint
+	for _, op := range ops {
+		switch op.Verb {
+		case backends.TxnSet, backends.TxnCAS, backends.TxnDelete, backends.TxnDeleteCAS:
+			if !slices.Contains(fp.Keys, op.Key) {
+				fp.Keys = append(fp.Keys, op.Key)
+			}
+		}
 	}
-	return dirs
+	return fp
 }
 
 // Leased reports whether the replica now answers reads of every directory
@@ -901,13 +975,13 @@ const fenceWait = 50 * time.Millisecond
 
 // waitFence waits (at most fenceWait) until shard sh may be read from
 // memory again under the lease; false when it may not.
-func (r *Replica) waitFence(ctx context.Context, sh *shard) (view, bool) {
+func (r *Replica) waitFence(ctx context.Context, sh *shard, k string, tree bool) (view, bool) {
 	deadline := time.Now().Add(fenceWait)
 	for {
 		r.mu.Lock()
 		st := memNo
 		if r.lease != nil {
-			st = r.lease.state(sh, time.Now())
+			st = r.lease.state(sh, k, tree, time.Now())
 		}
 		v, ch := view{sh.tree, sh.tombs, sh.applied, sh.floor}, sh.changed
 		r.mu.Unlock()

@@ -262,7 +262,7 @@ func TestLeaseIntentOfADeadWriterExpires(t *testing.T) {
 	if !fromMemoryWithin(t, b, "apps/hello", 5*time.Second) {
 		t.Fatal("b does not read from memory")
 	}
-	g, err := a.Store.guard.begin(ctx, []string{"apps"})
+	g, err := a.Store.guard.begin(ctx, footprint{Keys: []string{"apps/hello"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestLeasePeerTokenChecked(t *testing.T) {
 	j := newJoined(t, "")
 	l := j.lease
 	for _, tok := range []string{"", "wrong"} {
-		err := l.post(context.Background(), l.ln.Addr().String(), "/intent", intentMsg{From: "x", Token: tok, ID: "i", Dirs: []string{"apps"}})
+		err := l.post(context.Background(), l.ln.Addr().String(), "/intent", intentMsg{From: "x", Token: tok, ID: "i", footprint: footprint{Keys: []string{"apps/x"}}})
 		if err == nil {
 			t.Fatalf("an intent with token %q was taken", tok)
 		}
@@ -342,5 +342,68 @@ func TestLeaseMemberKeyDeleted(t *testing.T) {
 	}
 	if p, _, err := b.Get(ctx, "apps/x", nil); err != nil || p == nil || string(p.Value) != "1" {
 		t.Fatalf("b reads %+v %v", p, err)
+	}
+}
+
+// An intent covers the keys its write changes: a write in flight to
+// apps/a sends reads of apps/a and lists of apps/ to Consul, while apps/b
+// is still read from memory; a DeleteTree's intent covers its prefix.
+func TestLeaseIntentCoversItsKeys(t *testing.T) {
+	a := newJoined(t, "")
+	b := newJoined(t, a.prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range []string{"apps/a", "apps/b", "users/u"} {
+		if _, err := a.Put(ctx, &backends.KVPair{Key: k, Value: []byte("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"apps/a", "apps/b", "users/u"} {
+		if !fromMemoryWithin(t, b, k, 5*time.Second) {
+			t.Fatalf("b does not read %s from memory", k)
+		}
+	}
+	asks := func(read func() error) bool {
+		t.Helper()
+		before := b.asked.Load()
+		if err := read(); err != nil {
+			t.Fatal(err)
+		}
+		return b.asked.Load() != before
+	}
+	get := func(k string) func() error {
+		return func() error { _, _, err := b.Get(ctx, k, nil); return err }
+	}
+	list := func(p string) func() error {
+		return func() error { _, _, err := b.List(ctx, p, nil); return err }
+	}
+	for _, tc := range []struct {
+		fp   footprint
+		read map[string]func() error // read -> must ask Consul
+		want map[string]bool
+	}{
+		{footprint{Keys: []string{"apps/a"}},
+			map[string]func() error{"get apps/a": get("apps/a"), "get apps/b": get("apps/b"), "list apps/": list("apps/"), "list apps/b": list("apps/b"), "get users/u": get("users/u")},
+			map[string]bool{"get apps/a": true, "get apps/b": false, "list apps/": true, "list apps/b": false, "get users/u": false}},
+		{footprint{Trees: []string{"apps/"}},
+			map[string]func() error{"get apps/a": get("apps/a"), "get apps/b": get("apps/b"), "list apps/": list("apps/"), "get users/u": get("users/u")},
+			map[string]bool{"get apps/a": true, "get apps/b": true, "list apps/": true, "get users/u": false}},
+	} {
+		g, err := a.Store.guard.begin(ctx, tc.fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, read := range tc.read {
+			if got := asks(read); got != tc.want[name] {
+				t.Errorf("with a write of %+v in flight, %s asked Consul: %v, want %v", tc.fp, name, got, tc.want[name])
+			}
+		}
+		g.end(0, rolledBack)
+		time.Sleep(100 * time.Millisecond) // the "done" reaches b
+		for name, read := range tc.read {
+			if asks(read) {
+				t.Errorf("after the write of %+v was rolled back, %s still asked Consul", tc.fp, name)
+			}
+		}
 	}
 }

@@ -162,6 +162,9 @@ type shard struct {
 	// once it has applied it), and a global index the shard must be
 	// complete up to (its member's join, an intent closed by an epoch bump).
 	fence, need uint64
+	// fences are the write indexes a member was told of by key (fence is
+	// the DeleteTrees'); dropped as the shard applies them.
+	fences map[string]uint64
 }
 
 // view is what one read uses of a shard: a snapshot.
@@ -502,6 +505,11 @@ func (r *Replica) install(sh *shard, newTree, newTombs *iradix.Tree, index, floo
 		sh.complete, sh.pending = 0, nil
 	}
 	sh.tree, sh.tombs, sh.applied, sh.floor = newTree, newTombs, index, floor
+	for k, w := range sh.fences {
+		if w <= index {
+			delete(sh.fences, k)
+		}
+	}
 	for len(sh.pending) > 0 && sh.pending[0].index <= index {
 		sh.complete = max(sh.complete, sh.pending[0].covers)
 		sh.pending = sh.pending[1:]
@@ -669,8 +677,9 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 	}
 	r.mu.Lock()
 	v = view{sh.tree, sh.tombs, sh.applied, sh.floor}
+	tree := op != "get"
 	if r.lease != nil {
-		switch r.lease.state(sh, time.Now()) {
+		switch r.lease.state(sh, key, tree, time.Now()) {
 		case memOK:
 			// Under the lease: no write this server was not told of has
 			// committed to the directory since the shard applied it.
@@ -689,7 +698,7 @@ func (r *Replica) sync(ctx context.Context, op, key string, sh *shard, wait bool
 			// A write this server was told of has committed: its watch
 			// brings it in a moment.
 			r.mu.Unlock()
-			if v, ok := r.waitFence(ctx, sh); ok {
+			if v, ok := r.waitFence(ctx, sh, key, tree); ok {
 				r.leasedReads.Add(1)
 				return v, true, nil
 			}
