@@ -287,7 +287,7 @@ broker_target "local-mongodb" {         # a MongoDB-wire server (FerretDB here)
 #   # reads from memory with no request to Consul, still linearizable. A
 #   # server that does not acknowledge within 2s is removed and its 3s lease
 #   # waited out (a write then takes ~5s once); a write that bypasses berth
-#   # (consul kv put) is seen within 5s. Needs read_replica and change_log.
+#   # (consul kv put) is seen within about a second. Needs read_replica and change_log.
 #   read_leases = true
 #   # Where this server listens for the other servers' announcements:
 #   # default bind_addr's host, any free port. Set it when bind_addr's host

@@ -40,6 +40,9 @@ func (b *Berth) consulKV(t *testing.T, key string, value any) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %s in Consul KV: %s", method, key, resp.Status)
 	}
+	// A write that bypasses Berth is not announced to the servers' read
+	// leases: each sees it within its next confirmation round (a second).
+	time.Sleep(2 * time.Second)
 }
 
 // TestTeamIDAppsOfDeletedTeam: an app is its team's by the team's ID, not

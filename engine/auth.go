@@ -79,13 +79,14 @@ func (s *Engine) Authenticate(ctx context.Context, tok string) (*Identity, error
 		return nil, unauthorized("invalid token")
 	}
 	h := tokenHash(tok)
-	sec, err := s.secrets.Get(ctx, tokenPath(h), 0)
+	data, err := s.tokenRecord(ctx, h)
 	if errors.Is(err, backends.ErrNotFound) {
 		return nil, unauthorized("invalid or expired token")
 	}
 	if err != nil {
 		return nil, err
 	}
+	sec := &backends.Secret{Data: data} // read only
 	exp, err := time.Parse(time.RFC3339, sec.Data["expires"])
 	if err != nil || time.Now().After(exp) {
 		_ = s.revokeToken(ctx, sec.Data["email"], h)

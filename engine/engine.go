@@ -52,6 +52,7 @@ type Engine struct {
 	rec      Reconciler
 	known    lastKnown                 // the scheduler's last answers, for reads when it does not answer
 	users    *state.Shared[state.User] // token users, decoded once per change (read-only)
+	tokens   tokenCache                // token records read from Secrets (tokencache.go)
 }
 
 // Reconciler is what the engine needs of the reconciler (package

@@ -103,6 +103,10 @@ func (s *Engine) revokeToken(ctx context.Context, email, hash string) error {
 	if err := s.secrets.Delete(ctx, tokenPath(hash)); err != nil {
 		return err
 	}
+	// Every server drops the records it keeps (tokencache.go).
+	if err := s.noteRevocation(ctx, hash); err != nil {
+		return err
+	}
 	if app != "" {
 		if err := s.secrets.Delete(ctx, appTokenPath(app, hash)); err != nil {
 			return err

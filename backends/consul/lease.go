@@ -63,7 +63,8 @@ import (
 // So a read that begins after a write finished sees it on every server, and
 // a write's effect is never seen on one server and missed afterwards on
 // another. Writes that bypass Berth (consul kv put) are not announced: the
-// replica sees them within one confirmation round (confirmEvery).
+// replica sees them within one confirmation round (confirmEvery, one list
+// of each directory's one name a second).
 //
 // Reads of locks/ (written by the session locks, outside the Store's
 // transactions) always take the read-index path.
@@ -72,7 +73,7 @@ const (
 	leaseMargin   = 500 * time.Millisecond
 	sessionTTL    = 10 * time.Second // Consul's least TTL
 	intentTimeout = 2 * time.Second
-	confirmEvery  = 5 * time.Second
+	confirmEvery  = time.Second
 	membersDir    = "%members/"
 	epochKey      = "%members/epoch"
 	memberDir     = "%members/m/"

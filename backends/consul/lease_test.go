@@ -407,3 +407,34 @@ func TestLeaseIntentCoversItsKeys(t *testing.T) {
 		}
 	}
 }
+
+// A write that bypasses Berth (consul kv put) is not announced: a member
+// sees it within its next confirmation round.
+func TestLeaseSeesRawWritesWithinARound(t *testing.T) {
+	j := newJoined(t, "")
+	ctx := context.Background()
+	if _, err := j.Put(ctx, &backends.KVPair{Key: "apps/raw", Value: []byte("berth")}); err != nil {
+		t.Fatal(err)
+	}
+	if !fromMemoryWithin(t, j, "apps/raw", 5*time.Second) {
+		t.Fatal("no memory reads")
+	}
+	if _, err := rawClient(t).KV().Put(&api.KVPair{Key: j.prefix + "apps/raw", Value: []byte("raw")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		p, _, err := j.Get(ctx, "apps/raw", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(p.Value) == "raw" {
+			break
+		}
+		if time.Since(start) > 3*confirmEvery {
+			t.Fatalf("a raw write is not seen %v later", time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("a raw write was seen after %v", time.Since(start).Round(time.Millisecond))
+}
