@@ -157,6 +157,17 @@ type footprint struct {
 
 func (f footprint) empty() bool { return len(f.Keys) == 0 && len(f.Trees) == 0 }
 
+// first names the footprint in errors.
+func (f footprint) first() string {
+	if len(f.Keys) > 0 {
+		return f.Keys[0]
+	}
+	if len(f.Trees) > 0 {
+		return f.Trees[0]
+	}
+	return ""
+}
+
 type intent struct {
 	fp  footprint
 	own bool
@@ -517,7 +528,6 @@ type guarded struct {
 	l       *leases
 	id      string
 	peers   []peer
-	stale   bool // the view was refreshed: the epoch check failed
 	settled bool
 }
 
@@ -559,9 +569,14 @@ func (l *leases) begin(ctx context.Context, fp footprint) (*guarded, error) {
 			g.ops = api.TxnOps{{KV: &api.KVTxnOp{Verb: verb, Key: r.prefix + epochKey, Index: epoch}}}
 			return g, nil
 		}
+		g.end(0, rolledBack)
+		if err := ctx.Err(); err != nil {
+			// The caller gave up (or ran out of time): that says nothing
+			// of the members.
+			return nil, r.wrap(ctx, "write", fp.first(), err)
+		}
 		// Members that did not acknowledge may still answer from memory:
 		// remove them, let their leases run out, and start again.
-		g.end(0, rolledBack)
 		if err := l.evict(ctx, failed); err != nil {
 			return nil, err
 		}

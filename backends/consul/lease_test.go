@@ -438,3 +438,27 @@ func TestLeaseSeesRawWritesWithinARound(t *testing.T) {
 	}
 	t.Logf("a raw write was seen after %v", time.Since(start).Round(time.Millisecond))
 }
+
+// A write whose caller gives up while its intent is being announced evicts
+// no member: the members stay, and answer from memory.
+func TestLeaseCanceledWriteEvictsNobody(t *testing.T) {
+	a := newJoined(t, "")
+	b := newJoined(t, a.prefix)
+	b.lease.frozen.Store(true) // holds the intent until the writer gives up
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := a.Put(ctx, &backends.KVPair{Key: "apps/x", Value: []byte("1")})
+	cancel()
+	if err == nil {
+		t.Fatal("a write whose caller gave up succeeded")
+	}
+	b.lease.frozen.Store(false)
+	time.Sleep(200 * time.Millisecond)
+	if _, leased := b.Member(); !leased {
+		t.Fatal("a canceled write evicted a member")
+	}
+	id, _ := b.Member()
+	p, _, err := rawClient(t).KV().Get(a.prefix+memberDir+id, nil)
+	if err != nil || p == nil || p.Session == "" {
+		t.Fatalf("the member's key after a canceled write: %+v %v", p, err)
+	}
+}
